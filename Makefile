@@ -1,0 +1,43 @@
+# CyberPeace Alliance — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app wsgi
+HOST ?= 127.0.0.1
+PORT ?= 5000
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: run test test-postgres venv deps system-deps lint bench clean
+
+$(VENV)/.deps: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+deps: $(VENV)/.deps
+
+## make run: virtualenv, packages, migrations, demo data; then web + Celery worker + beat.
+run: deps
+	@bash scripts/run.sh
+
+## make test: everything, with real redis-server, Celery worker, aiosmtpd, PostgreSQL, chromium.
+test: deps system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## The same suite on PostgreSQL (a throwaway cluster on loopback is started by the tests).
+test-postgres: deps system-deps
+	ALLIANCE_TEST_DB=postgresql $(PY) -m pytest $(PYTEST_ARGS)
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+lint: deps
+	$(VENV)/bin/ruff check .
+
+bench: deps
+	@echo "No benchmarks yet: they arrive with the notes and TAXII issues (bench/README.md)."
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/artifacts

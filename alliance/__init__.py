@@ -1,0 +1,195 @@
+"""CyberPeace Alliance: the application factory. It only wires; it never creates tables,
+migrates, prompts or calls the network."""
+import logging
+import os
+import secrets
+
+from flask import Flask
+
+from config import BASE_DIR, CONFIGS, INSTANCE_DIR
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: str | type | dict | None = None) -> Flask:
+    """Build the app. config: a name from config.CONFIGS ("development", "testing",
+    "production"), a config class, or a dict of overrides on top of ALLIANCE_ENV's class."""
+    app = Flask(__name__, instance_path=INSTANCE_DIR,
+                template_folder=os.path.join(BASE_DIR, "templates"),
+                static_folder=os.path.join(BASE_DIR, "static"))
+    configure_config(app, config)
+    configure_extensions(app)
+    configure_celery(app)
+    configure_blueprints(app)
+    configure_templates(app)
+    configure_request_hooks(app)
+    configure_errors(app)
+    configure_cli(app)
+    return app
+
+
+def configure_config(app: Flask, config) -> None:
+    overrides = {}
+    if isinstance(config, dict):
+        overrides, config = config, None
+    if config is None or isinstance(config, str):
+        name = config or os.environ.get("ALLIANCE_ENV", "development")
+        if name not in CONFIGS:
+            raise RuntimeError(f"ALLIANCE_ENV must be one of {', '.join(CONFIGS)}, not {name!r}")
+        config = CONFIGS[name]
+    app.config.from_object(config)
+    app.config.update(overrides)
+    app.config["ENV_NAME"] = next((n for n, c in CONFIGS.items() if c is config), "custom")
+    if not app.config.get("SECRET_KEY"):
+        if app.config.get("SESSION_COOKIE_SECURE"):  # production
+            raise RuntimeError("SECRET_KEY is not set: production refuses to start without one. "
+                               "Set it to a long random value (python -c 'import secrets; "
+                               "print(secrets.token_hex(32))').")
+        app.config["SECRET_KEY"] = _instance_secret_key(app)
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    for prefix in ("postgres://", "postgresql://"):
+        if uri.startswith(prefix):
+            uri = "postgresql+psycopg://" + uri[len(prefix):]
+    app.config["SQLALCHEMY_DATABASE_URI"] = uri
+    if uri.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(uri[len("sqlite:///"):]) or ".", exist_ok=True)
+    redis_url = app.config.get("REDIS_URL")
+    app.config.setdefault("RATELIMIT_STORAGE_URI", redis_url or "memory://")
+    app.config["RATELIMIT_HEADERS_ENABLED"] = False
+    app.config.setdefault("CELERY", _celery_settings(app))
+
+
+def _instance_secret_key(app: Flask) -> str:
+    """Development only: generate a key once and keep it in instance/secret_key."""
+    path = os.path.join(app.instance_path, "secret_key")
+    os.makedirs(app.instance_path, exist_ok=True)
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _celery_settings(app: Flask) -> dict:
+    redis_url = app.config.get("REDIS_URL")
+    timeout = app.config["OUTBOX_PUBLISH_TIMEOUT"]
+    if redis_url:
+        broker, options = redis_url, {
+            # Longer than the longest task, so an acks_late task is not redelivered early.
+            "visibility_timeout": 2 * 60 * 60,
+            "socket_connect_timeout": timeout,
+            "socket_timeout": 5 * timeout,
+        }
+    else:
+        # No Redis: kombu's filesystem transport, shared by web, worker and beat on one machine.
+        folder = os.path.join(app.instance_path, "broker")
+        for sub in ("queue", "processed"):
+            os.makedirs(os.path.join(folder, sub), exist_ok=True)
+        broker, options = "filesystem://", {
+            "data_folder_in": os.path.join(folder, "queue"),
+            "data_folder_out": os.path.join(folder, "queue"),
+            "processed_folder": os.path.join(folder, "processed"),
+            "store_processed": False,
+        }
+    return {
+        "broker_url": broker,
+        "broker_transport_options": options,
+        "broker_connection_timeout": timeout,
+        "broker_connection_retry_on_startup": True,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": "alliance",
+        "worker_hijack_root_logger": False,
+    }
+
+
+def configure_extensions(app: Flask) -> None:
+    from alliance.auth.services import load_user
+    from alliance.extensions import csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(BASE_DIR, "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.sign_in"
+    login_manager.login_message = "Sign in to see this page."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(load_user)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            _tune_sqlite(db.engine)
+
+
+def _tune_sqlite(engine) -> None:
+    """Foreign keys on, and a busy timeout so web, worker and beat can share the file."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def configure_celery(app: Flask) -> None:
+    from alliance.extensions import celery_init_app
+
+    celery_init_app(app)
+    # Import the modules that define tasks and outbox handlers so they are registered.
+    import alliance.mail.services  # noqa: F401
+    import alliance.outbox.tasks  # noqa: F401
+
+
+def configure_blueprints(app: Flask) -> None:
+    from alliance.alliances.views import bp as alliances_bp
+    from alliance.audit.views import bp as audit_bp
+    from alliance.auth.views import bp as auth_bp
+    from alliance.core.views import bp as core_bp
+    from alliance.mail.views import bp as mail_bp
+    from alliance.orgs.views import bp as orgs_bp
+
+    app.register_blueprint(core_bp)
+    app.register_blueprint(auth_bp, url_prefix="/auth")
+    app.register_blueprint(orgs_bp)
+    app.register_blueprint(alliances_bp, url_prefix="/alliances")
+    app.register_blueprint(audit_bp)
+    app.register_blueprint(mail_bp, url_prefix="/admin/mail")
+
+
+def configure_templates(app: Flask) -> None:
+    from alliance.core.views import register_template_helpers
+
+    # Autoescape every template, the .txt mail parts included: nothing user-typed is markup.
+    app.jinja_env.autoescape = True
+    register_template_helpers(app)
+
+
+def configure_request_hooks(app: Flask) -> None:
+    from alliance.core.security import add_security_headers
+    from alliance.outbox.services import publish_after_request
+
+    @app.after_request
+    def _after(response):
+        try:
+            publish_after_request()
+        except Exception:  # the relay will pick the rows up; a response is never lost to it
+            log.exception("outbox: publishing after the request failed")
+        return add_security_headers(app, response)
+
+
+def configure_errors(app: Flask) -> None:
+    from alliance.core.views import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def configure_cli(app: Flask) -> None:
+    from alliance.cli import alliance_cli
+
+    app.cli.add_command(alliance_cli)

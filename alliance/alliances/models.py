@@ -1,0 +1,79 @@
+from sqlalchemy import (JSON, Boolean, CheckConstraint, ForeignKey, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from alliance.core.models import UTCDateTime, utcnow
+from alliance.extensions import db
+
+JOIN_POLICIES = ("open", "approval", "invite")
+MEMBERSHIP_STATES = ("requested", "invited", "active", "rejected", "suspended", "left", "removed")
+
+
+class Alliance(db.Model):
+    """A trusted sharing community of organisations."""
+
+    __tablename__ = "alliances"
+    __table_args__ = (
+        CheckConstraint("join_policy IN ('open', 'approval', 'invite')", name="join_policy"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    charter: Mapped[str] = mapped_column(Text, default="")
+    policy_tags: Mapped[list] = mapped_column(JSON, default=list)
+    join_policy: Mapped[str] = mapped_column(String(20), default="approval")
+    allowed_tlps: Mapped[list] = mapped_column(JSON, default=list)
+    default_tlp: Mapped[str] = mapped_column(String(20), default="AMBER")
+    publish_clear_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+
+    memberships = relationship("Membership", back_populates="alliance")
+    coordinators = relationship("Coordinator", back_populates="alliance")
+
+
+class Membership(db.Model):
+    """Organisation <-> alliance, moved only by alliances.services (DESIGN.md state machine)."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        UniqueConstraint("alliance_id", "organisation_id"),
+        CheckConstraint(
+            "state IN ('requested', 'invited', 'active', 'rejected', 'suspended', 'left', "
+            "'removed')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(
+        ForeignKey("alliances.id", ondelete="CASCADE"), index=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    request_message: Mapped[str | None] = mapped_column(Text)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    charter_accepted_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    alliance = relationship("Alliance", back_populates="memberships")
+    organisation = relationship("Organisation")
+
+
+class Coordinator(db.Model):
+    """A user named coordinator of an alliance. Acts as one only while active and while the
+    user's organisation is an active member of the alliance."""
+
+    __tablename__ = "alliance_coordinators"
+    __table_args__ = (UniqueConstraint("alliance_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(
+        ForeignKey("alliances.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    appointed_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+
+    alliance = relationship("Alliance", back_populates="coordinators")
+    user = relationship("User")

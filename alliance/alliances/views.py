@@ -1,0 +1,234 @@
+"""Alliance directory, pages, settings, membership and coordinators."""
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from alliance.alliances import services
+from alliance.alliances.forms import (AcceptInvitationForm, AllianceSettingsForm, ConfirmForm,
+                                      CoordinatorForm, DecisionForm, InviteOrganisationForm,
+                                      JoinForm, NewAllianceForm)
+from alliance.auth.access import member_required
+from alliance.core.errors import DomainError
+from alliance.core.views import flash_error
+from alliance.extensions import db
+from alliance.orgs.models import Organisation
+
+bp = Blueprint("alliances", __name__)
+
+
+@bp.route("/")
+@member_required
+def directory():
+    return render_template("alliances/directory.html", alliances=services.list_alliances())
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@member_required
+def create():
+    if not current_user.is_org_admin:
+        abort(403)
+    form = NewAllianceForm(data={"allowed_tlps": ["CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED"],
+                                 "default_tlp": "AMBER", "join_policy": "approval"}
+                           if request.method == "GET" else None)
+    if form.validate_on_submit():
+        try:
+            alliance = services.create_alliance(current_user, slug=form.slug.data,
+                                                **_settings_from(form))
+        except DomainError as exc:
+            db.session.rollback()
+            flash_error(exc, form)
+        else:
+            flash(f"{alliance.name} is created; you are its first coordinator.", "success")
+            return redirect(url_for("alliances.detail", slug=alliance.slug))
+    return render_template("alliances/new.html", form=form), 422 if form.errors else 200
+
+
+def _settings_from(form) -> dict:
+    return {name: form[name].data for name in services.SETTINGS_FIELDS}
+
+
+@bp.route("/<slug>")
+@member_required
+def detail(slug):
+    alliance = services.get_alliance(slug)
+    membership = services.membership_of(current_user.organisation_id, alliance)
+    return render_template(
+        "alliances/detail.html", alliance=alliance, membership=membership,
+        coordinators=services.coordinators_of(alliance),
+        is_coordinator=services.is_coordinator(current_user, alliance),
+        members=services.memberships_of(alliance)
+        if services.can_see_members(current_user, alliance) else None,
+        join_form=JoinForm(), accept_form=AcceptInvitationForm(), confirm_form=ConfirmForm())
+
+
+@bp.route("/<slug>/settings", methods=["GET", "POST"])
+@member_required
+def settings(slug):
+    alliance = services.get_alliance(slug)
+    services.require_coordinator(current_user, alliance)
+    form = AllianceSettingsForm(obj=alliance)
+    if form.validate_on_submit():
+        try:
+            changed = services.update_settings(current_user, alliance, **_settings_from(form))
+        except DomainError as exc:
+            db.session.rollback()
+            flash_error(exc, form)
+        else:
+            flash(f"Saved ({', '.join(changed)})." if changed else "Nothing changed.", "success")
+            return redirect(url_for("alliances.detail", slug=alliance.slug))
+    return render_template("alliances/settings.html", alliance=alliance, form=form), \
+        422 if form.errors else 200
+
+
+def _act(slug, do, success: str):
+    """Run a state-changing service for a POST button; refusals come back as flash messages
+    on the alliance page, with nothing changed."""
+    alliance = services.get_alliance(slug)
+    try:
+        do(alliance)
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status_code in (403, 404):
+            raise
+        flash(exc.message, "error")
+    else:
+        flash(success, "success")
+    return redirect(url_for("alliances.detail", slug=slug))
+
+
+@bp.route("/<slug>/join", methods=["POST"])
+@member_required
+def join(slug):
+    form = JoinForm()
+    if not form.validate_on_submit():
+        abort(400)
+
+    def do(alliance):
+        m = services.request_to_join(current_user, alliance, message=form.message.data or "",
+                                     accept_charter=form.accept_charter.data)
+        if m.state == "active":
+            flash(f"Your organisation joined {alliance.name}.", "success")
+    return _act(slug, do, "Request sent; the coordinators will decide.")
+
+
+@bp.route("/<slug>/accept", methods=["POST"])
+@member_required
+def accept(slug):
+    form = AcceptInvitationForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return _act(slug, lambda a: services.accept_invitation(
+        current_user, a, accept_charter=form.accept_charter.data), "Welcome to the alliance.")
+
+
+@bp.route("/<slug>/leave", methods=["POST"])
+@member_required
+def leave(slug):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    return _act(slug, lambda a: services.leave(current_user, a),
+                "Your organisation left the alliance.")
+
+
+@bp.route("/<slug>/members")
+@member_required
+def members(slug):
+    alliance = services.get_alliance(slug)
+    services.require_coordinator(current_user, alliance)
+    invite_form = InviteOrganisationForm()
+    invite_form.organisation_id.choices = [
+        (o.id, o.name) for o in services.invitable_organisations(alliance)]
+    return render_template("alliances/members.html", alliance=alliance,
+                           members=services.memberships_of(alliance),
+                           coordinators=services.coordinators_of(alliance),
+                           decision_form=DecisionForm(), invite_form=invite_form,
+                           coordinator_form=_coordinator_form(alliance),
+                           confirm_form=ConfirmForm())
+
+
+def _coordinator_form(alliance) -> CoordinatorForm:
+    form = CoordinatorForm()
+    form.user_id.choices = [(u.id, f"{u.name} ({u.organisation.name})")
+                            for u in services.coordinator_candidates(alliance)]
+    return form
+
+
+@bp.route("/<slug>/memberships/<int:membership_id>/<action>", methods=["POST"])
+@member_required
+def decide(slug, membership_id, action):
+    if action not in services.DECISION_ACTIONS:
+        abort(404)
+    form = DecisionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    alliance = services.get_alliance(slug)
+    services.require_coordinator(current_user, alliance)
+    membership = services.get_membership(alliance, membership_id)
+    try:
+        services.decide(current_user, alliance, membership, action, form.reason.data or "")
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status_code in (403, 404):
+            raise
+        flash(f"{membership.organisation.name}: {exc.message}", "error")
+    else:
+        flash(f"{membership.organisation.name} is now {membership.state}.", "success")
+    return redirect(url_for("alliances.members", slug=slug))
+
+
+@bp.route("/<slug>/invite", methods=["POST"])
+@member_required
+def invite(slug):
+    alliance = services.get_alliance(slug)
+    services.require_coordinator(current_user, alliance)
+    form = InviteOrganisationForm()
+    form.organisation_id.choices = [(o.id, o.name) for o in services.invitable_organisations(alliance)]
+    if not form.validate_on_submit():
+        flash("Choose an organisation to invite.", "error")
+        return redirect(url_for("alliances.members", slug=slug))
+    org = db.session.get(Organisation, form.organisation_id.data) or abort(404)
+    try:
+        services.invite_organisation(current_user, alliance, org)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash(f"{org.name} is invited; its administrators have been mailed.", "success")
+    return redirect(url_for("alliances.members", slug=slug))
+
+
+@bp.route("/<slug>/coordinators", methods=["POST"])
+@member_required
+def add_coordinator(slug):
+    alliance = services.get_alliance(slug)
+    services.require_coordinator(current_user, alliance)
+    form = _coordinator_form(alliance)
+    if not form.validate_on_submit():
+        flash("Choose an active user of a member organisation.", "error")
+        return redirect(url_for("alliances.members", slug=slug))
+    try:
+        user = services.appoint_coordinator(current_user, alliance, form.user_id.data)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash(f"{user.name} is now a coordinator.", "success")
+    return redirect(url_for("alliances.members", slug=slug))
+
+
+@bp.route("/<slug>/coordinators/<int:user_id>/remove", methods=["POST"])
+@member_required
+def remove_coordinator(slug, user_id):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    alliance = services.get_alliance(slug)
+    services.require_coordinator(current_user, alliance)
+    try:
+        services.remove_coordinator(current_user, alliance, user_id)
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status_code == 404:
+            raise
+        flash(exc.message, "error")
+    else:
+        flash("Coordinator removed.", "success")
+    return redirect(url_for("alliances.members", slug=slug))

@@ -1,0 +1,25 @@
+"""The audit log: coordinators see their alliance's events, platform admins all of them."""
+from flask import Blueprint, render_template, request
+from flask_login import current_user
+
+from alliance.alliances.services import get_alliance, require_coordinator
+from alliance.audit.services import list_events
+from alliance.auth.access import admin_required, member_required
+
+bp = Blueprint("audit", __name__)
+
+
+@bp.route("/alliances/<slug>/audit")
+@member_required
+def alliance_log(slug):
+    alliance = get_alliance(slug)
+    require_coordinator(current_user, alliance)
+    events = list_events(alliance=alliance, before_id=request.args.get("before", type=int))
+    return render_template("audit/log.html", events=events, alliance=alliance)
+
+
+@bp.route("/admin/audit")
+@admin_required
+def platform_log():
+    events = list_events(before_id=request.args.get("before", type=int))
+    return render_template("audit/log.html", events=events, alliance=None)

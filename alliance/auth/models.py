@@ -1,0 +1,60 @@
+from flask_login import UserMixin
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from alliance.core.models import UTCDateTime, utcnow
+from alliance.extensions import db
+
+ROLES = ("member", "org_admin")
+
+
+class User(UserMixin, db.Model):
+    """A person; belongs to exactly one organisation (platform admins may have none)."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('member', 'org_admin')", name="role"),
+        CheckConstraint("organisation_id IS NOT NULL OR is_admin", name="org_or_admin"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT"), index=True)
+    role: Mapped[str] = mapped_column(String(20), default="member")
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped on sign-out, password change and deactivation: every session cookie carries the
+    # version it was issued with, and the user loader refuses an older one.
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    email_verified_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    deactivated_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    last_sign_in_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+
+    organisation = relationship("Organisation", back_populates="users")
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.deactivated_at is None
+
+    @property
+    def is_org_admin(self) -> bool:
+        return self.role == "org_admin"
+
+    @property
+    def is_verified(self) -> bool:
+        return self.email_verified_at is not None
+
+    @property
+    def can_act(self) -> bool:
+        """Verified, active, and in a vetted organisation: may use the member pages."""
+        return (self.is_active and self.is_verified and self.organisation is not None
+                and self.organisation.is_approved)
+
+    def __repr__(self):
+        return f"<User {self.email}>"

@@ -1,0 +1,170 @@
+"""Accounts: passwords, sign-in and sign-out, e-mail verification and password reset.
+
+Session invalidation: every session carries the user's session_version (User.get_id); the
+user loader refuses a session whose version is older, so bumping the version signs out every
+session of that user at once, in every process, with no server-side session store."""
+import hashlib
+import hmac
+
+from flask import current_app, session
+from flask_login import login_user, logout_user
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+from zxcvbn import zxcvbn
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+from alliance.auth.models import User
+from alliance.auth.tokens import make_token, read_token
+from alliance.core.errors import DomainError
+from alliance.core.models import utcnow
+from alliance.core.urls import external_url
+from alliance.extensions import db
+from alliance.mail.services import queue_mail
+
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 256
+_COMMON_PASSWORDS = frozenset(FREQUENCY_LISTS["passwords"])
+# Checked against when the e-mail is unknown, so both answers take the same time.
+_DUMMY_HASH = generate_password_hash("not-a-real-password-0000", method="scrypt")
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def check_password_policy(password: str, *, user_inputs: tuple = ()) -> None:
+    """Raise DomainError unless the password is long enough and not a common or guessable one
+    (zxcvbn's list of 30,000 common passwords, and a strength score of at least 3 of 4)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise DomainError(f"Use at least {MIN_PASSWORD_LENGTH} characters.", field="password")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise DomainError(f"Use at most {MAX_PASSWORD_LENGTH} characters.", field="password")
+    if password.lower() in _COMMON_PASSWORDS:
+        raise DomainError("This password is on a list of common passwords; choose another.",
+                          field="password")
+    # zxcvbn is slow on very long inputs; a long passphrase is strong enough by length.
+    result = zxcvbn(password[:64], user_inputs=[str(i) for i in user_inputs if i])
+    if result["score"] < 3:
+        hint = result["feedback"].get("warning") or "It would be easy to guess."
+        raise DomainError(f"This password is too weak: {hint} Try a longer passphrase.",
+                          field="password")
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method="scrypt")
+
+
+def set_password(user: User, password: str) -> None:
+    check_password_policy(password, user_inputs=(user.email, user.name))
+    user.password_hash = hash_password(password)
+
+
+def find_user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(func.lower(User.email) == normalise_email(email)))
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The active user with this e-mail and password, else None. Unknown e-mail, wrong password
+    and deactivated account look the same and take the same time."""
+    user = find_user_by_email(email)
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(user.password_hash, password) or not user.is_active:
+        return None
+    return user
+
+
+def sign_in(user: User) -> None:
+    """Start a fresh session for the user: the old session's contents (and id) are dropped
+    first, so a session fixed before sign-in is worth nothing after."""
+    session.clear()
+    login_user(user, remember=False)
+    session.permanent = True
+    user.last_sign_in_at = utcnow()
+    db.session.commit()
+
+
+def sign_out(user: User | None) -> None:
+    """End this session and every other session of the user (the cookie may have been copied)."""
+    if user is not None and getattr(user, "id", None):
+        user.session_version += 1
+        db.session.commit()
+    logout_user()
+    session.clear()
+
+
+def load_user(user_id: str) -> User | None:
+    """Flask-Login's user loader: refuses sessions of deactivated users and sessions whose
+    version is older than the user's (signed out elsewhere, password changed)."""
+    try:
+        raw_id, raw_version = user_id.split(":", 1)
+        uid, version = int(raw_id), int(raw_version)
+    except (ValueError, AttributeError):
+        return None
+    user = db.session.get(User, uid)
+    if user is None or not user.is_active or user.session_version != version:
+        return None
+    return user
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    """Change the password; every other session of the user ends, this one is renewed."""
+    if not check_password_hash(user.password_hash, current):
+        raise DomainError("Your current password is not correct.", field="current_password")
+    set_password(user, new)
+    user.session_version += 1
+    db.session.commit()
+    sign_in(user)
+
+
+# --- e-mail verification -------------------------------------------------------------------
+
+def send_verification(user: User) -> None:
+    token = make_token("verify-email", {"uid": user.id, "email": user.email})
+    queue_mail(user.email, "verify_email", "Confirm your e-mail address",
+               name=user.name, link=external_url("auth.verify_email", token=token))
+
+
+def verify_email(token: str) -> User:
+    data = read_token("verify-email", token, current_app.config["EMAIL_VERIFY_MAX_AGE"])
+    user = db.session.get(User, data.get("uid"))
+    if user is None or user.email != data.get("email"):
+        raise DomainError("This link is not valid any more.")
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+        db.session.commit()
+    return user
+
+
+# --- password reset -----------------------------------------------------------------------
+
+def _password_fingerprint(user: User) -> str:
+    # Ties a reset token to the current password hash: once used (or after any password
+    # change) the token no longer matches, so each reset link works once.
+    return hmac.new(current_app.config["SECRET_KEY"].encode(), user.password_hash.encode(),
+                    hashlib.sha256).hexdigest()[:32]
+
+
+def request_password_reset(email: str) -> None:
+    """Mail a reset link when the account exists and is active; say nothing either way."""
+    user = find_user_by_email(email)
+    if user is None or not user.is_active:
+        return
+    token = make_token("reset-password", {"uid": user.id, "fp": _password_fingerprint(user)})
+    queue_mail(user.email, "reset_password", "Reset your password", name=user.name,
+               link=external_url("auth.reset_password", token=token))
+    db.session.commit()
+
+
+def reset_password(token: str, new_password: str) -> User:
+    data = read_token("reset-password", token, current_app.config["PASSWORD_RESET_MAX_AGE"])
+    user = db.session.get(User, data.get("uid"))
+    if user is None or not user.is_active or data.get("fp") != _password_fingerprint(user):
+        raise DomainError("This reset link has been used or is no longer valid. Ask for a new one.")
+    set_password(user, new_password)
+    user.session_version += 1
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()  # the link proved the address
+    db.session.commit()
+    return user

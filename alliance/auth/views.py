@@ -1,0 +1,156 @@
+"""Sign-in and sign-out, e-mail verification, password reset and change, invitations."""
+from flask import (Blueprint, current_app, flash, redirect, render_template, request, url_for)
+from flask_login import current_user, login_required
+from flask_limiter import RequestLimit
+
+from alliance.audit.services import record
+from alliance.auth import services
+from alliance.auth.forms import (AcceptInviteForm, ChangePasswordForm, NewPasswordForm,
+                                 PasswordResetRequestForm, SignInForm)
+from alliance.core.errors import DomainError
+from alliance.core.urls import is_safe_next
+from alliance.core.views import flash_error
+from alliance.extensions import db, limiter
+
+bp = Blueprint("auth", __name__)
+
+
+def _account_key() -> str:
+    # Keyed on the address typed, whether or not it exists: an unknown account is throttled
+    # exactly like a known one, so the limit does not tell which addresses have accounts.
+    return "signin:" + services.normalise_email(request.form.get("email", ""))[:254]
+
+
+def _failed(response) -> bool:
+    return response.status_code != 302
+
+
+def _record_lockout(limit: RequestLimit):
+    # Audited once per lockout burst: only the request that first passes the limit is recorded
+    # (later ones within the window are refused before they are counted).
+    email = services.normalise_email(request.form.get("email", ""))
+    user = services.find_user_by_email(email)
+    record("signin.lockout", None, ("account", getattr(user, "id", None), email),
+           organisation=getattr(user, "organisation", None), ip=request.remote_addr,
+           limit=str(limit.limit))
+    db.session.commit()
+    return None
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["SIGNIN_LIMIT_IP"], methods=["POST"],
+               scope="signin-ip")
+@limiter.limit(lambda: current_app.config["SIGNIN_LIMIT_ACCOUNT"], methods=["POST"],
+               key_func=_account_key, deduct_when=_failed, on_breach=_record_lockout,
+               scope="signin-account")
+def sign_in():
+    if current_user.is_authenticated:
+        return redirect(url_for("core.index"))
+    form = SignInForm()
+    next_url = request.values.get("next")
+    if form.validate_on_submit():
+        user = services.authenticate(form.email.data, form.password.data)
+        if user is not None:
+            services.sign_in(user)
+            return redirect(next_url if is_safe_next(next_url) else url_for("core.index"))
+        form.password.errors.append("The e-mail address or the password is not correct.")
+    status = 200 if request.method == "GET" else 401
+    return render_template("auth/sign_in.html", form=form,
+                           next=next_url if is_safe_next(next_url) else None), status
+
+
+@bp.route("/sign-out", methods=["POST"])
+def sign_out():
+    if current_user.is_authenticated:
+        services.sign_out(current_user._get_current_object())
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.sign_in"))
+
+
+@bp.route("/verify/<token>")
+def verify_email(token):
+    try:
+        services.verify_email(token)
+    except DomainError as exc:
+        return render_template("auth/message.html", title="E-mail not confirmed",
+                               message=exc.message), 400
+    flash("Your e-mail address is confirmed.", "success")
+    return redirect(url_for("core.index"))
+
+
+@bp.route("/verify/resend", methods=["POST"])
+@login_required
+@limiter.limit("3 per hour")
+def resend_verification():
+    if not current_user.is_verified:
+        services.send_verification(current_user)
+        db.session.commit()
+    flash("We sent a new confirmation link to your e-mail address.", "info")
+    return redirect(url_for("core.status"))
+
+
+@bp.route("/reset", methods=["GET", "POST"])
+@limiter.limit("10 per hour", methods=["POST"])
+def request_reset():
+    form = PasswordResetRequestForm()
+    if form.validate_on_submit():
+        services.request_password_reset(form.email.data)
+        return render_template("auth/message.html", title="Check your mail",
+                               message="If an account uses that address, we sent it a link to "
+                                       "choose a new password. The link works for one hour.")
+    return render_template("auth/reset_request.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset_password(token):
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.reset_password(token, form.password.data)
+        except DomainError as exc:
+            flash_error(exc, form)
+        else:
+            flash("Your password is changed. Sign in with the new one.", "success")
+            return redirect(url_for("auth.sign_in"))
+    return render_template("auth/reset_password.html", form=form), 422 if form.errors or \
+        request.method == "POST" else 200
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.change_password(current_user._get_current_object(),
+                                     form.current_password.data, form.password.data)
+        except DomainError as exc:
+            flash_error(exc, form)
+        else:
+            flash("Your password is changed; your other sessions are signed out.", "success")
+            return redirect(url_for("core.index"))
+    return render_template("auth/change_password.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def accept_invite(token):
+    from alliance.orgs import services as org_services
+
+    try:
+        invitation = org_services.read_invitation(token)
+    except DomainError as exc:
+        return render_template("auth/message.html", title="Invitation not valid",
+                               message=exc.message), exc.status_code if exc.status_code != 422 else 400
+    form = AcceptInviteForm()
+    if form.validate_on_submit():
+        try:
+            user = org_services.accept_invitation(token, name=form.name.data,
+                                                  password=form.password.data)
+        except DomainError as exc:
+            flash_error(exc, form)
+        else:
+            services.sign_in(user)
+            flash(f"Welcome to {user.organisation.name}.", "success")
+            return redirect(url_for("core.index"))
+    return render_template("auth/accept_invite.html", form=form, invitation=invitation), \
+        422 if form.errors else 200

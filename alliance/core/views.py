@@ -1,0 +1,109 @@
+"""Home, status page, error pages and the helpers every template uses."""
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from alliance.core.errors import DomainError
+from alliance.core.vocab import country_name, policy_tag_label
+
+bp = Blueprint("core", __name__)
+
+
+@bp.route("/")
+def index():
+    if not current_user.is_authenticated:
+        return render_template("core/landing.html")
+    if not current_user.can_act and not current_user.is_admin:
+        return redirect(url_for("core.status"))
+    from alliance.alliances.services import memberships_of_org
+    from alliance.orgs.services import pending_organisations
+
+    memberships = memberships_of_org(current_user.organisation_id) if current_user.organisation_id else []
+    pending = pending_organisations() if current_user.is_admin else []
+    return render_template("core/dashboard.html", memberships=memberships, pending_orgs=pending)
+
+
+@bp.route("/status")
+def status():
+    """What a signed-in user whose account or organisation is not ready yet can see."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.sign_in"))
+    if current_user.can_act:
+        return redirect(url_for("core.index"))
+    return render_template("core/status.html")
+
+
+ERROR_TEXT = {
+    400: ("The request could not be understood", "Go back, check the form and try again."),
+    403: ("You may not do that", "If you think you should, ask your organisation's "
+                                 "administrator or the alliance's coordinators."),
+    404: ("Not found", "The page does not exist, or it is not shared with you. Check the "
+                       "address, or go back to your dashboard."),
+    405: ("Not allowed this way", "This address does not accept that kind of request. "
+                                  "Use the buttons on the page."),
+    409: ("That conflicts with the current state", "Reload the page to see the latest state."),
+    413: ("That is too large", "The upload is over the size limit. Split it or make it smaller."),
+    422: ("That could not be accepted", "Check the message above and try again."),
+    429: ("Too many attempts", "Wait a few minutes before trying again. If you forgot your "
+                              "password, reset it."),
+    500: ("Something went wrong on our side", "Nothing was changed. Try again in a moment; "
+                                              "if it keeps happening, tell your administrator."),
+}
+
+
+def _error_page(code: int, message: str | None = None):
+    title, advice = ERROR_TEXT.get(code, ERROR_TEXT[500])
+    return render_template("errors/error.html", code=code, title=title, advice=advice,
+                           message=message), code
+
+
+def register_error_handlers(app) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return _error_page(400, "The form's security token is missing or has expired. "
+                                "Reload the page and send the form again.")
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc):
+        return _error_page(exc.status_code, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        if exc.code in ERROR_TEXT:
+            message = exc.description if exc.code in (400, 413, 422, 429) else None
+            return _error_page(exc.code, message)
+        return exc
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        from alliance.extensions import db
+
+        db.session.rollback()
+        return _error_page(500)
+
+
+def register_template_helpers(app) -> None:
+    app.jinja_env.filters["country_name"] = country_name
+    app.jinja_env.filters["policy_tag"] = policy_tag_label
+
+    @app.template_filter("when")
+    def when(value):
+        return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+    @app.context_processor
+    def navigation():
+        if not current_user.is_authenticated or not current_user.can_act:
+            return {"nav_alliances": []}
+        from alliance.alliances.services import active_alliances_of
+
+        return {"nav_alliances": active_alliances_of(current_user.organisation_id)}
+
+
+def flash_error(exc: DomainError, form=None) -> None:
+    """Show a domain error on the form field it names, or as a flash message."""
+    if form is not None and exc.field and exc.field in form:
+        form[exc.field].errors = list(form[exc.field].errors) + [exc.message]
+    else:
+        flash(exc.message, "error")

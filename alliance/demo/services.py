@@ -1,0 +1,148 @@
+"""Demo data for `make run`: documented organisations, users and alliances in several
+membership states. Idempotent: running it again changes nothing and reports the same data.
+The passwords are public (README); seed_demo refuses to run in production."""
+import uuid
+
+from sqlalchemy import select
+
+from alliance.alliances import services as alliances
+from alliance.alliances.models import Alliance
+from alliance.auth.models import User
+from alliance.auth.services import find_user_by_email, hash_password
+from alliance.core.models import utcnow
+from alliance.extensions import db
+from alliance.orgs.models import Organisation
+from alliance.orgs.services import build_identity, create_admin
+
+ADMIN = {"email": "admin@demo.alliance", "password": "demo-Admin-harbour-lantern-42",
+         "name": "Pat Admin"}
+ORGANISATIONS = [
+    {"name": "Nordic CERT", "slug": "nordic-cert", "country": "NO", "sectors": ["government"],
+     "website": "https://cert.nordic.example", "domain": "cert.nordic.example",
+     "users": [("Ingrid Larsen", "ingrid@nordic-cert.example", "org_admin"),
+               ("Ola Berg", "ola@nordic-cert.example", "member")]},
+    {"name": "Baltic Energy ISAC", "slug": "baltic-energy-isac", "country": "LT",
+     "sectors": ["energy", "utilities"], "website": "https://isac.baltic-energy.example",
+     "domain": "baltic-energy.example",
+     "users": [("Rasa Petrauskiene", "rasa@baltic-energy.example", "org_admin")]},
+    {"name": "Sunrise Telecom", "slug": "sunrise-telecom", "country": "IN",
+     "sectors": ["telecommunications"], "website": "https://sunrise-telecom.example",
+     "domain": "sunrise-telecom.example",
+     "users": [("Anil Mehta", "anil@sunrise-telecom.example", "org_admin")]},
+    {"name": "Geneva Cyber Policy Institute", "slug": "geneva-cyber-policy", "country": "CH",
+     "sectors": ["non-profit"], "website": "https://policy.geneva.example",
+     "domain": "policy.geneva.example",
+     "users": [("Claire Dubois", "claire@policy.geneva.example", "org_admin")]},
+    {"name": "Pending Analytics Ltd", "slug": "pending-analytics", "country": "GB",
+     "sectors": ["technology"], "website": "https://pending-analytics.example",
+     "domain": "pending-analytics.example", "status": "pending",
+     "users": [("Sam Pending", "sam@pending-analytics.example", "org_admin")]},
+]
+USER_PASSWORD = "demo-Member-compass-orchard-7"
+ALLIANCES = [
+    {"slug": "european-energy-sharing", "name": "European Energy Sharing Alliance",
+     "founder": "ingrid@nordic-cert.example", "join_policy": "approval",
+     "description": "Operators, CERTs and regulators of the European energy sector share "
+                    "incidents and indicators.",
+     "charter": "Members share in good faith, honour TLP 2.0 markings, and report incidents "
+                "affecting the energy sector within 72 hours.",
+     "policy_tags": ["nis2", "gdpr"], "allowed_tlps": ["CLEAR", "GREEN", "AMBER",
+                                                      "AMBER+STRICT", "RED"],
+     "default_tlp": "AMBER", "publish_clear_allowed": True,
+     # organisation slug -> the membership state it should reach
+     "members": {"baltic-energy-isac": "active", "sunrise-telecom": "requested",
+                 "geneva-cyber-policy": "invited"}},
+    {"slug": "cyber-diplomacy-forum", "name": "Cyber Diplomacy Forum",
+     "founder": "claire@policy.geneva.example", "join_policy": "open",
+     "description": "Governments, companies and think tanks discuss norms of responsible "
+                    "state behaviour in cyberspace.",
+     "charter": "Analysis is shared for the benefit of all members; attribution claims are "
+                "labelled as such.",
+     "policy_tags": ["un-oewg", "un-gge", "budapest-convention", "tallinn-manual"],
+     "allowed_tlps": ["CLEAR", "GREEN", "AMBER"], "default_tlp": "GREEN",
+     "publish_clear_allowed": True,
+     "members": {"nordic-cert": "active", "baltic-energy-isac": "suspended",
+                 "sunrise-telecom": "left"}},
+]
+
+
+def _org(spec) -> Organisation:
+    org = db.session.scalar(select(Organisation).where(Organisation.slug == spec["slug"]))
+    if org is None:
+        org = Organisation(name=spec["name"], slug=spec["slug"], country=spec["country"],
+                           sectors=spec["sectors"], website=spec["website"],
+                           domain=spec["domain"], status=spec.get("status", "approved"),
+                           stix_id=f"identity--{uuid.uuid4()}")
+        if org.status == "approved":
+            org.vetted_at = utcnow()
+        org.stix_identity = build_identity(org)
+        db.session.add(org)
+    for name, email, role in spec["users"]:
+        if find_user_by_email(email) is None:
+            db.session.add(User(email=email, name=name, role=role, organisation=org,
+                                password_hash=hash_password(USER_PASSWORD),
+                                email_verified_at=utcnow()))
+    db.session.commit()
+    return org
+
+
+def _reach(alliance: Alliance, org: Organisation, target: str, coordinator: User) -> None:
+    """Drive a membership to the target state through the real services (audit, mail)."""
+    admin = next(u for u in org.users if u.is_org_admin)
+    m = alliances.membership_of(org.id, alliance)
+    if m is not None:
+        return
+    if target == "invited":
+        alliances.invite_organisation(coordinator, alliance, org)
+        return
+    alliances.request_to_join(admin, alliance, message="Demo request",
+                              accept_charter=True)
+    m = alliances.membership_of(org.id, alliance)
+    if target == "requested":
+        return
+    if m.state == "requested":
+        alliances.decide(coordinator, alliance, m, "approve")
+    if target == "suspended":
+        alliances.decide(coordinator, alliance, m, "suspend", "Demo: suspended for review")
+    elif target == "left":
+        alliances.leave(admin, alliance)
+
+
+def seed_demo() -> dict:
+    """Create the demo data where missing; return what exists, for printing."""
+    if find_user_by_email(ADMIN["email"]) is None:
+        create_admin(ADMIN["email"], ADMIN["password"], ADMIN["name"])
+    orgs = {spec["slug"]: _org(spec) for spec in ORGANISATIONS}
+    for spec in ALLIANCES:
+        founder = find_user_by_email(spec["founder"])
+        alliance = db.session.scalar(select(Alliance).where(Alliance.slug == spec["slug"]))
+        if alliance is None:
+            settings = {k: spec[k] for k in alliances.SETTINGS_FIELDS}
+            alliance = alliances.create_alliance(founder, slug=spec["slug"], **settings)
+        for slug, state in spec["members"].items():
+            _reach(alliance, orgs[slug], state, founder)
+    return describe()
+
+
+def describe() -> dict:
+    users = [{"email": ADMIN["email"], "password": ADMIN["password"], "name": ADMIN["name"],
+              "organisation": None, "role": "platform admin"}]
+    organisations = []
+    for spec in ORGANISATIONS:
+        org = db.session.scalar(select(Organisation).where(Organisation.slug == spec["slug"]))
+        organisations.append({"slug": org.slug, "name": org.name, "status": org.status,
+                              "country": org.country, "stix_id": org.stix_id})
+        for name, email, role in spec["users"]:
+            users.append({"email": email, "password": USER_PASSWORD, "name": name,
+                          "organisation": org.slug, "role": role})
+    alliance_rows, memberships = [], []
+    for spec in ALLIANCES:
+        alliance = db.session.scalar(select(Alliance).where(Alliance.slug == spec["slug"]))
+        alliance_rows.append({"slug": alliance.slug, "name": alliance.name,
+                              "join_policy": alliance.join_policy,
+                              "coordinators": [u.email for u in alliances.coordinators_of(alliance)]})
+        for m in alliances.memberships_of(alliance):
+            memberships.append({"alliance": alliance.slug, "organisation": m.organisation.slug,
+                                "state": m.state})
+    return {"organisations": organisations, "users": users, "alliances": alliance_rows,
+            "memberships": memberships}

@@ -1,0 +1,62 @@
+"""Development convenience: platform admins read the local maildir the platform writes to
+when MAIL_URL is a folder (the `make run` default)."""
+import mailbox
+import os
+from email.utils import parsedate_to_datetime
+
+from flask import Blueprint, abort, current_app, render_template
+
+from alliance.auth.access import admin_required
+
+bp = Blueprint("mail", __name__)
+
+
+def _maildir():
+    url = current_app.config["MAIL_URL"]
+    if not current_app.config.get("MAILDIR_ADMIN_PAGE") or url.startswith(("smtp://", "smtps://")):
+        abort(404)
+    path = url[len("maildir://"):] if url.startswith("maildir://") else url
+    if not os.path.isdir(path):
+        return None
+    return mailbox.Maildir(path, create=False)
+
+
+def _parts(msg):
+    text = html = ""
+    for part in msg.walk():
+        if part.get_content_type() == "text/plain" and not text:
+            text = part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8", "replace")
+        elif part.get_content_type() == "text/html" and not html:
+            html = part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8", "replace")
+    return text, html
+
+
+@bp.route("/")
+@admin_required
+def inbox():
+    box = _maildir()
+    mails = []
+    for key, msg in (box.iteritems() if box is not None else []):
+        try:
+            sent = parsedate_to_datetime(msg["Date"])
+        except (TypeError, ValueError):
+            sent = None
+        mails.append({"key": key, "to": msg["To"], "subject": msg["Subject"], "sent": sent})
+    mails.sort(key=lambda m: m["sent"].timestamp() if m["sent"] else 0, reverse=True)
+    return render_template("mail/inbox.html", mails=mails[:500], total=len(mails))
+
+
+@bp.route("/<key>")
+@admin_required
+def show(key):
+    box = _maildir()
+    if box is None:
+        abort(404)
+    try:
+        msg = box[key]
+    except KeyError:
+        abort(404)
+    text, html = _parts(msg)
+    headers = [(k, v) for k, v in msg.items()]
+    return render_template("mail/show.html", key=key, msg=msg, text=text, html=html,
+                           headers=headers)

@@ -1,0 +1,40 @@
+from sqlalchemy import JSON, CheckConstraint, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from alliance.core.models import UTCDateTime, utcnow
+from alliance.extensions import db
+
+ORG_STATUSES = ("pending", "approved", "rejected")
+
+
+class Organisation(db.Model):
+    """A member organisation. Pending until a platform admin vets it; its STIX identity id is
+    stable and is the created_by_ref of everything it posts."""
+
+    __tablename__ = "organisations"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    country: Mapped[str] = mapped_column(String(2))
+    sectors: Mapped[list] = mapped_column(JSON, default=list)
+    website: Mapped[str | None] = mapped_column(String(300))
+    domain: Mapped[str | None] = mapped_column(String(253))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    vetted_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    stix_id: Mapped[str] = mapped_column(String(64), unique=True)
+    stix_identity: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+
+    users = relationship("User", back_populates="organisation", order_by="User.name")
+
+    @property
+    def is_approved(self) -> bool:
+        return self.status == "approved"
+
+    def __repr__(self):
+        return f"<Organisation {self.slug} {self.status}>"

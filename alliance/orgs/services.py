@@ -1,0 +1,228 @@
+"""Organisations and their users: registration, vetting by a platform admin, invitations,
+roles and deactivation. Every function takes the acting user explicitly and checks it."""
+import json
+import uuid
+
+import stix2
+from flask import current_app
+from sqlalchemy import func, select
+
+from alliance.audit.services import record
+from alliance.auth.models import User
+from alliance.auth.services import (find_user_by_email, hash_password, normalise_email,
+                                    send_verification, set_password)
+from alliance.auth.tokens import make_token, read_token
+from alliance.core.errors import Conflict, DomainError, NotAllowed, NotFound
+from alliance.core.models import utcnow
+from alliance.core.text import slugify
+from alliance.core.urls import external_url
+from alliance.extensions import db
+from alliance.mail.services import queue_mail
+from alliance.orgs.models import Organisation
+
+
+def build_identity(org: Organisation) -> dict:
+    """The organisation's STIX 2.1 identity. Its id never changes; a new version gets a new
+    `modified`."""
+    now = utcnow()
+    created = org.stix_identity.get("created") if org.stix_identity else None
+    identity = stix2.v21.Identity(
+        id=org.stix_id, name=org.name, identity_class="organization",
+        sectors=list(org.sectors or []) or None,
+        contact_information=org.website or None,
+        created=created or now, modified=now, allow_custom=False)
+    return json.loads(identity.serialize())
+
+
+def _unique_slug(model, name: str) -> str:
+    base = slugify(name)
+    slug, n = base, 2
+    while db.session.scalar(select(model.id).where(model.slug == slug)) is not None:
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+def register_organisation(*, name: str, country: str, sectors: list[str], website: str | None,
+                          domain: str | None, user_name: str, email: str,
+                          password: str) -> tuple[Organisation, User]:
+    """Create a pending organisation with its first user as org admin, and mail the user a
+    verification link. Platform admins are told there is an organisation to vet."""
+    name = name.strip()
+    if db.session.scalar(select(Organisation.id).where(func.lower(Organisation.name) == name.lower())):
+        raise Conflict("An organisation with this name is already registered.", field="name")
+    if find_user_by_email(email):
+        raise Conflict("An account with this e-mail address exists already. Sign in, or reset "
+                       "your password.", field="email")
+    org = Organisation(name=name, slug=_unique_slug(Organisation, name), country=country,
+                       sectors=sorted(set(sectors)), website=website or None,
+                       domain=(domain or "").strip().lower() or None, status="pending",
+                       stix_id=f"identity--{uuid.uuid4()}")
+    org.stix_identity = build_identity(org)
+    user = User(email=normalise_email(email), name=user_name.strip(), role="org_admin",
+                organisation=org, password_hash="!")
+    set_password(user, password)
+    db.session.add_all([org, user])
+    db.session.flush()
+    record("organisation.registered", user, org, organisation=org)
+    send_verification(user)
+    admins = db.session.scalars(select(User.email).where(User.is_admin,
+                                                         User.deactivated_at.is_(None))).all()
+    if admins:
+        queue_mail(list(admins), "org_to_vet", f"New organisation to vet: {org.name}",
+                   org_name=org.name, country=org.country,
+                   link=external_url("orgs.vetting"))
+    db.session.commit()
+    return org, user
+
+
+def pending_organisations() -> list[Organisation]:
+    return db.session.scalars(select(Organisation).where(Organisation.status == "pending")
+                              .order_by(Organisation.created_at)).all()
+
+
+def recently_vetted(limit: int = 50) -> list[Organisation]:
+    return db.session.scalars(select(Organisation).where(Organisation.status != "pending")
+                              .order_by(Organisation.vetted_at.desc()).limit(limit)).all()
+
+
+def get_organisation_by_slug(slug: str) -> Organisation:
+    org = db.session.scalar(select(Organisation).where(Organisation.slug == slug))
+    if org is None:
+        raise NotFound("No such organisation.")
+    return org
+
+
+def vet_organisation(actor: User, org: Organisation, *, approve: bool, reason: str) -> None:
+    """A platform admin approves or rejects a pending organisation; its org admins are mailed."""
+    if not actor.is_admin:
+        raise NotAllowed("Only platform administrators vet organisations.")
+    if org.status != "pending":
+        raise Conflict(f"{org.name} is already {org.status}.")
+    if not approve and not (reason or "").strip():
+        raise DomainError("Say why the organisation is rejected; the reason is mailed to it.",
+                          field="reason")
+    org.status = "approved" if approve else "rejected"
+    org.status_reason = (reason or "").strip() or None
+    org.vetted_at = utcnow()
+    record("organisation.approved" if approve else "organisation.rejected", actor, org,
+           organisation=org, reason=org.status_reason)
+    recipients = [u.email for u in org.users if u.is_org_admin and u.is_active]
+    queue_mail(recipients, "org_vetted",
+               f"{org.name} was {'approved' if approve else 'not approved'}",
+               org_name=org.name, approved=approve, reason=org.status_reason or "",
+               link=external_url("core.index"))
+    db.session.commit()
+
+
+# --- users of an organisation --------------------------------------------------------------
+
+def _require_org_admin(actor: User, org: Organisation) -> None:
+    if not (actor.can_act and actor.is_org_admin and actor.organisation_id == org.id):
+        raise NotAllowed("Only an administrator of this organisation can do that.")
+
+
+def get_org_user(actor: User, user_id: int) -> User:
+    """A user of the actor's own organisation; another organisation's users are not found."""
+    user = db.session.get(User, user_id)
+    if user is None or user.organisation_id != actor.organisation_id:
+        raise NotFound("No such user in your organisation.")
+    return user
+
+
+def invite_user(actor: User, email: str, role: str = "member") -> str:
+    """Mail a signed, expiring invitation to join the actor's organisation. Returns the link."""
+    org = actor.organisation
+    _require_org_admin(actor, org)
+    email = normalise_email(email)
+    if role not in ("member", "org_admin"):
+        raise DomainError("Unknown role.", field="role")
+    if find_user_by_email(email):
+        raise Conflict("This person already has an account.", field="email")
+    token = make_token("invite", {"org": org.id, "email": email, "role": role, "by": actor.id})
+    link = external_url("auth.accept_invite", token=token)
+    queue_mail(email, "user_invite", f"{actor.name} invites you to {org.name} on CyberPeace Alliance",
+               inviter=actor.name, org_name=org.name, link=link,
+               days=current_app.config["INVITE_MAX_AGE"] // 86400)
+    record("user.invited", actor, ("invitation", None, email), organisation=org, role=role)
+    db.session.commit()
+    return link
+
+
+def read_invitation(token: str) -> dict:
+    data = read_token("invite", token, current_app.config["INVITE_MAX_AGE"])
+    org = db.session.get(Organisation, data.get("org"))
+    if org is None:
+        raise DomainError("This invitation is no longer valid.")
+    if find_user_by_email(data["email"]):
+        raise Conflict("This invitation has been used already. Sign in instead.")
+    return {**data, "organisation": org}
+
+
+def accept_invitation(token: str, *, name: str, password: str) -> User:
+    """Create the invited user. The address is verified: the link was mailed to it."""
+    data = read_invitation(token)
+    user = User(email=data["email"], name=name.strip(), role=data["role"],
+                organisation=data["organisation"], password_hash="!",
+                email_verified_at=utcnow())
+    set_password(user, password)
+    db.session.add(user)
+    db.session.flush()
+    record("user.joined", user, user, organisation=data["organisation"], role=user.role,
+           invited_by=data.get("by"))
+    db.session.commit()
+    return user
+
+
+def _active_org_admins(org_id: int) -> int:
+    return db.session.scalar(select(func.count(User.id)).where(
+        User.organisation_id == org_id, User.role == "org_admin", User.deactivated_at.is_(None)))
+
+
+def change_role(actor: User, user: User, role: str) -> None:
+    _require_org_admin(actor, user.organisation)
+    if role not in ("member", "org_admin"):
+        raise DomainError("Unknown role.", field="role")
+    if user.role == role:
+        return
+    if user.role == "org_admin" and _active_org_admins(user.organisation_id) <= 1:
+        raise Conflict("This is the last administrator of the organisation; make someone else "
+                       "an administrator first.")
+    old = user.role
+    user.role = role
+    record("user.role_changed", actor, user, organisation=user.organisation,
+           old=old, new=role)
+    db.session.commit()
+
+
+def deactivate_user(actor: User, user: User, reason: str = "") -> None:
+    """Deactivate a user: every session ends now and the account cannot sign in."""
+    from alliance.alliances.services import check_user_can_leave_coordination
+
+    _require_org_admin(actor, user.organisation)
+    if not user.is_active:
+        raise Conflict("This user is already deactivated.")
+    if user.id == actor.id:
+        raise DomainError("You cannot deactivate yourself; ask another administrator.")
+    if user.is_org_admin and _active_org_admins(user.organisation_id) <= 1:
+        raise Conflict("This is the last administrator of the organisation.")
+    check_user_can_leave_coordination(user)
+    user.deactivated_at = utcnow()
+    user.session_version += 1
+    record("user.deactivated", actor, user, organisation=user.organisation, reason=reason)
+    db.session.commit()
+
+
+def create_admin(email: str, password: str, name: str = "Platform administrator") -> User:
+    """Create (or promote) a platform administrator; used by the CLI."""
+    user = find_user_by_email(email)
+    if user is None:
+        user = User(email=normalise_email(email), name=name, password_hash=hash_password("!"),
+                    is_admin=True, email_verified_at=utcnow())
+        db.session.add(user)
+    user.is_admin = True
+    user.email_verified_at = user.email_verified_at or utcnow()
+    set_password(user, password)
+    db.session.flush()
+    record("user.made_admin", None, user)
+    db.session.commit()
+    return user

@@ -1,0 +1,138 @@
+"""Organisation registration, profile and users; vetting by platform admins."""
+import json
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user
+
+from alliance.alliances.services import memberships_of_org
+from alliance.auth.access import admin_required, member_required
+from alliance.auth.services import sign_in
+from alliance.core.errors import DomainError
+from alliance.core.views import flash_error
+from alliance.extensions import db, limiter
+from alliance.orgs import services
+from alliance.orgs.forms import (DeactivateForm, InviteUserForm, RegisterOrganisationForm,
+                                 RoleForm, VetForm)
+from alliance.orgs.models import Organisation
+
+bp = Blueprint("orgs", __name__)
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@limiter.limit("10 per hour", methods=["POST"])
+def register():
+    if current_user.is_authenticated:
+        return redirect(url_for("core.index"))
+    form = RegisterOrganisationForm()
+    if form.validate_on_submit():
+        try:
+            org, user = services.register_organisation(
+                name=form.org_name.data, country=form.country.data, sectors=form.sectors.data,
+                website=form.website.data, domain=form.domain.data, user_name=form.name.data,
+                email=form.email.data, password=form.password.data)
+        except DomainError as exc:
+            db.session.rollback()
+            if exc.field == "name":
+                exc.field = "org_name"
+            flash_error(exc, form)
+        else:
+            sign_in(user)
+            return redirect(url_for("core.status"))
+    return render_template("orgs/register.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/organisations/<slug>")
+@member_required
+def profile(slug):
+    org = services.get_organisation_by_slug(slug)
+    if org.id != current_user.organisation_id and not org.is_approved:
+        abort(404)
+    own = org.id == current_user.organisation_id
+    return render_template("orgs/profile.html", org=org, own=own,
+                           identity_json=json.dumps(org.stix_identity, indent=2, sort_keys=True),
+                           memberships=memberships_of_org(org.id) if own else [])
+
+
+@bp.route("/organisations/<slug>/users", methods=["GET", "POST"])
+@member_required
+def users(slug):
+    org = services.get_organisation_by_slug(slug)
+    if org.id != current_user.organisation_id or not current_user.is_org_admin:
+        abort(404)
+    form = InviteUserForm()
+    if form.validate_on_submit():
+        try:
+            services.invite_user(current_user, form.email.data, form.role.data)
+        except DomainError as exc:
+            db.session.rollback()
+            flash_error(exc, form)
+        else:
+            flash(f"Invitation sent to {form.email.data}.", "success")
+            return redirect(url_for("orgs.users", slug=slug))
+    return render_template("orgs/users.html", org=org, form=form, role_form=RoleForm(),
+                           deactivate_form=DeactivateForm()), 422 if form.errors else 200
+
+
+@bp.route("/organisations/<slug>/users/<int:user_id>/role", methods=["POST"])
+@member_required
+def change_role(slug, user_id):
+    form = RoleForm()
+    user = services.get_org_user(current_user, user_id)
+    if user.organisation.slug != slug:
+        abort(404)
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        services.change_role(current_user, user, form.role.data)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("orgs.users", slug=slug))
+    flash(f"{user.name} is now {'an organisation admin' if user.is_org_admin else 'a member'}.",
+          "success")
+    return redirect(url_for("orgs.users", slug=slug))
+
+
+@bp.route("/organisations/<slug>/users/<int:user_id>/deactivate", methods=["POST"])
+@member_required
+def deactivate(slug, user_id):
+    form = DeactivateForm()
+    user = services.get_org_user(current_user, user_id)
+    if user.organisation.slug != slug:
+        abort(404)
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        services.deactivate_user(current_user, user, form.reason.data or "")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("orgs.users", slug=slug))
+    flash(f"{user.name} is deactivated and signed out everywhere.", "success")
+    return redirect(url_for("orgs.users", slug=slug))
+
+
+@bp.route("/admin/organisations")
+@admin_required
+def vetting():
+    return render_template("orgs/vetting.html", pending=services.pending_organisations(),
+                           recent=services.recently_vetted(), form=VetForm())
+
+
+@bp.route("/admin/organisations/<int:org_id>/vet", methods=["POST"])
+@admin_required
+def vet(org_id):
+    org = db.session.get(Organisation, org_id) or abort(404)
+    form = VetForm()
+    if not form.validate_on_submit():
+        flash("Choose approve or reject.", "error")
+        return redirect(url_for("orgs.vetting"))
+    try:
+        services.vet_organisation(current_user, org, approve=form.decision.data == "approve",
+                                  reason=form.reason.data or "")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(f"{org.name}: {exc.message}", "error")
+        return redirect(url_for("orgs.vetting"))
+    flash(f"{org.name} is {org.status}; its administrators have been mailed.", "success")
+    return redirect(url_for("orgs.vetting"))

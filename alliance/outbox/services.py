@@ -1,0 +1,166 @@
+"""The transactional outbox: "do this after commit" rows written with the change that causes
+them, relayed to Celery, and run at most once each by a claim on the row.
+
+Why: a web request must never wait on Redis. enqueue() only writes a row; after the request
+commits, publish_pending() tries the broker once with a short timeout, and the beat task
+relay_outbox() keeps trying until the broker takes each row. Running is guarded by an atomic
+claim (UPDATE ... WHERE done_at IS NULL AND lease expired), so a duplicated or redelivered
+task does nothing the second time."""
+import logging
+import random
+from datetime import timedelta
+
+from flask import current_app, g, has_request_context
+from sqlalchemy import or_, select, update
+
+from alliance.core.models import utcnow
+from alliance.extensions import db
+from alliance.outbox.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+HANDLERS: dict = {}
+CLAIM_LEASE = timedelta(minutes=10)
+REPUBLISH_AFTER = timedelta(minutes=15)
+
+
+class TemporaryFailure(Exception):
+    """Try again later (broker, SMTP 4xx, timeouts)."""
+
+
+class PermanentFailure(Exception):
+    """Will never work (SMTP 5xx, the subject of the message is gone)."""
+
+
+def handler(kind: str):
+    """Register the function that runs outbox messages of this kind: fn(message)."""
+
+    def decorate(fn):
+        HANDLERS[kind] = fn
+        return fn
+
+    return decorate
+
+
+def enqueue(kind: str, **payload) -> OutboxMessage:
+    """Add a message to the current transaction. It is relayed once the transaction commits."""
+    message = OutboxMessage(kind=kind, payload=payload)
+    db.session.add(message)
+    db.session.flush()
+    if has_request_context():
+        g.setdefault("outbox_ids", []).append(message.id)
+    return message
+
+
+def _publish(message_ids: list[int]) -> int:
+    """Hand the messages to the broker, marking each one published. Stops at the first broker
+    error (the broker is down; the relay will come back). Returns how many were published."""
+    from alliance.outbox.tasks import dispatch
+
+    published = 0
+    for message_id in message_ids:
+        try:
+            # One try, no reconnect loop: with retry=False kombu still spends ~2 s
+            # reconnecting; max_retries=0 fails at once and leaves the row to the relay.
+            dispatch.apply_async(args=[message_id], retry=True, retry_policy={"max_retries": 0})
+        except Exception as exc:  # the broker's errors vary by transport; all mean "later"
+            log.warning("outbox: broker refused message %s: %s", message_id, exc)
+            db.session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == message_id).values(
+                    publish_attempts=OutboxMessage.publish_attempts + 1,
+                    last_error=f"publish: {exc}"[:2000]))
+            db.session.commit()
+            break
+        db.session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == message_id).values(
+                published_at=utcnow(), publish_attempts=OutboxMessage.publish_attempts + 1))
+        db.session.commit()
+        published += 1
+    return published
+
+
+def publish_after_request() -> None:
+    """Called after a request: publish what it enqueued, if the request committed it."""
+    ids = g.pop("outbox_ids", None)
+    if not ids:
+        return
+    db.session.rollback()  # never publish (or commit) what the request left uncommitted
+    committed = db.session.scalars(
+        select(OutboxMessage.id).where(OutboxMessage.id.in_(ids),
+                                       OutboxMessage.published_at.is_(None))).all()
+    if committed:
+        _publish(sorted(committed))
+
+
+def relay_pending(limit: int = 500) -> int:
+    """Publish every message the broker has not taken yet, and republish ones that were taken
+    long ago but never ran (a lost broker message); the claim makes republishing safe."""
+    now = utcnow()
+    ids = db.session.scalars(
+        select(OutboxMessage.id).where(
+            OutboxMessage.done_at.is_(None), OutboxMessage.failed_at.is_(None),
+            OutboxMessage.available_at <= now,
+            or_(OutboxMessage.published_at.is_(None),
+                (OutboxMessage.published_at < now - REPUBLISH_AFTER)
+                & or_(OutboxMessage.claimed_until.is_(None),
+                      OutboxMessage.claimed_until < now)))
+        .order_by(OutboxMessage.id).limit(limit)).all()
+    db.session.rollback()
+    return _publish(list(ids))
+
+
+def run_message(message_id: int) -> str:
+    """Run one message's handler unless it already ran or another worker holds it.
+    Returns "done", "skipped" or "failed"; raises TemporaryFailure to ask for a retry."""
+    now = utcnow()
+    claimed = db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.done_at.is_(None),
+               OutboxMessage.failed_at.is_(None),
+               or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))
+        .values(claimed_until=now + CLAIM_LEASE, run_attempts=OutboxMessage.run_attempts + 1)
+    ).rowcount
+    db.session.commit()
+    if claimed != 1:
+        return "skipped"
+    message = db.session.get(OutboxMessage, message_id)
+    run = HANDLERS.get(message.kind)
+    try:
+        if run is None:
+            raise PermanentFailure(f"no handler for outbox kind {message.kind!r}")
+        run(message)
+    except TemporaryFailure as exc:
+        db.session.rollback()
+        _finish(message_id, claimed_until=None, last_error=str(exc)[:2000])
+        raise
+    except PermanentFailure as exc:
+        db.session.rollback()
+        _finish(message_id, failed_at=utcnow(), claimed_until=None, last_error=str(exc)[:2000])
+        return "failed"
+    except Exception as exc:
+        # A bug in a handler: release the claim so a retry (or the relay) can run it again.
+        db.session.rollback()
+        _finish(message_id, claimed_until=None, last_error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise TemporaryFailure(str(exc)) from exc
+    db.session.commit()
+    _finish(message_id, done_at=utcnow(), claimed_until=None, last_error=None)
+    return "done"
+
+
+def _finish(message_id: int, **values) -> None:
+    db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values))
+    db.session.commit()
+
+
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter, capped at ten minutes."""
+    return random.uniform(0, min(600.0, 5.0 * (2 ** attempt)))
+
+
+def max_attempts() -> int:
+    return current_app.config["OUTBOX_MAX_ATTEMPTS"]
+
+
+def give_up(message_id: int, error: str) -> None:
+    """Stop retrying a message: it stays visible with its last error."""
+    _finish(message_id, failed_at=utcnow(), claimed_until=None, last_error=error[:2000])

@@ -1,0 +1,82 @@
+"""Configuration classes, driven by environment variables. No logic lives here: the
+application factory (alliance/__init__.py) derives what depends on other values."""
+import os
+
+BASE_DIR = os.path.abspath(os.path.dirname(__file__))
+INSTANCE_DIR = os.environ.get("INSTANCE_PATH") or os.path.join(BASE_DIR, "instance")
+
+
+class Config:
+    # SECRET_KEY: production refuses to start without one; development keeps one in instance/.
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    # DATABASE_URL: any SQLAlchemy URL; postgresql:// is run through psycopg 3.
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or (
+        "sqlite:///" + os.path.join(INSTANCE_DIR, "alliance.db"))
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # REDIS_URL: Celery broker and rate-limit storage. Unset: an embedded broker that needs
+    # no server (kombu's filesystem transport in instance/) and in-process rate limits.
+    REDIS_URL = os.environ.get("REDIS_URL")
+    # MAIL_URL: smtp://user:pass@host:port, smtps://..., or a maildir path.
+    MAIL_URL = os.environ.get("MAIL_URL") or os.path.join(INSTANCE_DIR, "maildir")
+    MAIL_FROM = os.environ.get("MAIL_FROM", "CyberPeace Alliance <no-reply@alliance.localhost>")
+    MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "10"))
+    # BASE_URL: how people reach the site; used for links in mails sent by workers.
+    BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
+
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(10 * 1024 * 1024)))
+    SESSION_COOKIE_NAME = "alliance_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    PERMANENT_SESSION_LIFETIME = 60 * 60 * 12
+    REMEMBER_COOKIE_SECURE = False
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = 60 * 60 * 8
+    HSTS = False
+
+    # Signed-token lifetimes, in seconds.
+    EMAIL_VERIFY_MAX_AGE = 60 * 60 * 48
+    PASSWORD_RESET_MAX_AGE = 60 * 60
+    INVITE_MAX_AGE = 60 * 60 * 24 * 7
+
+    # Sign-in throttling: failed attempts per account, and attempts per client address.
+    SIGNIN_LIMIT_ACCOUNT = os.environ.get("SIGNIN_LIMIT_ACCOUNT", "5 per 15 minutes")
+    SIGNIN_LIMIT_IP = os.environ.get("SIGNIN_LIMIT_IP", "30 per 15 minutes")
+
+    # Outbox relay: how often beat relays pending rows, and how long a web request may wait
+    # on the broker before leaving the row for the relay.
+    OUTBOX_RELAY_SECONDS = float(os.environ.get("OUTBOX_RELAY_SECONDS", "10"))
+    OUTBOX_PUBLISH_TIMEOUT = float(os.environ.get("OUTBOX_PUBLISH_TIMEOUT", "1.0"))
+    OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "8"))
+
+    # Admin page listing the local maildir (development convenience).
+    MAILDIR_ADMIN_PAGE = True
+
+
+class DevelopmentConfig(Config):
+    pass
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL") or os.environ.get(
+        "DATABASE_URL") or "sqlite://"
+    WTF_CSRF_ENABLED = False
+    SECRET_KEY = "testing-secret-key-not-for-production"
+    SIGNIN_LIMIT_ACCOUNT = "5 per 15 minutes"
+    SIGNIN_LIMIT_IP = "30 per 15 minutes"
+
+
+class ProductionConfig(Config):
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+    HSTS = True
+    MAILDIR_ADMIN_PAGE = False
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}

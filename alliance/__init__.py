@@ -39,6 +39,8 @@ def configure_config(app: Flask, config) -> None:
         config = CONFIGS[name]
     app.config.from_object(config)
     app.config.update(overrides)
+    if app.config.get("INSTANCE_PATH"):
+        app.instance_path = app.config["INSTANCE_PATH"]
     app.config["ENV_NAME"] = next((n for n, c in CONFIGS.items() if c is config), "custom")
     if not app.config.get("SECRET_KEY"):
         if app.config.get("SESSION_COOKIE_SECURE"):  # production

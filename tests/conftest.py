@@ -18,6 +18,8 @@ from sqlalchemy import text  # noqa: E402
 from tests import factories  # noqa: E402
 from tests.servers import PostgresServer  # noqa: E402
 
+pytest_plugins = ["tests.servers_fixtures"]
+
 
 def pytest_report_header(config):
     return f"database: {os.environ.get('ALLIANCE_TEST_DB', 'sqlite')}; tmp: {_TMP}"

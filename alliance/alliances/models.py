@@ -1,5 +1,4 @@
-from sqlalchemy import (JSON, Boolean, CheckConstraint, ForeignKey, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from alliance.core.models import UTCDateTime, utcnow

@@ -41,12 +41,17 @@ def can_move(from_state: str | None, to_state: str) -> bool:
     return (from_state, to_state) in STATE_EDGES
 
 
-def _move(membership: Membership, to_state: str) -> str | None:
-    """Change a membership's state along an allowed edge, else refuse with a clear message."""
-    from_state = membership.state
+def _check_move(from_state: str | None, to_state: str) -> None:
+    """Refuse, with a message naming both states, a move the state machine does not allow."""
     if not can_move(from_state, to_state):
         raise Conflict(f"A membership that is {from_state or 'not there'} cannot become "
                        f"{to_state}.")
+
+
+def _move(membership: Membership, to_state: str) -> str | None:
+    """Change a membership's state along an allowed edge, else refuse with a clear message."""
+    from_state = membership.state
+    _check_move(from_state, to_state)
     membership.state = to_state
     membership.updated_at = utcnow()
     return from_state
@@ -280,8 +285,11 @@ def request_to_join(actor, alliance: Alliance, *, message: str = "",
 def accept_invitation(actor, alliance: Alliance, *, accept_charter: bool = False) -> Membership:
     org = _require_org_admin(actor)
     membership = membership_of(org.id, alliance)
-    if membership is None or membership.state != "invited":
+    if membership is None:
         raise Conflict("Your organisation has no open invitation to this alliance.")
+    if membership.state != "invited":
+        raise Conflict(f"Your organisation's membership is {membership.state}: only an invited "
+                       "one becomes active by accepting an invitation.")
     if alliance.charter.strip() and not accept_charter:
         raise DomainError("Accept the alliance's charter to join.", field="accept_charter")
     _move(membership, "active")
@@ -318,8 +326,10 @@ def leave(actor, alliance: Alliance) -> Membership:
     membership = membership_of(org.id, alliance)
     if membership is None:
         raise Conflict("Your organisation is not a member of this alliance.")
-    _move(membership, "left")
+    # Every check before any change, so that a refusal leaves the session untouched too.
+    _check_move(membership.state, "left")
     _check_keeps_a_coordinator(alliance, org.id)
+    _move(membership, "left")
     _drop_coordinators_of_org(actor, alliance, org)
     record("membership.left", actor, org, alliance=alliance, organisation=org)
     db.session.commit()
@@ -329,12 +339,19 @@ def leave(actor, alliance: Alliance) -> Membership:
 # --- coordinators deciding -----------------------------------------------------------------
 
 _DECISIONS = {
-    # action: (target state, audit action, reason required, mail subject)
-    "approve": ("active", "membership.approved", False, "Welcome to {alliance}"),
-    "reject": ("rejected", "membership.rejected", True, "Your request to join {alliance}"),
-    "suspend": ("suspended", "membership.suspended", True, "Membership of {alliance} suspended"),
-    "reinstate": ("active", "membership.reinstated", False, "Membership of {alliance} reinstated"),
-    "remove": ("removed", "membership.removed", True, "Removed from {alliance}"),
+    # action: (states it applies to, target state, audit action, reason required, mail subject)
+    # Approve applies to requests only: an invitation becomes active when the organisation
+    # accepts it (and the charter) itself, never on a coordinator's say-so.
+    "approve": (("requested",), "active", "membership.approved", False,
+                "Welcome to {alliance}"),
+    "reject": (("requested",), "rejected", "membership.rejected", True,
+               "Your request to join {alliance}"),
+    "suspend": (("active",), "suspended", "membership.suspended", True,
+                "Membership of {alliance} suspended"),
+    "reinstate": (("suspended",), "active", "membership.reinstated", False,
+                  "Membership of {alliance} reinstated"),
+    "remove": (("active", "suspended"), "removed", "membership.removed", True,
+               "Removed from {alliance}"),
 }
 DECISION_ACTIONS = tuple(_DECISIONS)
 
@@ -348,17 +365,18 @@ def decide(actor, alliance: Alliance, membership: Membership, action: str,
         raise NotFound("No such membership in this alliance.")
     if action not in _DECISIONS:
         raise NotFound("No such action.")
-    to_state, audit_action, needs_reason, subject = _DECISIONS[action]
-    if action == "approve" and membership.state == "suspended":
-        raise Conflict("A suspended member is reinstated, not approved.")
-    if action == "reinstate" and membership.state != "suspended":
-        raise Conflict(f"A membership that is {membership.state} cannot be reinstated.")
+    sources, to_state, audit_action, needs_reason, subject = _DECISIONS[action]
+    if membership.state not in sources:
+        raise Conflict(f"Cannot {action} a membership that is {membership.state}: only one that "
+                       f"is {' or '.join(sources)} can become {to_state} this way.")
     reason = (reason or "").strip()
     if needs_reason and not reason:
         raise DomainError("Give a reason; it is mailed to the organisation.", field="reason")
-    from_state = _move(membership, to_state)
+    # Every check before any change, so that a refusal leaves the session untouched too.
+    _check_move(membership.state, to_state)
     if to_state in ("suspended", "removed"):
         _check_keeps_a_coordinator(alliance, membership.organisation_id)
+    from_state = _move(membership, to_state)
     if to_state == "removed":
         _drop_coordinators_of_org(actor, alliance, membership.organisation)
     membership.decision_reason = reason or None

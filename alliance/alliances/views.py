@@ -3,9 +3,16 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from alliance.alliances import services
-from alliance.alliances.forms import (AcceptInvitationForm, AllianceSettingsForm, ConfirmForm,
-                                      CoordinatorForm, DecisionForm, InviteOrganisationForm,
-                                      JoinForm, NewAllianceForm)
+from alliance.alliances.forms import (
+    AcceptInvitationForm,
+    AllianceSettingsForm,
+    ConfirmForm,
+    CoordinatorForm,
+    DecisionForm,
+    InviteOrganisationForm,
+    JoinForm,
+    NewAllianceForm,
+)
 from alliance.auth.access import member_required
 from alliance.core.errors import DomainError
 from alliance.core.views import flash_error

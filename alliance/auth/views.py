@@ -1,12 +1,21 @@
 """Sign-in and sign-out, e-mail verification, password reset and change, invitations."""
-from flask import (Blueprint, current_app, flash, redirect, render_template, request, url_for)
-from flask_login import current_user, login_required
-from flask_limiter import RequestLimit
+from datetime import UTC, datetime
 
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_limiter import RequestLimit
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from alliance.audit.models import AuditEvent
 from alliance.audit.services import record
 from alliance.auth import services
-from alliance.auth.forms import (AcceptInviteForm, ChangePasswordForm, NewPasswordForm,
-                                 PasswordResetRequestForm, SignInForm)
+from alliance.auth.forms import (
+    AcceptInviteForm,
+    ChangePasswordForm,
+    NewPasswordForm,
+    PasswordResetRequestForm,
+    SignInForm,
+)
 from alliance.core.errors import DomainError
 from alliance.core.urls import is_safe_next
 from alliance.core.views import flash_error
@@ -26,9 +35,17 @@ def _failed(response) -> bool:
 
 
 def _record_lockout(limit: RequestLimit):
-    # Audited once per lockout burst: only the request that first passes the limit is recorded
-    # (later ones within the window are refused before they are counted).
+    # Audited once per lockout burst. The limiter calls this for every refused attempt, so a
+    # burst that is already in the log (an event since the limit's current window began) is
+    # not recorded again: hammering a locked account must not flood the audit log. The check
+    # is in the database, so it holds across processes.
     email = services.normalise_email(request.form.get("email", ""))
+    window_start = datetime.fromtimestamp(limit.window.reset_time - limit.limit.get_expiry(), UTC)
+    if db.session.scalar(select(AuditEvent.id).where(
+            AuditEvent.action == "signin.lockout", AuditEvent.target_type == "account",
+            AuditEvent.target_label == email[:300], AuditEvent.created_at >= window_start)
+            .limit(1)) is not None:
+        return None
     user = services.find_user_by_email(email)
     record("signin.lockout", None, ("account", getattr(user, "id", None), email),
            organisation=getattr(user, "organisation", None), ip=request.remote_addr,

@@ -1,5 +1,6 @@
 """Home, status page, error pages and the helpers every template uses."""
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import (Blueprint, flash, has_request_context, redirect, render_template, request,
+                   url_for)
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -94,6 +95,8 @@ def register_template_helpers(app) -> None:
 
     @app.context_processor
     def navigation():
+        if not has_request_context():  # mails rendered in a worker have no signed-in user
+            return {}
         if not current_user.is_authenticated or not current_user.can_act:
             return {"nav_alliances": []}
         from alliance.alliances.services import active_alliances_of

@@ -4,7 +4,6 @@ below, in a Celery worker, after the transaction that asked for it has committed
 import mailbox
 import os
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -63,8 +62,9 @@ def send_message(msg: EmailMessage) -> None:
         _send_smtp(url, msg)
     else:
         path = url[len("maildir://"):] if url.startswith("maildir://") else url
-        os.makedirs(path, exist_ok=True)
-        mailbox.Maildir(path, create=True).add(msg)
+        for sub in ("tmp", "new", "cur"):  # Maildir(create=True) skips an existing folder
+            os.makedirs(os.path.join(path, sub), exist_ok=True)
+        mailbox.Maildir(path, create=False).add(msg)
 
 
 def _send_smtp(url: str, msg: EmailMessage) -> None:
@@ -92,7 +92,7 @@ def _send_smtp(url: str, msg: EmailMessage) -> None:
         if 400 <= exc.smtp_code < 500:
             raise TemporaryFailure(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
         raise PermanentFailure(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
-    except (smtplib.SMTPServerDisconnected, socket.timeout, OSError) as exc:
+    except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
         raise TemporaryFailure(f"SMTP connection: {exc}") from exc
 
 

@@ -1,7 +1,15 @@
 from flask_wtf import FlaskForm
-from wtforms import (EmailField, PasswordField, RadioField, SelectField, SelectMultipleField,
-                     StringField, TextAreaField, URLField)
-from wtforms.validators import (URL, DataRequired, Email, EqualTo, Length, Optional, Regexp)
+from wtforms import (
+    EmailField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    URLField,
+)
+from wtforms.validators import URL, DataRequired, Email, EqualTo, Length, Optional, Regexp
 
 from alliance.core.vocab import country_choices, sector_choices
 

@@ -9,8 +9,13 @@ from sqlalchemy import func, select
 
 from alliance.audit.services import record
 from alliance.auth.models import User
-from alliance.auth.services import (find_user_by_email, hash_password, normalise_email,
-                                    send_verification, set_password)
+from alliance.auth.services import (
+    find_user_by_email,
+    hash_password,
+    normalise_email,
+    send_verification,
+    set_password,
+)
 from alliance.auth.tokens import make_token, read_token
 from alliance.core.errors import Conflict, DomainError, NotAllowed, NotFound
 from alliance.core.models import utcnow

@@ -11,8 +11,13 @@ from alliance.core.errors import DomainError
 from alliance.core.views import flash_error
 from alliance.extensions import db, limiter
 from alliance.orgs import services
-from alliance.orgs.forms import (DeactivateForm, InviteUserForm, RegisterOrganisationForm,
-                                 RoleForm, VetForm)
+from alliance.orgs.forms import (
+    DeactivateForm,
+    InviteUserForm,
+    RegisterOrganisationForm,
+    RoleForm,
+    VetForm,
+)
 from alliance.orgs.models import Organisation
 
 bp = Blueprint("orgs", __name__)
@@ -73,13 +78,20 @@ def users(slug):
                            deactivate_form=DeactivateForm()), 422 if form.errors else 200
 
 
+def _managed_user(slug: str, user_id: int):
+    """The user with this id in the organisation at this address, when the current user is
+    an admin of it. Anyone else gets 404, as on the users page: a plain member's refused
+    action must not look like a form error, and another organisation's users do not exist."""
+    if not current_user.is_org_admin or current_user.organisation.slug != slug:
+        abort(404)
+    return services.get_org_user(current_user, user_id)
+
+
 @bp.route("/organisations/<slug>/users/<int:user_id>/role", methods=["POST"])
 @member_required
 def change_role(slug, user_id):
     form = RoleForm()
-    user = services.get_org_user(current_user, user_id)
-    if user.organisation.slug != slug:
-        abort(404)
+    user = _managed_user(slug, user_id)
     if not form.validate_on_submit():
         abort(400)
     try:
@@ -97,9 +109,7 @@ def change_role(slug, user_id):
 @member_required
 def deactivate(slug, user_id):
     form = DeactivateForm()
-    user = services.get_org_user(current_user, user_id)
-    if user.organisation.slug != slug:
-        abort(404)
+    user = _managed_user(slug, user_id)
     if not form.validate_on_submit():
         abort(400)
     try:

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 HANDLERS: dict = {}
 CLAIM_LEASE = timedelta(minutes=10)
+DISPATCH_TASK = "alliance.outbox.dispatch"
 REPUBLISH_AFTER = timedelta(minutes=15)
 
 
@@ -55,14 +56,14 @@ def enqueue(kind: str, **payload) -> OutboxMessage:
 def _publish(message_ids: list[int]) -> int:
     """Hand the messages to the broker, marking each one published. Stops at the first broker
     error (the broker is down; the relay will come back). Returns how many were published."""
-    from alliance.outbox.tasks import dispatch
-
+    celery = current_app.extensions["celery"]
     published = 0
     for message_id in message_ids:
         try:
             # One try, no reconnect loop: with retry=False kombu still spends ~2 s
             # reconnecting; max_retries=0 fails at once and leaves the row to the relay.
-            dispatch.apply_async(args=[message_id], retry=True, retry_policy={"max_retries": 0})
+            celery.send_task(DISPATCH_TASK, args=[message_id], retry=True,
+                             retry_policy={"max_retries": 0})
         except Exception as exc:  # the broker's errors vary by transport; all mean "later"
             log.warning("outbox: broker refused message %s: %s", message_id, exc)
             db.session.execute(

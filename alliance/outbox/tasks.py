@@ -5,7 +5,7 @@ from alliance.outbox import services
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None,
-             name="alliance.outbox.dispatch")
+             name=services.DISPATCH_TASK)
 def dispatch(self, message_id: int) -> str:
     try:
         return services.run_message(message_id)

@@ -1,0 +1,96 @@
+"""The outbox's claim and relay rules, on the database alone (a recording stand-in replaces
+the broker's send_task: this is a unit test of the two functions)."""
+from datetime import timedelta
+
+import pytest
+
+from alliance.core.models import utcnow
+from alliance.extensions import db
+from alliance.outbox import services
+from alliance.outbox.models import OutboxMessage
+
+
+@pytest.fixture
+def ran():
+    calls = []
+    services.HANDLERS["test.record"] = lambda message: calls.append(message.payload["n"])
+    yield calls
+    services.HANDLERS.pop("test.record", None)
+
+
+def test_a_message_runs_once_however_often_it_is_dispatched(ran):
+    message = services.enqueue("test.record", n=1)
+    db.session.commit()
+    assert services.run_message(message.id) == "done"
+    assert services.run_message(message.id) == "skipped"
+    assert ran == [1]
+
+
+def test_a_message_claimed_by_a_live_worker_is_not_run_by_another(ran):
+    message = services.enqueue("test.record", n=2)
+    message.claimed_until = utcnow() + timedelta(minutes=5)
+    db.session.commit()
+    assert services.run_message(message.id) == "skipped"
+    assert ran == []
+
+
+def test_an_expired_claim_of_a_dead_worker_is_taken_over(ran):
+    message = services.enqueue("test.record", n=3)
+    message.claimed_until = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert services.run_message(message.id) == "done"
+    assert ran == [3]
+
+
+def test_a_handler_error_releases_the_claim_for_a_retry():
+    def boom(message):
+        raise RuntimeError("bug")
+
+    services.HANDLERS["test.boom"] = boom
+    try:
+        message = services.enqueue("test.boom")
+        db.session.commit()
+        with pytest.raises(services.TemporaryFailure):
+            services.run_message(message.id)
+        db.session.expire_all()
+        row = db.session.get(OutboxMessage, message.id)
+        assert row.claimed_until is None and row.done_at is None and "bug" in row.last_error
+    finally:
+        services.HANDLERS.pop("test.boom")
+
+
+def test_a_message_of_unknown_kind_fails_permanently():
+    message = services.enqueue("test.nobody-handles-this")
+    db.session.commit()
+    assert services.run_message(message.id) == "failed"
+    db.session.expire_all()
+    assert db.session.get(OutboxMessage, message.id).failed_at is not None
+
+
+def test_relay_publishes_unpublished_and_stale_rows_and_stops_when_the_broker_fails(
+        app, monkeypatch):
+    sent = []
+    celery = app.extensions["celery"]
+    monkeypatch.setattr(celery, "send_task", lambda name, args, **kw: sent.append(args[0]))
+    fresh_row = services.enqueue("test.record", n=1)
+    stale = services.enqueue("test.record", n=2)
+    stale.published_at = utcnow() - timedelta(hours=1)
+    recent = services.enqueue("test.record", n=3)
+    recent.published_at = utcnow()
+    done = services.enqueue("test.record", n=4)
+    done.done_at = utcnow()
+    db.session.commit()
+    assert services.relay_pending() == 2
+    assert sorted(sent) == sorted([fresh_row.id, stale.id])
+
+    def refuse(name, args, **kw):
+        raise ConnectionError("broker down")
+
+    later = services.enqueue("test.record", n=5)
+    db.session.commit()
+    monkeypatch.setattr(celery, "send_task", refuse)
+    assert services.relay_pending() == 0
+    db.session.expire_all()
+    row = db.session.get(OutboxMessage, later.id)
+    assert row.published_at is None and row.publish_attempts == 1
+    assert "broker down" in row.last_error

@@ -11,9 +11,7 @@ export PYTHONPATH := $(CURDIR)
 .PHONY: run test test-postgres venv deps system-deps lint bench clean
 
 $(VENV)/.deps: requirements.txt requirements-dev.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
+	@PYTHON=$(PYTHON) bash scripts/setup-venv.sh
 	@touch $@
 
 deps: $(VENV)/.deps

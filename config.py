@@ -49,6 +49,9 @@ class Config:
     OUTBOX_PUBLISH_TIMEOUT = float(os.environ.get("OUTBOX_PUBLISH_TIMEOUT", "1.0"))
     OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "8"))
 
+    # Number of reverse proxies in front (nginx: 1) whose X-Forwarded-* headers are trusted.
+    PROXY_FIX_HOPS = int(os.environ.get("PROXY_FIX_HOPS", "0"))
+
     # Admin page listing the local maildir (development convenience).
     MAILDIR_ADMIN_PAGE = True
 

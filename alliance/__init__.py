@@ -23,6 +23,7 @@ def create_app(config: str | type | dict | None = None) -> Flask:
     configure_blueprints(app)
     configure_templates(app)
     configure_request_hooks(app)
+    configure_proxy(app)
     configure_errors(app)
     configure_cli(app)
     return app
@@ -86,12 +87,13 @@ def _celery_settings(app: Flask) -> dict:
     else:
         # No Redis: kombu's filesystem transport, shared by web, worker and beat on one machine.
         folder = os.path.join(app.instance_path, "broker")
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             os.makedirs(os.path.join(folder, sub), exist_ok=True)
         broker, options = "filesystem://", {
             "data_folder_in": os.path.join(folder, "queue"),
             "data_folder_out": os.path.join(folder, "queue"),
             "processed_folder": os.path.join(folder, "processed"),
+            "control_folder": os.path.join(folder, "control"),
             "store_processed": False,
         }
     return {
@@ -170,6 +172,16 @@ def configure_templates(app: Flask) -> None:
     # Autoescape every template, the .txt mail parts included: nothing user-typed is markup.
     app.jinja_env.autoescape = True
     register_template_helpers(app)
+
+
+def configure_proxy(app: Flask) -> None:
+    """Behind N reverse proxies, trust N hops of X-Forwarded-* (client address for the
+    sign-in limits, scheme and host); with none configured, trust none."""
+    hops = app.config["PROXY_FIX_HOPS"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
 def configure_request_hooks(app: Flask) -> None:

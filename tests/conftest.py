@@ -13,6 +13,7 @@ os.environ["ALLIANCE_ENV"] = "testing"
 for _var in ("DATABASE_URL", "TEST_DATABASE_URL", "REDIS_URL", "MAIL_URL", "SECRET_KEY"):
     os.environ.pop(_var, None)
 
+from flask.testing import FlaskClient  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from tests import factories  # noqa: E402
@@ -34,11 +35,45 @@ def tmp_root():
 @pytest.fixture(scope="session")
 def database_url(tmp_root):
     if os.environ.get("ALLIANCE_TEST_DB") == "postgresql":
-        server = PostgresServer(os.path.join(tmp_root, "pg")).start()
+        # Its own folder: the cluster runs as the postgres user, who cannot enter tmp_root.
+        workdir = tempfile.mkdtemp(prefix="alliance-pg-")
+        server = PostgresServer(workdir).start()
         yield server.url
         server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     else:
         yield "sqlite:///" + os.path.join(tmp_root, "alliance-test.db")
+
+
+class RequestIsolatingClient(FlaskClient):
+    """A test client whose every request runs in an application context of its own, as in
+    production. The `db` fixture keeps one app context open for the whole test and Flask
+    reuses an open context for requests, so Flask-Login's user cached in `g` (and the database
+    session) would otherwise carry over from one request, and one client, to the next."""
+
+    def open(self, *args, **kwargs):
+        from alliance.extensions import db as _db
+
+        with self.application.app_context():
+            response = super().open(*args, **kwargs)
+        _db.session.expire_all()  # the test's own session then reads what the request wrote
+        return response
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(monkeypatch):
+    """Speed: the factories' users and the unknown-address decoy get a low-cost scrypt hash
+    (a full-cost check takes ~0.2 s and the tests sign in hundreds of times). Hashes made by
+    the services under test keep their real cost."""
+    from werkzeug.security import generate_password_hash
+
+    from alliance.auth import services
+
+    cheap = "scrypt:1024:8:1"
+    user_hash = generate_password_hash(factories.PASSWORD, method=cheap)
+    monkeypatch.setattr(factories, "_password_hash", lambda: user_hash)
+    monkeypatch.setattr(services, "_DUMMY_HASH",
+                        generate_password_hash("not-a-real-password-0000", method=cheap))
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +85,7 @@ def app(database_url, tmp_root):
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url,
                       "MAIL_URL": os.path.join(tmp_root, "maildir"),
                       "BASE_URL": "http://alliance.test"})
+    app.test_client_class = RequestIsolatingClient
     with app.app_context():
         upgrade()  # the schema comes from the migrations, as in production
     return app

@@ -79,7 +79,10 @@ class PostgresServer:
         cmd = list(args)
         if self.as_root:
             cmd = ["runuser", "-u", "postgres", "--"] + cmd
-        return subprocess.run(cmd, check=check, capture_output=True, text=True)
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
 
     @property
     def url(self) -> str:

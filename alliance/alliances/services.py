@@ -33,6 +33,9 @@ STATE_EDGES = frozenset({
     ("active", "removed"), ("suspended", "removed"),
 })
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
+# Addresses the alliances blueprint uses itself: /alliances/new is the creation form, so an
+# alliance with that slug could never be opened.
+RESERVED_SLUGS = frozenset({"new"})
 SETTINGS_FIELDS = ("name", "description", "charter", "policy_tags", "join_policy",
                    "allowed_tlps", "default_tlp", "publish_clear_allowed")
 
@@ -206,9 +209,12 @@ def create_alliance(actor, *, slug: str | None = None, **settings) -> Alliance:
     slug = (slug or "").strip().lower() or slugify(clean["name"])
     if not SLUG_RE.match(slug):
         raise DomainError("Use lower-case letters, digits and dashes (at most 60).", field="slug")
+    if slug in RESERVED_SLUGS:
+        raise DomainError("This address is reserved; choose another slug.", field="slug")
     if db.session.scalar(select(Alliance.id).where(Alliance.slug == slug)):
         raise Conflict("This address is taken; choose another slug.", field="slug")
-    if db.session.scalar(select(Alliance.id).where(func.lower(Alliance.name) == clean["name"].lower())):
+    if db.session.scalar(select(Alliance.id)
+                         .where(func.lower(Alliance.name) == clean["name"].lower())):
         raise Conflict("An alliance with this name exists already.", field="name")
     alliance = Alliance(slug=slug, created_by_id=actor.id, **clean)
     membership = Membership(alliance=alliance, organisation=org, state="active",

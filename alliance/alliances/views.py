@@ -88,10 +88,10 @@ def settings(slug):
 
 def _act(slug, do, success: str):
     """Run a state-changing service for a POST button; refusals come back as flash messages
-    on the alliance page, with nothing changed."""
+    on the alliance page, with nothing changed. `do` may return a better success message."""
     alliance = services.get_alliance(slug)
     try:
-        do(alliance)
+        success = do(alliance) or success
     except DomainError as exc:
         db.session.rollback()
         if exc.status_code in (403, 404):
@@ -112,8 +112,7 @@ def join(slug):
     def do(alliance):
         m = services.request_to_join(current_user, alliance, message=form.message.data or "",
                                      accept_charter=form.accept_charter.data)
-        if m.state == "active":
-            flash(f"Your organisation joined {alliance.name}.", "success")
+        return f"Your organisation joined {alliance.name}." if m.state == "active" else None
     return _act(slug, do, "Request sent; the coordinators will decide.")
 
 
@@ -124,7 +123,8 @@ def accept(slug):
     if not form.validate_on_submit():
         abort(400)
     return _act(slug, lambda a: services.accept_invitation(
-        current_user, a, accept_charter=form.accept_charter.data), "Welcome to the alliance.")
+        current_user, a, accept_charter=form.accept_charter.data) and None,
+        "Welcome to the alliance.")
 
 
 @bp.route("/<slug>/leave", methods=["POST"])
@@ -132,7 +132,7 @@ def accept(slug):
 def leave(slug):
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    return _act(slug, lambda a: services.leave(current_user, a),
+    return _act(slug, lambda a: services.leave(current_user, a) and None,
                 "Your organisation left the alliance.")
 
 

@@ -17,7 +17,8 @@ class NewPasswordForm(FlaskForm):
                              description="At least 12 characters; a passphrase of a few "
                                          "unrelated words works well.")
     confirm = PasswordField("Repeat the new password",
-                            validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
+                            validators=[DataRequired(),
+                                        EqualTo("password", "The passwords differ.")])
 
 
 class ChangePasswordForm(NewPasswordForm):

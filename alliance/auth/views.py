@@ -156,8 +156,9 @@ def accept_invite(token):
     try:
         invitation = org_services.read_invitation(token)
     except DomainError as exc:
+        status = exc.status_code if exc.status_code != 422 else 400
         return render_template("auth/message.html", title="Invitation not valid",
-                               message=exc.message), exc.status_code if exc.status_code != 422 else 400
+                               message=exc.message), status
     form = AcceptInviteForm()
     if form.validate_on_submit():
         try:

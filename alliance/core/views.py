@@ -3,6 +3,7 @@ from flask import (Blueprint, flash, has_request_context, redirect, render_templ
                    url_for)
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from alliance.core.errors import DomainError
@@ -68,6 +69,16 @@ def register_error_handlers(app) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc):
         return _error_page(exc.status_code, exc.message)
+
+    @app.errorhandler(IntegrityError)
+    def integrity_error(exc):
+        # Two requests raced for the same unique name or row; the loser gets a clear 409
+        # (services check first, so this is only the narrow window between check and commit).
+        from alliance.extensions import db
+
+        db.session.rollback()
+        return _error_page(409, "Someone saved the same thing at the same moment. Reload the "
+                                "page to see what is there now, then try again.")
 
     @app.errorhandler(HTTPException)
     def http_error(exc):

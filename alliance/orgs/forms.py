@@ -21,17 +21,19 @@ class RegisterOrganisationForm(FlaskForm):
     country = SelectField("Country", validators=[DataRequired()])
     sectors = SelectMultipleField("Sectors", validators=[Optional()],
                                   description="From the STIX 2.1 industry-sector vocabulary.")
-    website = URLField("Website", validators=[Optional(), URL(require_tld=True), Length(max=300),
-                                              Regexp(r"^https?://", message="Use an http(s) address.")])
-    domain = StringField("E-mail domain", validators=[Optional(), Length(max=253),
-                                                      Regexp(DOMAIN_RE, message="Not a domain name.")],
-                         description="The domain your staff's e-mail addresses use, e.g. cert.example.")
+    website = URLField("Website", validators=[
+        Optional(), URL(require_tld=True), Length(max=300),
+        Regexp(r"^https?://", message="Use an http(s) address.")])
+    domain = StringField("E-mail domain", validators=[
+        Optional(), Length(max=253), Regexp(DOMAIN_RE, message="Not a domain name.")],
+        description="The domain your staff's e-mail addresses use, e.g. cert.example.")
     name = StringField("Your name", validators=[DataRequired(), Length(max=120)])
     email = EmailField("Your work e-mail", validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=12, max=256)],
                              description="At least 12 characters; common passwords are refused.")
     confirm = PasswordField("Repeat the password",
-                            validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
+                            validators=[DataRequired(),
+                                        EqualTo("password", "The passwords differ.")])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

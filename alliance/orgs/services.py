@@ -53,7 +53,8 @@ def register_organisation(*, name: str, country: str, sectors: list[str], websit
     """Create a pending organisation with its first user as org admin, and mail the user a
     verification link. Platform admins are told there is an organisation to vet."""
     name = name.strip()
-    if db.session.scalar(select(Organisation.id).where(func.lower(Organisation.name) == name.lower())):
+    if db.session.scalar(select(Organisation.id)
+                         .where(func.lower(Organisation.name) == name.lower())):
         raise Conflict("An organisation with this name is already registered.", field="name")
     if find_user_by_email(email):
         raise Conflict("An account with this e-mail address exists already. Sign in, or reset "
@@ -63,8 +64,9 @@ def register_organisation(*, name: str, country: str, sectors: list[str], websit
                        domain=(domain or "").strip().lower() or None, status="pending",
                        stix_id=f"identity--{uuid.uuid4()}")
     org.stix_identity = build_identity(org)
+    # "!" matches no password; set_password replaces it before anything is stored.
     user = User(email=normalise_email(email), name=user_name.strip(), role="org_admin",
-                organisation=org, password_hash="!")
+                organisation=org, password_hash="!")  # noqa: S106
     set_password(user, password)
     db.session.add_all([org, user])
     db.session.flush()
@@ -145,7 +147,8 @@ def invite_user(actor: User, email: str, role: str = "member") -> str:
         raise Conflict("This person already has an account.", field="email")
     token = make_token("invite", {"org": org.id, "email": email, "role": role, "by": actor.id})
     link = external_url("auth.accept_invite", token=token)
-    queue_mail(email, "user_invite", f"{actor.name} invites you to {org.name} on CyberPeace Alliance",
+    queue_mail(email, "user_invite",
+               f"{actor.name} invites you to {org.name} on CyberPeace Alliance",
                inviter=actor.name, org_name=org.name, link=link,
                days=current_app.config["INVITE_MAX_AGE"] // 86400)
     record("user.invited", actor, ("invitation", None, email), organisation=org, role=role)
@@ -154,9 +157,14 @@ def invite_user(actor: User, email: str, role: str = "member") -> str:
 
 
 def read_invitation(token: str) -> dict:
+    """The data of a valid, unused invitation. An invitation stands only while the person who
+    sent it is still an active admin of that organisation: once they are deactivated or
+    demoted, links they sent (perhaps to themselves) no longer open the organisation."""
     data = read_token("invite", token, current_app.config["INVITE_MAX_AGE"])
     org = db.session.get(Organisation, data.get("org"))
-    if org is None:
+    inviter = db.session.get(User, data["by"]) if data.get("by") else None
+    if (org is None or not org.is_approved or inviter is None or not inviter.is_active
+            or not inviter.is_org_admin or inviter.organisation_id != org.id):
         raise DomainError("This invitation is no longer valid.")
     if find_user_by_email(data["email"]):
         raise Conflict("This invitation has been used already. Sign in instead.")
@@ -167,7 +175,7 @@ def accept_invitation(token: str, *, name: str, password: str) -> User:
     """Create the invited user. The address is verified: the link was mailed to it."""
     data = read_invitation(token)
     user = User(email=data["email"], name=name.strip(), role=data["role"],
-                organisation=data["organisation"], password_hash="!",
+                organisation=data["organisation"], password_hash="!",  # noqa: S106
                 email_verified_at=utcnow())
     set_password(user, password)
     db.session.add(user)

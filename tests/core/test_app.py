@@ -89,3 +89,30 @@ def test_static_css_is_vendored_and_no_template_links_outside(app):
                 f"{name} loads something from another site"
             assert "|safe" not in body.replace(" ", ""), f"{name} marks something safe"
             assert "<script" not in body, f"{name} has a script: the CSP forbids inline script"
+
+
+def test_behind_one_proxy_the_client_address_comes_from_x_forwarded_for(app):
+    from flask import request
+
+    proxied = create_app({"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+                          "PROXY_FIX_HOPS": 1})
+    direct = create_app({"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"]})
+    for a in (proxied, direct):
+        a.add_url_rule("/whoami", "whoami", lambda: request.remote_addr)
+    headers = {"X-Forwarded-For": "203.0.113.7"}
+    assert proxied.test_client().get("/whoami", headers=headers).text == "203.0.113.7"
+    assert direct.test_client().get("/whoami", headers=headers).text == "127.0.0.1"
+
+
+def test_a_unique_clash_between_racing_requests_is_a_409_not_a_500(app):
+    from sqlalchemy.exc import IntegrityError
+
+    racing = create_app({"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"]})
+
+    @racing.route("/race")
+    def race():
+        raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+
+    response = racing.test_client().get("/race")
+    assert response.status_code == 409
+    assert b"same moment" in response.data

@@ -1,0 +1,34 @@
+"""Small helpers shared by the auth and orgs tests: signing in through the real form, telling
+whether a client's session is still honoured, and reading tokens out of queued mail."""
+from tests.factories import PASSWORD, queued_mails
+
+SIGN_IN = "/auth/sign-in"
+
+
+def sign_in(client, email, password=PASSWORD, *, ip="127.0.0.1", query="", **fields):
+    """POST the sign-in form as a browser would (the testing config has no CSRF token)."""
+    return client.post(SIGN_IN + query, data={"email": email, "password": password, **fields},
+                       environ_base={"REMOTE_ADDR": ip})
+
+
+def is_signed_in(client) -> bool:
+    """Whether the server still treats the client's session as a signed-in user's. /status
+    sends anonymous visitors to the sign-in page and everyone else elsewhere (or shows it)."""
+    response = client.get("/status")
+    return not (response.status_code == 302 and response.location.startswith(SIGN_IN))
+
+
+def mails_with(template: str) -> list[dict]:
+    return [m for m in queued_mails() if m["template"] == template]
+
+
+def token_from(mail: dict) -> str:
+    """The token at the end of the link a queued mail carries."""
+    return mail["context"]["link"].rstrip("/").rsplit("/", 1)[1]
+
+
+def path_of(link: str) -> str:
+    """The site-relative path of an absolute link built from BASE_URL."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(link).path

@@ -1,0 +1,128 @@
+"""Password reset by e-mailed link."""
+import pytest
+
+from alliance.extensions import db
+from tests import factories
+from tests.auth.helpers import is_signed_in, mails_with, path_of, sign_in
+from tests.factories import PASSWORD
+
+NEW = "Velvet-Harbour-Lantern-8841"
+
+
+@pytest.fixture
+def user(db):
+    org = factories.make_org("Reset Org")
+    return factories.make_user(org, "forgetful@reset.example")
+
+
+def request_reset(client, email):
+    return client.post("/auth/reset", data={"email": email})
+
+
+@pytest.fixture
+def reset_path(client, user):
+    request_reset(client, user.email)
+    [mail] = mails_with("reset_password")
+    return path_of(mail["context"]["link"])
+
+
+def choose(client, path, password=NEW):
+    return client.post(path, data={"password": password, "confirm": password})
+
+
+def test_reset_request_for_a_known_address_queues_one_link_to_it(client, user):
+    response = request_reset(client, user.email)
+
+    assert response.status_code == 200
+    [mail] = mails_with("reset_password")
+    assert mail["to"] == user.email
+    assert mail["context"]["link"].startswith("http://alliance.test/auth/reset/")
+
+
+def test_reset_request_for_an_unknown_address_looks_the_same_and_queues_nothing(make_client,
+                                                                                user):
+    known = request_reset(make_client(), user.email)
+    unknown = request_reset(make_client(), "nobody@reset.example")
+
+    assert unknown.status_code == known.status_code == 200
+    assert unknown.get_data() == known.get_data()
+    assert [m["to"] for m in mails_with("reset_password")] == [user.email]
+
+
+def test_reset_request_for_a_deactivated_account_queues_nothing(client, user):
+    from alliance.core.models import utcnow
+
+    user.deactivated_at = utcnow()
+    db.session.commit()
+
+    request_reset(client, user.email)
+
+    assert mails_with("reset_password") == []
+
+
+def test_reset_link_sets_the_new_password(client, make_client, user, reset_path):
+    assert client.get(reset_path).status_code == 200
+
+    response = choose(client, reset_path)
+
+    assert response.status_code == 302
+    assert response.location == "/auth/sign-in"
+    assert sign_in(make_client(), user.email, NEW).status_code == 302
+    assert sign_in(make_client(), user.email, PASSWORD).status_code == 401
+
+
+def test_reset_link_works_only_once(client, user, reset_path):
+    choose(client, reset_path)
+    after_first = factories.fresh(user).password_hash
+
+    response = choose(client, reset_path, "Another-Fresh-Passphrase-5150")
+
+    assert response.status_code == 422
+    assert factories.fresh(user).password_hash == after_first
+
+
+def test_expired_reset_link_is_refused_and_the_password_kept(app, client, user, reset_path,
+                                                            monkeypatch):
+    monkeypatch.setitem(app.config, "PASSWORD_RESET_MAX_AGE", -1)
+
+    response = choose(client, reset_path)
+
+    assert response.status_code == 422
+    assert factories.fresh(user).password_hash == user.password_hash
+
+
+def test_tampered_reset_link_is_refused(client, user, reset_path):
+    response = choose(client, reset_path[:-4] + "AAAA")
+
+    assert response.status_code == 422
+    assert factories.fresh(user).password_hash == user.password_hash
+
+
+def test_reset_refuses_a_weak_password_and_the_link_still_works_afterwards(client, user,
+                                                                           reset_path):
+    assert choose(client, reset_path, "password1234").status_code == 422
+    assert factories.fresh(user).password_hash == user.password_hash
+
+    assert choose(client, reset_path).status_code == 302
+
+
+def test_reset_ends_every_existing_session(make_client, user, reset_path):
+    browser = make_client()
+    sign_in(browser, user.email)
+    version = factories.fresh(user).session_version
+
+    choose(make_client(), reset_path)
+
+    assert factories.fresh(user).session_version == version + 1
+    assert not is_signed_in(browser)
+
+
+def test_reset_confirms_an_unverified_address(client, db):
+    org = factories.make_org("Unverified Reset Org")
+    user = factories.make_user(org, "late@reset.example", verified=False)
+    request_reset(client, user.email)
+    [mail] = mails_with("reset_password")
+
+    choose(client, path_of(mail["context"]["link"]))
+
+    assert factories.fresh(user).email_verified_at is not None

@@ -1,0 +1,86 @@
+"""The password policy and how passwords are stored."""
+import pytest
+
+from alliance.auth.services import check_password_policy, hash_password, set_password
+from alliance.core.errors import DomainError
+from tests import factories
+from tests.auth.helpers import sign_in
+
+
+@pytest.mark.parametrize("password", ["short-pw-1", "Xy7#kq2!Lm0"])  # 10 and 11 characters
+def test_password_shorter_than_twelve_characters_is_refused(password):
+    with pytest.raises(DomainError, match="12 characters") as caught:
+        check_password_policy(password)
+    assert caught.value.field == "password"
+
+
+@pytest.mark.parametrize("password", ["password1234", "qwertyuiop123", "PASSWORD1234"])
+def test_common_password_is_refused_even_when_long_enough(password):
+    with pytest.raises(DomainError) as caught:
+        check_password_policy(password)
+    assert caught.value.field == "password"
+
+
+def test_users_own_email_address_as_password_is_refused(db):
+    org = factories.make_org("Own Org")
+    user = factories.make_user(org, "jane.doe@cert2024.example", name="Jane Doe")
+
+    with pytest.raises(DomainError):
+        set_password(user, "jane.doe@cert2024.example")
+
+
+def test_overlong_password_is_refused():
+    with pytest.raises(DomainError, match="at most"):
+        check_password_policy("Tidal-Compass-Orchard-" * 12)
+
+
+@pytest.mark.parametrize("password", ["Tidal-Compass-Orchard-2719",
+                                      "correct horse battery staple",
+                                      "Velvet harbour lantern under 7 moons"])
+def test_strong_passphrase_is_accepted(password):
+    check_password_policy(password)  # raises when refused
+
+
+def test_stored_hash_is_scrypt_and_not_the_password(db):
+    org = factories.make_org("Hash Org")
+    user = factories.make_user(org, "hash@hash.example")
+
+    set_password(user, "Velvet-Harbour-Lantern-8841")
+    db.session.commit()
+
+    stored = factories.fresh(user).password_hash
+    assert stored.startswith("scrypt:")
+    assert "Velvet-Harbour-Lantern-8841" not in stored
+
+
+def test_same_password_hashes_differently_each_time():
+    # A salt per hash: equal passwords cannot be spotted by equal hashes.
+    password = "Tidal-Compass-Orchard-2719"
+    assert hash_password(password) != hash_password(password)
+
+
+def test_weak_new_password_leaves_the_old_one_in_place(db):
+    org = factories.make_org("Weak Org")
+    user = factories.make_user(org, "weak@weak.example")
+    before = user.password_hash
+
+    with pytest.raises(DomainError):
+        set_password(user, "password1234")
+
+    assert user.password_hash == before
+
+
+def test_change_password_page_refuses_a_common_password(make_client, db):
+    org = factories.make_org("Change Org")
+    user = factories.make_user(org, "change@change.example")
+    client = make_client()
+    sign_in(client, user.email)
+
+    response = client.post("/auth/password", data={"current_password": factories.PASSWORD,
+                                                   "password": "qwertyuiop123",
+                                                   "confirm": "qwertyuiop123"})
+
+    assert response.status_code == 422
+    fresh = factories.fresh(user)
+    assert fresh.password_hash == user.password_hash
+    assert fresh.session_version == user.session_version

@@ -1,0 +1,346 @@
+"""Sign-in and sign-out: sessions, throttling, cookies and where the user is sent afterwards."""
+import pytest
+from sqlalchemy import select
+
+from alliance.audit.models import AuditEvent
+from alliance.auth.models import User
+from alliance.extensions import db
+from tests import factories
+from tests.auth.helpers import SIGN_IN, is_signed_in, sign_in
+from tests.factories import PASSWORD
+
+WRONG = "Wrong-Password-Entirely-99"
+
+
+@pytest.fixture
+def analyst(db):
+    org = factories.make_org("Analyst Org")
+    return factories.make_user(org, "analyst@analyst.example")
+
+
+def lockout_events():
+    db.session.expire_all()
+    return db.session.scalars(select(AuditEvent).where(AuditEvent.action == "signin.lockout")
+                              .order_by(AuditEvent.id)).all()
+
+
+# --- success and failure ---------------------------------------------------------------------
+
+def test_sign_in_with_right_password_redirects_home_and_starts_a_session(client, analyst):
+    response = sign_in(client, analyst.email)
+
+    assert response.status_code == 302
+    assert response.location == "/"
+    with client.session_transaction() as sess:
+        assert sess["_user_id"] == f"{analyst.id}:{analyst.session_version}"
+    assert is_signed_in(client)
+    assert factories.fresh(analyst).last_sign_in_at is not None
+
+
+def test_sign_in_ignores_case_and_spaces_in_the_email(client, analyst):
+    response = sign_in(client, "  Analyst@ANALYST.example ")
+
+    assert response.status_code == 302
+    assert is_signed_in(client)
+
+
+def test_wrong_password_is_refused_without_a_session(client, analyst):
+    response = sign_in(client, analyst.email, WRONG)
+
+    assert response.status_code == 401
+    assert not is_signed_in(client)
+    with client.session_transaction() as sess:
+        assert "_user_id" not in sess
+
+
+def test_wrong_password_and_unknown_email_give_the_same_answer(make_client, analyst):
+    wrong_password = sign_in(make_client(), analyst.email, WRONG)
+    unknown_email = sign_in(make_client(), "nobody@analyst.example", WRONG)
+
+    assert wrong_password.status_code == unknown_email.status_code == 401
+    # The form echoes the typed address; apart from that the pages must not differ.
+    assert (wrong_password.get_data(as_text=True).replace(analyst.email, "EMAIL")
+            == unknown_email.get_data(as_text=True).replace("nobody@analyst.example", "EMAIL"))
+
+
+# --- throttling ------------------------------------------------------------------------------
+
+def test_account_is_locked_after_five_failures_even_for_the_right_password(client, analyst):
+    for _ in range(5):
+        assert sign_in(client, analyst.email, WRONG).status_code == 401
+
+    response = sign_in(client, analyst.email, PASSWORD)
+
+    assert response.status_code == 429
+    assert not is_signed_in(client)
+    events = lockout_events()
+    assert len(events) == 1
+    assert events[0].target_type == "account"
+    assert events[0].target_id == str(analyst.id)
+    assert events[0].target_label == analyst.email
+    assert events[0].organisation_id == analyst.organisation_id
+
+
+def test_lockout_counts_spellings_of_the_same_address_together(client, analyst):
+    for spelling in ("ANALYST@analyst.example", "analyst@Analyst.Example",
+                     " analyst@analyst.example", "Analyst@analyst.example",
+                     "analyst@ANALYST.EXAMPLE"):
+        assert sign_in(client, spelling, WRONG).status_code == 401
+
+    assert sign_in(client, analyst.email, PASSWORD).status_code == 429
+
+
+def test_lockout_is_audited_once_per_burst_not_once_per_refused_attempt(client, analyst):
+    for _ in range(5):
+        sign_in(client, analyst.email, WRONG)
+    for _ in range(3):
+        assert sign_in(client, analyst.email, WRONG).status_code == 429
+
+    assert len(lockout_events()) == 1
+
+
+def test_unknown_account_is_locked_and_audited_like_a_known_one(make_client, analyst):
+    for _ in range(5):
+        sign_in(make_client(), analyst.email, WRONG)
+        sign_in(make_client(), "ghost@analyst.example", WRONG)
+
+    known = sign_in(make_client(), analyst.email, PASSWORD)
+    unknown = sign_in(make_client(), "ghost@analyst.example", WRONG)
+
+    assert known.status_code == unknown.status_code == 429
+    assert known.get_data() == unknown.get_data()
+    events = lockout_events()
+    assert [e.target_label for e in events] == [analyst.email, "ghost@analyst.example"]
+    assert events[1].target_id is None
+
+
+def test_lockout_of_one_account_does_not_lock_others(client, analyst):
+    other = factories.make_user(analyst.organisation, "colleague@analyst.example")
+    for _ in range(5):
+        sign_in(client, analyst.email, WRONG)
+
+    assert sign_in(client, other.email, PASSWORD).status_code == 302
+
+
+def test_successful_sign_ins_do_not_count_towards_the_lockout(make_client, analyst):
+    for _ in range(6):
+        assert sign_in(make_client(), analyst.email).status_code == 302
+
+
+def test_too_many_attempts_from_one_address_are_refused_but_other_addresses_are_not(
+        app, make_client, analyst, monkeypatch):
+    monkeypatch.setitem(app.config, "SIGNIN_LIMIT_IP", "3 per 15 minutes")
+    for n in range(3):  # three different accounts: no account limit is near
+        assert sign_in(make_client(), f"user{n}@nowhere.example", WRONG,
+                       ip="203.0.113.7").status_code == 401
+
+    assert sign_in(make_client(), analyst.email, ip="203.0.113.7").status_code == 429
+    assert sign_in(make_client(), analyst.email, ip="198.51.100.4").status_code == 302
+
+
+# --- the session cookie ----------------------------------------------------------------------
+
+def _session_cookie_header(response) -> str:
+    headers = [h for h in response.headers.getlist("Set-Cookie")
+               if h.startswith("alliance_session=")]
+    assert headers, "the response set no session cookie"
+    return headers[-1]
+
+
+def test_session_cookie_is_http_only_and_same_site_lax(client, analyst):
+    header = _session_cookie_header(sign_in(client, analyst.email))
+
+    assert "HttpOnly" in header
+    assert "SameSite=Lax" in header
+
+
+@pytest.fixture
+def production_app(app, database_url):
+    """An app built from the production configuration (with a key and the test database)."""
+    from alliance import create_app
+    from config import ProductionConfig
+
+    class Production(ProductionConfig):
+        SECRET_KEY = "production-like-secret-key-for-tests-only-0123456789"
+        SQLALCHEMY_DATABASE_URI = database_url
+        WTF_CSRF_ENABLED = False
+
+    production = create_app(Production)
+    yield production
+    with production.app_context():
+        db.engine.dispose()
+    app.extensions["celery"].set_default()  # create_app made the new app's Celery the default
+
+
+def test_production_session_cookie_is_also_secure(production_app, analyst):
+    response = sign_in(production_app.test_client(), analyst.email)
+
+    assert response.status_code == 302
+    header = _session_cookie_header(response)
+    assert "Secure" in header
+    assert "HttpOnly" in header
+    assert "SameSite=Lax" in header
+
+
+def test_testing_session_cookie_is_not_marked_secure_over_plain_http(client, analyst):
+    # The counterpart of the production test: the flag comes from the configuration.
+    assert "Secure" not in _session_cookie_header(sign_in(client, analyst.email))
+
+
+def test_production_refuses_to_start_without_a_secret_key(monkeypatch):
+    from alliance import create_app
+    from config import ProductionConfig
+
+    monkeypatch.setattr(ProductionConfig, "SECRET_KEY", None)
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app("production")
+
+
+# --- session lifetime ------------------------------------------------------------------------
+
+def test_sign_in_starts_a_new_session_without_what_was_planted_before(client, analyst):
+    with client.session_transaction() as sess:
+        sess["planted"] = "fixed-by-an-attacker"
+
+    sign_in(client, analyst.email)
+
+    with client.session_transaction() as sess:
+        assert "planted" not in sess
+        assert "_user_id" in sess
+
+
+def _copy_session(source, target) -> None:
+    cookie = source.get_cookie("alliance_session")
+    target.set_cookie("alliance_session", cookie.value)
+
+
+def test_copied_session_cookie_is_refused_after_sign_out(make_client, analyst):
+    browser, thief = make_client(), make_client()
+    sign_in(browser, analyst.email)
+    _copy_session(browser, thief)
+    assert is_signed_in(thief)  # the copy works while the session lives
+
+    browser.post("/auth/sign-out")
+
+    assert not is_signed_in(browser)
+    assert not is_signed_in(thief)
+    response = thief.get("/alliances/")
+    assert response.status_code == 302
+    assert response.location.startswith(SIGN_IN)
+
+
+def test_sign_out_by_get_is_not_allowed_and_keeps_the_session(client, analyst):
+    sign_in(client, analyst.email)
+
+    response = client.get("/auth/sign-out")
+
+    assert response.status_code == 405
+    assert is_signed_in(client)
+
+
+def test_changing_password_ends_other_sessions_but_keeps_the_current_one(make_client, analyst):
+    laptop, phone = make_client(), make_client()
+    sign_in(laptop, analyst.email)
+    sign_in(phone, analyst.email)
+    new_password = "Velvet-Harbour-Lantern-8841"
+
+    response = laptop.post("/auth/password", data={"current_password": PASSWORD,
+                                                   "password": new_password,
+                                                   "confirm": new_password})
+
+    assert response.status_code == 302
+    assert is_signed_in(laptop)
+    assert not is_signed_in(phone)
+    assert sign_in(make_client(), analyst.email, new_password).status_code == 302
+
+
+def test_changing_password_with_a_wrong_current_password_changes_nothing(make_client, analyst):
+    laptop, phone = make_client(), make_client()
+    sign_in(laptop, analyst.email)
+    sign_in(phone, analyst.email)
+    old_hash = analyst.password_hash
+
+    response = laptop.post("/auth/password", data={"current_password": WRONG,
+                                                   "password": "Velvet-Harbour-Lantern-8841",
+                                                   "confirm": "Velvet-Harbour-Lantern-8841"})
+
+    assert response.status_code == 422
+    assert factories.fresh(analyst).password_hash == old_hash
+    assert is_signed_in(phone)
+
+
+# --- where to go after signing in ------------------------------------------------------------
+
+@pytest.mark.parametrize("target", [
+    "https://evil.example",
+    "//evil.example",
+    "/\\evil.example",
+    "javascript:alert(1)",
+    "http:/evil.example",
+    "/\t/evil.example",
+    "https:evil.example",
+])
+def test_sign_in_ignores_next_pointing_off_site(client, analyst, target):
+    response = sign_in(client, analyst.email, next=target)
+
+    assert response.status_code == 302
+    assert response.location == "/"
+
+
+def test_sign_in_ignores_an_off_site_next_in_the_query_string(client, analyst):
+    response = sign_in(client, analyst.email, query="?next=//evil.example/steal")
+
+    assert response.location == "/"
+
+
+def test_sign_in_follows_next_to_a_page_of_this_site(client, analyst):
+    response = sign_in(client, analyst.email, query="?next=/alliances/")
+
+    assert response.status_code == 302
+    assert response.location == "/alliances/"
+
+
+def test_member_page_sends_visitors_to_sign_in_with_next(client):
+    response = client.get("/alliances/")
+
+    assert response.status_code == 302
+    assert response.location.startswith(SIGN_IN)
+    assert "next=%2Falliances%2F" in response.location
+
+
+# --- deactivated accounts --------------------------------------------------------------------
+
+def _deactivate(user) -> None:
+    from alliance.core.models import utcnow
+
+    user = db.session.get(User, user.id)
+    user.deactivated_at = utcnow()
+    db.session.commit()
+
+
+def test_deactivated_users_session_is_dropped(client, analyst):
+    sign_in(client, analyst.email)
+    assert is_signed_in(client)
+
+    _deactivate(analyst)
+
+    assert not is_signed_in(client)
+
+
+def test_deactivated_user_cannot_sign_in_and_looks_like_a_wrong_password(make_client, analyst):
+    _deactivate(analyst)
+
+    deactivated = sign_in(make_client(), analyst.email, PASSWORD)
+    wrong = sign_in(make_client(), analyst.email, WRONG)
+
+    assert deactivated.status_code == 401
+    assert deactivated.get_data() == wrong.get_data()
+
+
+def test_signed_in_users_opening_sign_in_are_sent_home(client, analyst):
+    sign_in(client, analyst.email)
+
+    response = client.get(SIGN_IN)
+
+    assert response.status_code == 302
+    assert response.location == "/"

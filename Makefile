@@ -22,6 +22,7 @@ run: deps
 
 ## make test: everything, with real redis-server, Celery worker, aiosmtpd, PostgreSQL, chromium.
 test: deps system-deps
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## The same suite on PostgreSQL (a throwaway cluster on loopback is started by the tests).

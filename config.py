@@ -65,7 +65,7 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL") or os.environ.get(
         "DATABASE_URL") or "sqlite://"
     WTF_CSRF_ENABLED = False
-    SECRET_KEY = "testing-secret-key-not-for-production"
+    SECRET_KEY = "testing-secret-key-not-for-production"  # noqa: S105 (tests only)
     SIGNIN_LIMIT_ACCOUNT = "5 per 15 minutes"
     SIGNIN_LIMIT_IP = "30 per 15 minutes"
 

@@ -15,7 +15,7 @@ from alliance.alliances.forms import (
 )
 from alliance.auth.access import member_required
 from alliance.core.errors import DomainError
-from alliance.core.views import flash_error
+from alliance.core.views import flash_error, run_and_flash
 from alliance.extensions import db
 from alliance.orgs.models import Organisation
 
@@ -87,18 +87,10 @@ def settings(slug):
 
 
 def _act(slug, do, success: str):
-    """Run a state-changing service for a POST button; refusals come back as flash messages
-    on the alliance page, with nothing changed. `do` may return a better success message."""
+    """Run a state-changing service for a POST button on the alliance page. `do` may return
+    a better success message than the default."""
     alliance = services.get_alliance(slug)
-    try:
-        success = do(alliance) or success
-    except DomainError as exc:
-        db.session.rollback()
-        if exc.status_code in (403, 404):
-            raise
-        flash(exc.message, "error")
-    else:
-        flash(success, "success")
+    run_and_flash(lambda: do(alliance), lambda message: message or success)
     return redirect(url_for("alliances.detail", slug=slug))
 
 
@@ -170,15 +162,10 @@ def decide(slug, membership_id, action):
     alliance = services.get_alliance(slug)
     services.require_coordinator(current_user, alliance)
     membership = services.get_membership(alliance, membership_id)
-    try:
-        services.decide(current_user, alliance, membership, action, form.reason.data or "")
-    except DomainError as exc:
-        db.session.rollback()
-        if exc.status_code in (403, 404):
-            raise
-        flash(f"{membership.organisation.name}: {exc.message}", "error")
-    else:
-        flash(f"{membership.organisation.name} is now {membership.state}.", "success")
+    name = membership.organisation.name
+    run_and_flash(lambda: services.decide(current_user, alliance, membership, action,
+                                          form.reason.data or ""),
+                  lambda m: f"{name} is now {m.state}.", prefix=f"{name}: ")
     return redirect(url_for("alliances.members", slug=slug))
 
 
@@ -193,13 +180,8 @@ def invite(slug):
         flash("Choose an organisation to invite.", "error")
         return redirect(url_for("alliances.members", slug=slug))
     org = db.session.get(Organisation, form.organisation_id.data) or abort(404)
-    try:
-        services.invite_organisation(current_user, alliance, org)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        flash(f"{org.name} is invited; its administrators have been mailed.", "success")
+    run_and_flash(lambda: services.invite_organisation(current_user, alliance, org),
+                  f"{org.name} is invited; its administrators have been mailed.")
     return redirect(url_for("alliances.members", slug=slug))
 
 
@@ -212,13 +194,8 @@ def add_coordinator(slug):
     if not form.validate_on_submit():
         flash("Choose an active user of a member organisation.", "error")
         return redirect(url_for("alliances.members", slug=slug))
-    try:
-        user = services.appoint_coordinator(current_user, alliance, form.user_id.data)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        flash(f"{user.name} is now a coordinator.", "success")
+    run_and_flash(lambda: services.appoint_coordinator(current_user, alliance, form.user_id.data),
+                  lambda user: f"{user.name} is now a coordinator.")
     return redirect(url_for("alliances.members", slug=slug))
 
 
@@ -229,13 +206,6 @@ def remove_coordinator(slug, user_id):
         abort(400)
     alliance = services.get_alliance(slug)
     services.require_coordinator(current_user, alliance)
-    try:
-        services.remove_coordinator(current_user, alliance, user_id)
-    except DomainError as exc:
-        db.session.rollback()
-        if exc.status_code == 404:
-            raise
-        flash(exc.message, "error")
-    else:
-        flash("Coordinator removed.", "success")
+    run_and_flash(lambda: services.remove_coordinator(current_user, alliance, user_id),
+                  "Coordinator removed.")
     return redirect(url_for("alliances.members", slug=slug))

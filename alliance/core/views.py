@@ -1,6 +1,5 @@
 """Home, status page, error pages and the helpers every template uses."""
-from flask import (Blueprint, flash, has_request_context, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, flash, has_request_context, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +20,8 @@ def index():
     from alliance.alliances.services import memberships_of_org
     from alliance.orgs.services import pending_organisations
 
-    memberships = memberships_of_org(current_user.organisation_id) if current_user.organisation_id else []
+    org_id = current_user.organisation_id
+    memberships = memberships_of_org(org_id) if org_id else []
     pending = pending_organisations() if current_user.is_admin else []
     return render_template("core/dashboard.html", memberships=memberships, pending_orgs=pending)
 
@@ -121,3 +121,21 @@ def flash_error(exc: DomainError, form=None) -> None:
         form[exc.field].errors = list(form[exc.field].errors) + [exc.message]
     else:
         flash(exc.message, "error")
+
+
+def run_and_flash(call, success, *, prefix: str = "") -> bool:
+    """Run one service call for a POST button and flash the outcome. A refusal (DomainError)
+    rolls back and is flashed, prefixed; 403 and 404 are re-raised so that they answer as
+    such. success is a message, or a function of the call's result giving one."""
+    from alliance.extensions import db
+
+    try:
+        result = call()
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status_code in (403, 404):
+            raise
+        flash(prefix + exc.message, "error")
+        return False
+    flash(success(result) if callable(success) else success, "success")
+    return True

@@ -38,7 +38,7 @@ ORGANISATIONS = [
      "domain": "pending-analytics.example", "status": "pending",
      "users": [("Sam Pending", "sam@pending-analytics.example", "org_admin")]},
 ]
-USER_PASSWORD = "demo-Member-compass-orchard-7"
+USER_PASSWORD = "demo-Member-compass-orchard-7"  # noqa: S105 (public demo password)
 ALLIANCES = [
     {"slug": "european-energy-sharing", "name": "European Energy Sharing Alliance",
      "founder": "ingrid@nordic-cert.example", "join_policy": "approval",

@@ -8,7 +8,7 @@ from alliance.alliances.services import memberships_of_org
 from alliance.auth.access import admin_required, member_required
 from alliance.auth.services import sign_in
 from alliance.core.errors import DomainError
-from alliance.core.views import flash_error
+from alliance.core.views import flash_error, run_and_flash
 from alliance.extensions import db, limiter
 from alliance.orgs import services
 from alliance.orgs.forms import (
@@ -94,14 +94,9 @@ def change_role(slug, user_id):
     user = _managed_user(slug, user_id)
     if not form.validate_on_submit():
         abort(400)
-    try:
-        services.change_role(current_user, user, form.role.data)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("orgs.users", slug=slug))
-    flash(f"{user.name} is now {'an organisation admin' if user.is_org_admin else 'a member'}.",
-          "success")
+    run_and_flash(lambda: services.change_role(current_user, user, form.role.data),
+                  lambda _: f"{user.name} is now "
+                            f"{'an organisation admin' if user.is_org_admin else 'a member'}.")
     return redirect(url_for("orgs.users", slug=slug))
 
 
@@ -112,13 +107,8 @@ def deactivate(slug, user_id):
     user = _managed_user(slug, user_id)
     if not form.validate_on_submit():
         abort(400)
-    try:
-        services.deactivate_user(current_user, user, form.reason.data or "")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("orgs.users", slug=slug))
-    flash(f"{user.name} is deactivated and signed out everywhere.", "success")
+    run_and_flash(lambda: services.deactivate_user(current_user, user, form.reason.data or ""),
+                  f"{user.name} is deactivated and signed out everywhere.")
     return redirect(url_for("orgs.users", slug=slug))
 
 
@@ -137,12 +127,8 @@ def vet(org_id):
     if not form.validate_on_submit():
         flash("Choose approve or reject.", "error")
         return redirect(url_for("orgs.vetting"))
-    try:
-        services.vet_organisation(current_user, org, approve=form.decision.data == "approve",
-                                  reason=form.reason.data or "")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(f"{org.name}: {exc.message}", "error")
-        return redirect(url_for("orgs.vetting"))
-    flash(f"{org.name} is {org.status}; its administrators have been mailed.", "success")
+    run_and_flash(lambda: services.vet_organisation(
+        current_user, org, approve=form.decision.data == "approve", reason=form.reason.data or ""),
+        lambda _: f"{org.name} is {org.status}; its administrators have been mailed.",
+        prefix=f"{org.name}: ")
     return redirect(url_for("orgs.vetting"))

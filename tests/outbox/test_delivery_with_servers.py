@@ -55,7 +55,8 @@ def test_approval_with_redis_down_returns_fast_and_mails_once_redis_is_back(
     mail_rows = [r for r in _rows() if r.kind == "mail"]
     assert len(mail_rows) == 1 and mail_rows[0].published_at is None  # left for the relay
 
-    assert _wait(lambda: len(smtp.messages) >= 1), "no mail after Redis came back:\n" + worker.log()[-3000:]
+    assert _wait(lambda: len(smtp.messages) >= 1), \
+        "no mail after Redis came back:\n" + worker.log()[-3000:]
     time.sleep(3)  # several more relay cycles: nothing may be sent twice
     assert len(smtp.messages) == 1
     mail = smtp.messages[0]

@@ -1,0 +1,55 @@
+"""`flask alliance seed-demo`: documented demo data, idempotent, usable from scripts."""
+import json
+
+from sqlalchemy import func, select
+
+from alliance.alliances.models import Membership
+from alliance.audit.models import AuditEvent
+from alliance.auth.models import User
+from alliance.auth.services import authenticate
+from alliance.extensions import db
+from alliance.orgs.models import Organisation
+
+
+def _counts():
+    return tuple(db.session.scalar(select(func.count()).select_from(m))
+                 for m in (Organisation, User, Membership, AuditEvent))
+
+
+def test_seed_demo_json_lists_working_sign_ins_and_several_membership_states(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["alliance", "seed-demo", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    states = {m["state"] for m in data["memberships"]}
+    assert {"active", "requested", "invited", "suspended", "left"} <= states
+    assert {o["status"] for o in data["organisations"]} == {"approved", "pending"}
+    db.session.expire_all()
+    for user in data["users"]:
+        assert authenticate(user["email"], user["password"]) is not None, user["email"]
+    admins = [u for u in data["users"] if u["role"] == "platform admin"]
+    assert len(admins) == 1
+    assert all(a["coordinators"] for a in data["alliances"])
+
+
+def test_seed_demo_is_idempotent(app):
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["alliance", "seed-demo", "--json"])
+    counts = _counts()
+    second = runner.invoke(args=["alliance", "seed-demo", "--json"])
+    assert second.exit_code == 0
+    assert _counts() == counts
+    assert json.loads(first.output) == json.loads(second.output)
+
+
+def test_seed_demo_prints_the_sign_ins_for_people(app):
+    result = app.test_cli_runner().invoke(args=["alliance", "seed-demo"])
+    assert result.exit_code == 0
+    assert "admin@demo.alliance" in result.output and "ingrid@nordic-cert.example" in result.output
+
+
+def test_seed_demo_refuses_to_run_in_production(app, monkeypatch):
+    monkeypatch.setitem(app.config, "ENV_NAME", "production")
+    result = app.test_cli_runner().invoke(args=["alliance", "seed-demo"])
+    assert result.exit_code != 0 and "production" in result.output
+    assert _counts()[0] == 0

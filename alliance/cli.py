@@ -23,7 +23,7 @@ def create_admin_command(email, password_stdin, name):
     from alliance.orgs.services import create_admin
 
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
+        password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:

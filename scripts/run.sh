@@ -16,7 +16,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-if [ -z "${REDIS_URL:-}" ] && command -v redis-server >/dev/null; then
+if [ -z "${REDIS_URL:-}" ] && [ -z "${NO_REDIS:-}" ] && command -v redis-server >/dev/null; then
   REDIS_PORT=${REDIS_PORT:-6390}
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/instance" \
     --save "" --appendonly yes --appendfilename redis.aof --daemonize no \
@@ -25,7 +25,7 @@ if [ -z "${REDIS_URL:-}" ] && command -v redis-server >/dev/null; then
   export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
   echo "Broker: local Redis on 127.0.0.1:$REDIS_PORT"
 elif [ -z "${REDIS_URL:-}" ]; then
-  echo "Broker: embedded (redis-server is not installed; Celery uses instance/broker/)"
+  echo "Broker: embedded (no redis-server, or NO_REDIS set): Celery uses instance/broker/"
 fi
 
 $FLASK db upgrade

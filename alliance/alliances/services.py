@@ -195,6 +195,14 @@ def _clean_settings(data: dict) -> dict:
     return clean
 
 
+def _check_tlp_settings(allowed: list[str], default: str, publish_clear: bool) -> None:
+    if default not in allowed:
+        raise DomainError("The default TLP must be one of the allowed levels.", field="default_tlp")
+    if publish_clear and "CLEAR" not in allowed:
+        raise DomainError("Publishing TLP:CLEAR posts needs TLP:CLEAR among the allowed levels.",
+                          field="publish_clear_allowed")
+
+
 def create_alliance(actor, *, slug: str | None = None, **settings) -> Alliance:
     """An org admin of a vetted organisation founds an alliance: the organisation becomes its
     first active member and the founder its first coordinator."""
@@ -204,8 +212,8 @@ def create_alliance(actor, *, slug: str | None = None, **settings) -> Alliance:
         if required not in clean:
             raise DomainError(f"{required.replace('_', ' ').capitalize()} is required.",
                               field=required)
-    if clean["default_tlp"] not in clean["allowed_tlps"]:
-        raise DomainError("The default TLP must be one of the allowed levels.", field="default_tlp")
+    _check_tlp_settings(clean["allowed_tlps"], clean["default_tlp"],
+                        clean.get("publish_clear_allowed", False))
     slug = (slug or "").strip().lower() or slugify(clean["name"])
     if not SLUG_RE.match(slug):
         raise DomainError("Use lower-case letters, digits and dashes (at most 60).", field="slug")
@@ -231,10 +239,9 @@ def update_settings(actor, alliance: Alliance, **settings) -> list[str]:
     """A coordinator changes the alliance's settings; returns the names of changed fields."""
     require_coordinator(actor, alliance)
     clean = _clean_settings(settings)
-    allowed = clean.get("allowed_tlps", alliance.allowed_tlps)
-    default = clean.get("default_tlp", alliance.default_tlp)
-    if default not in allowed:
-        raise DomainError("The default TLP must be one of the allowed levels.", field="default_tlp")
+    _check_tlp_settings(clean.get("allowed_tlps", alliance.allowed_tlps),
+                        clean.get("default_tlp", alliance.default_tlp),
+                        clean.get("publish_clear_allowed", alliance.publish_clear_allowed))
     if "name" in clean and clean["name"].lower() != alliance.name.lower() and db.session.scalar(
             select(Alliance.id).where(func.lower(Alliance.name) == clean["name"].lower())):
         raise Conflict("An alliance with this name exists already.", field="name")

@@ -210,3 +210,15 @@ def test_an_alliance_cannot_take_an_address_the_site_already_uses(outsider, clie
         services.create_alliance(outsider, slug="", **_settings(name="New"))
     db.session.rollback()
     assert _count(Alliance) == 0
+
+
+def test_public_clear_publishing_needs_clear_among_the_allowed_levels(coordinator, alliance):
+    from alliance.alliances import services
+    from alliance.core.errors import DomainError
+
+    with pytest.raises(DomainError) as refused:
+        services.update_settings(coordinator, alliance, allowed_tlps=["GREEN", "AMBER"],
+                                 default_tlp="AMBER", publish_clear_allowed=True)
+    assert refused.value.field == "publish_clear_allowed"
+    db.session.rollback()
+    assert services.get_alliance("atlantic").publish_clear_allowed is False

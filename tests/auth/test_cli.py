@@ -63,3 +63,11 @@ def test_weak_password_does_not_promote_an_existing_user(app, db):
 
     assert result.exit_code != 0
     assert not factories.fresh(user).is_admin
+
+
+def test_create_admin_reads_a_password_with_windows_line_endings(app, make_client):
+    result = app.test_cli_runner().invoke(
+        args=["alliance", "create-admin", "crlf@platform.example", "--password-stdin"],
+        input=STRONG + "\r\n")
+    assert result.exit_code == 0, result.output
+    assert sign_in(make_client(), "crlf@platform.example", STRONG).status_code == 302

@@ -34,6 +34,12 @@ class Config:
     WTF_CSRF_TIME_LIMIT = 60 * 60 * 8
     HSTS = False
 
+    # Posted STIX content: refused before parsing work when over these.
+    STIX_MAX_BYTES = int(os.environ.get("STIX_MAX_BYTES", str(10 * 1024 * 1024)))
+    STIX_MAX_OBJECTS = int(os.environ.get("STIX_MAX_OBJECTS", "25000"))
+    STIX_MAX_DEPTH = int(os.environ.get("STIX_MAX_DEPTH", "48"))
+    STIX_MAX_STRING = int(os.environ.get("STIX_MAX_STRING", str(1024 * 1024)))
+
     # Signed-token lifetimes, in seconds.
     EMAIL_VERIFY_MAX_AGE = 60 * 60 * 48
     PASSWORD_RESET_MAX_AGE = 60 * 60

@@ -147,6 +147,7 @@ def configure_celery(app: Flask) -> None:
     celery_init_app(app)
     # Import the modules that define tasks and outbox handlers so they are registered.
     import alliance.mail.services  # noqa: F401
+    import alliance.notes.models  # noqa: F401
     import alliance.outbox.tasks  # noqa: F401
 
 
@@ -156,6 +157,8 @@ def configure_blueprints(app: Flask) -> None:
     from alliance.auth.views import bp as auth_bp
     from alliance.core.views import bp as core_bp
     from alliance.mail.views import bp as mail_bp
+    from alliance.notes.views import bp as notes_bp
+    from alliance.notes.views import public_bp as insights_bp
     from alliance.orgs.views import bp as orgs_bp
 
     app.register_blueprint(core_bp)
@@ -164,6 +167,8 @@ def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(alliances_bp, url_prefix="/alliances")
     app.register_blueprint(audit_bp)
     app.register_blueprint(mail_bp, url_prefix="/admin/mail")
+    app.register_blueprint(notes_bp, url_prefix="/notes")
+    app.register_blueprint(insights_bp)
 
 
 def configure_templates(app: Flask) -> None:

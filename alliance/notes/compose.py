@@ -1,0 +1,141 @@
+"""Compose forms -> STIX 2.1 objects, built with the stix2 library. Every object created here
+carries the author organisation's identity as created_by_ref and the note's TLP 2.0 marking."""
+import json
+import uuid
+from datetime import UTC, datetime
+
+import stix2
+
+from alliance.core.errors import DomainError
+from alliance.core.vocab import policy_tag_label
+from alliance.notes import observables
+from alliance.sharing.markings import marking_id
+
+
+def _plain(obj) -> dict:
+    return json.loads(obj.serialize())
+
+
+def parse_lines(text: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """Observables pasted one per line: (kind, value) pairs and the lines not recognised."""
+    found, unknown, seen = [], [], set()
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        hit = observables.detect(line)
+        if hit is None:
+            unknown.append(line.strip()[:100])
+        elif hit not in seen:
+            seen.add(hit)
+            found.append(hit)
+    return found, unknown
+
+
+def parse_attack_ids(text: str) -> list[str]:
+    ids, bad = [], []
+    for token in (text or "").replace(",", " ").split():
+        token = token.strip().upper()
+        (ids if observables.ATTACK_RE.match(token) else bad).append(token)
+    if bad:
+        raise DomainError(f"Not ATT&CK technique ids: {', '.join(bad[:5])} (use T1566 or "
+                          "T1566.001).", field="attack_ids")
+    return sorted(set(ids))
+
+
+def _common(org, tlp: str) -> dict:
+    return {"created_by_ref": org.stix_id, "object_marking_refs": [marking_id(tlp)],
+            "allow_custom": False}
+
+
+def _indicators(org, tlp, found, *, valid_from=None, valid_until=None, confidence=None):
+    objects, refs = [], []
+    for kind, value in found:
+        if kind == "cve":
+            obj = stix2.v21.Vulnerability(name=value, external_references=[
+                {"source_name": "cve", "external_id": value,
+                 "url": f"https://www.cve.org/CVERecord?id={value}"}], **_common(org, tlp))
+        else:
+            extra = {"confidence": confidence} if confidence is not None else {}
+            if valid_until:
+                extra["valid_until"] = valid_until
+            obj = stix2.v21.Indicator(name=value, pattern=observables.pattern_for(kind, value),
+                                      pattern_type="stix", indicator_types=["malicious-activity"],
+                                      valid_from=valid_from or datetime.now(UTC),
+                                      **extra, **_common(org, tlp))
+        objects.append(_plain(obj))
+        refs.append(obj.id)
+    return objects, refs
+
+
+def _attack_patterns(org, tlp, ids):
+    objects = []
+    for technique in ids:
+        path = technique.replace(".", "/")
+        objects.append(_plain(stix2.v21.AttackPattern(
+            name=technique, external_references=[{
+                "source_name": "mitre-attack", "external_id": technique,
+                "url": f"https://attack.mitre.org/techniques/{path}/"}], **_common(org, tlp))))
+    return objects
+
+
+def _related(org, tlp, source_ref, target_refs, rel="related-to"):
+    return [_plain(stix2.v21.Relationship(source_ref=source_ref, target_ref=target,
+                                          relationship_type=rel, **_common(org, tlp)))
+            for target in target_refs]
+
+
+def incident_report(org, tlp: str, *, title: str, description: str, details: str,
+                    observables_text: str, attack_ids_text: str, sectors, countries):
+    """An incident, its indicators / vulnerabilities / attack patterns, and where it hit."""
+    found, unknown = parse_lines(observables_text)
+    if unknown:
+        raise DomainError(f"Not recognised as observables: {', '.join(unknown[:5])}.",
+                          field="observables")
+    techniques = parse_attack_ids(attack_ids_text)
+    incident = stix2.v21.Incident(name=title, description="\n\n".join(
+        p for p in (description, details) if p) or None, **_common(org, tlp))
+    objects = [org.stix_identity, _plain(incident)]
+    indicators, refs = _indicators(org, tlp, found)
+    objects += indicators
+    patterns = _attack_patterns(org, tlp, techniques)
+    objects += patterns
+    objects += _related(org, tlp, incident.id, refs + [p["id"] for p in patterns])
+    if sectors:
+        victims = stix2.v21.Identity(name="Affected sectors", identity_class="class",
+                                     sectors=list(sectors), **_common(org, tlp))
+        objects.append(_plain(victims))
+        objects += _related(org, tlp, incident.id, [victims.id], "targets")
+    for code in countries or []:
+        place = stix2.v21.Location(country=code, **_common(org, tlp))
+        objects.append(_plain(place))
+        objects += _related(org, tlp, incident.id, [place.id], "targets")
+    return objects
+
+
+def indicator_set(org, tlp: str, *, observables_text: str, valid_from=None, valid_until=None,
+                  confidence=None):
+    found, unknown = parse_lines(observables_text)
+    if unknown:
+        raise DomainError(f"Not recognised as observables: {', '.join(unknown[:5])}.",
+                          field="observables")
+    if not found:
+        raise DomainError("Paste at least one observable, one per line.", field="observables")
+    if valid_from and valid_until and valid_until <= valid_from:
+        raise DomainError("Valid until must be later than valid from.", field="valid_until")
+    indicators, _ = _indicators(org, tlp, found, valid_from=valid_from, valid_until=valid_until,
+                                confidence=confidence)
+    return [org.stix_identity] + indicators
+
+
+def policy_analysis(org, tlp: str, *, title: str, description: str, policy_tags):
+    """An analysis: a STIX note with the text, referring to the instruments it concerns."""
+    if not (description or "").strip():
+        raise DomainError("Write the analysis.", field="description")
+    refs = [{"source_name": policy_tag_label(tag), "external_id": tag} for tag in policy_tags]
+    note = stix2.v21.Note(abstract=title, content=description, object_refs=[org.stix_id],
+                          external_references=refs or None, **_common(org, tlp))
+    return [org.stix_identity, _plain(note)]
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())

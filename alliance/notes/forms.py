@@ -1,0 +1,105 @@
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from alliance.alliances.forms import MultiCheckboxField
+from alliance.core.vocab import country_choices, policy_tag_choices, sector_choices
+from alliance.sharing.tlp import TLP_LEVELS
+
+
+class NoteForm(FlaskForm):
+    """Title, text and audience: what every kind of note asks for."""
+
+    title = StringField("Title", validators=[DataRequired(), Length(max=300)])
+    description = TextAreaField("Description (Markdown)", validators=[Optional(),
+                                                                      Length(max=100_000)])
+    tlp = SelectField("TLP", choices=[(t, f"TLP:{t}") for t in TLP_LEVELS])
+    alliances = MultiCheckboxField("Share with", coerce=int)
+    recipients = SelectMultipleField("Named recipients (TLP:RED only)", coerce=int,
+                                     validators=[Optional()])
+    policy_tags = MultiCheckboxField("Policy tags", validators=[Optional()])
+    publish_public = BooleanField("Publish on the public Insights page (TLP:CLEAR only)")
+
+    def __init__(self, *args, alliances=(), recipients=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.alliances.choices = [(a.id, a.name) for a in alliances]
+        self.recipients.choices = [(u.id, f"{u.name} ({u.organisation.name})")
+                                   for u in recipients]
+        self.policy_tags.choices = policy_tag_choices()
+
+
+class IncidentForm(NoteForm):
+    details = TextAreaField("Incident details", validators=[Optional(), Length(max=50_000)])
+    observables = TextAreaField("Observables, one per line",
+                                description="IPv4/IPv6 addresses or ranges, domains, URLs, "
+                                            "e-mail addresses, MD5/SHA-1/SHA-256 hashes, CVE ids.",
+                                validators=[Optional(), Length(max=500_000)])
+    attack_ids = StringField("ATT&CK techniques", description="e.g. T1566, T1059.001",
+                             validators=[Optional(), Length(max=2000)])
+    sectors = SelectMultipleField("Affected sectors", validators=[Optional()])
+    countries = SelectMultipleField("Affected countries", validators=[Optional()])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sectors.choices = sector_choices()
+        self.countries.choices = country_choices()
+
+
+class IndicatorsForm(NoteForm):
+    observables = TextAreaField("Observables, one per line",
+                                validators=[DataRequired(), Length(max=500_000)])
+    valid_from = DateTimeLocalField("Valid from (UTC)", validators=[Optional()])
+    valid_until = DateTimeLocalField("Valid until (UTC)", validators=[Optional()])
+    confidence = IntegerField("Confidence (0-100)", validators=[Optional(), NumberRange(0, 100)])
+
+
+class AnalysisForm(NoteForm):
+    pass
+
+
+class UploadForm(NoteForm):
+    bundle_file = FileField("STIX 2.1 bundle (.json)")
+    bundle_text = TextAreaField("…or paste it", validators=[Optional()])
+
+
+class RetractForm(FlaskForm):
+    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
+
+
+class CommentForm(FlaskForm):
+    kind = SelectField("Kind", choices=[("comment", "Comment"), ("opinion", "Opinion"),
+                                        ("sighting", "We saw this too")])
+    opinion = RadioField("Opinion", choices=[("agree", "Agree"), ("neutral", "Neutral"),
+                                             ("disagree", "Disagree")], validators=[Optional()])
+    text = TextAreaField("Text", validators=[Optional(), Length(max=20_000)])
+
+
+class FeedFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    q = StringField("Search", validators=[Optional(), Length(max=200)])
+    alliance = SelectField("Alliance", coerce=str, validators=[Optional()])
+    tlp = SelectField("TLP", choices=[("", "Any TLP")] + [(t, f"TLP:{t}") for t in TLP_LEVELS],
+                      validators=[Optional()])
+    type = StringField("STIX type", validators=[Optional(), Length(max=100)])
+    sector = SelectField("Sector", validators=[Optional()])
+    country = SelectField("Country", validators=[Optional()])
+    tag = SelectField("Policy tag", validators=[Optional()])
+
+    def __init__(self, *args, alliances=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.alliance.choices = [("", "All alliances")] + [(str(a.id), a.name) for a in alliances]
+        self.sector.choices = [("", "Any sector")] + sector_choices()
+        self.country.choices = [("", "Any country")] + country_choices()
+        self.tag.choices = [("", "Any policy tag")] + policy_tag_choices()

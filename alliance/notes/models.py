@@ -1,0 +1,150 @@
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from alliance.core.models import UTCDateTime, utcnow
+from alliance.extensions import db
+
+NOTE_KINDS = ("incident", "indicators", "analysis", "bundle")
+
+
+class Note(db.Model):
+    """One post: a STIX report (report_id) and the objects it holds, with its audience and TLP.
+    Read it only through alliance.sharing.policy."""
+
+    __tablename__ = "notes"
+    __table_args__ = (
+        CheckConstraint("tlp IN ('CLEAR', 'GREEN', 'AMBER', 'AMBER+STRICT', 'RED')", name="tlp"),
+        CheckConstraint("kind IN ('incident', 'indicators', 'analysis', 'bundle')", name="kind"),
+        Index("ix_notes_feed", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(100), unique=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                  index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    tlp: Mapped[str] = mapped_column(String(20), index=True)
+    policy_tags: Mapped[list] = mapped_column(JSON, default=list)
+    sectors: Mapped[list] = mapped_column(JSON, default=list)
+    countries: Mapped[list] = mapped_column(JSON, default=list)
+    labels: Mapped[list] = mapped_column(JSON, default=list)
+    types: Mapped[list] = mapped_column(JSON, default=list)
+    publish_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    retracted_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    retracted_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    retraction_reason: Mapped[str | None] = mapped_column(Text)
+
+    organisation = relationship("Organisation")
+    author = relationship("User", foreign_keys=[author_id])
+    audiences = relationship("NoteAudience", cascade="all, delete-orphan")
+    recipients = relationship("NoteRecipient", cascade="all, delete-orphan")
+
+    @property
+    def uuid(self) -> str:
+        return self.report_id.split("--", 1)[1]
+
+
+class NoteAudience(db.Model):
+    __tablename__ = "note_audiences"
+
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id", ondelete="CASCADE"),
+                                             primary_key=True, index=True)
+
+    alliance = relationship("Alliance")
+
+
+class NoteRecipient(db.Model):
+    """A named reader of a TLP:RED note."""
+
+    __tablename__ = "note_recipients"
+
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True, index=True)
+
+    user = relationship("User")
+
+
+class StixObject(db.Model):
+    """One version (id + modified) of a STIX object, stored as posted."""
+
+    __tablename__ = "stix_objects"
+    __table_args__ = (UniqueConstraint("stix_id", "modified"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stix_id: Mapped[str] = mapped_column(String(100), index=True)
+    type: Mapped[str] = mapped_column(String(100), index=True)
+    modified: Mapped[str] = mapped_column(String(40))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    first_note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"))
+    body: Mapped[dict] = mapped_column(JSON)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    date_added: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class NoteObject(db.Model):
+    """Which object versions a note holds (an identical repost links the stored version)."""
+
+    __tablename__ = "note_objects"
+
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    object_id: Mapped[int] = mapped_column(ForeignKey("stix_objects.id", ondelete="CASCADE"),
+                                           primary_key=True, index=True)
+    note_version: Mapped[int] = mapped_column(Integer, default=1)
+
+    object = relationship("StixObject")
+
+
+class Observable(db.Model):
+    """A normalised observable value of a note, for search and correlation."""
+
+    __tablename__ = "observables"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[str] = mapped_column(String(2048), index=True)
+
+
+class NoteComment(db.Model):
+    """A comment (STIX note), opinion or sighting on a note; it inherits the note's audience
+    and TLP, so it is read only through the note."""
+
+    __tablename__ = "note_comments"
+    __table_args__ = (
+        CheckConstraint("kind IN ('comment', 'opinion', 'sighting')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    text: Mapped[str] = mapped_column(Text, default="")
+    opinion: Mapped[str | None] = mapped_column(String(30))
+    stix: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+
+    author = relationship("User")
+    organisation = relationship("Organisation")

@@ -1,0 +1,430 @@
+"""Posting, versioning and retracting notes. Reading goes through alliance.sharing.policy.
+
+post_note() is the one way content gets in (compose forms, bundle upload, CLI import, later
+TAXII): it checks the audience and the TLP, validates every object, checks versions and
+ownership against what is stored, then stores the note, its report, its objects and their
+observables in one transaction — all or nothing."""
+import hashlib
+import json
+import uuid
+
+import orjson
+import stix2
+from sqlalchemy import select
+
+from alliance.alliances.models import Alliance, Membership
+from alliance.audit.services import record
+from alliance.auth.models import User
+from alliance.core.errors import Conflict, DomainError, NotAllowed
+from alliance.core.models import utcnow
+from alliance.core.vocab import policy_tag_choices
+from alliance.extensions import db
+from alliance.notes import observables
+from alliance.notes.models import (
+    Note,
+    NoteAudience,
+    NoteComment,
+    NoteObject,
+    NoteRecipient,
+    Observable,
+    StixObject,
+)
+from alliance.notes.validation import BundleRejected, Problem, check_objects
+from alliance.sharing.markings import marking_id, strictest_level
+from alliance.sharing.policy import Principal, readable_note_ids
+from alliance.sharing.tlp import TLP_LEVELS, TLP_RANK
+
+
+def _stix_now() -> str:
+    return utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _hash(obj: dict) -> str:
+    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def audience_choices(user) -> list[Alliance]:
+    """Alliances the user's organisation may post to: those where it is an active member."""
+    return db.session.scalars(
+        select(Alliance).join(Membership, Membership.alliance_id == Alliance.id)
+        .where(Membership.organisation_id == user.organisation_id, Membership.state == "active")
+        .order_by(Alliance.name)).all()
+
+
+def recipient_choices(user, alliance_ids) -> list[User]:
+    """Users who may be named on a TLP:RED note to these alliances: active users of
+    organisations that are active members of at least one of them."""
+    if not alliance_ids:
+        return []
+    return db.session.scalars(
+        select(User).join(Membership, Membership.organisation_id == User.organisation_id)
+        .where(Membership.alliance_id.in_(alliance_ids), Membership.state == "active",
+               User.deactivated_at.is_(None), User.email_verified_at.is_not(None))
+        .distinct().order_by(User.name)).all()
+
+
+def audience_preview(user, alliance_ids, tlp: str, recipient_ids=()) -> dict:
+    """Exactly who will be able to read a note with this audience, as the rule says today."""
+    orgs = db.session.execute(
+        select(Membership.organisation_id).where(Membership.alliance_id.in_(alliance_ids or [0]),
+                                                 Membership.state == "active").distinct()).all()
+    from alliance.orgs.models import Organisation
+
+    org_ids = {row[0] for row in orgs} | {user.organisation_id}
+    organisations = db.session.scalars(select(Organisation).where(Organisation.id.in_(org_ids))
+                                       .order_by(Organisation.name)).all()
+    if tlp == "RED":
+        allowed = {u.id: u for u in recipient_choices(user, alliance_ids)}
+        users = [allowed[i] for i in recipient_ids if i in allowed]
+        return {"everyone": False, "organisations": [], "users": [user] + users}
+    return {"everyone": tlp == "CLEAR", "organisations": organisations, "users": []}
+
+
+def _check_audience(actor, tlp: str, alliance_ids, recipient_ids, publish_public: bool):
+    if tlp not in TLP_LEVELS:
+        raise DomainError("Choose a TLP level.", field="tlp")
+    allowed = {a.id: a for a in audience_choices(actor)}
+    alliance_ids = sorted(set(alliance_ids or []))
+    if not alliance_ids:
+        raise DomainError("Choose at least one alliance to share with.", field="alliances")
+    for alliance_id in alliance_ids:
+        if alliance_id not in allowed:
+            raise DomainError("You can share only with alliances your organisation is an "
+                              "active member of.", field="alliances")
+        if tlp not in allowed[alliance_id].allowed_tlps:
+            raise DomainError(f"{allowed[alliance_id].name} does not allow TLP:{tlp}.",
+                              field="tlp")
+    recipient_ids = sorted(set(recipient_ids or []))
+    if tlp == "RED":
+        eligible = {u.id for u in recipient_choices(actor, alliance_ids)}
+        if not recipient_ids:
+            raise DomainError("Name the people who receive a TLP:RED note.", field="recipients")
+        if not set(recipient_ids) <= eligible:
+            raise DomainError("Recipients must be active users of organisations in the chosen "
+                              "alliances.", field="recipients")
+    elif recipient_ids:
+        raise DomainError("Named recipients are only for TLP:RED notes.", field="recipients")
+    if publish_public and (tlp != "CLEAR" or not any(
+            allowed[a].publish_clear_allowed for a in alliance_ids)):
+        raise DomainError("Only TLP:CLEAR notes in an alliance that allows it can be "
+                          "published on the public Insights page.", field="publish_public")
+    return [allowed[a] for a in alliance_ids], recipient_ids
+
+
+def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list[StixObject]]:
+    """Split objects into new versions to store and stored versions to link. Refuses a new
+    version of someone else's object (only its creator organisation may add versions) and a
+    different body for a stored id + modified (409)."""
+    new, existing, problems, conflicts = [], [], [], []
+    ids = sorted({o["id"] for o in objects})
+    stored = {}
+    for chunk in range(0, len(ids), 500):
+        for row in db.session.scalars(select(StixObject).where(
+                StixObject.stix_id.in_(ids[chunk:chunk + 500]))):
+            stored.setdefault(row.stix_id, []).append(row)
+    for obj in objects:
+        version = obj.get("modified") or obj.get("created") or ""
+        rows = stored.get(obj["id"], [])
+        same = next((r for r in rows if r.modified == version), None)
+        if same is not None:
+            if same.body_hash == _hash(obj):
+                existing.append(same)
+            else:
+                conflicts.append(Problem(obj["id"], "modified", "a different object with this "
+                                                                "id and modified is stored"))
+        elif rows and rows[0].organisation_id != actor.organisation_id:
+            problems.append(Problem(obj["id"], "id", "another organisation created this object; "
+                                                     "only it may add versions"))
+        else:
+            new.append(obj)
+    if conflicts:
+        raise BundleRejected(conflicts + problems, status_code=409)
+    if problems:
+        raise BundleRejected(problems)
+    return new, existing
+
+
+def _check_outside_refs(principal: Principal, outside: set[str], objects: list[dict]) -> None:
+    """References to objects not in the bundle must name objects the poster can read."""
+    if not outside:
+        return
+    readable = set(db.session.scalars(
+        select(StixObject.stix_id).join(NoteObject, NoteObject.object_id == StixObject.id)
+        .where(StixObject.stix_id.in_(sorted(outside)),
+               NoteObject.note_id.in_(readable_note_ids(principal)))).all())
+    from alliance.notes.validation import references
+
+    problems = []
+    for ref in sorted(outside - readable):
+        holder = next(o["id"] for o in objects if ref in references(o))
+        problems.append(Problem(holder, "*_ref", f"points to {ref}, which is neither in the "
+                                                 "bundle nor shared with you"))
+    if problems:
+        raise BundleRejected(problems)
+
+
+def _clean_tags(tags) -> list[str]:
+    known = {t for t, _ in policy_tag_choices()}
+    unknown = sorted(set(tags or []) - known)
+    if unknown:
+        raise DomainError(f"Unknown policy tags: {', '.join(unknown)}.", field="policy_tags")
+    return sorted(set(tags or []))
+
+
+def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
+              kind: str = "bundle", description: str = "", recipient_ids=(),
+              policy_tags=(), sectors=(), countries=(), labels=(),
+              publish_public: bool = False, warnings=()) -> Note:
+    """Store a new note holding these STIX objects, for this audience. Raises DomainError
+    (with .field) for form problems and BundleRejected (with .problems) for STIX ones;
+    stores nothing then."""
+    if not getattr(actor, "can_act", False):
+        raise NotAllowed("Only members of vetted organisations can post.")
+    title = (title or "").strip()
+    if not title or len(title) > 300:
+        raise DomainError("Give the note a title of at most 300 characters.", field="title")
+    alliances, recipient_ids = _check_audience(actor, tlp, alliance_ids, recipient_ids,
+                                               publish_public)
+    objects, problems, outside = check_objects(objects)
+    if problems:
+        raise BundleRejected(problems)
+    strictest = strictest_level(objects)
+    if strictest and TLP_RANK[strictest] > TLP_RANK[tlp]:
+        raise DomainError(f"An object in this note is marked TLP:{strictest}; the note cannot "
+                          f"be shared more widely (TLP:{tlp}).", field="tlp")
+    _check_outside_refs(Principal.of(actor), outside, objects)
+    new, existing = _check_versions(actor, objects)
+
+    org = actor.organisation
+    now, stamp = utcnow(), _stix_now()
+    report = {
+        "type": "report", "spec_version": "2.1", "id": f"report--{uuid.uuid4()}",
+        "created": stamp, "modified": stamp, "name": title,
+        "description": description or None, "published": stamp,
+        "report_types": [{"incident": "threat-report", "indicators": "indicator",
+                          "analysis": "threat-report"}.get(kind, "threat-report")],
+        "object_refs": sorted({o["id"] for o in objects}) or [org.stix_id],
+        "created_by_ref": org.stix_id, "object_marking_refs": [marking_id(tlp)],
+        "labels": sorted(set(labels)) or None,
+    }
+    report = {k: v for k, v in report.items() if v is not None}
+    stix2.parse(report, allow_custom=True, version="2.1")
+    note = Note(report_id=report["id"], organisation_id=org.id, author_id=actor.id, kind=kind,
+                title=title, description=description or "", tlp=tlp,
+                policy_tags=_clean_tags(policy_tags), sectors=sorted(set(sectors)),
+                countries=sorted(set(countries)), labels=sorted(set(labels)),
+                types=sorted({o["type"] for o in objects} | {"report"}),
+                publish_public=bool(publish_public), created_at=now, updated_at=now)
+    note.audiences = [NoteAudience(alliance_id=a.id) for a in alliances]
+    note.recipients = [NoteRecipient(user_id=u) for u in recipient_ids]
+    db.session.add(note)
+    db.session.flush()
+    rows = [StixObject(stix_id=o["id"], type=o["type"],
+                       modified=o.get("modified") or o.get("created") or "",
+                       organisation_id=org.id, first_note_id=note.id, body=o,
+                       body_hash=_hash(o), date_added=now) for o in [report] + new]
+    db.session.add_all(rows)
+    db.session.flush()
+    db.session.add_all(NoteObject(note_id=note.id, object_id=r.id) for r in rows + existing)
+    seen = set()
+    for obj in objects:
+        for kind_, value in observables.extract(obj):
+            if (kind_, value) not in seen:
+                seen.add((kind_, value))
+                db.session.add(Observable(note_id=note.id, kind=kind_, value=value))
+    record("note.posted", actor, ("note", note.id, title), organisation=org,
+           alliance=alliances[0] if len(alliances) == 1 else None, tlp=tlp,
+           alliances=[a.slug for a in alliances], objects=len(objects), warnings=list(warnings))
+    db.session.commit()
+    return note
+
+
+def note_objects(note: Note) -> list[StixObject]:
+    """The objects of a note the caller has already read through the policy."""
+    return db.session.scalars(
+        select(StixObject).join(NoteObject, NoteObject.object_id == StixObject.id)
+        .where(NoteObject.note_id == note.id).order_by(StixObject.type, StixObject.stix_id)).all()
+
+
+def note_bundle(note: Note) -> dict:
+    """A STIX 2.1 bundle of the note with the TLP 2.0 marking definitions it uses."""
+    from alliance.sharing.markings import tlp2_objects
+
+    objs = [row.body for row in note_objects(note)]
+    used = {ref for o in objs for ref in o.get("object_marking_refs", [])}
+    markings = [m for m in tlp2_objects().values() if m["id"] in used]
+    present = {o["id"] for o in objs}
+    objs += [m for m in markings if m["id"] not in present]
+    return {"type": "bundle", "id": f"bundle--{uuid.uuid5(uuid.NAMESPACE_URL, note.report_id)}",
+            "objects": objs}
+
+
+def retract_note(actor, note: Note, reason: str) -> None:
+    """Withdraw a note from every path except its organisation and its coordinators."""
+    from alliance.sharing.policy import can_moderate
+
+    if not can_moderate(actor, note):
+        raise NotAllowed("Only the author, their organisation's admins or a coordinator of the "
+                         "note's alliances can retract it.")
+    if note.retracted_at is not None:
+        raise Conflict("This note is already retracted.")
+    if not (reason or "").strip():
+        raise DomainError("Say why the note is retracted.", field="reason")
+    note.retracted_at = utcnow()
+    note.retracted_by_id = actor.id
+    note.retraction_reason = reason.strip()
+    record("note.retracted", actor, ("note", note.id, note.title),
+           organisation=note.organisation, reason=note.retraction_reason)
+    db.session.commit()
+
+
+def add_comment(actor, note: Note, kind: str, text: str = "", opinion: str | None = None):
+    """A comment (STIX note), opinion or sighting on a note the actor has read; it inherits
+    the note's audience and TLP."""
+    if kind not in ("comment", "opinion", "sighting"):
+        raise DomainError("Unknown kind of response.")
+    text = (text or "").strip()
+    org = actor.organisation
+    base = {"spec_version": "2.1", "created": _stix_now(), "modified": _stix_now(),
+            "created_by_ref": org.stix_id, "object_marking_refs": [marking_id(note.tlp)]}
+    if kind == "comment":
+        if not text:
+            raise DomainError("Write something.", field="text")
+        stix = {"type": "note", "id": f"note--{uuid.uuid4()}", "content": text,
+                "object_refs": [note.report_id], **base}
+    elif kind == "opinion":
+        choices = ("strongly-disagree", "disagree", "neutral", "agree", "strongly-agree")
+        if opinion not in choices:
+            raise DomainError("Choose agree, disagree or neutral.", field="opinion")
+        stix = {"type": "opinion", "id": f"opinion--{uuid.uuid4()}", "opinion": opinion,
+                "object_refs": [note.report_id], **base}
+        if text:
+            stix["explanation"] = text
+    else:
+        stix = {"type": "sighting", "id": f"sighting--{uuid.uuid4()}",
+                "sighting_of_ref": note.report_id, "where_sighted_refs": [org.stix_id],
+                "count": 1, **base}
+        if text:
+            stix["description"] = text
+    stix2.parse(stix, allow_custom=True, version="2.1")
+    comment = NoteComment(note_id=note.id, kind=kind, author_id=actor.id, organisation_id=org.id,
+                          text=text, opinion=opinion, stix=json.loads(json.dumps(stix)))
+    db.session.add(comment)
+    record(f"note.{kind}", actor, ("note", note.id, note.title), organisation=org)
+    db.session.commit()
+    return comment
+
+
+# --- reading (every query starts from the policy's readable set) ---------------------------
+
+FEED_PAGE = 25
+
+
+def feed(principal: Principal, *, alliance_id=None, tlp=None, stix_type=None, sector=None,
+         country=None, policy_tag=None, since=None, until=None, query=None, before=None,
+         limit: int = FEED_PAGE):
+    """Readable notes, newest first, filtered; keyset pagination on (created_at, id).
+    Returns (notes, next_cursor)."""
+    from sqlalchemy import and_, or_
+
+    from alliance.sharing.policy import readable_notes
+
+    stmt = readable_notes(principal)
+    if alliance_id:
+        stmt = stmt.where(Note.audiences.any(NoteAudience.alliance_id == alliance_id))
+    if tlp:
+        stmt = stmt.where(Note.tlp == tlp)
+    for column, value in ((Note.types, stix_type), (Note.sectors, sector),
+                          (Note.countries, country), (Note.policy_tags, policy_tag)):
+        if value:
+            # JSON arrays hold short tokens; match the quoted token.
+            stmt = stmt.where(_json_text(column).like(f'%"{_escape_like(value)}"%', escape="\\"))
+    if since:
+        stmt = stmt.where(Note.created_at >= since)
+    if until:
+        stmt = stmt.where(Note.created_at < until)
+    if query:
+        stmt = stmt.where(or_(*_text_match(query)))
+    if before:
+        created, note_id = before
+        stmt = stmt.where(or_(Note.created_at < created,
+                              and_(Note.created_at == created, Note.id < note_id)))
+    rows = db.session.scalars(stmt.order_by(Note.created_at.desc(), Note.id.desc())
+                              .limit(limit + 1)).all()
+    cursor = (rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], cursor
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _json_text(column):
+    from sqlalchemy import String, cast
+
+    return cast(column, String)
+
+
+def _text_match(query: str):
+    """Title, description, labels and observable values containing the words."""
+    from sqlalchemy import func
+
+    q = query.strip()[:200]
+    like = f"%{_escape_like(q.lower())}%"
+    hit = observables.detect(q)
+    matches = [func.lower(Note.title).like(like, escape="\\"),
+               func.lower(Note.description).like(like, escape="\\"),
+               func.lower(_json_text(Note.labels)).like(like, escape="\\"),
+               Note.id.in_(select(Observable.note_id).where(
+                   Observable.value == (hit[1] if hit else q.lower())))]
+    return matches
+
+
+def comments_of(note: Note) -> list[NoteComment]:
+    """Responses to a note the caller has read through the policy (they share its rule)."""
+    return db.session.scalars(select(NoteComment).where(NoteComment.note_id == note.id)
+                              .order_by(NoteComment.created_at)).all()
+
+
+def correlated(principal: Principal, note: Note, limit: int = 50) -> list[tuple[Note, list]]:
+    """Other readable notes sharing an observable with this one (common values excluded)."""
+    from sqlalchemy import func
+
+    from alliance.sharing.policy import readable_notes
+
+    mine = select(Observable.value).where(Observable.note_id == note.id,
+                                          Observable.value.not_in(observables.COMMON_VALUES))
+    shared = (select(Observable.note_id, func.count().label("n")).where(
+        Observable.value.in_(mine), Observable.note_id != note.id)
+        .group_by(Observable.note_id).subquery())
+    rows = db.session.execute(
+        readable_notes(principal).add_columns(shared.c.n).join(shared, shared.c.note_id == Note.id)
+        .order_by(Note.created_at.desc()).limit(limit)).all()
+    result = []
+    for other, _count in rows:
+        values = db.session.scalars(select(Observable.value).where(
+            Observable.note_id == other.id, Observable.value.in_(mine))).all()
+        result.append((other, sorted(set(values))))
+    return result
+
+
+def who_has_seen(principal: Principal, raw_value: str, limit: int = 50) -> tuple[str | None, list]:
+    """"Has anyone I share with seen this?": readable notes carrying the value."""
+    from alliance.sharing.policy import readable_notes
+
+    hit = observables.detect(raw_value or "")
+    if hit is None:
+        return None, []
+    if hit[1] in observables.COMMON_VALUES:
+        return hit[1], []
+    notes = db.session.scalars(
+        readable_notes(principal).where(Note.id.in_(select(Observable.note_id).where(
+            Observable.value == hit[1]))).order_by(Note.created_at.desc()).limit(limit)).all()
+    return hit[1], notes
+
+
+def history(note: Note) -> list[StixObject]:
+    """Stored versions of the note's objects, newest first."""
+    ids = [o.stix_id for o in note_objects(note)]
+    return db.session.scalars(select(StixObject).where(StixObject.stix_id.in_(ids or [""]))
+                              .order_by(StixObject.date_added.desc(), StixObject.stix_id)).all()

@@ -1,0 +1,239 @@
+"""Validating posted STIX 2.1 before anything is stored. Every problem names the object id,
+the property and the reason; the caller stores nothing unless the list is empty.
+
+Limits are checked before any parsing work that could be expensive: the byte size first
+(413), then orjson's own nesting cap, then one iterative walk for depth, string length and
+object count (422)."""
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import orjson
+import stix2
+from flask import current_app
+from stix2 import exceptions as stix_errors
+
+from alliance.core.errors import DomainError
+from alliance.sharing.markings import known_marking_ids
+
+ID_RE = re.compile(r"^([a-z0-9][a-z0-9-]*[a-z0-9])--([0-9a-fA-F-]{36})$")
+TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+SCO_TYPES = frozenset({
+    "artifact", "autonomous-system", "directory", "domain-name", "email-addr", "email-message",
+    "file", "ipv4-addr", "ipv6-addr", "mac-addr", "mutex", "network-traffic", "process",
+    "software", "url", "user-account", "windows-registry-key", "x509-certificate"})
+# Objects without `modified` by definition (SCOs, and marking definitions, which never change).
+UNVERSIONED = SCO_TYPES | {"marking-definition"}
+
+
+@dataclass
+class Problem:
+    object_id: str
+    property: str
+    reason: str
+
+    def __str__(self):
+        where = " ".join(p for p in (self.object_id, self.property) if p)
+        return f"{where}: {self.reason}" if where else self.reason
+
+
+class BundleRejected(DomainError):
+    """The bundle was refused; problems lists every reason (nothing was stored)."""
+
+    status_code = 422
+
+    def __init__(self, problems: list[Problem], status_code: int = 422):
+        self.problems = problems
+        self.status_code = status_code
+        first = str(problems[0]) if problems else "the bundle was refused"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"The STIX content was refused: {first}{more}.")
+
+
+@dataclass
+class Parsed:
+    objects: list[dict]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _limits():
+    c = current_app.config
+    return (c["STIX_MAX_BYTES"], c["STIX_MAX_OBJECTS"], c["STIX_MAX_DEPTH"],
+            c["STIX_MAX_STRING"])
+
+
+def parse_bundle(raw: bytes | str) -> Parsed:
+    """Parse posted text into the bundle's objects, or raise BundleRejected (413 or 422)."""
+    max_bytes, max_objects, max_depth, max_string = _limits()
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    if len(raw) > max_bytes:
+        raise BundleRejected([Problem("", "", f"the bundle is {len(raw):,} bytes; the limit is "
+                                               f"{max_bytes:,}")], status_code=413)
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BundleRejected([Problem("", "", f"not valid JSON ({exc})")]) from exc
+    _check_shape(data, max_depth, max_string, max_objects)
+    warnings = []
+    if isinstance(data, list):
+        raise BundleRejected([Problem("", "", "a bare JSON array, not a bundle: wrap the objects "
+                                              "in {\"type\": \"bundle\", \"id\": \"bundle--…\", "
+                                              "\"objects\": [...]}")])
+    if isinstance(data, dict) and data.get("type") not in (None, "bundle") and "id" in data:
+        warnings.append(f"a single {data['type']} object, not a bundle: it was read as a "
+                        "bundle of one")
+        data = {"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": [data]}
+    if not isinstance(data, dict) or data.get("type") != "bundle":
+        raise BundleRejected([Problem(str(data.get("id", "")) if isinstance(data, dict) else "",
+                                      "type", "expected a STIX 2.1 bundle "
+                                              "(\"type\": \"bundle\")")])
+    if data.get("spec_version") == "2.0":
+        raise BundleRejected([Problem(str(data.get("id", "")), "spec_version",
+                                      "STIX 2.0 content; upgrade it to STIX 2.1 first")])
+    if "spec_version" in data:
+        warnings.append("the bundle carries spec_version, which STIX 2.1 bundles do not have; "
+                        "it was ignored")
+    objects = data.get("objects")
+    if not isinstance(objects, list) or not objects:
+        raise BundleRejected([Problem(str(data.get("id", "")), "objects",
+                                      "a bundle needs a non-empty list of objects")])
+    return Parsed(objects=objects, warnings=warnings)
+
+
+def _check_shape(data, max_depth: int, max_string: int, max_objects: int) -> None:
+    stack = [(data, 1)]
+    seen = 0
+    while stack:
+        value, depth = stack.pop()
+        if depth > max_depth:
+            raise BundleRejected([Problem("", "", f"nested deeper than {max_depth} levels")])
+        if isinstance(value, dict):
+            seen += 1
+            stack.extend((v, depth + 1) for v in value.values())
+            for key in value:
+                if len(key) > 250:
+                    raise BundleRejected([Problem("", key[:40] + "…", "property name too long")])
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, str) and len(value) > max_string:
+            raise BundleRejected([Problem("", "", f"a string of {len(value):,} characters; the "
+                                                  f"limit is {max_string:,}")], status_code=413)
+        if seen > max_objects * 50:
+            break
+    objects = data.get("objects") if isinstance(data, dict) else data
+    if isinstance(objects, list) and len(objects) > max_objects:
+        raise BundleRejected([Problem("", "objects", f"{len(objects):,} objects; the limit is "
+                                                     f"{max_objects:,}")], status_code=413)
+
+
+def _timestamp(obj: dict, prop: str, problems: list[Problem]) -> datetime | None:
+    value = obj.get(prop)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not TIMESTAMP_RE.match(value):
+        problems.append(Problem(obj.get("id", ""), prop, f"{value!r} is not an RFC 3339 UTC "
+                                                         "timestamp like 2024-05-01T12:00:00Z"))
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        problems.append(Problem(obj.get("id", ""), prop, f"{value!r} is not a real date"))
+        return None
+
+
+def _stix2_problem(obj_id: str, exc: Exception) -> Problem:
+    prop = getattr(exc, "prop_name", None) or ", ".join(getattr(exc, "properties", []) or [])
+    reason = str(exc).strip() or type(exc).__name__
+    return Problem(obj_id, prop or "", reason)
+
+
+def check_object(obj) -> list[Problem]:
+    """The problems of one object on its own (no references, no database)."""
+    if not isinstance(obj, dict):
+        return [Problem("", "", "an object must be a JSON object")]
+    obj_id = obj.get("id")
+    problems: list[Problem] = []
+    if not isinstance(obj.get("type"), str) or not isinstance(obj_id, str):
+        return [Problem(str(obj_id or ""), "type" if "type" not in obj else "id",
+                        "every object needs a type and an id")]
+    match = ID_RE.match(obj_id)
+    if not match or match.group(1) != obj["type"]:
+        return [Problem(obj_id, "id", f"not a STIX id of the form {obj['type']}--<uuid>")]
+    try:
+        uuid.UUID(match.group(2))
+    except ValueError:
+        return [Problem(obj_id, "id", "the part after -- is not a UUID")]
+    stix_type = obj["type"]
+    if stix_type == "bundle":
+        return [Problem(obj_id, "type", "a bundle inside a bundle")]
+    if obj.get("spec_version") is None and stix_type not in SCO_TYPES:
+        return [Problem(obj_id, "spec_version", "missing: this is STIX 2.0 content (STIX 2.1 "
+                                                "objects carry spec_version \"2.1\")")]
+    if obj.get("spec_version") not in (None, "2.1"):
+        return [Problem(obj_id, "spec_version", f"{obj.get('spec_version')!r}: only STIX 2.1 "
+                                                "is accepted")]
+    created = _timestamp(obj, "created", problems)
+    modified = _timestamp(obj, "modified", problems)
+    if stix_type not in UNVERSIONED and "modified" not in obj:
+        problems.append(Problem(obj_id, "modified", "missing (it is never filled in for you)"))
+    if created and modified and modified < created:
+        problems.append(Problem(obj_id, "modified", "earlier than created"))
+    if problems:
+        return problems
+    try:
+        stix2.parse(obj, allow_custom=True, version="2.1")
+    except (stix_errors.STIXError, ValueError, TypeError, KeyError) as exc:
+        problems.append(_stix2_problem(obj_id, exc))
+    except Exception as exc:  # stix2 raises odd things on odd input; never a 500
+        problems.append(Problem(obj_id, "", f"could not be read as STIX 2.1 ({type(exc).__name__})"))
+    return problems
+
+
+def references(obj: dict) -> set[str]:
+    """Every id the object points to through *_ref / *_refs properties, at any depth."""
+    found: set[str] = set()
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key.endswith("_ref") and isinstance(item, str):
+                    found.add(item)
+                elif key.endswith("_refs") and isinstance(item, list):
+                    found.update(i for i in item if isinstance(i, str))
+                elif isinstance(item, (dict, list)):
+                    stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(v for v in value if isinstance(v, (dict, list)))
+    return found
+
+
+def check_objects(objects: list) -> tuple[list[dict], list[Problem], set[str]]:
+    """Check every object and the bundle as a whole. Returns the distinct objects (identical
+    duplicates folded), the problems, and the references that point outside the bundle."""
+    problems: list[Problem] = []
+    distinct: dict[tuple, dict] = {}
+    for obj in objects:
+        found = check_object(obj)
+        problems.extend(found)
+        if found:
+            continue
+        key = (obj["id"], obj.get("modified") or obj.get("created") or "")
+        if key in distinct and distinct[key] != obj:
+            problems.append(Problem(obj["id"], "modified", "the same id and modified appear twice "
+                                                           "with different content"))
+        distinct.setdefault(key, obj)
+    ids = {key[0] for key in distinct}
+    outside = set()
+    for obj in distinct.values():
+        for ref in references(obj):
+            if ref not in ids:
+                outside.add(ref)
+    outside -= known_marking_ids()
+    bad = {ref for ref in outside if not ID_RE.match(ref)}
+    for ref in sorted(bad):
+        holder = next(o["id"] for o in distinct.values() if ref in references(o))
+        problems.append(Problem(holder, "*_ref", f"{ref!r} is not a STIX id"))
+    return list(distinct.values()), problems, outside - bad

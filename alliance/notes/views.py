@@ -1,0 +1,249 @@
+"""Notes: feed and search, compose and upload, the note page, retraction, responses, the
+public Insights page and Atom feed. Every read goes through alliance.sharing.policy."""
+import json
+from datetime import UTC, datetime
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+
+from alliance.alliances.services import active_alliances_of
+from alliance.auth.access import member_required
+from alliance.core.errors import DomainError
+from alliance.core.views import flash_error
+from alliance.extensions import db
+from alliance.notes import compose, services
+from alliance.notes.forms import (
+    AnalysisForm,
+    CommentForm,
+    FeedFilterForm,
+    IncidentForm,
+    IndicatorsForm,
+    RetractForm,
+    UploadForm,
+)
+from alliance.notes.validation import BundleRejected, parse_bundle
+from alliance.sharing.policy import Principal, can_moderate, get_readable_note_or_404
+
+bp = Blueprint("notes", __name__)
+
+FORMS = {"incident": IncidentForm, "indicators": IndicatorsForm, "analysis": AnalysisForm}
+TITLES = {"incident": "Incident report", "indicators": "Indicator set",
+          "analysis": "Policy analysis", "bundle": "Upload a STIX bundle"}
+
+
+def _cursor(raw: str | None):
+    try:
+        stamp, note_id = raw.split("_", 1)
+        return datetime.fromtimestamp(int(stamp) / 1_000_000, tz=UTC), int(note_id)
+    except (AttributeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _cursor_text(cursor) -> str | None:
+    if cursor is None:
+        return None
+    created, note_id = cursor
+    return f"{int(created.timestamp() * 1_000_000)}_{note_id}"
+
+
+@bp.route("/")
+@member_required
+def feed():
+    principal = Principal.of(current_user)
+    form = FeedFilterForm(request.args, alliances=active_alliances_of(current_user.organisation_id))
+    if not form.validate():
+        abort(400, "A filter value is not one of the choices offered.")
+    notes, cursor = services.feed(
+        principal, alliance_id=int(form.alliance.data) if form.alliance.data else None,
+        tlp=form.tlp.data or None, stix_type=(form.type.data or "").strip().lower() or None,
+        sector=form.sector.data or None, country=form.country.data or None,
+        policy_tag=form.tag.data or None, query=form.q.data or None,
+        before=_cursor(request.args.get("before")))
+    value, seen_in = services.who_has_seen(principal, form.q.data or "")
+    args = {k: v for k, v in request.args.items() if k != "before"}
+    return render_template("notes/feed.html", form=form, notes=notes, seen_value=value,
+                           seen_in=seen_in, next_url=url_for("notes.feed", **args,
+                                                             before=_cursor_text(cursor))
+                           if cursor else None)
+
+
+def _form(kind: str):
+    alliances = services.audience_choices(current_user)
+    chosen = request.form.getlist("alliances", type=int)
+    recipients = services.recipient_choices(current_user, chosen or [a.id for a in alliances])
+    form = FORMS.get(kind, UploadForm)(alliances=alliances, recipients=recipients)
+    if request.method == "GET":
+        form.alliances.data = [a.id for a in alliances][:1]
+        form.tlp.data = alliances[0].default_tlp if alliances else "AMBER"
+    return form, alliances
+
+
+def _objects_for(kind: str, form) -> tuple[list[dict], list[str]]:
+    org, tlp = current_user.organisation, form.tlp.data
+    if kind == "incident":
+        return compose.incident_report(
+            org, tlp, title=form.title.data, description=form.description.data or "",
+            details=form.details.data or "", observables_text=form.observables.data or "",
+            attack_ids_text=form.attack_ids.data or "", sectors=form.sectors.data or [],
+            countries=form.countries.data or []), []
+    if kind == "indicators":
+        def utc(value):
+            return value.replace(tzinfo=UTC) if value else None
+        return compose.indicator_set(
+            org, tlp, observables_text=form.observables.data,
+            valid_from=utc(form.valid_from.data), valid_until=utc(form.valid_until.data),
+            confidence=form.confidence.data), []
+    if kind == "analysis":
+        return compose.policy_analysis(org, tlp, title=form.title.data,
+                                       description=form.description.data or "",
+                                       policy_tags=form.policy_tags.data or []), []
+    upload = form.bundle_file.data
+    raw = upload.read() if upload else (form.bundle_text.data or "").encode()
+    if not raw.strip():
+        raise DomainError("Choose a bundle file or paste one.", field="bundle_text")
+    parsed = parse_bundle(raw)
+    return parsed.objects, parsed.warnings
+
+
+@bp.route("/new/<kind>", methods=["GET", "POST"])
+@member_required
+def compose_note(kind):
+    if kind not in TITLES:
+        abort(404)
+    form, alliances = _form(kind)
+    if not alliances:
+        return render_template("notes/no_audience.html"), 200
+    preview = problems = None
+    status = 200
+    if form.validate_on_submit():
+        if "preview" in request.form:
+            preview = services.audience_preview(current_user, form.alliances.data,
+                                                form.tlp.data, form.recipients.data or [])
+        else:
+            try:
+                objects, warnings = _objects_for(kind, form)
+                note = services.post_note(
+                    current_user, title=form.title.data, tlp=form.tlp.data,
+                    alliance_ids=form.alliances.data, objects=objects, kind=kind,
+                    description=form.description.data or "",
+                    recipient_ids=form.recipients.data or [],
+                    policy_tags=form.policy_tags.data or [],
+                    sectors=getattr(form, "sectors", None) and form.sectors.data or [],
+                    countries=getattr(form, "countries", None) and form.countries.data or [],
+                    publish_public=form.publish_public.data, warnings=warnings)
+            except BundleRejected as exc:
+                db.session.rollback()
+                problems, status = exc.problems, exc.status_code
+            except DomainError as exc:
+                db.session.rollback()
+                flash_error(exc, form)
+                status = exc.status_code
+            else:
+                for warning in warnings:
+                    flash(f"Note: {warning}.", "info")
+                flash("Your note is shared.", "success")
+                return redirect(url_for("notes.show", uuid=note.uuid))
+    elif request.method == "POST":
+        status = 422
+    return render_template("notes/compose.html", form=form, kind=kind, title=TITLES[kind],
+                           preview=preview, problems=problems), status
+
+
+def _note_or_404(uuid: str):
+    return get_readable_note_or_404(Principal.of(current_user), f"report--{uuid}")
+
+
+@bp.route("/<uuid>")
+@member_required
+def show(uuid):
+    note = _note_or_404(uuid)
+    objects = services.note_objects(note)
+    return render_template(
+        "notes/show.html", note=note, objects=objects,
+        comments=services.comments_of(note),
+        related=services.correlated(Principal.of(current_user), note),
+        history=services.history(note), can_moderate=can_moderate(current_user, note),
+        retract_form=RetractForm(), comment_form=CommentForm(),
+        raw=json.dumps(services.note_bundle(note), indent=2, sort_keys=True))
+
+
+@bp.route("/<uuid>/bundle.json")
+@member_required
+def download(uuid):
+    note = _note_or_404(uuid)
+    body = json.dumps(services.note_bundle(note), indent=2, sort_keys=True)
+    return Response(body, mimetype="application/stix+json;version=2.1", headers={
+        "Content-Disposition": f'attachment; filename="{note.uuid}.json"'})
+
+
+@bp.route("/<uuid>/retract", methods=["POST"])
+@member_required
+def retract(uuid):
+    note = _note_or_404(uuid)
+    form = RetractForm()
+    if not form.validate_on_submit():
+        flash("Say why the note is retracted.", "error")
+        return redirect(url_for("notes.show", uuid=uuid))
+    try:
+        services.retract_note(current_user, note, form.reason.data)
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status_code in (403, 404):
+            abort(exc.status_code)
+        flash(exc.message, "error")
+    else:
+        flash("The note is retracted; only your organisation and the coordinators see it now.",
+              "success")
+    return redirect(url_for("notes.show", uuid=uuid))
+
+
+@bp.route("/<uuid>/responses", methods=["POST"])
+@member_required
+def respond(uuid):
+    note = _note_or_404(uuid)
+    form = CommentForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        services.add_comment(current_user, note, form.kind.data, form.text.data or "",
+                             form.opinion.data or None)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("notes.show", uuid=uuid) + "#responses")
+
+
+# --- public Insights ---------------------------------------------------------------------
+
+public_bp = Blueprint("insights", __name__)
+
+
+@public_bp.route("/insights/")
+def insights():
+    notes, _ = services.feed(Principal.anonymous(), limit=50)
+    return render_template("notes/insights.html", notes=notes)
+
+
+@public_bp.route("/insights/<uuid>")
+def insight(uuid):
+    note = get_readable_note_or_404(Principal.anonymous(), f"report--{uuid}")
+    return render_template("notes/insight.html", note=note)
+
+
+@public_bp.route("/insights/feed.atom")
+def atom():
+    notes, _ = services.feed(Principal.anonymous(), limit=50)
+    body = render_template("notes/insights.atom", notes=notes,
+                           base_url=current_app.config["BASE_URL"].rstrip("/"),
+                           updated=(notes[0].updated_at if notes else datetime.now(UTC)))
+    return Response(body, mimetype="application/atom+xml")

@@ -1,0 +1,54 @@
+"""TLP marking definitions: the official TLP 2.0 objects (shipped in alliance/data), and the
+TLP 1.0 ids still found in the wild, mapped onto TLP 2.0 levels (WHITE reads as CLEAR)."""
+import json
+from functools import cache
+from pathlib import Path
+
+from alliance.sharing.tlp import TLP_RANK
+
+TLP1_IDS = {
+    "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9": "CLEAR",   # TLP:WHITE
+    "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da": "GREEN",
+    "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82": "AMBER",
+    "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed": "RED",
+}
+
+
+@cache
+def tlp2_objects() -> dict[str, dict]:
+    """Level -> the official TLP 2.0 marking-definition object."""
+    data = json.loads((Path(__file__).parent.parent / "data" / "tlp2_markings.json").read_text())
+    return {obj["name"].split(":", 1)[1]: obj for obj in data["objects"]}
+
+
+@cache
+def tlp2_ids() -> dict[str, str]:
+    """Marking-definition id -> level, for TLP 2.0."""
+    return {obj["id"]: level for level, obj in tlp2_objects().items()}
+
+
+def marking_id(level: str) -> str:
+    return tlp2_objects()[level]["id"]
+
+
+def level_of(marking_ref: str) -> str | None:
+    """The TLP level a marking-definition id stands for (1.0 or 2.0), or None."""
+    return tlp2_ids().get(marking_ref) or TLP1_IDS.get(marking_ref)
+
+
+def known_marking_ids() -> set[str]:
+    return set(tlp2_ids()) | set(TLP1_IDS)
+
+
+def strictest_level(objects: list[dict]) -> str | None:
+    """The strictest TLP level marked on any object (object or granular markings)."""
+    best = None
+    for obj in objects:
+        refs = list(obj.get("object_marking_refs") or [])
+        refs += [g.get("marking_ref") for g in obj.get("granular_markings") or []
+                 if isinstance(g, dict)]
+        for ref in refs:
+            level = level_of(ref) if isinstance(ref, str) else None
+            if level and (best is None or TLP_RANK[level] > TLP_RANK[best]):
+                best = level
+    return best

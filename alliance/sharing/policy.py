@@ -1,0 +1,151 @@
+"""THE read rule (DESIGN.md, "Who may read a note"), as one SQL filter with an explicit
+principal. Every read of notes composes readable_notes() or readable_clause(): pages, lists,
+counts, search, correlation, comments, sightings, exports, TAXII, digests, the public page.
+Nothing else in the code base selects from `notes` (tests/sharing/test_architecture.py).
+
+The rule, decided at read time:
+- CLEAR: every signed-in user; anonymous visitors too when the author published it and one
+  of its audience alliances allows public CLEAR posts.
+- GREEN, AMBER, AMBER+STRICT: users of organisations that are *active* members of one of the
+  note's audience alliances.
+- RED: the named recipients while their organisation is an active member of an audience
+  alliance, and the author.
+- Always: users of the author's organisation read its non-RED notes.
+- A retracted note is readable only (within the rule above) by its author's organisation and
+  the coordinators of its alliances.
+A principal that is not a usable account (deactivated, unverified, organisation not vetted) is
+anonymous. Not-found and not-allowed are the same 404. The filter fails closed: an unknown
+TLP value matches no branch."""
+from dataclasses import dataclass
+
+from flask import abort
+from sqlalchemy import and_, exists, false, func, or_, select
+
+from alliance.alliances.models import Alliance, Coordinator, Membership
+from alliance.extensions import db
+from alliance.notes.models import Note, NoteAudience, NoteRecipient
+
+SHARED_LEVELS = ("GREEN", "AMBER", "AMBER+STRICT")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is reading: a user (by id and organisation) or nobody in particular."""
+
+    user_id: int | None = None
+    organisation_id: int | None = None
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.user_id is None
+
+    @classmethod
+    def anonymous(cls) -> "Principal":
+        return cls()
+
+    @classmethod
+    def of(cls, user) -> "Principal":
+        """The principal for a user object (web session, API key's user, digest recipient).
+        Anything but an active, verified user of a vetted organisation reads as anonymous."""
+        if user is None or not getattr(user, "is_authenticated", False):
+            return cls.anonymous()
+        if not user.can_act:
+            return cls.anonymous()
+        return cls(user_id=user.id, organisation_id=user.organisation_id)
+
+
+def _member_of_audience(org_id: int):
+    """The organisation is an active member of one of the note's audience alliances."""
+    return exists().where(
+        NoteAudience.note_id == Note.id,
+        Membership.alliance_id == NoteAudience.alliance_id,
+        Membership.organisation_id == org_id,
+        Membership.state == "active")
+
+
+def _coordinator_of_audience(user_id: int, org_id: int):
+    """The user coordinates one of the note's alliances, and may act as coordinator there
+    (their organisation is an active member of it)."""
+    return exists().where(
+        NoteAudience.note_id == Note.id,
+        Coordinator.alliance_id == NoteAudience.alliance_id,
+        Coordinator.user_id == user_id,
+        Membership.alliance_id == NoteAudience.alliance_id,
+        Membership.organisation_id == org_id,
+        Membership.state == "active")
+
+
+def _public_clause():
+    public_alliance = exists().where(
+        NoteAudience.note_id == Note.id,
+        Alliance.id == NoteAudience.alliance_id,
+        Alliance.publish_clear_allowed.is_(True))
+    return and_(Note.tlp == "CLEAR", Note.publish_public.is_(True),
+                Note.retracted_at.is_(None), public_alliance)
+
+
+def readable_clause(principal: Principal):
+    """The SQL condition on Note that is true exactly for the notes the principal may read."""
+    if principal.is_anonymous:
+        return _public_clause()
+    uid, oid = principal.user_id, principal.organisation_id
+    if oid is None:
+        return false()
+    own_org = Note.organisation_id == oid
+    named = exists().where(NoteRecipient.note_id == Note.id, NoteRecipient.user_id == uid)
+    may_read = or_(
+        and_(Note.tlp.in_(("CLEAR",) + SHARED_LEVELS), own_org),
+        and_(Note.tlp == "RED", Note.author_id == uid),
+        Note.tlp == "CLEAR",
+        and_(Note.tlp.in_(SHARED_LEVELS), _member_of_audience(oid)),
+        and_(Note.tlp == "RED", named, _member_of_audience(oid)),
+    )
+    not_withdrawn = or_(Note.retracted_at.is_(None), own_org,
+                        _coordinator_of_audience(uid, oid))
+    return and_(may_read, not_withdrawn)
+
+
+def readable_notes(principal: Principal):
+    """select(Note) limited to what the principal may read; add filters and order to it."""
+    return select(Note).where(readable_clause(principal))
+
+
+def readable_note_ids(principal: Principal):
+    """The ids of readable notes, for joins and IN (...) from other tables."""
+    return select(Note.id).where(readable_clause(principal))
+
+
+def count_readable(principal: Principal, *conditions) -> int:
+    return db.session.scalar(select(func.count()).select_from(Note).where(
+        readable_clause(principal), *conditions))
+
+
+def get_readable_note(principal: Principal, report_id: str) -> Note | None:
+    return db.session.scalar(readable_notes(principal).where(Note.report_id == report_id))
+
+
+def get_readable_note_or_404(principal: Principal, report_id: str) -> Note:
+    """The note, if the principal may read it; otherwise 404, the same as for a note that
+    does not exist."""
+    note = get_readable_note(principal, report_id)
+    if note is None:
+        abort(404)
+    return note
+
+
+def can_read(principal: Principal, note_id: int) -> bool:
+    return db.session.scalar(select(func.count()).select_from(Note).where(
+        Note.id == note_id, readable_clause(principal))) > 0
+
+
+def can_moderate(user, note: Note) -> bool:
+    """Author, org admins of the author's organisation, or a coordinator of an audience
+    alliance may retract the note (the caller has already read it through the rule)."""
+    p = Principal.of(user)
+    if p.is_anonymous:
+        return False
+    if note.author_id == p.user_id or (note.organisation_id == p.organisation_id
+                                       and user.is_org_admin):
+        return True
+    return db.session.scalar(select(func.count()).select_from(Note).where(
+        Note.id == note.id, _coordinator_of_audience(p.user_id, p.organisation_id))) > 0

@@ -36,7 +36,7 @@ lint: deps
 	$(VENV)/bin/ruff check .
 
 bench: deps
-	@echo "No benchmarks yet: they arrive with the notes and TAXII issues (bench/README.md)."
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts

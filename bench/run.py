@@ -1,0 +1,214 @@
+"""`make bench`: import throughput and feed/search latency, printed and saved as JSON in
+bench/results/. Each figure is printed next to the baseline it is compared with.
+
+  import   objects/s of parse_bundle + post_note, for the ATT&CK Mobile bundle and a generated
+           bundle of 10,000 indicators, next to the floor (orjson parse + a plain SQLite insert of
+           the same rows) and next to stix2.parse of the same objects.
+  feed     p50/p95 of the feed page and of a search, over 200 in-process requests, for a member
+           of 5 alliances, at 10,000 and 100,000 stored notes (BENCH_SIZES to change)."""
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+TMP = tempfile.mkdtemp(prefix="alliance-bench-")
+os.environ["INSTANCE_PATH"] = TMP
+os.environ["ALLIANCE_ENV"] = "testing"
+os.environ.pop("DATABASE_URL", None)
+
+import orjson  # noqa: E402
+import stix2  # noqa: E402
+
+ATTACK = ROOT.parent / "shared" / "data" / "stix" / "valid" / "attack__mobile-attack-17.1.json"
+
+
+def make_app(db_path):
+    from flask_migrate import upgrade
+
+    from alliance import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}",
+                      "MAIL_URL": os.path.join(TMP, "maildir")})
+    with app.app_context():
+        upgrade()
+    return app
+
+
+def world(alliances=1):
+    from tests import factories
+
+    org = factories.make_org(f"Bench Org {uuid.uuid4().hex[:6]}")
+    user = factories.make_user(org, f"bench-{uuid.uuid4().hex[:6]}@bench.example", role="org_admin")
+    made = [factories.make_alliance(user, slug=f"bench-{i}-{uuid.uuid4().hex[:4]}",
+                                    name=f"Bench {i} {uuid.uuid4().hex[:4]}")
+            for i in range(alliances)]
+    return user, made
+
+
+def indicators_bundle(n: int) -> bytes:
+    stamp = "2024-01-01T00:00:00.000Z"
+    objects = [{"type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid4()}",
+                "created": stamp, "modified": stamp, "name": f"203.0.{i // 250 % 250}.{i % 250}",
+                "pattern": f"[ipv4-addr:value = '10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}']",
+                "pattern_type": "stix", "valid_from": stamp} for i in range(n)]
+    return orjson.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects})
+
+
+def floor(raw: bytes) -> float:
+    """orjson parse + plain SQLite insert of the same rows: objects per second."""
+    start = time.perf_counter()
+    objects = orjson.loads(raw)["objects"]
+    conn = sqlite3.connect(os.path.join(TMP, f"floor-{uuid.uuid4().hex}.db"))
+    conn.execute("CREATE TABLE o (stix_id TEXT, type TEXT, modified TEXT, body TEXT)")
+    conn.executemany("INSERT INTO o VALUES (?, ?, ?, ?)",
+                     [(o["id"], o["type"], o.get("modified", ""), orjson.dumps(o).decode())
+                      for o in objects])
+    conn.commit()
+    conn.close()
+    return len(objects) / (time.perf_counter() - start)
+
+
+def stix2_rate(raw: bytes) -> float:
+    objects = orjson.loads(raw)["objects"]
+    start = time.perf_counter()
+    for obj in objects:
+        stix2.parse(obj, allow_custom=True, version="2.1")
+    return len(objects) / (time.perf_counter() - start)
+
+
+def ours(app, raw: bytes) -> tuple[float, int]:
+    from alliance.notes.services import post_note
+    from alliance.notes.validation import parse_bundle
+
+    with app.app_context():
+        user, alliances = world()
+        start = time.perf_counter()
+        parsed = parse_bundle(raw)
+        post_note(user, title="bench", tlp="AMBER", alliance_ids=[alliances[0].id],
+                  objects=parsed.objects)
+        elapsed = time.perf_counter() - start
+    return len(parsed.objects) / elapsed, len(parsed.objects)
+
+
+def bench_import(app) -> list[dict]:
+    rows = []
+    loads = [("indicators-10000", indicators_bundle(10_000))]
+    if ATTACK.exists():
+        loads.insert(0, ("attack-mobile-17.1", ATTACK.read_bytes()))
+    else:
+        print(f"(skipping the ATT&CK bundle: {ATTACK} is not there)")
+    for name, raw in loads:
+        rate, count = ours(app, raw)
+        base, parse_rate = floor(raw), stix2_rate(raw)
+        rows.append({"workload": name, "objects": count, "ours_per_s": round(rate),
+                     "floor_per_s": round(base), "stix2_parse_per_s": round(parse_rate),
+                     "floor_over_ours": round(base / rate, 1)})
+        print(f"import {name:20} {count:>6} objects  ours {rate:>9,.0f}/s   floor {base:>9,.0f}/s"
+              f"   stix2.parse {parse_rate:>8,.0f}/s   floor/ours = {base / rate:5.1f}x (goal <= 4x)")
+    return rows
+
+
+def fill_notes(app, n: int, alliance_ids, org_id, author_id):
+    """Bulk rows straight into the tables (the bench measures reading, not posting)."""
+    from alliance.extensions import db
+    from alliance.notes.models import Note, NoteAudience, Observable
+
+    levels = ["CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "GREEN"]
+    start_at = datetime(2024, 1, 1, tzinfo=UTC)
+    with app.app_context():
+        conn = db.session.connection()
+        batch = 5000
+        for offset in range(0, n, batch):
+            notes = []
+            for i in range(offset, min(n, offset + batch)):
+                at = (start_at + timedelta(minutes=i)).replace(tzinfo=None)
+                notes.append({"report_id": f"report--{uuid.uuid4()}", "organisation_id": org_id,
+                              "author_id": author_id, "kind": "incident",
+                              "title": f"Incident {i} phishing wave", "description": "text",
+                              "tlp": levels[i % 5], "policy_tags": [], "sectors": [],
+                              "countries": [], "labels": [], "types": ["report"],
+                              "publish_public": False, "version": 1, "created_at": at,
+                              "updated_at": at})
+            conn.execute(Note.__table__.insert(), notes)
+            ids = [row[0] for row in conn.execute(
+                Note.__table__.select().with_only_columns(Note.__table__.c.id)
+                .order_by(Note.__table__.c.id.desc()).limit(len(notes)))]
+            conn.execute(NoteAudience.__table__.insert(), [
+                {"note_id": nid, "alliance_id": alliance_ids[nid % len(alliance_ids)]}
+                for nid in ids])
+            conn.execute(Observable.__table__.insert(), [
+                {"note_id": nid, "kind": "ipv4", "value": f"198.51.{nid // 250 % 250}.{nid % 250}"}
+                for nid in ids])
+        db.session.commit()
+
+
+def timed(client, path, rounds=200):
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        response = client.get(path)
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, (path, response.status_code)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.95) - 1]
+
+
+def bench_feed(sizes) -> list[dict]:
+    rows = []
+    for size in sizes:
+        app = make_app(os.path.join(TMP, f"feed-{size}.db"))
+        with app.app_context():
+            user, alliances = world(alliances=5)
+            ids = [a.id for a in alliances]
+            org_id, user_id, login_id = user.organisation_id, user.id, user.get_id()
+        # The reader is a member of the 5 alliances through another organisation.
+        with app.app_context():
+            from tests import factories
+
+            reader_org = factories.make_org(f"Reader {size}")
+            reader = factories.make_user(reader_org, f"reader{size}@bench.example")
+            for alliance in alliances:
+                factories.add_member(alliance, reader_org, "active")
+            login_id = reader.get_id()
+        fill_notes(app, size, ids, org_id, user_id)
+        client = app.test_client()
+        with client.session_transaction() as sess:
+            sess["_user_id"] = login_id
+        for name, path in (("feed", "/notes/"), ("search", "/notes/?q=phishing+wave+12"),
+                           ("value", "/notes/?q=198.51.3.7")):
+            client.get(path)  # warm up
+            p50, p95 = timed(client, path)
+            rows.append({"notes": size, "page": name, "p50_ms": round(p50, 2),
+                         "p95_ms": round(p95, 2)})
+            print(f"{name:6} {size:>7,} notes   p50 {p50:7.2f} ms   p95 {p95:7.2f} ms"
+                  f"   (goal p95 < 100 ms at 100,000)")
+        _ = org_id, user_id
+    for name in ("feed", "search", "value"):
+        runs = [r for r in rows if r["page"] == name]
+        if len(runs) > 1:
+            print(f"{name:6} p95 ratio {runs[-1]['notes']:,} / {runs[0]['notes']:,} notes = "
+                  f"{runs[-1]['p95_ms'] / runs[0]['p95_ms']:.2f}x (goal: nearly flat)")
+    return rows
+
+
+def main():
+    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "10000,100000").split(",")]
+    app = make_app(os.path.join(TMP, "import.db"))
+    results = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
+               "machine": os.uname().machine, "cpus": os.cpu_count(),
+               "import": bench_import(app), "feed": bench_feed(sizes)}
+    out = ROOT / "bench" / "results" / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"results written to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

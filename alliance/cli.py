@@ -7,6 +7,7 @@ from flask import current_app
 
 from alliance.core.errors import DomainError
 from alliance.extensions import db
+from alliance.sharing.tlp import TLP_LEVELS
 
 
 @click.group("alliance")
@@ -62,3 +63,93 @@ def outbox_relay_command():
     from alliance.outbox.services import relay_pending
 
     click.echo(f"published {relay_pending()} message(s)")
+
+
+def _import_actor(org_slug: str, as_email: str | None):
+    """The user an import posts as: --as EMAIL (a user of the organisation), or else the
+    organisation's first active org admin."""
+    from sqlalchemy import select
+
+    from alliance.auth.models import User
+    from alliance.orgs.models import Organisation
+
+    org = db.session.scalar(select(Organisation).where(Organisation.slug == org_slug))
+    if org is None:
+        raise click.ClickException(f"No organisation with the slug {org_slug!r}.")
+    if as_email:
+        user = db.session.scalar(select(User).where(User.email == as_email.strip().lower()))
+        if user is None or user.organisation_id != org.id:
+            raise click.ClickException(f"{as_email} is not a user of {org.name}.")
+    else:
+        admins = db.session.scalars(select(User).where(
+            User.organisation_id == org.id, User.role == "org_admin",
+            User.deactivated_at.is_(None), User.email_verified_at.is_not(None))
+            .order_by(User.id)).all()
+        if not admins:
+            raise click.ClickException(f"{org.name} has no active org admin to post as; "
+                                       "name a user with --as EMAIL.")
+        user = admins[0]
+    if not user.can_act:
+        raise click.ClickException(f"{user.email} cannot post: the user must be active and "
+                                   "verified, in a vetted organisation.")
+    return user
+
+
+@alliance_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--org", "org_slug", required=True, help="Slug of the posting organisation.")
+@click.option("--alliance", "alliance_slug", required=True, help="Slug of the alliance.")
+@click.option("--tlp", required=True, type=click.Choice(TLP_LEVELS, case_sensitive=False),
+              help="The note's TLP 2.0 level: CLEAR, GREEN, AMBER, AMBER+STRICT or RED.")
+@click.option("--title", help="Note title (default: the file name).")
+@click.option("--as", "as_email", help="Post as this user of the organisation (default: its "
+                                       "first active org admin).")
+@click.option("--recipient", "recipients", multiple=True, metavar="EMAIL",
+              help="A named reader of a TLP:RED note (repeat the option for more).")
+def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipients):
+    """Post a STIX 2.1 bundle file as one note, validated and stored all or nothing.
+
+    Prints the note's report id on success; on failure prints every problem (object id,
+    property, reason) on standard error, stores nothing and exits with status 1."""
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from alliance.alliances.models import Alliance
+    from alliance.auth.models import User
+    from alliance.notes.services import post_note
+    from alliance.notes.validation import BundleRejected, parse_bundle
+
+    actor = _import_actor(org_slug, as_email)
+    alliance = db.session.scalar(select(Alliance).where(Alliance.slug == alliance_slug))
+    if alliance is None:
+        raise click.ClickException(f"No alliance with the slug {alliance_slug!r}.")
+    recipient_ids = []
+    for email in recipients:
+        user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            raise click.ClickException(f"No user with the e-mail address {email}.")
+        recipient_ids.append(user.id)
+    path = Path(path)
+    try:
+        parsed = parse_bundle(path.read_bytes())
+        with click.progressbar(length=len(parsed.objects), label="Validating",
+                               file=sys.stderr) as bar:
+            note = post_note(actor, title=title or f"Import of {path.name}", tlp=tlp,
+                             alliance_ids=[alliance.id], objects=parsed.objects,
+                             recipient_ids=recipient_ids, warnings=parsed.warnings,
+                             progress=bar.update)
+    except BundleRejected as exc:
+        db.session.rollback()
+        click.echo(f"Refused, nothing was stored ({len(exc.problems)} problem(s)):", err=True)
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from exc
+    for warning in parsed.warnings:
+        click.echo(f"Note: {warning}.", err=True)
+    click.echo(f"Stored {len(parsed.objects):,} object(s) as a TLP:{tlp} note for "
+               f"{alliance.name}.", err=True)
+    click.echo(note.report_id)

@@ -174,10 +174,11 @@ def _clean_tags(tags) -> list[str]:
 def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
               kind: str = "bundle", description: str = "", recipient_ids=(),
               policy_tags=(), sectors=(), countries=(), labels=(),
-              publish_public: bool = False, warnings=()) -> Note:
+              publish_public: bool = False, warnings=(), progress=None) -> Note:
     """Store a new note holding these STIX objects, for this audience. Raises DomainError
     (with .field) for form problems and BundleRejected (with .problems) for STIX ones;
-    stores nothing then."""
+    stores nothing then. `progress`, if given, is called with 1 after each object is
+    validated (the CLI import's progress bar)."""
     if not getattr(actor, "can_act", False):
         raise NotAllowed("Only members of vetted organisations can post.")
     title = (title or "").strip()
@@ -185,7 +186,7 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
         raise DomainError("Give the note a title of at most 300 characters.", field="title")
     alliances, recipient_ids = _check_audience(actor, tlp, alliance_ids, recipient_ids,
                                                publish_public)
-    objects, problems, outside = check_objects(objects)
+    objects, problems, outside = check_objects(objects, progress=progress)
     if problems:
         raise BundleRejected(problems)
     strictest = strictest_level(objects)

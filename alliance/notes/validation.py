@@ -27,6 +27,16 @@ SCO_TYPES = frozenset({
 UNVERSIONED = SCO_TYPES | {"marking-definition"}
 
 
+def is_sco(obj: dict) -> bool:
+    """A cyber-observable: a predefined SCO type, or a custom type an extension-definition
+    declares as "new-sco". Either way spec_version is optional and there is no `modified`."""
+    if obj.get("type") in SCO_TYPES:
+        return True
+    extensions = obj.get("extensions")
+    return isinstance(extensions, dict) and any(
+        isinstance(e, dict) and e.get("extension_type") == "new-sco" for e in extensions.values())
+
+
 @dataclass
 class Problem:
     object_id: str
@@ -74,6 +84,9 @@ def parse_bundle(raw: bytes | str) -> Parsed:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):  # orjson's own cap (1,024) on valid but deep JSON
+            raise BundleRejected([Problem("", "", f"nested deeper than {max_depth} "
+                                                  "levels")]) from exc
         raise BundleRejected([Problem("", "", f"not valid JSON ({exc})")]) from exc
     _check_shape(data, max_depth, max_string, max_objects)
     warnings = []
@@ -143,9 +156,16 @@ def _timestamp(obj: dict, prop: str, problems: list[Problem]) -> datetime | None
         return None
 
 
-def _stix2_problem(obj_id: str, exc: Exception) -> Problem:
+def _stix2_problem(obj: dict, exc: Exception) -> Problem:
+    obj_id = obj["id"]
     prop = getattr(exc, "prop_name", None) or ", ".join(getattr(exc, "properties", []) or [])
     reason = str(exc).strip() or type(exc).__name__
+    if not prop:
+        # Object-level constraints (stop_time after start_time, definition_type, ...) come as
+        # plain ValueErrors: name the object's properties the message mentions.
+        prop = ", ".join(k for k in obj if k not in ("type", "id") and re.search(
+            rf"(?<![\w-]){re.escape(k)}(?![\w-])", reason))
+        reason = reason.removeprefix(obj_id).strip() or reason
     return Problem(obj_id, prop or "", reason)
 
 
@@ -168,7 +188,8 @@ def check_object(obj) -> list[Problem]:
     stix_type = obj["type"]
     if stix_type == "bundle":
         return [Problem(obj_id, "type", "a bundle inside a bundle")]
-    if obj.get("spec_version") is None and stix_type not in SCO_TYPES:
+    sco = is_sco(obj)
+    if obj.get("spec_version") is None and not sco:
         return [Problem(obj_id, "spec_version", "missing: this is STIX 2.0 content (STIX 2.1 "
                                                 "objects carry spec_version \"2.1\")")]
     if obj.get("spec_version") not in (None, "2.1"):
@@ -176,7 +197,7 @@ def check_object(obj) -> list[Problem]:
                                                 "is accepted")]
     created = _timestamp(obj, "created", problems)
     modified = _timestamp(obj, "modified", problems)
-    if stix_type not in UNVERSIONED and "modified" not in obj:
+    if not sco and stix_type not in UNVERSIONED and "modified" not in obj:
         problems.append(Problem(obj_id, "modified", "missing (it is never filled in for you)"))
     if created and modified and modified < created:
         problems.append(Problem(obj_id, "modified", "earlier than created"))
@@ -185,7 +206,7 @@ def check_object(obj) -> list[Problem]:
     try:
         stix2.parse(obj, allow_custom=True, version="2.1")
     except (stix_errors.STIXError, ValueError, TypeError, KeyError) as exc:
-        problems.append(_stix2_problem(obj_id, exc))
+        problems.append(_stix2_problem(obj, exc))
     except Exception as exc:  # stix2 raises odd things on odd input; never a 500
         problems.append(Problem(obj_id, "", f"could not be read as STIX 2.1 ({type(exc).__name__})"))
     return problems
@@ -210,13 +231,16 @@ def references(obj: dict) -> set[str]:
     return found
 
 
-def check_objects(objects: list) -> tuple[list[dict], list[Problem], set[str]]:
+def check_objects(objects: list, progress=None) -> tuple[list[dict], list[Problem], set[str]]:
     """Check every object and the bundle as a whole. Returns the distinct objects (identical
-    duplicates folded), the problems, and the references that point outside the bundle."""
+    duplicates folded), the problems, and the references that point outside the bundle.
+    `progress`, if given, is called with 1 after each object is checked (a CLI progress bar)."""
     problems: list[Problem] = []
     distinct: dict[tuple, dict] = {}
     for obj in objects:
         found = check_object(obj)
+        if progress is not None:
+            progress(1)
         problems.extend(found)
         if found:
             continue

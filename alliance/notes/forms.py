@@ -72,6 +72,12 @@ class UploadForm(NoteForm):
     bundle_text = TextAreaField("…or paste it", validators=[Optional()])
 
 
+class EditNoteForm(FlaskForm):
+    title = StringField("Title", validators=[DataRequired(), Length(max=300)])
+    description = TextAreaField("Description (Markdown)", validators=[Optional(),
+                                                                      Length(max=100_000)])
+
+
 class RetractForm(FlaskForm):
     reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
 

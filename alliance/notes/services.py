@@ -424,8 +424,59 @@ def who_has_seen(principal: Principal, raw_value: str, limit: int = 50) -> tuple
     return hit[1], notes
 
 
-def history(note: Note) -> list[StixObject]:
-    """Stored versions of the note's objects, newest first."""
+def history(principal: Principal, note: Note) -> list[StixObject]:
+    """Versions of the note's objects, newest first — only versions held by notes the
+    principal may read (a version posted in another, unreadable note stays out of sight)."""
     ids = [o.stix_id for o in note_objects(note)]
-    return db.session.scalars(select(StixObject).where(StixObject.stix_id.in_(ids or [""]))
-                              .order_by(StixObject.date_added.desc(), StixObject.stix_id)).all()
+    from sqlalchemy import or_
+
+    readable = readable_note_ids(principal)
+    held = select(NoteObject.object_id).where(NoteObject.note_id.in_(readable))
+    return db.session.scalars(select(StixObject).where(
+        StixObject.stix_id.in_(ids or [""]),
+        or_(StixObject.id.in_(held), StixObject.first_note_id.in_(readable)))
+        .order_by(StixObject.date_added.desc(), StixObject.stix_id)).all()
+
+
+def can_edit(user, note: Note) -> bool:
+    """The author and their organisation's admins edit a note (new versions, never in place)."""
+    return bool(getattr(user, "can_act", False) and note.organisation_id == user.organisation_id
+                and (note.author_id == user.id or user.is_org_admin)
+                and note.retracted_at is None)
+
+
+def edit_note(actor, note: Note, *, title: str, description: str) -> Note:
+    """Change the title and text: a new version of the note's report (same id, later
+    `modified`); the earlier versions stay in the history."""
+    if not can_edit(actor, note):
+        raise NotAllowed("Only the author and their organisation's admins can edit this note.")
+    title = (title or "").strip()
+    if not title or len(title) > 300:
+        raise DomainError("Give the note a title of at most 300 characters.", field="title")
+    current = next(o for o in note_objects(note) if o.stix_id == note.report_id)
+    if title == note.title and (description or "") == (note.description or ""):
+        return note
+    body = dict(current.body, name=title, modified=_stix_now())
+    if description:
+        body["description"] = description
+    else:
+        body.pop("description", None)
+    if body["modified"] <= current.modified:  # same millisecond as the previous version
+        raise Conflict("The note changed a moment ago; reload it and edit again.")
+    stix2.parse(body, allow_custom=True, version="2.1")
+    row = StixObject(stix_id=note.report_id, type="report", modified=body["modified"],
+                     organisation_id=note.organisation_id, first_note_id=note.id, body=body,
+                     body_hash=_hash(body), date_added=utcnow())
+    db.session.add(row)
+    db.session.flush()
+    db.session.query(NoteObject).filter_by(note_id=note.id, object_id=current.id).delete()
+    note.version += 1
+    db.session.add(NoteObject(note_id=note.id, object_id=row.id, note_version=note.version))
+    changed = [f for f, old, new in (("title", note.title, title),
+                                     ("description", note.description or "", description or ""))
+               if old != new]
+    note.title, note.description, note.updated_at = title, description or "", utcnow()
+    record("note.edited", actor, ("note", note.id, title), organisation=note.organisation,
+           version=note.version, changed=changed)
+    db.session.commit()
+    return note

@@ -25,6 +25,7 @@ from alliance.notes import compose, services
 from alliance.notes.forms import (
     AnalysisForm,
     CommentForm,
+    EditNoteForm,
     FeedFilterForm,
     IncidentForm,
     IndicatorsForm,
@@ -172,7 +173,9 @@ def show(uuid):
         "notes/show.html", note=note, objects=objects,
         comments=services.comments_of(note),
         related=services.correlated(Principal.of(current_user), note),
-        history=services.history(note), can_moderate=can_moderate(current_user, note),
+        history=services.history(Principal.of(current_user), note),
+        can_moderate=can_moderate(current_user, note),
+        can_edit=services.can_edit(current_user, note),
         retract_form=RetractForm(), comment_form=CommentForm(),
         raw=json.dumps(services.note_bundle(note), indent=2, sort_keys=True))
 
@@ -184,6 +187,27 @@ def download(uuid):
     body = json.dumps(services.note_bundle(note), indent=2, sort_keys=True)
     return Response(body, mimetype="application/stix+json;version=2.1", headers={
         "Content-Disposition": f'attachment; filename="{note.uuid}.json"'})
+
+
+@bp.route("/<uuid>/edit", methods=["GET", "POST"])
+@member_required
+def edit(uuid):
+    note = _note_or_404(uuid)
+    if not services.can_edit(current_user, note):
+        abort(403)
+    form = EditNoteForm(obj=note)
+    if form.validate_on_submit():
+        try:
+            services.edit_note(current_user, note, title=form.title.data,
+                               description=form.description.data or "")
+        except DomainError as exc:
+            db.session.rollback()
+            flash_error(exc, form)
+        else:
+            flash(f"Saved as version {note.version}; earlier versions stay in the history.",
+                  "success")
+            return redirect(url_for("notes.show", uuid=uuid))
+    return render_template("notes/edit.html", note=note, form=form), 422 if form.errors else 200
 
 
 @bp.route("/<uuid>/retract", methods=["POST"])

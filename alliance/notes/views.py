@@ -37,6 +37,7 @@ from alliance.sharing.policy import Principal, can_moderate, get_readable_note_o
 
 bp = Blueprint("notes", __name__)
 
+RAW_JSON_MAX_OBJECTS = 300
 FORMS = {"incident": IncidentForm, "indicators": IndicatorsForm, "analysis": AnalysisForm}
 TITLES = {"incident": "Incident report", "indicators": "Indicator set",
           "analysis": "Policy analysis", "bundle": "Upload a STIX bundle"}
@@ -177,7 +178,9 @@ def show(uuid):
         can_moderate=can_moderate(current_user, note),
         can_edit=services.can_edit(current_user, note),
         retract_form=RetractForm(), comment_form=CommentForm(),
-        raw=json.dumps(services.note_bundle(note), indent=2, sort_keys=True))
+        # The raw view of a very large note (an ATT&CK bundle) would make a 10 MB page.
+        raw=json.dumps(services.note_bundle(note), indent=2, sort_keys=True)
+        if len(objects) <= RAW_JSON_MAX_OBJECTS else None)
 
 
 @bp.route("/<uuid>/bundle.json")

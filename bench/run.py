@@ -129,7 +129,7 @@ def fill_notes(app, n: int, alliance_ids, org_id, author_id):
         for offset in range(0, n, batch):
             notes = []
             for i in range(offset, min(n, offset + batch)):
-                at = (start_at + timedelta(minutes=i)).replace(tzinfo=None)
+                at = start_at + timedelta(minutes=i)
                 notes.append({"report_id": f"report--{uuid.uuid4()}", "organisation_id": org_id,
                               "author_id": author_id, "kind": "incident",
                               "title": f"Incident {i} phishing wave", "description": "text",

@@ -10,6 +10,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from alliance.core.validators import PlainText, SingleLine
 from alliance.core.vocab import policy_tag_choices
 from alliance.sharing.tlp import TLP_LEVELS
 
@@ -20,9 +21,10 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 class AllianceSettingsForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    description = TextAreaField("Description", validators=[Optional(), Length(max=5000)])
-    charter = TextAreaField("Charter", validators=[Optional(), Length(max=20000)],
+    name = StringField("Name", validators=[DataRequired(), Length(max=200), SingleLine()])
+    description = TextAreaField("Description",
+                                validators=[Optional(), Length(max=5000), PlainText()])
+    charter = TextAreaField("Charter", validators=[Optional(), Length(max=20000), PlainText()],
                             description="The terms organisations accept when they join.")
     policy_tags = MultiCheckboxField("Policy focus", validators=[Optional()])
     join_policy = SelectField("Who can join", choices=[
@@ -42,14 +44,14 @@ class AllianceSettingsForm(FlaskForm):
 
 
 class NewAllianceForm(AllianceSettingsForm):
-    slug = StringField("Address (slug)", validators=[Optional(), Length(max=60)],
+    slug = StringField("Address (slug)", validators=[Optional(), Length(max=60), SingleLine()],
                        description="Lower-case letters, digits and dashes; made from the name "
                                    "when left empty.")
 
 
 class JoinForm(FlaskForm):
     message = TextAreaField("Message to the coordinators",
-                            validators=[Optional(), Length(max=2000)])
+                            validators=[Optional(), Length(max=2000), PlainText()])
     accept_charter = BooleanField("My organisation accepts the charter")
 
 
@@ -58,7 +60,7 @@ class AcceptInvitationForm(FlaskForm):
 
 
 class DecisionForm(FlaskForm):
-    reason = TextAreaField("Reason", validators=[Optional(), Length(max=2000)])
+    reason = TextAreaField("Reason", validators=[Optional(), Length(max=2000), PlainText()])
 
 
 class InviteOrganisationForm(FlaskForm):

@@ -63,6 +63,10 @@ def _move(membership: Membership, to_state: str) -> str | None:
 # --- reading -------------------------------------------------------------------------------
 
 def get_alliance(slug: str) -> Alliance:
+    # A slug is made of SLUG_RE's characters; anything else (a NUL byte above all, which
+    # PostgreSQL refuses in a query) is simply not found, without asking the database.
+    if not SLUG_RE.match(slug or ""):
+        raise NotFound("No such alliance.")
     alliance = db.session.scalar(select(Alliance).where(Alliance.slug == slug))
     if alliance is None:
         raise NotFound("No such alliance.")
@@ -161,6 +165,20 @@ def _org_admin_emails(org: Organisation) -> list[str]:
 
 def _coordinator_emails(alliance: Alliance) -> list[str]:
     return [c.user.email for c in db.session.scalars(_effective_coordinators(alliance)).all()]
+
+
+def lock_alliance(alliance: Alliance) -> None:
+    """Serialise the changes to one alliance's memberships and coordinators, then read afresh.
+
+    The rules here read, then write: "another coordinator remains", "this membership is
+    requested". Two requests at once — two coordinators removing each other, an approval and
+    a rejection of the same request — would each pass its check against what the other is
+    about to change, and leave an alliance without coordinators or a membership moved twice.
+    The row lock (SELECT ... FOR UPDATE on PostgreSQL; SQLite lets one writer in at a time
+    anyway) makes the second request wait for the first to commit; expiring the session then
+    makes it check what the first one wrote. Call it first, before any change."""
+    db.session.execute(select(Alliance.id).where(Alliance.id == alliance.id).with_for_update())
+    db.session.expire_all()
 
 
 def _require_org_admin(actor) -> Organisation:
@@ -262,6 +280,7 @@ def request_to_join(actor, alliance: Alliance, *, message: str = "",
                     accept_charter: bool = False) -> Membership:
     """An org admin asks to join. Open alliances admit at once; approval alliances ask their
     coordinators (who are mailed); invite-only alliances refuse."""
+    lock_alliance(alliance)
     org = _require_org_admin(actor)
     if alliance.join_policy == "invite":
         raise Conflict("This alliance admits members by invitation only. Ask a coordinator "
@@ -296,6 +315,7 @@ def request_to_join(actor, alliance: Alliance, *, message: str = "",
 
 
 def accept_invitation(actor, alliance: Alliance, *, accept_charter: bool = False) -> Membership:
+    lock_alliance(alliance)
     org = _require_org_admin(actor)
     membership = membership_of(org.id, alliance)
     if membership is None:
@@ -335,6 +355,7 @@ def _drop_coordinators_of_org(actor, alliance: Alliance, org: Organisation) -> N
 
 
 def leave(actor, alliance: Alliance) -> Membership:
+    lock_alliance(alliance)
     org = _require_org_admin(actor)
     membership = membership_of(org.id, alliance)
     if membership is None:
@@ -373,6 +394,7 @@ def decide(actor, alliance: Alliance, membership: Membership, action: str,
            reason: str = "") -> Membership:
     """A coordinator approves or rejects a request, suspends, reinstates or removes a member.
     The organisation's admins are mailed the decision and the reason."""
+    lock_alliance(alliance)
     require_coordinator(actor, alliance)
     if membership.alliance_id != alliance.id:
         raise NotFound("No such membership in this alliance.")
@@ -405,6 +427,7 @@ def decide(actor, alliance: Alliance, membership: Membership, action: str,
 
 
 def invite_organisation(actor, alliance: Alliance, org: Organisation) -> Membership:
+    lock_alliance(alliance)
     require_coordinator(actor, alliance)
     if not org.is_approved:
         raise Conflict(f"{org.name} has not been vetted yet.")
@@ -424,6 +447,7 @@ def invite_organisation(actor, alliance: Alliance, org: Organisation) -> Members
 
 
 def appoint_coordinator(actor, alliance: Alliance, user_id: int) -> User:
+    lock_alliance(alliance)
     require_coordinator(actor, alliance)
     user = db.session.get(User, user_id)
     if user is None or not user.can_act or not is_active_member(user.organisation_id, alliance):
@@ -440,6 +464,7 @@ def appoint_coordinator(actor, alliance: Alliance, user_id: int) -> User:
 
 
 def remove_coordinator(actor, alliance: Alliance, user_id: int) -> None:
+    lock_alliance(alliance)
     require_coordinator(actor, alliance)
     row = db.session.scalar(select(Coordinator).where(Coordinator.alliance_id == alliance.id,
                                                       Coordinator.user_id == user_id))
@@ -456,12 +481,19 @@ def remove_coordinator(actor, alliance: Alliance, user_id: int) -> None:
 
 
 def check_user_can_leave_coordination(user: User) -> None:
-    """Refuse deactivating a user who is the last effective coordinator of an alliance."""
-    for row in db.session.scalars(select(Coordinator).where(Coordinator.user_id == user.id)):
+    """Refuse deactivating a user who is the last effective coordinator of an alliance. Locks
+    each alliance the user coordinates (see lock_alliance), in id order so that two such
+    checks cannot wait on each other, until the caller's transaction ends."""
+    alliances = db.session.scalars(select(Alliance).join(Coordinator)
+                                   .where(Coordinator.user_id == user.id)
+                                   .order_by(Alliance.id)).all()
+    for alliance in alliances:
+        lock_alliance(alliance)
+    for alliance in alliances:
         others = db.session.scalar(select(func.count()).select_from(
-            _effective_coordinators(row.alliance).where(Coordinator.user_id != user.id).subquery()))
+            _effective_coordinators(alliance).where(Coordinator.user_id != user.id).subquery()))
         if others == 0:
-            raise Conflict(f"{user.name} is the last coordinator of {row.alliance.name}; "
+            raise Conflict(f"{user.name} is the last coordinator of {alliance.name}; "
                            "appoint another coordinator first.")
 
 

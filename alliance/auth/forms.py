@@ -2,6 +2,8 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
+from alliance.core.validators import PlainText, SingleLine  # noqa: F401 (re-exported)
+
 
 class SignInForm(FlaskForm):
     email = EmailField("E-mail", validators=[DataRequired(), Length(max=254)])
@@ -22,8 +24,10 @@ class NewPasswordForm(FlaskForm):
 
 
 class ChangePasswordForm(NewPasswordForm):
-    current_password = PasswordField("Current password", validators=[DataRequired()])
+    # Bounded like the sign-in form's: each check hashes what was typed.
+    current_password = PasswordField("Current password",
+                                     validators=[DataRequired(), Length(max=256)])
 
 
 class AcceptInviteForm(NewPasswordForm):
-    name = StringField("Your name", validators=[DataRequired(), Length(max=120)])
+    name = StringField("Your name", validators=[DataRequired(), Length(max=120), SingleLine()])

@@ -20,7 +20,9 @@ from alliance.core.models import utcnow
 from alliance.core.urls import external_url
 from alliance.extensions import db
 from alliance.mail.services import queue_mail
+from alliance.outbox.services import enqueue, handler
 
+RESET_REQUESTED = "auth.password_reset"
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
 _COMMON_PASSWORDS = frozenset(FREQUENCY_LISTS["passwords"])
@@ -60,7 +62,12 @@ def set_password(user: User, password: str) -> None:
 
 
 def find_user_by_email(email: str) -> User | None:
-    return db.session.scalar(select(User).where(func.lower(User.email) == normalise_email(email)))
+    email = normalise_email(email)
+    # No stored address holds a NUL byte (forms validate addresses), and PostgreSQL refuses one
+    # in a query: answer "no such user" instead of a 500 before anyone has signed in.
+    if not email or "\x00" in email:
+        return None
+    return db.session.scalar(select(User).where(func.lower(User.email) == email))
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -147,14 +154,26 @@ def _password_fingerprint(user: User) -> str:
 
 
 def request_password_reset(email: str) -> None:
-    """Mail a reset link when the account exists and is active; say nothing either way."""
-    user = find_user_by_email(email)
+    """Ask for a reset link to be mailed to this address; say nothing about whether it has an
+    account. The request does the same work either way — it writes one outbox row, relayed
+    like any other — and the worker looks the address up (send_password_reset). Looking it up
+    here would answer a known address measurably later than an unknown one (a mail row more
+    to write, and to hand to the broker before the response), which tells which addresses
+    have accounts as surely as saying so."""
+    enqueue(RESET_REQUESTED, email=normalise_email(email)[:254])
+    db.session.commit()
+
+
+@handler(RESET_REQUESTED)
+def send_password_reset(message) -> None:
+    """Outbox handler: queue a reset link to the address asked for, when an active account
+    uses it; otherwise do nothing."""
+    user = find_user_by_email(message.payload.get("email", ""))
     if user is None or not user.is_active:
         return
     token = make_token("reset-password", {"uid": user.id, "fp": _password_fingerprint(user)})
     queue_mail(user.email, "reset_password", "Reset your password", name=user.name,
                link=external_url("auth.reset_password", token=token))
-    db.session.commit()
 
 
 def reset_password(token: str, new_password: str) -> User:

@@ -34,17 +34,22 @@ def _failed(response) -> bool:
     return response.status_code != 302
 
 
-def _record_lockout(limit: RequestLimit):
-    # Audited once per lockout burst. The limiter calls this for every refused attempt, so a
-    # burst that is already in the log (an event since the limit's current window began) is
+def _lockout_recorded(target_type: str, label: str, limit: RequestLimit) -> bool:
+    # Audited once per lockout burst. The limiter calls on_breach for every refused attempt, so
+    # a burst that is already in the log (an event since the limit's current window began) is
     # not recorded again: hammering a locked account must not flood the audit log. The check
     # is in the database, so it holds across processes.
-    email = services.normalise_email(request.form.get("email", ""))
     window_start = datetime.fromtimestamp(limit.window.reset_time - limit.limit.get_expiry(), UTC)
-    if db.session.scalar(select(AuditEvent.id).where(
-            AuditEvent.action == "signin.lockout", AuditEvent.target_type == "account",
-            AuditEvent.target_label == email[:300], AuditEvent.created_at >= window_start)
-            .limit(1)) is not None:
+    return db.session.scalar(select(AuditEvent.id).where(
+        AuditEvent.action == "signin.lockout", AuditEvent.target_type == target_type,
+        AuditEvent.target_label == label[:300], AuditEvent.created_at >= window_start)
+        .limit(1)) is not None
+
+
+def _record_lockout(limit: RequestLimit):
+    """The per-account limit was reached: one account (known or not) is being guessed."""
+    email = services.normalise_email(request.form.get("email", ""))
+    if _lockout_recorded("account", email, limit):
         return None
     user = services.find_user_by_email(email)
     record("signin.lockout", None, ("account", getattr(user, "id", None), email),
@@ -54,9 +59,20 @@ def _record_lockout(limit: RequestLimit):
     return None
 
 
+def _record_ip_lockout(limit: RequestLimit):
+    """The per-address limit was reached: one client is trying many accounts (password
+    spraying, credential stuffing), which no single account's limit shows."""
+    ip = request.remote_addr or "unknown"
+    if _lockout_recorded("ip", ip, limit):
+        return None
+    record("signin.lockout", None, ("ip", None, ip), ip=ip, limit=str(limit.limit))
+    db.session.commit()
+    return None
+
+
 @bp.route("/sign-in", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["SIGNIN_LIMIT_IP"], methods=["POST"],
-               scope="signin-ip")
+               on_breach=_record_ip_lockout, scope="signin-ip")
 @limiter.limit(lambda: current_app.config["SIGNIN_LIMIT_ACCOUNT"], methods=["POST"],
                key_func=_account_key, deduct_when=_failed, on_breach=_record_lockout,
                scope="signin-account")

@@ -5,6 +5,7 @@ import mailbox
 import os
 import smtplib
 import ssl
+import unicodedata
 from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import unquote, urlsplit
@@ -31,17 +32,27 @@ def render_mail(template: str, **context) -> tuple[str, str]:
     return text, html
 
 
+def header_text(value: str) -> str:
+    """A header value on one line: every control character and line or paragraph separator
+    (CR, LF, NUL, U+2028, ...) becomes a space and runs of spaces collapse. Subjects carry
+    names people typed; a line break in one would end the header (the e-mail package refuses
+    it, and the mail would then fail on every retry) or, with a laxer library, start a new
+    one such as Bcc."""
+    return " ".join("".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch
+                            for ch in str(value)).split())
+
+
 def build_message(to: str, subject: str, text: str, html: str, message_id: str,
                   headers: dict | None = None) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = current_app.config["MAIL_FROM"]
     msg["To"] = to
-    msg["Subject"] = subject
+    msg["Subject"] = header_text(subject)
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = message_id
     msg["Auto-Submitted"] = "auto-generated"
     for name, value in (headers or {}).items():
-        msg[name] = value
+        msg[name] = header_text(value)
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
     return msg
@@ -83,6 +94,9 @@ def _send_smtp(url: str, msg: EmailMessage) -> None:
             if parts.username:
                 client.login(unquote(parts.username), unquote(parts.password or ""))
             client.send_message(msg)
+    except smtplib.SMTPNotSupportedError as exc:
+        # e.g. an address that needs SMTPUTF8 and a server without it: no retry will help.
+        raise PermanentFailure(f"SMTP: {exc}") from exc
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         if all(400 <= code < 500 for code in codes):
@@ -102,6 +116,9 @@ def send_queued_mail(message) -> None:
     outbox row so a retried send carries the same id."""
     p = message.payload
     text, html = render_mail(p["template"], **p.get("context", {}))
-    msg = build_message(p["to"], p["subject"], text, html,
-                        deterministic_message_id(f"outbox-{message.id}"))
+    try:
+        msg = build_message(p["to"], p["subject"], text, html,
+                            deterministic_message_id(f"outbox-{message.id}"))
+    except ValueError as exc:  # a header the e-mail package refuses: the same on every retry
+        raise PermanentFailure(f"cannot build the message: {exc}") from exc
     send_message(msg)

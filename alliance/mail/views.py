@@ -2,6 +2,8 @@
 when MAIL_URL is a folder (the `make run` default)."""
 import mailbox
 import os
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
 
 from flask import Blueprint, abort, current_app, render_template
@@ -21,13 +23,31 @@ def _maildir():
     return mailbox.Maildir(path, create=False)
 
 
+def _decode(part) -> str:
+    payload = part.get_payload(decode=True) or b""
+    try:
+        return payload.decode(part.get_content_charset() or "utf-8", "replace")
+    except LookupError:  # a charset name Python does not know: show what UTF-8 makes of it
+        return payload.decode("utf-8", "replace")
+
+
+def _header(value) -> str:
+    """A header as people read it: RFC 2047 encoded words (non-ASCII subjects) decoded."""
+    if value is None:
+        return ""
+    try:
+        return str(make_header(decode_header(str(value))))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+        return str(value)
+
+
 def _parts(msg):
     text = html = ""
     for part in msg.walk():
         if part.get_content_type() == "text/plain" and not text:
-            text = part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8", "replace")
+            text = _decode(part)
         elif part.get_content_type() == "text/html" and not html:
-            html = part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8", "replace")
+            html = _decode(part)
     return text, html
 
 
@@ -41,7 +61,8 @@ def inbox():
             sent = parsedate_to_datetime(msg["Date"])
         except (TypeError, ValueError):
             sent = None
-        mails.append({"key": key, "to": msg["To"], "subject": msg["Subject"], "sent": sent})
+        mails.append({"key": key, "to": _header(msg["To"]), "subject": _header(msg["Subject"]),
+                      "sent": sent})
     mails.sort(key=lambda m: m["sent"].timestamp() if m["sent"] else 0, reverse=True)
     return render_template("mail/inbox.html", mails=mails[:500], total=len(mails))
 
@@ -57,6 +78,6 @@ def show(key):
     except KeyError:
         abort(404)
     text, html = _parts(msg)
-    headers = [(k, v) for k, v in msg.items()]
-    return render_template("mail/show.html", key=key, msg=msg, text=text, html=html,
-                           headers=headers)
+    headers = [(k, _header(v)) for k, v in msg.items()]
+    return render_template("mail/show.html", key=key, subject=_header(msg["Subject"]),
+                           text=text, html=html, headers=headers)

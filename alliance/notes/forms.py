@@ -13,6 +13,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from alliance.alliances.forms import MultiCheckboxField
+from alliance.core.validators import PlainText, SingleLine
 from alliance.core.vocab import country_choices, policy_tag_choices, sector_choices
 from alliance.sharing.tlp import TLP_LEVELS
 
@@ -20,9 +21,9 @@ from alliance.sharing.tlp import TLP_LEVELS
 class NoteForm(FlaskForm):
     """Title, text and audience: what every kind of note asks for."""
 
-    title = StringField("Title", validators=[DataRequired(), Length(max=300)])
-    description = TextAreaField("Description (Markdown)", validators=[Optional(),
-                                                                      Length(max=100_000)])
+    title = StringField("Title", validators=[DataRequired(), Length(max=300), SingleLine()])
+    description = TextAreaField("Description (Markdown)", validators=[
+        Optional(), Length(max=100_000), PlainText()])
     tlp = SelectField("TLP", choices=[(t, f"TLP:{t}") for t in TLP_LEVELS])
     alliances = MultiCheckboxField("Share with", coerce=int)
     recipients = SelectMultipleField("Named recipients (TLP:RED only)", coerce=int,
@@ -39,7 +40,8 @@ class NoteForm(FlaskForm):
 
 
 class IncidentForm(NoteForm):
-    details = TextAreaField("Incident details", validators=[Optional(), Length(max=50_000)])
+    details = TextAreaField("Incident details", validators=[Optional(), Length(max=50_000),
+                                                            PlainText()])
     observables = TextAreaField("Observables, one per line",
                                 description="IPv4/IPv6 addresses or ranges, domains, URLs, "
                                             "e-mail addresses, MD5/SHA-1/SHA-256 hashes, CVE ids.",
@@ -73,13 +75,13 @@ class UploadForm(NoteForm):
 
 
 class EditNoteForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired(), Length(max=300)])
-    description = TextAreaField("Description (Markdown)", validators=[Optional(),
-                                                                      Length(max=100_000)])
+    title = StringField("Title", validators=[DataRequired(), Length(max=300), SingleLine()])
+    description = TextAreaField("Description (Markdown)", validators=[
+        Optional(), Length(max=100_000), PlainText()])
 
 
 class RetractForm(FlaskForm):
-    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
+    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000), PlainText()])
 
 
 class CommentForm(FlaskForm):
@@ -87,14 +89,14 @@ class CommentForm(FlaskForm):
                                         ("sighting", "We saw this too")])
     opinion = RadioField("Opinion", choices=[("agree", "Agree"), ("neutral", "Neutral"),
                                              ("disagree", "Disagree")], validators=[Optional()])
-    text = TextAreaField("Text", validators=[Optional(), Length(max=20_000)])
+    text = TextAreaField("Text", validators=[Optional(), Length(max=20_000), PlainText()])
 
 
 class FeedFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    q = StringField("Search", validators=[Optional(), Length(max=200)])
+    q = StringField("Search", validators=[Optional(), Length(max=200), SingleLine()])
     alliance = SelectField("Alliance", coerce=str, validators=[Optional()])
     tlp = SelectField("TLP", choices=[("", "Any TLP")] + [(t, f"TLP:{t}") for t in TLP_LEVELS],
                       validators=[Optional()])

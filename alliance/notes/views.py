@@ -1,6 +1,7 @@
 """Notes: feed and search, compose and upload, the note page, retraction, responses, the
 public Insights page and Atom feed. Every read goes through alliance.sharing.policy."""
 import json
+import re
 from datetime import UTC, datetime
 
 from flask import (
@@ -161,8 +162,19 @@ def compose_note(kind):
                            preview=preview, problems=problems), status
 
 
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _report_id(uuid: str) -> str:
+    """The report id for a note address; anything that is not a UUID is a 404 before any
+    query (PostgreSQL refuses some bytes, e.g. NUL, in text)."""
+    if not UUID_RE.match(uuid or ""):
+        abort(404)
+    return f"report--{uuid}"
+
+
 def _note_or_404(uuid: str):
-    return get_readable_note_or_404(Principal.of(current_user), f"report--{uuid}")
+    return get_readable_note_or_404(Principal.of(current_user), _report_id(uuid))
 
 
 @bp.route("/<uuid>")
@@ -263,7 +275,7 @@ def insights():
 
 @public_bp.route("/insights/<uuid>")
 def insight(uuid):
-    note = get_readable_note_or_404(Principal.anonymous(), f"report--{uuid}")
+    note = get_readable_note_or_404(Principal.anonymous(), _report_id(uuid))
     return render_template("notes/insight.html", note=note)
 
 

@@ -11,13 +11,15 @@ from wtforms import (
 )
 from wtforms.validators import URL, DataRequired, Email, EqualTo, Length, Optional, Regexp
 
+from alliance.core.validators import PlainText, SingleLine
 from alliance.core.vocab import country_choices, sector_choices
 
 DOMAIN_RE = r"^(?=.{1,253}$)([a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$"
 
 
 class RegisterOrganisationForm(FlaskForm):
-    org_name = StringField("Organisation name", validators=[DataRequired(), Length(max=200)])
+    org_name = StringField("Organisation name",
+                           validators=[DataRequired(), Length(max=200), SingleLine()])
     country = SelectField("Country", validators=[DataRequired()])
     sectors = SelectMultipleField("Sectors", validators=[Optional()],
                                   description="From the STIX 2.1 industry-sector vocabulary.")
@@ -27,7 +29,7 @@ class RegisterOrganisationForm(FlaskForm):
     domain = StringField("E-mail domain", validators=[
         Optional(), Length(max=253), Regexp(DOMAIN_RE, message="Not a domain name.")],
         description="The domain your staff's e-mail addresses use, e.g. cert.example.")
-    name = StringField("Your name", validators=[DataRequired(), Length(max=120)])
+    name = StringField("Your name", validators=[DataRequired(), Length(max=120), SingleLine()])
     email = EmailField("Your work e-mail", validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=12, max=256)],
                              description="At least 12 characters; common passwords are refused.")
@@ -45,7 +47,7 @@ class VetForm(FlaskForm):
     decision = RadioField("Decision", choices=[("approve", "Approve"), ("reject", "Reject")],
                           validators=[DataRequired()])
     reason = TextAreaField("Reason (mailed to the organisation; required to reject)",
-                           validators=[Optional(), Length(max=2000)])
+                           validators=[Optional(), Length(max=2000), PlainText()])
 
 
 class InviteUserForm(FlaskForm):
@@ -58,4 +60,4 @@ class RoleForm(FlaskForm):
 
 
 class DeactivateForm(FlaskForm):
-    reason = StringField("Reason", validators=[Optional(), Length(max=500)])
+    reason = StringField("Reason", validators=[Optional(), Length(max=500), SingleLine()])

@@ -1,6 +1,7 @@
 """Organisations and their users: registration, vetting by a platform admin, invitations,
 roles and deactivation. Every function takes the acting user explicitly and checks it."""
 import json
+import re
 import uuid
 
 import stix2
@@ -24,6 +25,8 @@ from alliance.core.urls import external_url
 from alliance.extensions import db
 from alliance.mail.services import queue_mail
 from alliance.orgs.models import Organisation
+
+ORG_SLUG_RE = re.compile(r"^[a-z0-9-]{1,80}$")
 
 
 def build_identity(org: Organisation) -> dict:
@@ -93,6 +96,10 @@ def recently_vetted(limit: int = 50) -> list[Organisation]:
 
 
 def get_organisation_by_slug(slug: str) -> Organisation:
+    # Slugs are slugify()'s output plus a "-n" suffix; anything else (a NUL byte above all,
+    # which PostgreSQL refuses in a query) is simply not found, without asking the database.
+    if not ORG_SLUG_RE.match(slug or ""):
+        raise NotFound("No such organisation.")
     org = db.session.scalar(select(Organisation).where(Organisation.slug == slug))
     if org is None:
         raise NotFound("No such organisation.")
@@ -186,6 +193,16 @@ def accept_invitation(token: str, *, name: str, password: str) -> User:
     return user
 
 
+def _lock_organisation(org: Organisation) -> None:
+    """Serialise changes to one organisation's admins, then read afresh: two admins demoting
+    (or deactivating) each other at once would each see the other as the remaining admin and
+    leave the organisation with none. The row lock (PostgreSQL; SQLite lets one writer in at a
+    time anyway) makes the second wait for the first to commit and then count again."""
+    db.session.execute(select(Organisation.id).where(Organisation.id == org.id)
+                       .with_for_update())
+    db.session.expire_all()
+
+
 def _active_org_admins(org_id: int) -> int:
     return db.session.scalar(select(func.count(User.id)).where(
         User.organisation_id == org_id, User.role == "org_admin", User.deactivated_at.is_(None)))
@@ -193,6 +210,8 @@ def _active_org_admins(org_id: int) -> int:
 
 def change_role(actor: User, user: User, role: str) -> None:
     _require_org_admin(actor, user.organisation)
+    _lock_organisation(user.organisation)
+    _require_org_admin(actor, user.organisation)  # the actor may have been demoted meanwhile
     if role not in ("member", "org_admin"):
         raise DomainError("Unknown role.", field="role")
     if user.role == role:
@@ -212,6 +231,8 @@ def deactivate_user(actor: User, user: User, reason: str = "") -> None:
     from alliance.alliances.services import check_user_can_leave_coordination
 
     _require_org_admin(actor, user.organisation)
+    _lock_organisation(user.organisation)
+    _require_org_admin(actor, user.organisation)  # the actor may have been demoted meanwhile
     if not user.is_active:
         raise Conflict("This user is already deactivated.")
     if user.id == actor.id:

@@ -8,6 +8,7 @@ claim (UPDATE ... WHERE done_at IS NULL AND lease expired), so a duplicated or r
 task does nothing the second time."""
 import logging
 import random
+from contextvars import ContextVar
 from datetime import timedelta
 
 from flask import current_app, g, has_request_context
@@ -43,12 +44,22 @@ def handler(kind: str):
     return decorate
 
 
+# Ids of the messages a running handler enqueues (a handler that queues a mail, say): run_message
+# publishes them once the handler's transaction has committed, as publish_after_request does
+# for a web request, instead of leaving them to the next relay.
+_enqueued_by_handler: ContextVar[list | None] = ContextVar("outbox_enqueued_by_handler",
+                                                           default=None)
+
+
 def enqueue(kind: str, **payload) -> OutboxMessage:
     """Add a message to the current transaction. It is relayed once the transaction commits."""
     message = OutboxMessage(kind=kind, payload=payload)
     db.session.add(message)
     db.session.flush()
-    if has_request_context():
+    collected = _enqueued_by_handler.get()
+    if collected is not None:
+        collected.append(message.id)
+    elif has_request_context():
         g.setdefault("outbox_ids", []).append(message.id)
     return message
 
@@ -126,6 +137,8 @@ def run_message(message_id: int) -> str:
         return "skipped"
     message = db.session.get(OutboxMessage, message_id)
     run = HANDLERS.get(message.kind)
+    enqueued: list[int] = []
+    collecting = _enqueued_by_handler.set(enqueued)
     try:
         if run is None:
             raise PermanentFailure(f"no handler for outbox kind {message.kind!r}")
@@ -143,8 +156,15 @@ def run_message(message_id: int) -> str:
         db.session.rollback()
         _finish(message_id, claimed_until=None, last_error=f"{type(exc).__name__}: {exc}"[:2000])
         raise TemporaryFailure(str(exc)) from exc
+    finally:
+        _enqueued_by_handler.reset(collecting)
     db.session.commit()
     _finish(message_id, done_at=utcnow(), claimed_until=None, last_error=None)
+    if enqueued:
+        try:
+            _publish(sorted(enqueued))
+        except Exception:  # the relay will pick them up; the handler's work is done
+            log.exception("outbox: publishing what message %s enqueued failed", message_id)
     return "done"
 
 

@@ -136,7 +136,9 @@ def test_no_post_route_accepts_a_request_without_a_token(csrf_app, coordinator, 
         client = _client_as(csrf_app, user)
         for rule in post_rules:
             values = dict(defaults, **values_by_blueprint.get(rule.endpoint.split(".")[0], {}))
-            path = rule.build({k: values[k] for k in rule.arguments})[1]
+            # Arguments of other blueprints' rules (a note's uuid, a compose kind) get a
+            # placeholder: the token is checked before any view looks at them.
+            path = rule.build({k: values.get(k, "placeholder") for k in rule.arguments})[1]
             before = _world()
             response = client.post(path, data={"confirm": "1", "accept_charter": "y",
                                                 "reason": "x", "role": "org_admin",

@@ -145,3 +145,21 @@ def test_the_log_pages_back_with_before(as_coordinator, alliance, suspension):
     response = as_coordinator.get(f"/alliances/atlantic/audit?before={newest}")
     shown = _rows(response.data)
     assert shown and newest not in shown and all(i < newest for i in shown)
+
+
+# --- the page cursor -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("before", ["2147483648", "1000000000000000000000000000000", "-5", "0",
+                                    "abc", ""])
+def test_a_page_cursor_that_cannot_be_an_event_id_shows_the_newest_events(
+        make_client, coordinator, alliance, platform_admin, before):
+    # Past the integer column the query would overflow (a 500); the cursor is ignored instead.
+    coordinating, admin = make_client(), make_client()
+    factories.login(coordinating, coordinator)
+    factories.login(admin, platform_admin)
+
+    for client, path in ((coordinating, "/alliances/atlantic/audit"), (admin, "/admin/audit")):
+        newest = _rows(client.get(path).data)
+        response = client.get(f"{path}?before={before}")
+        assert response.status_code == 200
+        assert newest and _rows(response.data) == newest

@@ -18,6 +18,21 @@ def is_signed_in(client) -> bool:
     return not (response.status_code == 302 and response.location.startswith(SIGN_IN))
 
 
+def run_outbox(kind: str) -> list[str]:
+    """Run the outbox messages of this kind that have not run yet, as the worker would."""
+    from sqlalchemy import select
+
+    from alliance.extensions import db
+    from alliance.outbox.models import OutboxMessage
+    from alliance.outbox.services import run_message
+
+    db.session.expire_all()
+    ids = db.session.scalars(select(OutboxMessage.id).where(
+        OutboxMessage.kind == kind, OutboxMessage.done_at.is_(None))
+        .order_by(OutboxMessage.id)).all()
+    return [run_message(message_id) for message_id in ids]
+
+
 def mails_with(template: str) -> list[dict]:
     return [m for m in queued_mails() if m["template"] == template]
 

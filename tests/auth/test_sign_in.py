@@ -63,6 +63,17 @@ def test_wrong_password_and_unknown_email_give_the_same_answer(make_client, anal
             == unknown_email.get_data(as_text=True).replace("nobody@analyst.example", "EMAIL"))
 
 
+@pytest.mark.parametrize("email", ["analyst\x00@analyst.example", "\x00", "a\x00"])
+def test_an_address_with_a_nul_byte_is_an_unknown_account_not_an_error(make_client, analyst,
+                                                                        email):
+    # PostgreSQL refuses NUL in a query: before anyone signs in, that must not be a 500.
+    odd = sign_in(make_client(), email, WRONG)
+    unknown = sign_in(make_client(), "nobody@analyst.example", WRONG)
+
+    assert odd.status_code == unknown.status_code == 401
+    assert not is_signed_in(make_client())
+
+
 # --- throttling ------------------------------------------------------------------------------
 
 def test_account_is_locked_after_five_failures_even_for_the_right_password(client, analyst):
@@ -136,6 +147,22 @@ def test_too_many_attempts_from_one_address_are_refused_but_other_addresses_are_
 
     assert sign_in(make_client(), analyst.email, ip="203.0.113.7").status_code == 429
     assert sign_in(make_client(), analyst.email, ip="198.51.100.4").status_code == 302
+
+
+def test_too_many_attempts_from_one_address_are_audited_once_per_burst(
+        app, make_client, monkeypatch):
+    """Many accounts tried from one address (password spraying) is a lockout no account's own
+    limit shows; it is audited like one, once per burst however long the hammering goes on."""
+    monkeypatch.setitem(app.config, "SIGNIN_LIMIT_IP", "3 per 15 minutes")
+    for n in range(3):
+        sign_in(make_client(), f"user{n}@nowhere.example", WRONG, ip="203.0.113.7")
+    for n in range(3, 6):
+        assert sign_in(make_client(), f"user{n}@nowhere.example", WRONG,
+                       ip="203.0.113.7").status_code == 429
+
+    [event] = lockout_events()
+    assert (event.target_type, event.target_label) == ("ip", "203.0.113.7")
+    assert event.details["limit"].startswith("3 per 15")
 
 
 # --- the session cookie ----------------------------------------------------------------------
@@ -267,6 +294,24 @@ def test_changing_password_with_a_wrong_current_password_changes_nothing(make_cl
     assert response.status_code == 422
     assert factories.fresh(analyst).password_hash == old_hash
     assert is_signed_in(phone)
+
+
+def test_changing_password_refuses_an_overlong_current_password_without_hashing_it(
+        make_client, analyst, monkeypatch):
+    from alliance.auth import services
+
+    laptop = make_client()
+    sign_in(laptop, analyst.email)
+    checked = []
+    monkeypatch.setattr(services, "check_password_hash", lambda *a: checked.append(a) or False)
+
+    response = laptop.post("/auth/password", data={"current_password": "x" * 100_000,
+                                                   "password": "Velvet-Harbour-Lantern-8841",
+                                                   "confirm": "Velvet-Harbour-Lantern-8841"})
+
+    assert response.status_code == 422
+    assert checked == []
+    assert factories.fresh(analyst).password_hash == analyst.password_hash
 
 
 # --- where to go after signing in ------------------------------------------------------------

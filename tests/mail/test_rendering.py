@@ -1,9 +1,13 @@
 """Mail is rendered with autoescaping in both parts, and sent with the right headers."""
 import mailbox
 import os
+from email import message_from_bytes
+from email.message import EmailMessage
+
+import pytest
 
 from alliance.extensions import db
-from alliance.mail.services import render_mail
+from alliance.mail.services import build_message, render_mail
 from alliance.outbox.models import OutboxMessage
 from alliance.outbox.services import enqueue, run_message
 
@@ -35,3 +39,91 @@ def test_queued_mail_lands_in_the_maildir_with_a_deterministic_message_id(app):
     db.session.expire_all()
     assert db.session.get(OutboxMessage, message.id).done_at is not None
     assert os.path.isdir(app.config["MAIL_URL"])
+
+
+# --- headers built from names people typed -------------------------------------------------
+
+@pytest.mark.parametrize("subject", [
+    "Evil Org\r\nBcc: everyone@example.com asks to join",
+    "Evil Org\nBcc: everyone@example.com asks to join",
+    "Evil Org\rBcc: everyone@example.com asks to join",
+    "Evil Org\u2028Bcc: everyone@example.com asks to join",
+    "Evil Org\x00\x0bBcc: everyone@example.com asks to join",
+])
+def test_a_subject_with_line_breaks_becomes_one_line_and_adds_no_header(app, subject):
+    with app.test_request_context():
+        msg = build_message("reader@example.com", subject, "text", "<p>html</p>",
+                            "<id@alliance.test>")
+    raw = msg.as_bytes()
+    parsed = message_from_bytes(raw)
+
+    assert parsed["Subject"] == "Evil Org Bcc: everyone@example.com asks to join"
+    assert parsed["Bcc"] is None
+    assert b"\nBcc:" not in raw and b"\x00" not in raw
+
+
+def test_a_queued_mail_whose_subject_carries_a_line_break_is_delivered_at_once(app):
+    """Before: the e-mail package refused the header, the handler failed, and the mail was
+    retried until the outbox gave up on it (a coordinator never heard of the request)."""
+    message = enqueue("mail", to="coordinator@example.com", template="member_joined",
+                      subject="Evil\r\nBcc: everyone@example.com joined Atlantic",
+                      context={"org_name": "Evil\r\nBcc: everyone@example.com",
+                               "alliance_name": "Atlantic", "link": "http://alliance.test/x"})
+    db.session.commit()
+
+    assert run_message(message.id) == "done"
+    box = mailbox.Maildir(app.config["MAIL_URL"], create=False)
+    [mail] = [m for m in box if m["Message-ID"] == f"<outbox-{message.id}@alliance.test>"
+              and m["To"] == "coordinator@example.com"]
+    assert mail["Subject"] == "Evil Bcc: everyone@example.com joined Atlantic"
+    assert mail["Bcc"] is None
+
+
+def test_a_mail_that_cannot_be_built_fails_at_once_instead_of_being_retried():
+    message = enqueue("mail", to="a@example.com\nBcc: b@example.com", template="member_joined",
+                      subject="Joined", context={"org_name": "O", "alliance_name": "A",
+                                                 "link": "http://alliance.test/x"})
+    db.session.commit()
+
+    assert run_message(message.id) == "failed"
+    db.session.expire_all()
+    row = db.session.get(OutboxMessage, message.id)
+    assert row.failed_at is not None and "cannot build" in row.last_error
+
+
+# --- the maildir page ----------------------------------------------------------------------
+
+def _deliver(app, msg) -> str:
+    return mailbox.Maildir(app.config["MAIL_URL"], create=True).add(msg)
+
+
+def test_the_maildir_page_shows_non_ascii_subjects_decoded(app, as_admin):
+    with app.test_request_context():
+        msg = build_message("zoe@example.com", "Zürich CERT asks to join Ōsaka Alliance",
+                            "Grüße", "<p>Grüße</p>", "<unicode-subject@alliance.test>")
+    key = _deliver(app, msg)
+
+    inbox = as_admin.get("/admin/mail/").get_data(as_text=True)
+    page = as_admin.get(f"/admin/mail/{key}").get_data(as_text=True)
+
+    assert "Zürich CERT asks to join Ōsaka Alliance" in inbox
+    assert "<h1>Zürich CERT asks to join Ōsaka Alliance</h1>" in page
+    assert "=?utf-8?" not in page
+
+
+def test_the_maildir_page_shows_a_part_with_an_unknown_charset(app, as_admin):
+    msg = EmailMessage()
+    msg["To"], msg["Subject"] = "x@example.com", "Odd charset"
+    msg.set_content("plain words")
+    msg.replace_header("Content-Type", 'text/plain; charset="x-no-such-charset"')
+    key = _deliver(app, msg)
+
+    response = as_admin.get(f"/admin/mail/{key}")
+
+    assert response.status_code == 200
+    assert "plain words" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("key", ["..", "../secret_key", "%2e%2e%2fsecret_key", "new", "cur"])
+def test_the_maildir_page_opens_messages_only_by_their_key(app, as_admin, key):
+    assert as_admin.get(f"/admin/mail/{key}").status_code == 404

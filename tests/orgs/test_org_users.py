@@ -154,6 +154,19 @@ def test_accepting_an_invitation_with_a_weak_password_creates_nobody(as_org_admi
     assert user_named("weak@outside.example") is None
 
 
+@pytest.mark.parametrize("name", ["New\r\nPerson", "New\x00Person", "Evil\u202eNosrep"])
+def test_accepting_an_invitation_refuses_a_name_with_control_characters(as_org_admin, org,
+                                                                         make_client, name):
+    path = invite_path(as_org_admin, org, "newcomer@outside.example")
+    count = user_count()
+
+    response = accept(make_client(), path, name=name)
+
+    assert response.status_code == 422
+    assert user_count() == count
+    assert user_named("newcomer@outside.example") is None
+
+
 def test_extra_fields_on_invitation_acceptance_are_ignored(as_org_admin, org, member,
                                                            make_client):
     path = invite_path(as_org_admin, org, "plain@outside.example")

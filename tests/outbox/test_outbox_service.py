@@ -3,6 +3,7 @@ the broker's send_task: this is a unit test of the two functions)."""
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from alliance.core.models import utcnow
 from alliance.extensions import db
@@ -94,3 +95,80 @@ def test_relay_publishes_unpublished_and_stale_rows_and_stops_when_the_broker_fa
     row = db.session.get(OutboxMessage, later.id)
     assert row.published_at is None and row.publish_attempts == 1
     assert "broker down" in row.last_error
+
+
+# --- what a handler enqueues ---------------------------------------------------------------
+
+@pytest.fixture
+def sent(app, monkeypatch):
+    ids = []
+    monkeypatch.setattr(app.extensions["celery"], "send_task",
+                        lambda name, args, **kw: ids.append(args[0]))
+    return ids
+
+
+def test_what_a_handler_enqueues_is_published_once_the_handler_has_committed(sent):
+    services.HANDLERS["test.fan_out"] = lambda message: services.enqueue("test.record", n=9)
+    try:
+        message = services.enqueue("test.fan_out")
+        db.session.commit()
+
+        assert services.run_message(message.id) == "done"
+    finally:
+        services.HANDLERS.pop("test.fan_out")
+    db.session.expire_all()
+    [child] = db.session.scalars(select(OutboxMessage).where(
+        OutboxMessage.kind == "test.record")).all()
+    assert sent == [child.id]
+    assert child.published_at is not None
+
+
+def test_what_a_failing_handler_enqueued_is_neither_kept_nor_published(sent):
+    def fan_out_then_fail(message):
+        services.enqueue("test.record", n=9)
+        raise services.TemporaryFailure("SMTP 451")
+
+    services.HANDLERS["test.fan_out"] = fan_out_then_fail
+    try:
+        message = services.enqueue("test.fan_out")
+        db.session.commit()
+        with pytest.raises(services.TemporaryFailure):
+            services.run_message(message.id)
+    finally:
+        services.HANDLERS.pop("test.fan_out")
+    db.session.expire_all()
+    assert sent == []
+    assert db.session.scalars(select(OutboxMessage).where(
+        OutboxMessage.kind == "test.record")).all() == []
+
+
+# --- the dispatch task's options ---------------------------------------------------------
+
+def test_dispatch_is_acknowledged_late_and_ends_before_its_claim_expires():
+    """A run that outlives its claim's lease can be claimed and run again by another worker
+    (a mail sent twice); the time limits end it first. The soft limit lands inside the
+    handler, which releases the claim for a retry."""
+    from alliance.outbox.tasks import dispatch
+
+    lease = services.CLAIM_LEASE.total_seconds()
+    assert dispatch.acks_late and dispatch.reject_on_worker_lost
+    assert 0 < dispatch.soft_time_limit < dispatch.time_limit < lease
+
+
+def test_a_soft_time_limit_inside_a_handler_releases_the_claim_for_a_retry():
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def stuck(message):
+        raise SoftTimeLimitExceeded()
+
+    services.HANDLERS["test.stuck"] = stuck
+    try:
+        message = services.enqueue("test.stuck")
+        db.session.commit()
+        with pytest.raises(services.TemporaryFailure):
+            services.run_message(message.id)
+    finally:
+        services.HANDLERS.pop("test.stuck")
+    db.session.expire_all()
+    row = db.session.get(OutboxMessage, message.id)
+    assert row.claimed_until is None and row.done_at is None and row.failed_at is None

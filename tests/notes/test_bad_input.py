@@ -1,0 +1,29 @@
+"""Odd input on the notes pages is a clear 404/422, never a 500 (PostgreSQL refuses NUL)."""
+from sqlalchemy import func, select
+
+from alliance.extensions import db
+from alliance.notes.models import Note
+from tests import factories
+
+
+def test_a_note_address_that_is_not_a_uuid_is_a_404(client, member):
+    factories.login(client, member)
+    for path in ("/notes/%00", "/notes/not-a-uuid", "/notes/%00/bundle.json",
+                 "/insights/%00", "/notes/" + "a" * 300):
+        assert client.get(path).status_code == 404, path
+
+
+def test_control_characters_in_a_title_are_refused_and_nothing_is_stored(client, member,
+                                                                          alliance):
+    factories.login(client, member)
+    response = client.post("/notes/new/indicators", data={
+        "title": "bad\x00title", "tlp": "GREEN", "alliances": str(alliance.id),
+        "observables": "bad.example", "post": "1"})
+    assert response.status_code == 422
+    assert b"one line" in response.data
+    assert db.session.scalar(select(func.count()).select_from(Note)) == 0
+
+
+def test_a_nul_in_a_search_is_refused_not_an_error(client, member):
+    factories.login(client, member)
+    assert client.get("/notes/?q=%00").status_code == 400

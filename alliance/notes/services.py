@@ -171,6 +171,12 @@ def _clean_tags(tags) -> list[str]:
     return sorted(set(tags or []))
 
 
+def _audit_target(note: Note) -> tuple:
+    """Audit events name a note by its row number only, never its title or STIX id: the
+    audit log is read by coordinators and admins who may not be allowed to read the note."""
+    return ("note", note.id, f"note #{note.id}")
+
+
 def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
               kind: str = "bundle", description: str = "", recipient_ids=(),
               policy_tags=(), sectors=(), countries=(), labels=(),
@@ -233,9 +239,9 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
             if (kind_, value) not in seen:
                 seen.add((kind_, value))
                 db.session.add(Observable(note_id=note.id, kind=kind_, value=value))
-    record("note.posted", actor, ("note", note.id, title), organisation=org,
-           alliance=alliances[0] if len(alliances) == 1 else None, tlp=tlp,
-           alliances=[a.slug for a in alliances], objects=len(objects), warnings=list(warnings))
+    # Not attached to an alliance: its coordinators' log must not count notes they cannot read.
+    record("note.posted", actor, _audit_target(note), organisation=org,
+           objects=len(objects), warnings=list(warnings))
     db.session.commit()
     return note
 
@@ -274,7 +280,7 @@ def retract_note(actor, note: Note, reason: str) -> None:
     note.retracted_at = utcnow()
     note.retracted_by_id = actor.id
     note.retraction_reason = reason.strip()
-    record("note.retracted", actor, ("note", note.id, note.title),
+    record("note.retracted", actor, _audit_target(note),
            organisation=note.organisation, reason=note.retraction_reason)
     db.session.commit()
 
@@ -311,7 +317,7 @@ def add_comment(actor, note: Note, kind: str, text: str = "", opinion: str | Non
     comment = NoteComment(note_id=note.id, kind=kind, author_id=actor.id, organisation_id=org.id,
                           text=text, opinion=opinion, stix=json.loads(json.dumps(stix)))
     db.session.add(comment)
-    record(f"note.{kind}", actor, ("note", note.id, note.title), organisation=org)
+    record(f"note.{kind}", actor, _audit_target(note), organisation=org)
     db.session.commit()
     return comment
 
@@ -476,7 +482,7 @@ def edit_note(actor, note: Note, *, title: str, description: str) -> Note:
                                      ("description", note.description or "", description or ""))
                if old != new]
     note.title, note.description, note.updated_at = title, description or "", utcnow()
-    record("note.edited", actor, ("note", note.id, title), organisation=note.organisation,
+    record("note.edited", actor, _audit_target(note), organisation=note.organisation,
            version=note.version, changed=changed)
     db.session.commit()
     return note

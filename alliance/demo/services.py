@@ -2,6 +2,7 @@
 membership states. Idempotent: running it again changes nothing and reports the same data.
 The passwords are public (README); seed_demo refuses to run in production."""
 import uuid
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -121,7 +122,73 @@ def seed_demo() -> dict:
             alliance = alliances.create_alliance(founder, slug=spec["slug"], **settings)
         for slug, state in spec["members"].items():
             _reach(alliance, orgs[slug], state, founder)
+    for spec in NOTES:
+        _note(spec)
     return describe()
+
+
+DATA = Path(__file__).parent / "data"
+# Notes made from real public STIX content (data/README.md) and from the compose builders.
+NOTES = [
+    {"title": "Malicious URL used in a phishing campaign", "poster": "ingrid@nordic-cert.example",
+     "alliance": "european-energy-sharing", "tlp": "GREEN",
+     "file": "oasisdoc__indicator-for-malicious-url.json"},
+    {"title": "Threat actor leveraging attack patterns and malware",
+     "poster": "rasa@baltic-energy.example", "alliance": "european-energy-sharing",
+     "tlp": "AMBER", "file": "oasisdoc__threat-actor-leveraging-attack-patterns-and-malware.json"},
+    {"title": "MISP event: observed domains and indicators", "poster": "ola@nordic-cert.example",
+     "alliance": "cyber-diplomacy-forum", "tlp": "GREEN", "file": "misp__test_event2_stix21.json"},
+    {"title": "Spear-phishing against grid operators", "poster": "ingrid@nordic-cert.example",
+     "alliance": "european-energy-sharing", "tlp": "AMBER", "incident": {
+         "observables": "grid-update.example\n198.51.100.23\nCVE-2024-3400",
+         "attack_ids": "T1566.001 T1204.002", "sectors": ["energy", "utilities"],
+         "countries": ["NO", "LT"]},
+     "description": "Lure documents posing as **regulator notices**; see the indicators."},
+    {"title": "Norms of responsible state behaviour: what the OEWG report changes",
+     "poster": "claire@policy.geneva.example", "alliance": "cyber-diplomacy-forum",
+     "tlp": "CLEAR", "public": True, "analysis": ["un-oewg", "un-gge", "tallinn-manual"],
+     "description": "The final report of the Open-Ended Working Group restates the eleven "
+                    "voluntary norms and adds guidance on critical infrastructure."},
+    {"title": "Named: credentials of a shared contractor", "poster": "ingrid@nordic-cert.example",
+     "alliance": "european-energy-sharing", "tlp": "RED",
+     "recipients": ["rasa@baltic-energy.example"],
+     "indicators": "contractor-portal.example\n203.0.113.77"},
+]
+
+
+def _note(spec) -> None:
+    from alliance.notes import compose
+    from alliance.notes.models import Note
+    from alliance.notes.services import post_note
+    from alliance.notes.validation import parse_bundle
+    from alliance.sharing.policy import Principal, readable_notes
+
+    poster = find_user_by_email(spec["poster"])
+    if db.session.scalar(readable_notes(Principal.of(poster)).where(Note.title == spec["title"])):
+        return
+    alliance = db.session.scalar(select(Alliance).where(Alliance.slug == spec["alliance"]))
+    org, tlp, kind, extra = poster.organisation, spec["tlp"], "bundle", {}
+    if "file" in spec:
+        objects = parse_bundle((DATA / spec["file"]).read_bytes()).objects
+    elif "incident" in spec:
+        i = spec["incident"]
+        objects = compose.incident_report(
+            org, tlp, title=spec["title"], description=spec["description"], details="",
+            observables_text=i["observables"], attack_ids_text=i["attack_ids"],
+            sectors=i["sectors"], countries=i["countries"])
+        kind, extra = "incident", {"sectors": i["sectors"], "countries": i["countries"]}
+    elif "analysis" in spec:
+        objects = compose.policy_analysis(org, tlp, title=spec["title"],
+                                          description=spec["description"],
+                                          policy_tags=spec["analysis"])
+        kind, extra = "analysis", {"policy_tags": spec["analysis"]}
+    else:
+        objects = compose.indicator_set(org, tlp, observables_text=spec["indicators"])
+        kind = "indicators"
+    recipients = [find_user_by_email(e).id for e in spec.get("recipients", [])]
+    post_note(poster, title=spec["title"], tlp=tlp, alliance_ids=[alliance.id], objects=objects,
+              kind=kind, description=spec.get("description", ""), recipient_ids=recipients,
+              publish_public=spec.get("public", False), **extra)
 
 
 def describe() -> dict:
@@ -144,5 +211,7 @@ def describe() -> dict:
         for m in alliances.memberships_of(alliance):
             memberships.append({"alliance": alliance.slug, "organisation": m.organisation.slug,
                                 "state": m.state})
+    notes = [{"title": n["title"], "tlp": n["tlp"], "alliance": n["alliance"],
+              "poster": n["poster"]} for n in NOTES]
     return {"organisations": organisations, "users": users, "alliances": alliance_rows,
-            "memberships": memberships}
+            "memberships": memberships, "notes": notes}

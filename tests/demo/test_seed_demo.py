@@ -53,3 +53,25 @@ def test_seed_demo_refuses_to_run_in_production(app, monkeypatch):
     result = app.test_cli_runner().invoke(args=["alliance", "seed-demo"])
     assert result.exit_code != 0 and "production" in result.output
     assert _counts()[0] == 0
+
+
+def test_seed_demo_posts_notes_from_real_stix_content_under_the_read_rule(app):
+    from alliance.auth.services import find_user_by_email
+    from alliance.notes.models import Note
+    from alliance.sharing.policy import Principal, readable_notes
+
+    app.test_cli_runner().invoke(args=["alliance", "seed-demo"])
+    db.session.expire_all()
+
+    def titles(email):
+        user = find_user_by_email(email) if email else None
+        return set(db.session.scalars(readable_notes(Principal.of(user)).with_only_columns(
+            Note.title)).all())
+
+    red = "Named: credentials of a shared contractor"
+    assert red in titles("ingrid@nordic-cert.example")      # the author
+    assert red in titles("rasa@baltic-energy.example")      # the named recipient
+    assert red not in titles("ola@nordic-cert.example")     # the author's colleague
+    assert "Malicious URL used in a phishing campaign" in titles("rasa@baltic-energy.example")
+    assert titles(None) == {"Norms of responsible state behaviour: what the OEWG report changes"}
+    assert titles("sam@pending-analytics.example") == titles(None)  # not vetted: anonymous

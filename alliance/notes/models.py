@@ -36,7 +36,9 @@ class Note(db.Model):
     kind: Mapped[str] = mapped_column(String(20))
     title: Mapped[str] = mapped_column(String(300))
     description: Mapped[str] = mapped_column(Text, default="")
-    tlp: Mapped[str] = mapped_column(String(20), index=True)
+    # No index of its own: with one, SQLite answers the read rule's OR by a multi-index union
+    # and sorts every readable note instead of walking ix_notes_feed and stopping at a page.
+    tlp: Mapped[str] = mapped_column(String(20))
     policy_tags: Mapped[list] = mapped_column(JSON, default=list)
     sectors: Mapped[list] = mapped_column(JSON, default=list)
     countries: Mapped[list] = mapped_column(JSON, default=list)

@@ -51,7 +51,6 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_notes_author_id'), ['author_id'], unique=False)
         batch_op.create_index('ix_notes_feed', ['created_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_notes_organisation_id'), ['organisation_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_notes_tlp'), ['tlp'], unique=False)
 
     op.create_table('note_audiences',
     sa.Column('note_id', sa.Integer(), nullable=False),
@@ -168,7 +167,6 @@ def downgrade():
 
     op.drop_table('note_audiences')
     with op.batch_alter_table('notes', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_notes_tlp'))
         batch_op.drop_index(batch_op.f('ix_notes_organisation_id'))
         batch_op.drop_index('ix_notes_feed')
         batch_op.drop_index(batch_op.f('ix_notes_author_id'))

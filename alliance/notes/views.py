@@ -85,6 +85,10 @@ def _form(kind: str):
     chosen = request.form.getlist("alliances", type=int)
     recipients = services.recipient_choices(current_user, chosen or [a.id for a in alliances])
     form = FORMS.get(kind, UploadForm)(alliances=alliances, recipients=recipients)
+    # Offer only the levels at least one of the user's alliances allows (each alliance's own
+    # rule is checked again when posting, for the alliances actually chosen).
+    allowed = {level for a in alliances for level in a.allowed_tlps}
+    form.tlp.choices = [(v, label) for v, label in form.tlp.choices if v in allowed]
     if request.method == "GET":
         form.alliances.data = [a.id for a in alliances][:1]
         form.tlp.data = alliances[0].default_tlp if alliances else "AMBER"

@@ -27,3 +27,19 @@ def test_control_characters_in_a_title_are_refused_and_nothing_is_stored(client,
 def test_a_nul_in_a_search_is_refused_not_an_error(client, member):
     factories.login(client, member)
     assert client.get("/notes/?q=%00").status_code == 400
+
+
+def test_the_compose_form_offers_only_levels_the_users_alliances_allow(client, member, alliance):
+    from alliance.alliances import services as alliances
+
+    alliances.update_settings(alliances.coordinators_of(alliance)[0], alliance,
+                              allowed_tlps=["GREEN", "AMBER"], default_tlp="AMBER")
+    factories.login(client, member)
+    page = client.get("/notes/new/incident").get_data(as_text=True)
+    assert 'value="AMBER"' in page and 'value="GREEN"' in page
+    assert 'value="RED"' not in page and 'value="CLEAR"' not in page
+    response = client.post("/notes/new/indicators", data={
+        "title": "x", "tlp": "RED", "alliances": str(alliance.id),
+        "observables": "bad.example", "post": "1"})
+    assert response.status_code == 422
+    assert db.session.scalar(select(func.count()).select_from(Note)) == 0

@@ -88,10 +88,12 @@ class NoteRecipient(db.Model):
 
 
 class StixObject(db.Model):
-    """One version (id + modified) of a STIX object, stored as posted."""
+    """One version (id + modified) of a STIX object, stored as posted. Unique per
+    organisation: an organisation that cannot see another's copy of an id (SCO ids are
+    derived from values) stores its own rather than learn that the other exists."""
 
     __tablename__ = "stix_objects"
-    __table_args__ = (UniqueConstraint("stix_id", "modified"),)
+    __table_args__ = (UniqueConstraint("stix_id", "modified", "organisation_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     stix_id: Mapped[str] = mapped_column(String(100), index=True)

@@ -10,7 +10,7 @@ import uuid
 
 import orjson
 import stix2
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from alliance.alliances.models import Alliance, Membership
 from alliance.audit.services import record
@@ -114,18 +114,28 @@ def _check_audience(actor, tlp: str, alliance_ids, recipient_ids, publish_public
 def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list[StixObject]]:
     """Split objects into new versions to store and stored versions to link. Refuses a new
     version of someone else's object (only its creator organisation may add versions) and a
-    different body for a stored id + modified (409)."""
+    different body for a stored id + modified (409).
+
+    Only versions the poster can see count: its own organisation's, and those held by notes
+    it may read. Checking against every stored row would answer "is this id stored?" for
+    notes the poster cannot read — a leak for SCOs, whose ids are derived from their values
+    (ipv4-addr--uuid5("203.0.113.9")). An unseen version is stored as the poster's own."""
     new, existing, problems, conflicts = [], [], [], []
     ids = sorted({o["id"] for o in objects})
+    visible = or_(StixObject.organisation_id == actor.organisation_id,
+                  StixObject.id.in_(select(NoteObject.object_id).where(
+                      NoteObject.note_id.in_(readable_note_ids(Principal.of(actor))))))
     stored = {}
     for chunk in range(0, len(ids), 500):
         for row in db.session.scalars(select(StixObject).where(
-                StixObject.stix_id.in_(ids[chunk:chunk + 500]))):
+                StixObject.stix_id.in_(ids[chunk:chunk + 500]), visible)
+                .order_by(StixObject.id)):
             stored.setdefault(row.stix_id, []).append(row)
     for obj in objects:
         version = obj.get("modified") or obj.get("created") or ""
         rows = stored.get(obj["id"], [])
-        same = next((r for r in rows if r.modified == version), None)
+        same = next((r for r in rows if r.modified == version and r.body_hash == _hash(obj)),
+                    None) or next((r for r in rows if r.modified == version), None)
         if same is not None:
             if same.body_hash == _hash(obj):
                 existing.append(same)

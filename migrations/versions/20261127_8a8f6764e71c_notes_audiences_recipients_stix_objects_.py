@@ -116,7 +116,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['first_note_id'], ['notes.id'], name=op.f('fk_stix_objects_first_note_id_notes'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_stix_objects_organisation_id_organisations')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_stix_objects')),
-    sa.UniqueConstraint('stix_id', 'modified', name=op.f('uq_stix_objects_stix_id_modified'))
+    sa.UniqueConstraint('stix_id', 'modified', 'organisation_id', name=op.f('uq_stix_objects_stix_id_modified_organisation_id'))
     )
     with op.batch_alter_table('stix_objects', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_stix_objects_organisation_id'), ['organisation_id'], unique=False)

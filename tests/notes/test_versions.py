@@ -198,3 +198,26 @@ def test_the_pystix2_malware_versions_import_in_turn(member, second_member, alli
     exc = refused(second_member, alliance, newer)
     assert "another organisation created this object" in exc.problems[0].reason
     assert len(rows_of(malware_id)) == 4
+
+
+def test_a_stored_sco_in_an_unreadable_note_is_not_revealed_by_a_conflict(alliance, member,
+                                                                            outsider):
+    """SCO ids are derived from their values: a 409 for a different body, or a refusal to
+    "add a version", would tell an outsider that someone stored that value."""
+    from alliance.core.errors import DomainError
+    from alliance.notes import services
+    from tests import factories
+
+    sco = {"type": "ipv4-addr", "spec_version": "2.1",
+           "id": "ipv4-addr--ff26c055-6336-5bc5-b89d-13d6226742dd", "value": "198.51.100.3"}
+    services.post_note(member, title="secret", tlp="AMBER", alliance_ids=[alliance.id],
+                       objects=[dict(sco)])
+    other = factories.make_alliance(outsider, slug="elsewhere", name="Elsewhere")
+    changed = dict(sco, x_seen_by="outsider")
+    try:
+        note = services.post_note(outsider, title="mine", tlp="AMBER", alliance_ids=[other.id],
+                                  objects=[changed])
+    except DomainError as exc:  # pragma: no cover - the failure this test guards against
+        raise AssertionError(f"the outsider learned the SCO is stored: {exc.message}") from exc
+    bodies = [o.body for o in services.note_objects(note) if o.type == "ipv4-addr"]
+    assert bodies == [changed]

@@ -1,7 +1,6 @@
 """Compose forms -> STIX 2.1 objects, built with the stix2 library. Every object created here
 carries the author organisation's identity as created_by_ref and the note's TLP 2.0 marking."""
 import json
-import uuid
 from datetime import UTC, datetime
 
 import stix2
@@ -135,7 +134,3 @@ def policy_analysis(org, tlp: str, *, title: str, description: str, policy_tags)
     note = stix2.v21.Note(abstract=title, content=description, object_refs=[org.stix_id],
                           external_references=refs or None, **_common(org, tlp))
     return [org.stix_identity, _plain(note)]
-
-
-def new_uuid() -> str:
-    return str(uuid.uuid4())

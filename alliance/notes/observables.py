@@ -68,12 +68,6 @@ def normalise_url(value: str) -> str | None:
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
 
 
-def normalise(kind: str, value: str) -> str:
-    """The form a value is indexed under (the same as detect() gives for that kind)."""
-    found = detect(value)
-    return found[1] if found else value.strip().lower()
-
-
 def pattern_for(kind: str, value: str) -> str | None:
     """A STIX pattern matching the observable, or None for kinds that are not patterns (CVE)."""
     quoted = value.replace("\\", "\\\\").replace("'", "\\'")

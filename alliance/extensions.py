@@ -1,4 +1,7 @@
 """Flask extensions, created unbound; the factory binds them to an app."""
+import json
+
+import orjson
 from celery import Celery, Task
 from flask import Flask
 from flask_limiter import Limiter
@@ -23,7 +26,24 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+def _json_dumps(value) -> str:
+    """JSON columns are written with orjson (STIX bodies are most of what is stored); what it
+    refuses (integers beyond 64 bits) falls back to the standard library."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def _json_loads(text: str):
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+db = SQLAlchemy(model_class=Base, engine_options={"json_serializer": _json_dumps,
+                                                  "json_deserializer": _json_loads})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

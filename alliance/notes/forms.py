@@ -2,6 +2,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
+    DateField,
     DateTimeLocalField,
     IntegerField,
     RadioField,
@@ -9,6 +10,7 @@ from wtforms import (
     SelectMultipleField,
     StringField,
     TextAreaField,
+    ValidationError,
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
@@ -104,6 +106,12 @@ class FeedFilterForm(FlaskForm):
     sector = SelectField("Sector", validators=[Optional()])
     country = SelectField("Country", validators=[Optional()])
     tag = SelectField("Policy tag", validators=[Optional()])
+    since = DateField("Posted from", validators=[Optional()])
+    until = DateField("Posted until", validators=[Optional()])
+
+    def validate_until(self, field):
+        if field.data and self.since.data and field.data < self.since.data:
+            raise ValidationError("The end date is before the start date.")
 
     def __init__(self, *args, alliances=(), **kwargs):
         super().__init__(*args, **kwargs)

@@ -152,3 +152,25 @@ class NoteComment(db.Model):
 
     author = relationship("User")
     organisation = relationship("Organisation")
+
+
+class NoteFacet(db.Model):
+    """The filterable tokens of a note (STIX types, sectors, countries, policy tags), one row
+    each, so that a feed filter is an indexed lookup rather than a scan of JSON text."""
+
+    __tablename__ = "note_facets"
+
+    facet: Mapped[str] = mapped_column(String(20), primary_key=True)
+    value: Mapped[str] = mapped_column(String(100), primary_key=True)
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"),
+                                         primary_key=True, index=True)
+
+
+FACETS = ("type", "sector", "country", "policy_tag")
+
+
+def facet_rows(note_id: int, *, types=(), sectors=(), countries=(), policy_tags=()) -> list[dict]:
+    """The note_facets rows of a note."""
+    return [{"facet": facet, "value": value, "note_id": note_id}
+            for facet, values in zip(FACETS, (types, sectors, countries, policy_tags), strict=True)
+            for value in sorted(set(values))]

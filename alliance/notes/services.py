@@ -10,7 +10,7 @@ import uuid
 
 import orjson
 import stix2
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 
 from alliance.alliances.models import Alliance, Membership
 from alliance.audit.services import record
@@ -19,15 +19,17 @@ from alliance.core.errors import Conflict, DomainError, NotAllowed
 from alliance.core.models import utcnow
 from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
-from alliance.notes import observables
+from alliance.notes import observables, search
 from alliance.notes.models import (
     Note,
     NoteAudience,
     NoteComment,
+    NoteFacet,
     NoteObject,
     NoteRecipient,
     Observable,
     StixObject,
+    facet_rows,
 )
 from alliance.notes.validation import BundleRejected, Problem, check_objects
 from alliance.sharing.markings import marking_id, strictest_level
@@ -236,24 +238,39 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
     note.recipients = [NoteRecipient(user_id=u) for u in recipient_ids]
     db.session.add(note)
     db.session.flush()
-    rows = [StixObject(stix_id=o["id"], type=o["type"],
-                       modified=o.get("modified") or o.get("created") or "",
-                       organisation_id=org.id, first_note_id=note.id, body=o,
-                       body_hash=_hash(o), date_added=now) for o in [report] + new]
-    db.session.add_all(rows)
-    db.session.flush()
-    db.session.add_all(NoteObject(note_id=note.id, object_id=r.id) for r in rows + existing)
-    seen = set()
-    for obj in objects:
-        for kind_, value in observables.extract(obj):
-            if (kind_, value) not in seen:
-                seen.add((kind_, value))
-                db.session.add(Observable(note_id=note.id, kind=kind_, value=value))
+    _store_objects(note, [report] + new, existing, objects, now)
     # Not attached to an alliance: its coordinators' log must not count notes they cannot read.
     record("note.posted", actor, _audit_target(note), organisation=org,
            objects=len(objects), warnings=list(warnings))
     db.session.commit()
     return note
+
+
+def _store_objects(note: Note, new: list[dict], existing: list[StixObject], objects: list[dict],
+                   now) -> None:
+    """Bulk inserts (executemany) of the note's new object versions, its links to new and
+    already stored versions, its observables and its facets: a bulk import is bounded by the
+    database, not by building one ORM object per row."""
+    org_id = note.organisation_id
+    if new:
+        db.session.execute(insert(StixObject), [
+            {"stix_id": o["id"], "type": o["type"],
+             "modified": o.get("modified") or o.get("created") or "",
+             "organisation_id": org_id, "first_note_id": note.id, "body": o,
+             "body_hash": _hash(o), "date_added": now} for o in new])
+    stored = db.session.scalars(select(StixObject.id).where(
+        StixObject.first_note_id == note.id)).all()
+    db.session.execute(insert(NoteObject), [
+        {"note_id": note.id, "object_id": object_id, "note_version": 1}
+        for object_id in sorted(set(stored) | {r.id for r in existing})])
+    found = sorted({hit for obj in objects for hit in observables.extract(obj)})
+    if found:
+        db.session.execute(insert(Observable), [
+            {"note_id": note.id, "kind": kind, "value": value} for kind, value in found])
+    facets = facet_rows(note.id, types=note.types, sectors=note.sectors,
+                        countries=note.countries, policy_tags=note.policy_tags)
+    if facets:
+        db.session.execute(insert(NoteFacet), facets)
 
 
 def note_objects(note: Note) -> list[StixObject]:
@@ -351,11 +368,11 @@ def feed(principal: Principal, *, alliance_id=None, tlp=None, stix_type=None, se
         stmt = stmt.where(Note.audiences.any(NoteAudience.alliance_id == alliance_id))
     if tlp:
         stmt = stmt.where(Note.tlp == tlp)
-    for column, value in ((Note.types, stix_type), (Note.sectors, sector),
-                          (Note.countries, country), (Note.policy_tags, policy_tag)):
+    for facet, value in (("type", stix_type), ("sector", sector), ("country", country),
+                         ("policy_tag", policy_tag)):
         if value:
-            # JSON arrays hold short tokens; match the quoted token.
-            stmt = stmt.where(_json_text(column).like(f'%"{_escape_like(value)}"%', escape="\\"))
+            stmt = stmt.where(Note.id.in_(select(NoteFacet.note_id).where(
+                NoteFacet.facet == facet, NoteFacet.value == value)))
     if since:
         stmt = stmt.where(Note.created_at >= since)
     if until:
@@ -372,28 +389,16 @@ def feed(principal: Principal, *, alliance_id=None, tlp=None, stix_type=None, se
     return rows[:limit], cursor
 
 
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _json_text(column):
-    from sqlalchemy import String, cast
-
-    return cast(column, String)
-
-
 def _text_match(query: str):
-    """Title, description, labels and observable values containing the words."""
-    from sqlalchemy import func
-
+    """Full-text words in title, description and labels (alliance.notes.search), or the
+    normalised observable value."""
     q = query.strip()[:200]
-    like = f"%{_escape_like(q.lower())}%"
     hit = observables.detect(q)
-    matches = [func.lower(Note.title).like(like, escape="\\"),
-               func.lower(Note.description).like(like, escape="\\"),
-               func.lower(_json_text(Note.labels)).like(like, escape="\\"),
-               Note.id.in_(select(Observable.note_id).where(
-                   Observable.value == (hit[1] if hit else q.lower())))]
+    matches = [Note.id.in_(select(Observable.note_id).where(
+        Observable.value == (hit[1] if hit else q.lower())))]
+    words = search.match_clause(q)
+    if words is not None:
+        matches.append(words)
     return matches
 
 

@@ -2,7 +2,7 @@
 public Insights page and Atom feed. Every read goes through alliance.sharing.policy."""
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 
 from flask import (
     Blueprint,
@@ -65,12 +65,17 @@ def feed():
     principal = Principal.of(current_user)
     form = FeedFilterForm(request.args, alliances=active_alliances_of(current_user.organisation_id))
     if not form.validate():
-        abort(400, "A filter value is not one of the choices offered.")
+        problems = "; ".join(f"{form[name].label.text}: {errors[0]}"
+                             for name, errors in form.errors.items())
+        abort(400, f"A filter is not valid ({problems}).")
+    since, until = form.since.data, form.until.data
     notes, cursor = services.feed(
         principal, alliance_id=int(form.alliance.data) if form.alliance.data else None,
         tlp=form.tlp.data or None, stix_type=(form.type.data or "").strip().lower() or None,
         sector=form.sector.data or None, country=form.country.data or None,
         policy_tag=form.tag.data or None, query=form.q.data or None,
+        since=datetime.combine(since, time.min, UTC) if since else None,
+        until=datetime.combine(until, time.min, UTC) + timedelta(days=1) if until else None,
         before=_cursor(request.args.get("before")))
     value, seen_in = services.who_has_seen(principal, form.q.data or "")
     args = {k: v for k, v in request.args.items() if k != "before"}

@@ -281,14 +281,17 @@ def note_objects(note: Note) -> list[StixObject]:
 
 
 def note_bundle(note: Note) -> dict:
-    """A STIX 2.1 bundle of the note with the TLP 2.0 marking definitions it uses."""
-    from alliance.sharing.markings import tlp2_objects
+    """A STIX 2.1 bundle of the note with the TLP 2.0 marking definitions it uses and, when
+    it uses any, their extension definition."""
+    from alliance.sharing.markings import tlp2_extension_definition, tlp2_objects
 
     objs = [row.body for row in note_objects(note)]
     used = {ref for o in objs for ref in o.get("object_marking_refs", [])}
-    markings = [m for m in tlp2_objects().values() if m["id"] in used]
+    shipped = [m for m in tlp2_objects().values() if m["id"] in used]
+    if shipped:
+        shipped.append(tlp2_extension_definition())
     present = {o["id"] for o in objs}
-    objs += [m for m in markings if m["id"] not in present]
+    objs += [m for m in shipped if m["id"] not in present]
     return {"type": "bundle", "id": f"bundle--{uuid.uuid5(uuid.NAMESPACE_URL, note.report_id)}",
             "objects": objs}
 

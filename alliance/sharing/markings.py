@@ -14,11 +14,25 @@ TLP1_IDS = {
 }
 
 
+EXTENSION_ID = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
+
+
+@cache
+def _shipped() -> list[dict]:
+    return json.loads((Path(__file__).parent.parent / "data" / "tlp2_markings.json")
+                      .read_text())["objects"]
+
+
 @cache
 def tlp2_objects() -> dict[str, dict]:
     """Level -> the official TLP 2.0 marking-definition object."""
-    data = json.loads((Path(__file__).parent.parent / "data" / "tlp2_markings.json").read_text())
-    return {obj["name"].split(":", 1)[1]: obj for obj in data["objects"]}
+    return {obj["name"].split(":", 1)[1]: obj for obj in _shipped()
+            if obj["type"] == "marking-definition"}
+
+
+def tlp2_extension_definition() -> dict:
+    """The extension-definition the TLP 2.0 markings declare themselves through."""
+    return next(obj for obj in _shipped() if obj["id"] == EXTENSION_ID)
 
 
 @cache

@@ -20,6 +20,8 @@ from alliance.sharing.markings import marking_id, strictest_level, tlp2_ids
 from alliance.sharing.tlp import TLP_RANK
 from tests.notes.helpers import CORPUS, counts
 
+TLP2_EXTENSION = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
+
 VALID = sorted(p.name for p in (CORPUS / "valid").glob("*.json"))
 INVALID = sorted(p.name for p in (CORPUS / "invalid").glob("*.json"))
 
@@ -199,14 +201,16 @@ def test_valid_file(name, member, alliance, coordinator):
 
     posted = {(o["id"], _version(o)): o for o in parsed.objects}
     got = {(o["id"], _version(o)): o for o in orjson.loads(text)["objects"]}
-    # Every posted object comes back with the same body, and nothing else but our report and
-    # the TLP 2.0 marking definitions the note uses.
+    # Every posted object comes back with the same body, and nothing else but our report, the
+    # TLP 2.0 marking definitions the note uses and their extension definition.
     for key, obj in posted.items():
         assert got.get(key) == obj, key
     extra = {key[0]: got[key] for key in set(got) - set(posted)}
     report = extra.pop(note.report_id)
-    assert set(extra) <= set(tlp2_ids()), sorted(extra)
+    assert set(extra) <= set(tlp2_ids()) | {TLP2_EXTENSION}, sorted(extra)
     assert marking_id(tlp) in extra or marking_id(tlp) in {k[0] for k in posted}
+    if set(extra) & set(tlp2_ids()):  # shipped markings travel with their extension
+        assert TLP2_EXTENSION in extra or TLP2_EXTENSION in {k[0] for k in posted}
     assert report["object_marking_refs"] == [marking_id(tlp)]
     assert report["created_by_ref"] == member.organisation.stix_id
     assert report["object_refs"] == sorted({k[0] for k in posted})

@@ -55,6 +55,11 @@ class Config:
     OUTBOX_PUBLISH_TIMEOUT = float(os.environ.get("OUTBOX_PUBLISH_TIMEOUT", "1.0"))
     OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "8"))
 
+    # Digests: how often beat looks for due digests; watch alerts a user gets per hour before
+    # the rest are folded into their next digest.
+    DIGEST_SCAN_SECONDS = float(os.environ.get("DIGEST_SCAN_SECONDS", "300"))
+    ALERT_LIMIT_PER_HOUR = int(os.environ.get("ALERT_LIMIT_PER_HOUR", "10"))
+
     # Number of reverse proxies in front (nginx: 1) whose X-Forwarded-* headers are trusted.
     PROXY_FIX_HOPS = int(os.environ.get("PROXY_FIX_HOPS", "0"))
 

@@ -146,6 +146,8 @@ def configure_celery(app: Flask) -> None:
 
     celery_init_app(app)
     # Import the modules that define tasks and outbox handlers so they are registered.
+    import alliance.digests.services  # noqa: F401
+    import alliance.digests.tasks  # noqa: F401
     import alliance.mail.services  # noqa: F401
     import alliance.notes.models  # noqa: F401
     import alliance.outbox.tasks  # noqa: F401

@@ -106,7 +106,9 @@ def _import_actor(org_slug: str, as_email: str | None):
                                        "first active org admin).")
 @click.option("--recipient", "recipients", multiple=True, metavar="EMAIL",
               help="A named reader of a TLP:RED note (repeat the option for more).")
-def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipients):
+@click.option("--alert", is_flag=True, help="Send watch-term alerts for this note (bulk imports "
+              "send none by default; the note still reaches digests).")
+def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipients, alert):
     """Post a STIX 2.1 bundle file as one note, validated and stored all or nothing.
 
     Prints the note's report id on success; on failure prints every problem (object id,
@@ -138,7 +140,7 @@ def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipien
             note = post_note(actor, title=title or f"Import of {path.name}", tlp=tlp,
                              alliance_ids=[alliance.id], objects=parsed.objects,
                              recipient_ids=recipient_ids, warnings=parsed.warnings,
-                             progress=bar.update)
+                             progress=bar.update, alerts=alert)
     except BundleRejected as exc:
         db.session.rollback()
         click.echo(f"Refused, nothing was stored ({len(exc.problems)} problem(s)):", err=True)
@@ -153,3 +155,52 @@ def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipien
     click.echo(f"Stored {len(parsed.objects):,} object(s) as a TLP:{tlp} note for "
                f"{alliance.name}.", err=True)
     click.echo(note.report_id)
+
+
+@alliance_cli.group("digests")
+def digests_cli():
+    """E-mail digests."""
+
+
+@digests_cli.command("run")
+@click.option("--now", "now_text", metavar="TIMESTAMP",
+              help="Act as if it were this instant (ISO 8601, e.g. 2026-03-02T07:05:00Z).")
+def digests_run(now_text):
+    """One scheduling cycle in the foreground: find due digests and send them here, without a
+    worker. Each (user, period) is still sent once, whatever runs at the same time."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from alliance.digests import services
+    from alliance.digests.models import Delivery
+    from alliance.outbox.models import OutboxMessage
+    from alliance.outbox.services import TemporaryFailure, run_message
+
+    now = None
+    if now_text:
+        try:
+            now = datetime.fromisoformat(now_text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise click.ClickException(f"--now: {now_text!r} is not an ISO 8601 instant.") \
+                from exc
+        now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    created = services.schedule_due(now, publish=False)
+    message_ids = db.session.scalars(select(OutboxMessage.id).where(
+        OutboxMessage.kind == "digest", OutboxMessage.done_at.is_(None),
+        OutboxMessage.failed_at.is_(None))).all()
+    wanted = set(created)
+    with click.progressbar(message_ids, label="Sending digests", file=sys.stderr) as bar:
+        for message_id in bar:
+            message = db.session.get(OutboxMessage, message_id)
+            if message.payload.get("delivery_id") not in wanted:
+                continue
+            try:
+                run_message(message_id)
+            except TemporaryFailure as exc:
+                click.echo(f"Will be retried by a worker: {exc}", err=True)
+    states = {}
+    for row in db.session.scalars(select(Delivery).where(Delivery.id.in_(created or [0]))):
+        states[row.state] = states.get(row.state, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "nothing due"
+    click.echo(f"{len(created)} digest(s) due: {summary}.")

@@ -1,4 +1,13 @@
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from alliance.core.models import UTCDateTime, utcnow
@@ -26,6 +35,10 @@ class Alliance(db.Model):
     allowed_tlps: Mapped[list] = mapped_column(JSON, default=list)
     default_tlp: Mapped[str] = mapped_column(String(20), default="AMBER")
     publish_clear_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What members get until they choose for themselves (alliance.digests.services).
+    digest_frequency: Mapped[str] = mapped_column(String(10), default="daily",
+                                                  server_default="daily")
+    digest_hour: Mapped[int] = mapped_column(Integer, default=8, server_default="8")
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)

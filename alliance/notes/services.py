@@ -192,11 +192,13 @@ def _audit_target(note: Note) -> tuple:
 def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
               kind: str = "bundle", description: str = "", recipient_ids=(),
               policy_tags=(), sectors=(), countries=(), labels=(),
-              publish_public: bool = False, warnings=(), progress=None) -> Note:
+              publish_public: bool = False, warnings=(), progress=None,
+              alerts: bool = True) -> Note:
     """Store a new note holding these STIX objects, for this audience. Raises DomainError
     (with .field) for form problems and BundleRejected (with .problems) for STIX ones;
     stores nothing then. `progress`, if given, is called with 1 after each object is
-    validated (the CLI import's progress bar)."""
+    validated (the CLI import's progress bar). `alerts=False` (bulk imports) sends no watch
+    alerts; the note still reaches digests."""
     if not getattr(actor, "can_act", False):
         raise NotAllowed("Only members of vetted organisations can post.")
     title = (title or "").strip()
@@ -239,6 +241,9 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
     db.session.add(note)
     db.session.flush()
     _store_objects(note, [report] + new, existing, objects, now)
+    from alliance.digests.services import note_posted
+
+    note_posted(note, alerts=alerts)
     # Not attached to an alliance: its coordinators' log must not count notes they cannot read.
     record("note.posted", actor, _audit_target(note), organisation=org,
            objects=len(objects), warnings=list(warnings))

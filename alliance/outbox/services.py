@@ -21,6 +21,7 @@ from alliance.outbox.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 HANDLERS: dict = {}
+GIVE_UP_HOOKS: dict = {}  # kind -> fn(payload, error): called when retries are exhausted
 CLAIM_LEASE = timedelta(minutes=10)
 DISPATCH_TASK = "alliance.outbox.dispatch"
 REPUBLISH_AFTER = timedelta(minutes=15)
@@ -34,11 +35,14 @@ class PermanentFailure(Exception):
     """Will never work (SMTP 5xx, the subject of the message is gone)."""
 
 
-def handler(kind: str):
-    """Register the function that runs outbox messages of this kind: fn(message)."""
+def handler(kind: str, on_give_up=None):
+    """Register the function that runs outbox messages of this kind: fn(message); and, if
+    given, on_give_up(payload, error) for when a message of this kind will not be retried."""
 
     def decorate(fn):
         HANDLERS[kind] = fn
+        if on_give_up is not None:
+            GIVE_UP_HOOKS[kind] = on_give_up
         return fn
 
     return decorate
@@ -185,3 +189,8 @@ def max_attempts() -> int:
 def give_up(message_id: int, error: str) -> None:
     """Stop retrying a message: it stays visible with its last error."""
     _finish(message_id, failed_at=utcnow(), claimed_until=None, last_error=error[:2000])
+    message = db.session.get(OutboxMessage, message_id)
+    hook = GIVE_UP_HOOKS.get(message.kind) if message is not None else None
+    if hook is not None:
+        hook(message.payload, error)
+        db.session.commit()

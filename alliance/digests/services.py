@@ -1,0 +1,613 @@
+"""E-mail digests and watch alerts (DESIGN.md, "Digests and alerts").
+
+How a digest goes out, once:
+1. The beat task runs schedule_due() every few minutes. For each user whose period has ended
+   (alliance.digests.schedule, in the user's time zone) it inserts a ledger row (Delivery,
+   unique on user + period key) and an outbox message in one transaction. A second beat or a
+   second run trips over the unique key and enqueues nothing.
+2. The outbox relays the message to a worker; the outbox claim runs it at most once at a time
+   (acks_late, reject on worker loss, leases, retries with backoff for 4xx, none for 5xx).
+3. The handler builds the digest AS THE USER, AT SEND TIME, through the read rule, renders
+   it (autoescaped, text and HTML), sends it with a deterministic Message-ID and marks the
+   ledger row sent. A row that is no longer pending is never sent again.
+
+Alerts: posting a note enqueues a scan (unless a bulk import asks for none); the scan finds
+users watching a term the note carries, writes one ledger row per (user, note) and enqueues
+the alert — or, past ALERT_LIMIT alerts in the last hour, folds it into the next digest."""
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from flask import current_app, url_for
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from alliance.alliances.models import Alliance, Membership
+from alliance.auth.models import User
+from alliance.auth.tokens import make_token, read_token
+from alliance.core.errors import DomainError, NotFound
+from alliance.core.models import utcnow
+from alliance.core.vocab import country_choices, policy_tag_choices, sector_choices
+from alliance.digests import schedule
+from alliance.digests.models import Delivery, DigestPreference, WatchTerm
+from alliance.extensions import db
+from alliance.mail.services import (
+    build_message,
+    deterministic_message_id,
+    render_mail,
+    send_message,
+)
+from alliance.notes import observables
+from alliance.notes.models import Note, NoteAudience, NoteComment, NoteFacet, Observable
+from alliance.orgs.models import Organisation
+from alliance.outbox.services import PermanentFailure, TemporaryFailure, enqueue, handler
+from alliance.sharing.policy import Principal, readable_notes
+from alliance.sharing.tlp import TLP_RANK
+
+DIGEST_ITEMS = 200          # per mail; a longer period says "and N more" with a link
+SUMMARY_CHARS = 280
+UNSUBSCRIBE_MAX_AGE = 400 * 24 * 3600
+MAX_WATCH_TERMS = 100
+_FREQUENCY_RANK = {"off": 0, "weekly": 1, "daily": 2}
+
+
+# --- preferences --------------------------------------------------------------------------
+
+@dataclass
+class Preferences:
+    frequency: str
+    weekday: int
+    hour: int
+    timezone: str
+    alliance_ids: list | None
+    alerts: bool
+    chosen: bool  # False: the defaults of the user's alliances
+
+
+def member_alliances(user) -> list[Alliance]:
+    """Alliances the user's organisation is an active member of (what a digest may cover)."""
+    if user.organisation_id is None:
+        return []
+    return db.session.scalars(
+        select(Alliance).join(Membership, Membership.alliance_id == Alliance.id)
+        .where(Membership.organisation_id == user.organisation_id,
+               Membership.state == "active").order_by(Alliance.name)).all()
+
+
+def _defaults(alliances, country: str | None) -> Preferences:
+    """Until a user chooses: the most frequent digest any of their alliances sets, at that
+    alliance's hour, in the zone of the organisation's country when it has one zone."""
+    best = max(alliances, key=lambda a: (_FREQUENCY_RANK.get(a.digest_frequency, 0), -a.id),
+               default=None)
+    return Preferences(frequency=best.digest_frequency if best else "off", weekday=0,
+                       hour=best.digest_hour if best else 8,
+                       timezone=schedule.timezone_for_country(country or ""),
+                       alliance_ids=None, alerts=True, chosen=False)
+
+
+def preferences_of(user) -> Preferences:
+    row = db.session.get(DigestPreference, user.id)
+    if row is not None:
+        return Preferences(row.frequency, row.weekday, row.hour, row.timezone,
+                           row.alliance_ids, row.alerts, True)
+    country = user.organisation.country if user.organisation else None
+    return _defaults(member_alliances(user), country)
+
+
+def save_preferences(user, *, frequency: str, hour: int, timezone: str, weekday: int = 0,
+                     alliance_ids=None, alerts: bool = True) -> DigestPreference:
+    if frequency not in schedule.FREQUENCIES:
+        raise DomainError("Choose off, daily or weekly.", field="frequency")
+    if not isinstance(hour, int) or not 0 <= hour <= 23:
+        raise DomainError("Choose an hour from 0 to 23.", field="hour")
+    if not isinstance(weekday, int) or not 0 <= weekday <= 6:
+        raise DomainError("Choose a weekday.", field="weekday")
+    if timezone not in schedule.valid_timezones():
+        raise DomainError("Choose a time zone from the list.", field="timezone")
+    mine = {a.id for a in member_alliances(user)}
+    if alliance_ids is not None:
+        alliance_ids = sorted(set(alliance_ids))
+        if not set(alliance_ids) <= mine:
+            raise DomainError("Choose among your organisation's alliances.", field="alliances")
+    row = db.session.get(DigestPreference, user.id) or DigestPreference(user_id=user.id)
+    row.frequency, row.hour, row.weekday, row.timezone = frequency, hour, weekday, timezone
+    row.alliance_ids, row.alerts = alliance_ids, bool(alerts)
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def unsubscribe_token(user) -> str:
+    return make_token("unsubscribe", {"u": user.id})
+
+
+def unsubscribe(token: str) -> User:
+    """One click, no sign-in: the signed token says who. Digests and alerts both stop."""
+    data = read_token("unsubscribe", token, max_age=UNSUBSCRIBE_MAX_AGE)
+    user = db.session.get(User, data.get("u"))
+    if user is None:
+        raise NotFound("This unsubscribe link is not valid.")
+    prefs = preferences_of(user)
+    save_preferences(user, frequency="off", hour=prefs.hour, timezone=prefs.timezone,
+                     weekday=prefs.weekday, alliance_ids=prefs.alliance_ids, alerts=False)
+    return user
+
+
+# --- watch terms --------------------------------------------------------------------------
+
+def normalise_term(kind: str, raw: str) -> str:
+    """The stored form of a watch term, as observables and facets are stored."""
+    raw = (raw or "").strip()
+    if kind in ("value", "cve"):
+        hit = observables.detect(raw)
+        if hit is None or (kind == "cve") != (hit[0] == "cve"):
+            what = "a CVE id such as CVE-2024-3094" if kind == "cve" else (
+                "an IP address, network, domain, URL, e-mail address or hash")
+            raise DomainError(f"{raw[:80]!r} is not {what}.", field="value")
+        return hit[1]
+    choices = {"sector": sector_choices, "country": country_choices,
+               "policy_tag": policy_tag_choices}.get(kind)
+    if choices is None:
+        raise DomainError("Unknown kind of watch term.", field="kind")
+    if raw not in {value for value, _ in choices()}:
+        raise DomainError("Choose a value from the list.", field="value")
+    return raw
+
+
+def add_watch_term(user, kind: str, raw: str) -> WatchTerm:
+    value = normalise_term(kind, raw)
+    count = db.session.scalar(select(func.count()).select_from(WatchTerm)
+                              .where(WatchTerm.user_id == user.id))
+    if count >= MAX_WATCH_TERMS:
+        raise DomainError(f"You watch {MAX_WATCH_TERMS} terms already; remove one first.",
+                          field="value")
+    existing = db.session.scalar(select(WatchTerm).where(
+        WatchTerm.user_id == user.id, WatchTerm.kind == kind, WatchTerm.value == value))
+    if existing is not None:
+        return existing
+    term = WatchTerm(user_id=user.id, kind=kind, value=value)
+    db.session.add(term)
+    db.session.commit()
+    return term
+
+
+def remove_watch_term(user, term_id: int) -> None:
+    term = db.session.get(WatchTerm, term_id)
+    if term is None or term.user_id != user.id:
+        raise NotFound("No such watch term.")
+    db.session.delete(term)
+    db.session.commit()
+
+
+def watch_terms_of(user) -> list[WatchTerm]:
+    return db.session.scalars(select(WatchTerm).where(WatchTerm.user_id == user.id)
+                              .order_by(WatchTerm.kind, WatchTerm.value)).all()
+
+
+def _matching_terms(note_ids, user_ids=None) -> dict[tuple[int, int], list[str]]:
+    """(user id, note id) -> the watch terms of those users that the notes carry."""
+    if not note_ids:
+        return {}
+    facet_of = {"sector": "sector", "country": "country", "policy_tag": "policy_tag"}
+    value_hits = (select(WatchTerm.user_id, Observable.note_id, WatchTerm.value)
+                  .join(Observable, Observable.value == WatchTerm.value)
+                  .where(WatchTerm.kind.in_(("value", "cve")), Observable.note_id.in_(note_ids)))
+    facet_hits = (select(WatchTerm.user_id, NoteFacet.note_id, WatchTerm.value)
+                  .join(NoteFacet, and_(NoteFacet.value == WatchTerm.value,
+                                        NoteFacet.facet == WatchTerm.kind))
+                  .where(WatchTerm.kind.in_(tuple(facet_of)), NoteFacet.note_id.in_(note_ids)))
+    if user_ids is not None:
+        value_hits = value_hits.where(WatchTerm.user_id.in_(user_ids))
+        facet_hits = facet_hits.where(WatchTerm.user_id.in_(user_ids))
+    found: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for stmt in (value_hits, facet_hits):
+        for user_id, note_id, value in db.session.execute(stmt):
+            if value not in found[(user_id, note_id)]:
+                found[(user_id, note_id)].append(value)
+    return found
+
+
+# --- building a digest (as the user, through the read rule) ------------------------------
+
+@dataclass
+class Item:
+    note: Note
+    reasons: list[str]
+    link: str
+
+    @property
+    def tlp(self) -> str:
+        return self.note.tlp
+
+    @property
+    def summary(self) -> str | None:
+        """CLEAR and GREEN carry a summary; AMBER and AMBER+STRICT only title and link."""
+        if self.note.tlp not in ("CLEAR", "GREEN"):
+            return None
+        text = " ".join((self.note.description or "").split())
+        return text if len(text) <= SUMMARY_CHARS else text[:SUMMARY_CHARS - 1].rstrip() + "…"
+
+
+@dataclass
+class Digest:
+    user: User
+    start: datetime
+    end: datetime
+    groups: list[tuple[str, list[Item]]] = field(default_factory=list)
+    red_count: int = 0
+    more: int = 0
+
+    @property
+    def count(self) -> int:
+        return sum(len(items) for _, items in self.groups) + self.red_count + self.more
+
+    @property
+    def empty(self) -> bool:
+        return self.count == 0
+
+    @property
+    def strictest(self) -> str:
+        levels = [item.tlp for _, items in self.groups for item in items]
+        if self.red_count:
+            levels.append("RED")
+        return max(levels, key=TLP_RANK.__getitem__, default="CLEAR")
+
+    @property
+    def alliance_count(self) -> int:
+        return len([name for name, _ in self.groups if name])
+
+
+def _note_link(note: Note) -> str:
+    base = current_app.config["BASE_URL"].rstrip("/")
+    return f"{base}/notes/{note.uuid}"
+
+
+def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
+                 only_alliance: int | None = None, also_readable_by: Principal | None = None
+                 ) -> Digest:
+    """What the user may read that is new in [start, end): notes new in their chosen
+    alliances, notes matching their watch terms (also those folded out of alerts), comments on
+    notes they posted. Each note once, under the first of its alliances the user is in.
+    RED notes are counted, never listed. `only_alliance` and `also_readable_by` narrow it
+    for a coordinator's preview (never wider than either reader may see)."""
+    digest = Digest(user=user, start=start, end=end)
+    principal = Principal.of(user)
+    if principal.is_anonymous:
+        return digest
+    alliances = {a.id: a for a in member_alliances(user)}
+    chosen = set(alliances) if alliance_ids is None else set(alliance_ids) & set(alliances)
+    if only_alliance is not None:
+        chosen &= {only_alliance}
+
+    def readable():
+        stmt = readable_notes(principal).where(Note.retracted_at.is_(None))
+        if also_readable_by is not None:
+            from alliance.sharing.policy import readable_note_ids
+
+            stmt = stmt.where(Note.id.in_(readable_note_ids(also_readable_by)))
+        if only_alliance is not None:
+            stmt = stmt.where(Note.audiences.any(NoteAudience.alliance_id == only_alliance))
+        return stmt
+
+    in_window = and_(Note.created_at >= start, Note.created_at < end)
+    reasons: dict[int, list[str]] = defaultdict(list)
+    notes: dict[int, Note] = {}
+
+    def take(stmt, reason_of):
+        for note in db.session.scalars(stmt.options(selectinload(Note.audiences)
+                                                    .selectinload(NoteAudience.alliance))
+                                       .order_by(Note.created_at.desc(), Note.id.desc())
+                                       .limit(DIGEST_ITEMS + 1)):
+            notes.setdefault(note.id, note)
+            for reason in reason_of(note):
+                if reason not in reasons[note.id]:
+                    reasons[note.id].append(reason)
+
+    def first_alliance(note):
+        names = sorted(alliances[a.alliance_id].name for a in note.audiences
+                       if a.alliance_id in chosen)
+        return names[0] if names else None
+
+    if chosen:
+        take(readable().where(in_window, Note.author_id != user.id,
+                              Note.audiences.any(NoteAudience.alliance_id.in_(chosen))),
+             lambda n: [f"new in {first_alliance(n)}"])
+    # Watch terms: notes of the period that carry one, and alerts folded into this digest.
+    folded = select(Delivery.note_id).where(
+        Delivery.user_id == user.id, Delivery.kind == "alert", Delivery.state == "folded",
+        Delivery.created_at >= start, Delivery.created_at < end)
+    take(readable().where(Note.author_id != user.id, or_(
+        Note.id.in_(folded),
+        and_(in_window, Note.id.in_(select(Observable.note_id).join(
+            WatchTerm, WatchTerm.value == Observable.value).where(
+            WatchTerm.user_id == user.id, WatchTerm.kind.in_(("value", "cve"))))),
+        and_(in_window, Note.id.in_(select(NoteFacet.note_id).join(
+            WatchTerm, and_(WatchTerm.value == NoteFacet.value,
+                            WatchTerm.kind == NoteFacet.facet)).where(
+            WatchTerm.user_id == user.id))))), lambda n: [])
+    terms = _matching_terms(list(notes), [user.id])
+    for note_id in notes:
+        for term in terms.get((user.id, note_id), []):
+            reason = f"matches your watch term {term}"
+            if reason not in reasons[note_id]:
+                reasons[note_id].append(reason)
+    # Comments, opinions and sightings by others on notes the user posted.
+    commented = select(NoteComment.note_id).where(
+        NoteComment.created_at >= start, NoteComment.created_at < end,
+        NoteComment.author_id != user.id)
+    take(readable().where(Note.author_id == user.id, Note.id.in_(commented)),
+         lambda n: ["comment on a note you posted"])
+
+    groups: dict[str | None, list[Item]] = defaultdict(list)
+    listed = sorted(notes.values(), key=lambda n: (n.created_at, n.id), reverse=True)
+    for note in listed:
+        if not reasons[note.id]:
+            continue  # a watched-term candidate whose term no longer matches
+        if note.tlp == "RED":
+            digest.red_count += 1
+            continue
+        if sum(len(v) for v in groups.values()) >= DIGEST_ITEMS:
+            digest.more += 1
+            continue
+        groups[first_alliance(note)].append(Item(note, reasons[note.id], _note_link(note)))
+    digest.groups = sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+    return digest
+
+
+def digest_subject(digest: Digest, local_day: date) -> str:
+    n, k = digest.count, digest.alliance_count
+    where = f" in {k} alliance{'s' if k != 1 else ''}" if k else ""
+    day = f"{local_day:%a} {local_day.day} {local_day:%b}"
+    return (f"[TLP:{digest.strictest}] CyberPeace digest — {n} new note{'s' if n != 1 else ''}"
+            f"{where} ({day})")
+
+
+def _mail_headers(user) -> dict:
+    link = url_for("digests.unsubscribe", token=unsubscribe_token(user), _external=True)
+    return {"List-Unsubscribe": f"<{link}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
+def _links(user) -> dict:
+    return {"unsubscribe_url": url_for("digests.unsubscribe", token=unsubscribe_token(user),
+                                       _external=True),
+            "preferences_url": url_for("digests.preferences", _external=True),
+            "red_url": url_for("notes.feed", tlp="RED", _external=True)}
+
+
+def render_digest(digest: Digest, local_day: date) -> tuple[str, str, str]:
+    """(subject, text, html) of a digest; both bodies autoescaped."""
+    subject = digest_subject(digest, local_day)
+    text, html = render_mail("digest", digest=digest, subject=subject, local_day=local_day,
+                             **_links(digest.user))
+    return subject, text, html
+
+
+# --- scheduling ---------------------------------------------------------------------------
+
+def _effective_preferences(users) -> dict[int, Preferences]:
+    """Everyone's preferences in three queries (no per-user query in the beat cycle)."""
+    ids = [u.id for u in users]
+    rows = {r.user_id: r for r in db.session.scalars(
+        select(DigestPreference).where(DigestPreference.user_id.in_(ids)))} if ids else {}
+    by_org: dict[int, list] = defaultdict(list)
+    org_ids = {u.organisation_id for u in users if u.id not in rows}
+    if org_ids:
+        for org_id, alliance in db.session.execute(
+                select(Membership.organisation_id, Alliance)
+                .join(Alliance, Alliance.id == Membership.alliance_id)
+                .where(Membership.organisation_id.in_(org_ids), Membership.state == "active")):
+            by_org[org_id].append(alliance)
+    countries = dict(db.session.execute(select(Organisation.id, Organisation.country).where(
+        Organisation.id.in_(org_ids)))) if org_ids else {}
+    result = {}
+    for user in users:
+        row = rows.get(user.id)
+        result[user.id] = (Preferences(row.frequency, row.weekday, row.hour, row.timezone,
+                                       row.alliance_ids, row.alerts, True) if row else
+                           _defaults(by_org.get(user.organisation_id, []),
+                                     countries.get(user.organisation_id)))
+    return result
+
+
+def _active_users():
+    return db.session.scalars(
+        select(User).join(Organisation, Organisation.id == User.organisation_id)
+        .where(User.deactivated_at.is_(None), User.email_verified_at.is_not(None),
+               Organisation.status == "approved").order_by(User.id)).all()
+
+
+def schedule_due(now: datetime | None = None, publish: bool = True) -> list[int]:
+    """One scheduling cycle: a ledger row and an outbox message for every user whose digest
+    period has ended and was not yet scheduled. Safe to run twice, or in two beats at once.
+    Returns the new ledger row ids."""
+    from alliance.outbox.services import relay_pending
+
+    now = now or utcnow()
+    users = _active_users()
+    prefs = _effective_preferences(users)
+    recent = defaultdict(list)
+    for user_id, key in db.session.execute(
+            select(Delivery.user_id, Delivery.period_key).where(
+                Delivery.kind == "digest", Delivery.created_at >= now - timedelta(days=9))):
+        recent[user_id].append(key)
+    created = []
+    for user in users:
+        p = prefs[user.id]
+        if p.frequency == "off":
+            continue
+        last = max(recent[user.id], key=lambda k: schedule.period_key_date(k) or date.min,
+                   default=None)
+        try:
+            period = schedule.due_period(now, p.frequency, p.hour, p.timezone, p.weekday,
+                                         last_sent_key=last)
+        except ValueError:
+            continue  # a zone that vanished from the tz database: skip rather than stop all
+        if period is None:
+            continue
+        try:
+            with db.session.begin_nested():
+                row = Delivery(user_id=user.id, kind="digest", period_key=period.key,
+                               window_start=period.start, window_end=period.end)
+                db.session.add(row)
+                db.session.flush()
+                enqueue("digest", delivery_id=row.id)
+        except IntegrityError:
+            continue  # another beat (or an earlier run) scheduled it
+        created.append(row.id)
+    db.session.commit()
+    if publish and created:
+        relay_pending()
+    return created
+
+
+# --- sending (outbox handlers, in a worker) ------------------------------------------------
+
+def _finish(delivery: Delivery, state: str, **values) -> None:
+    delivery.state = state
+    for key, value in values.items():
+        setattr(delivery, key, value)
+    db.session.commit()
+
+
+def _send(delivery: Delivery, msg) -> None:
+    """Send; record a permanent failure on the ledger (then the outbox stops), leave
+    temporary ones to the outbox's retries."""
+    try:
+        send_message(msg)
+    except PermanentFailure as exc:
+        _finish(delivery, "failed", error=str(exc)[:2000])
+        raise
+    except TemporaryFailure as exc:
+        delivery.error = f"temporary: {exc}"[:2000]
+        db.session.commit()
+        raise
+    _finish(delivery, "sent", sent_at=utcnow(), error=None)
+
+
+def _mark_failed(payload: dict, error: str) -> None:
+    delivery = db.session.get(Delivery, payload.get("delivery_id"))
+    if delivery is not None and delivery.state == "pending":
+        delivery.state, delivery.error = "failed", f"gave up: {error}"[:2000]
+
+
+@handler("digest", on_give_up=_mark_failed)
+def send_digest(message) -> None:
+    delivery = db.session.get(Delivery, message.payload["delivery_id"])
+    if delivery is None or delivery.state != "pending":
+        return  # sent (or settled) already: a duplicate or redelivered task
+    user = delivery.user
+    prefs = preferences_of(user)
+    if not user.can_act or prefs.frequency == "off":
+        _finish(delivery, "skipped", error="unsubscribed or inactive at send time")
+        return
+    digest = build_digest(user, delivery.window_start, delivery.window_end, prefs.alliance_ids)
+    if digest.empty:
+        _finish(delivery, "empty")
+        return
+    local_day = schedule.period_key_date(delivery.period_key) or delivery.window_end.date()
+    subject, text, html = render_digest(digest, local_day)
+    message_id = deterministic_message_id(f"digest-{user.id}-{delivery.period_key}")
+    delivery.items, delivery.strictest_tlp, delivery.message_id = (
+        digest.count, digest.strictest, message_id)
+    db.session.commit()
+    _send(delivery, build_message(user.email, subject, text, html, message_id,
+                                  headers=_mail_headers(user)))
+
+
+def alert_limit() -> int:
+    return current_app.config["ALERT_LIMIT_PER_HOUR"]
+
+
+@handler("watch-scan")
+def scan_note_for_watchers(message) -> None:
+    """After a note is posted: a ledger row per (watching user, note), then an alert, or a
+    fold into the next digest once the user had ALERT_LIMIT alerts in the last hour. Who may
+    read the note is decided again when the alert is sent."""
+    note_id = message.payload["note_id"]
+    matches = _matching_terms([note_id])
+    now = utcnow()
+    for (user_id, _), terms in sorted(matches.items()):
+        user = db.session.get(User, user_id)
+        if user is None or not user.can_act or not preferences_of(user).alerts:
+            continue
+        recent = db.session.scalar(select(func.count()).select_from(Delivery).where(
+            Delivery.user_id == user_id, Delivery.kind == "alert",
+            Delivery.state.in_(("pending", "sent")),
+            Delivery.created_at >= now - timedelta(hours=1)))
+        state = "folded" if recent >= alert_limit() else "pending"
+        try:
+            with db.session.begin_nested():
+                row = Delivery(user_id=user_id, kind="alert", period_key=f"alert:{note_id}",
+                               note_id=note_id, watch_term=terms[0], state=state)
+                db.session.add(row)
+                db.session.flush()
+                if state == "pending":
+                    enqueue("alert", delivery_id=row.id)
+        except IntegrityError:
+            continue
+
+
+@handler("alert", on_give_up=_mark_failed)
+def send_alert(message) -> None:
+    delivery = db.session.get(Delivery, message.payload["delivery_id"])
+    if delivery is None or delivery.state != "pending":
+        return
+    user = delivery.user
+    if not user.can_act or not preferences_of(user).alerts:
+        _finish(delivery, "skipped", error="alerts off or inactive at send time")
+        return
+    note = db.session.scalar(readable_notes(Principal.of(user)).where(
+        Note.id == delivery.note_id, Note.retracted_at.is_(None)))
+    if note is None:
+        _finish(delivery, "skipped", error="not readable at send time")
+        return
+    item = Item(note, [f"matches your watch term {delivery.watch_term}"], _note_link(note))
+    what = "a TLP:RED note addressed to you" if note.tlp == "RED" else "a new note"
+    subject = f"[TLP:{note.tlp}] CyberPeace alert — {delivery.watch_term} in {what}"
+    text, html = render_mail("alert", item=item, term=delivery.watch_term, subject=subject,
+                             red=note.tlp == "RED", **_links(user))
+    message_id = deterministic_message_id(f"alert-{user.id}-{delivery.note_id}")
+    delivery.items, delivery.strictest_tlp, delivery.message_id = 1, note.tlp, message_id
+    db.session.commit()
+    _send(delivery, build_message(user.email, subject, text, html, message_id,
+                                  headers=_mail_headers(user)))
+
+
+def note_posted(note: Note, alerts: bool = True) -> None:
+    """Called in the posting transaction: scan for watchers once it commits."""
+    if alerts:
+        enqueue("watch-scan", note_id=note.id)
+
+
+# --- what coordinators and admins see ------------------------------------------------------
+
+def alliance_digest_stats(alliance) -> dict[str, int]:
+    """How many users of the alliance's active member organisations get what."""
+    users = db.session.scalars(
+        select(User).join(Membership, Membership.organisation_id == User.organisation_id)
+        .where(Membership.alliance_id == alliance.id, Membership.state == "active",
+               User.deactivated_at.is_(None), User.email_verified_at.is_not(None))).all()
+    counts = {"daily": 0, "weekly": 0, "off": 0, "not covering this alliance": 0}
+    for user_id, p in _effective_preferences(users).items():
+        if p.frequency != "off" and p.alliance_ids is not None and \
+                alliance.id not in p.alliance_ids:
+            counts["not covering this alliance"] += 1
+        else:
+            counts[p.frequency] += 1
+        _ = user_id
+    return counts
+
+
+def recent_deliveries(state: str | None = None, limit: int = 200) -> list[Delivery]:
+    stmt = select(Delivery).options(selectinload(Delivery.user))
+    if state:
+        stmt = stmt.where(Delivery.state == state)
+    return db.session.scalars(stmt.order_by(Delivery.created_at.desc(), Delivery.id.desc())
+                              .limit(limit)).all()
+
+
+def delivery_counts() -> dict[str, int]:
+    return dict(db.session.execute(select(Delivery.state, func.count())
+                                   .group_by(Delivery.state)).all())

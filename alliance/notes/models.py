@@ -100,7 +100,8 @@ class StixObject(db.Model):
     type: Mapped[str] = mapped_column(String(100), index=True)
     modified: Mapped[str] = mapped_column(String(40))
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
-    first_note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"))
+    first_note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"),
+                                               index=True)
     body: Mapped[dict] = mapped_column(JSON)
     body_hash: Mapped[str] = mapped_column(String(64))
     date_added: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)

@@ -53,7 +53,25 @@ class Config:
     # on the broker before leaving the row for the relay.
     OUTBOX_RELAY_SECONDS = float(os.environ.get("OUTBOX_RELAY_SECONDS", "10"))
     OUTBOX_PUBLISH_TIMEOUT = float(os.environ.get("OUTBOX_PUBLISH_TIMEOUT", "1.0"))
-    OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "8"))
+    OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "10"))
+    # Retries of a temporary failure wait uniform(0, min(MAX, BASE * 2**retry)) seconds.
+    OUTBOX_RETRY_BASE_SECONDS = float(os.environ.get("OUTBOX_RETRY_BASE_SECONDS", "5"))
+    OUTBOX_RETRY_MAX_SECONDS = float(os.environ.get("OUTBOX_RETRY_MAX_SECONDS", "600"))
+    # Effectively-once delivery rests on three durations; the factory refuses to start
+    # unless   task time limit < OUTBOX_CLAIM_SECONDS < CELERY_VISIBILITY_TIMEOUT
+    # (and OUTBOX_RETRY_MAX_SECONDS < CELERY_VISIBILITY_TIMEOUT):
+    # - OUTBOX_CLAIM_SECONDS: a running message's lease on its outbox row; until it ends no
+    #   other worker runs the message. The dispatch task's soft and hard time limits are
+    #   derived from it (1/2 and 3/4 of it), so a run always ends before its lease does.
+    # - CELERY_VISIBILITY_TIMEOUT (Redis only): how long an unacknowledged (acks_late) task
+    #   stays with a worker before Redis hands it to another: longer than any run, and than
+    #   any retry countdown (a retry waits unacknowledged in the worker that holds it).
+    # - OUTBOX_REPUBLISH_SECONDS: the relay publishes a message again when it was published
+    #   this long ago, never finished and holds no live claim (a lost or killed task).
+    OUTBOX_CLAIM_SECONDS = float(os.environ.get("OUTBOX_CLAIM_SECONDS", str(10 * 60)))
+    OUTBOX_REPUBLISH_SECONDS = float(os.environ.get("OUTBOX_REPUBLISH_SECONDS", str(15 * 60)))
+    CELERY_VISIBILITY_TIMEOUT = float(os.environ.get("CELERY_VISIBILITY_TIMEOUT",
+                                                     str(2 * 60 * 60)))
 
     # Digests: how often beat looks for due digests; watch alerts a user gets per hour before
     # the rest are folded into their next digest.

@@ -75,12 +75,29 @@ def _instance_secret_key(app: Flask) -> str:
 
 
 def _celery_settings(app: Flask) -> dict:
+    from alliance.outbox.services import DISPATCH_TASK, time_limits
+
     redis_url = app.config.get("REDIS_URL")
     timeout = app.config["OUTBOX_PUBLISH_TIMEOUT"]
+    claim = app.config["OUTBOX_CLAIM_SECONDS"]
+    soft_limit, time_limit = time_limits(claim)
+    visibility = app.config["CELERY_VISIBILITY_TIMEOUT"]
+    # The invariant config.py documents: a run ends before its claim's lease, and Redis hands
+    # an unacknowledged task to another worker only after both (and after any retry countdown).
+    if not 0 < soft_limit < time_limit < claim:
+        raise RuntimeError(f"OUTBOX_CLAIM_SECONDS must be positive, not {claim!r}")
+    retry_max = app.config["OUTBOX_RETRY_MAX_SECONDS"]
+    if redis_url and not (visibility > claim and visibility > retry_max):
+        raise RuntimeError(
+            f"CELERY_VISIBILITY_TIMEOUT ({visibility:g}s) must be longer than "
+            f"OUTBOX_CLAIM_SECONDS ({claim:g}s) and OUTBOX_RETRY_MAX_SECONDS ({retry_max:g}s): "
+            "Redis would hand an unacknowledged task to a second worker while the first one "
+            "still runs or holds it")
     if redis_url:
         broker, options = redis_url, {
-            # Longer than the longest task, so an acks_late task is not redelivered early.
-            "visibility_timeout": 2 * 60 * 60,
+            # Longer than the longest run (and retry countdown), so an acks_late task is
+            # not redelivered early; a task of a worker that died is redelivered after it.
+            "visibility_timeout": visibility,
             "socket_connect_timeout": timeout,
             "socket_timeout": 5 * timeout,
         }
@@ -105,6 +122,9 @@ def _celery_settings(app: Flask) -> dict:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # The dispatch task's time limits follow this app's claim lease (config.py).
+        "task_annotations": {DISPATCH_TASK: {"soft_time_limit": soft_limit,
+                                             "time_limit": time_limit}},
         "task_default_queue": "alliance",
         "worker_hijack_root_logger": False,
     }
@@ -158,6 +178,7 @@ def configure_blueprints(app: Flask) -> None:
     from alliance.audit.views import bp as audit_bp
     from alliance.auth.views import bp as auth_bp
     from alliance.core.views import bp as core_bp
+    from alliance.digests.views import bp as digests_bp
     from alliance.mail.views import bp as mail_bp
     from alliance.notes.views import bp as notes_bp
     from alliance.notes.views import public_bp as insights_bp
@@ -168,6 +189,7 @@ def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(orgs_bp)
     app.register_blueprint(alliances_bp, url_prefix="/alliances")
     app.register_blueprint(audit_bp)
+    app.register_blueprint(digests_bp, url_prefix="/digests")
     app.register_blueprint(mail_bp, url_prefix="/admin/mail")
     app.register_blueprint(notes_bp, url_prefix="/notes")
     app.register_blueprint(insights_bp)

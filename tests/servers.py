@@ -109,17 +109,31 @@ class PostgresServer:
 
 class SMTPSink:
     """A real SMTP server (aiosmtpd) in this process; keeps every message it receives.
-    reply_code lets a test make the next deliveries fail with a 4xx or 5xx."""
+    fail_next lets a test make the next deliveries fail with a 4xx or 5xx at DATA;
+    rcpt_delays makes the next RCPT TO answers wait that many seconds (rcpt_delayed is set
+    when one starts waiting). stop() and start() again keep the same port."""
 
     def __init__(self):
-        from aiosmtpd.controller import Controller
+        import asyncio
 
         self.messages = []
         self.lock = threading.Lock()
         self.fail_next: list[str] = []
+        self.rcpt_delays: list[float] = []
+        self.rcpt_delayed = threading.Event()
         sink = self
 
         class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                with sink.lock:
+                    delay = sink.rcpt_delays.pop(0) if sink.rcpt_delays else 0
+                if delay:
+                    sink.rcpt_delayed.set()
+                    await asyncio.sleep(delay)
+                envelope.rcpt_tos.append(address)
+                envelope.rcpt_options.extend(rcpt_options)
+                return "250 OK"
+
             async def handle_DATA(self, server, session, envelope):
                 with sink.lock:
                     if sink.fail_next:
@@ -128,19 +142,26 @@ class SMTPSink:
                                                             policy=policy.default))
                 return "250 OK"
 
+        self.handler = Handler()
         self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller = None
 
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
 
     def start(self) -> "SMTPSink":
+        from aiosmtpd.controller import Controller
+
+        # A stopped controller's event loop is closed: a restart needs a new controller.
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
         self.controller.start()
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
     def clear(self) -> None:
         with self.lock:

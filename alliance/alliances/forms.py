@@ -37,6 +37,10 @@ class AllianceSettingsForm(FlaskForm):
     default_tlp = SelectField("Default TLP", choices=[(t, f"TLP:{t}") for t in TLP_LEVELS])
     publish_clear_allowed = BooleanField("TLP:CLEAR posts may be published on the public "
                                          "Insights page")
+    digest_frequency = SelectField("Default digest", default="daily", choices=[
+        ("daily", "Daily"), ("weekly", "Weekly (Mondays)"), ("off", "Off")])
+    digest_hour = SelectField("Default delivery time", coerce=int, default=8,
+                              choices=[(hour, f"{hour:02d}:00") for hour in range(24)])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -37,7 +37,9 @@ SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
 # alliance with that slug could never be opened.
 RESERVED_SLUGS = frozenset({"new"})
 SETTINGS_FIELDS = ("name", "description", "charter", "policy_tags", "join_policy",
-                   "allowed_tlps", "default_tlp", "publish_clear_allowed")
+                   "allowed_tlps", "default_tlp", "publish_clear_allowed", "digest_frequency",
+                   "digest_hour")
+DIGEST_FREQUENCIES = ("off", "daily", "weekly")
 
 
 def can_move(from_state: str | None, to_state: str) -> bool:
@@ -204,6 +206,12 @@ def _clean_settings(data: dict) -> dict:
         if unknown:
             raise DomainError(f"Unknown policy tags: {', '.join(unknown)}.", field="policy_tags")
         clean["policy_tags"] = sorted(set(clean["policy_tags"]))
+    if "digest_frequency" in clean and clean["digest_frequency"] not in DIGEST_FREQUENCIES:
+        raise DomainError("Choose a daily, weekly or no digest.", field="digest_frequency")
+    if "digest_hour" in clean and (isinstance(clean["digest_hour"], bool)
+                                   or not isinstance(clean["digest_hour"], int)
+                                   or not 0 <= clean["digest_hour"] <= 23):
+        raise DomainError("Choose an hour from 00:00 to 23:00.", field="digest_hour")
     if "allowed_tlps" in clean:
         levels = [t for t in TLP_LEVELS if t in set(clean["allowed_tlps"])]
         if not levels or len(levels) != len(set(clean["allowed_tlps"])):

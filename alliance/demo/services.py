@@ -118,7 +118,8 @@ def seed_demo() -> dict:
         founder = find_user_by_email(spec["founder"])
         alliance = db.session.scalar(select(Alliance).where(Alliance.slug == spec["slug"]))
         if alliance is None:
-            settings = {k: spec[k] for k in alliances.SETTINGS_FIELDS}
+            # Settings the spec leaves out (the digest defaults) keep the model's defaults.
+            settings = {k: spec[k] for k in alliances.SETTINGS_FIELDS if k in spec}
             alliance = alliances.create_alliance(founder, slug=spec["slug"], **settings)
         for slug, state in spec["members"].items():
             _reach(alliance, orgs[slug], state, founder)

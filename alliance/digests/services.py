@@ -17,17 +17,20 @@ the alert — or, past ALERT_LIMIT alerts in the last hour, folds it into the ne
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from alliance.alliances.models import Alliance, Membership
+from alliance.alliances.services import require_coordinator
 from alliance.auth.models import User
 from alliance.auth.tokens import make_token, read_token
 from alliance.core.errors import DomainError, NotFound
 from alliance.core.models import utcnow
+from alliance.core.urls import external_url
 from alliance.core.vocab import country_choices, policy_tag_choices, sector_choices
 from alliance.digests import schedule
 from alliance.digests.models import Delivery, DigestPreference, WatchTerm
@@ -42,13 +45,15 @@ from alliance.notes import observables
 from alliance.notes.models import Note, NoteAudience, NoteComment, NoteFacet, Observable
 from alliance.orgs.models import Organisation
 from alliance.outbox.services import PermanentFailure, TemporaryFailure, enqueue, handler
-from alliance.sharing.policy import Principal, readable_notes
+from alliance.sharing.policy import Principal, readable_note_ids, readable_notes
 from alliance.sharing.tlp import TLP_RANK
 
 DIGEST_ITEMS = 200          # per mail; a longer period says "and N more" with a link
 SUMMARY_CHARS = 280
 UNSUBSCRIBE_MAX_AGE = 400 * 24 * 3600
 MAX_WATCH_TERMS = 100
+WATCH_TERM_CHARS = 300      # the watch_terms.value column
+PREVIEW_PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7)}
 _FREQUENCY_RANK = {"off": 0, "weekly": 1, "daily": 2}
 
 
@@ -86,13 +91,18 @@ def _defaults(alliances, country: str | None) -> Preferences:
                        alliance_ids=None, alerts=True, chosen=False)
 
 
+def default_preferences(user) -> Preferences:
+    """What the user gets from their alliances' digest defaults when they have not chosen."""
+    country = user.organisation.country if user.organisation else None
+    return _defaults(member_alliances(user), country)
+
+
 def preferences_of(user) -> Preferences:
     row = db.session.get(DigestPreference, user.id)
     if row is not None:
         return Preferences(row.frequency, row.weekday, row.hour, row.timezone,
                            row.alliance_ids, row.alerts, True)
-    country = user.organisation.country if user.organisation else None
-    return _defaults(member_alliances(user), country)
+    return default_preferences(user)
 
 
 def save_preferences(user, *, frequency: str, hour: int, timezone: str, weekday: int = 0,
@@ -122,15 +132,30 @@ def unsubscribe_token(user) -> str:
     return make_token("unsubscribe", {"u": user.id})
 
 
-def unsubscribe(token: str) -> User:
-    """One click, no sign-in: the signed token says who. Digests and alerts both stop."""
+def unsubscribe_user(token: str) -> User:
+    """The user an unsubscribe token names, changing nothing (the page a GET shows). Raises
+    DomainError for a tampered or expired token, NotFound for a user who is gone."""
     data = read_token("unsubscribe", token, max_age=UNSUBSCRIBE_MAX_AGE)
-    user = db.session.get(User, data.get("u"))
+    user = db.session.get(User, data.get("u")) if isinstance(data, dict) else None
     if user is None:
         raise NotFound("This unsubscribe link is not valid.")
+    return user
+
+
+def unsubscribe(token: str) -> User:
+    """One click, no sign-in: the signed token says who. Digests and alerts both stop.
+
+    Writes the row directly rather than through save_preferences: the user's other values
+    (an alliance the organisation has left since, a zone gone from the tz database) must
+    never stop an unsubscribe."""
+    user = unsubscribe_user(token)
     prefs = preferences_of(user)
-    save_preferences(user, frequency="off", hour=prefs.hour, timezone=prefs.timezone,
-                     weekday=prefs.weekday, alliance_ids=prefs.alliance_ids, alerts=False)
+    row = db.session.get(DigestPreference, user.id) or DigestPreference(
+        user_id=user.id, hour=prefs.hour, weekday=prefs.weekday, timezone=prefs.timezone,
+        alliance_ids=prefs.alliance_ids)
+    row.frequency, row.alerts = "off", False
+    db.session.add(row)
+    db.session.commit()
     return user
 
 
@@ -139,12 +164,18 @@ def unsubscribe(token: str) -> User:
 def normalise_term(kind: str, raw: str) -> str:
     """The stored form of a watch term, as observables and facets are stored."""
     raw = (raw or "").strip()
+    if len(raw) > WATCH_TERM_CHARS:
+        raise DomainError(f"Watch terms are at most {WATCH_TERM_CHARS} characters long.",
+                          field="value")
     if kind in ("value", "cve"):
         hit = observables.detect(raw)
         if hit is None or (kind == "cve") != (hit[0] == "cve"):
             what = "a CVE id such as CVE-2024-3094" if kind == "cve" else (
                 "an IP address, network, domain, URL, e-mail address or hash")
             raise DomainError(f"{raw[:80]!r} is not {what}.", field="value")
+        if len(hit[1]) > WATCH_TERM_CHARS:  # normalising can lengthen a URL
+            raise DomainError(f"Watch terms are at most {WATCH_TERM_CHARS} characters long.",
+                              field="value")
         return hit[1]
     choices = {"sector": sector_choices, "country": country_choices,
                "policy_tag": policy_tag_choices}.get(kind)
@@ -283,22 +314,28 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
     def readable():
         stmt = readable_notes(principal).where(Note.retracted_at.is_(None))
         if also_readable_by is not None:
-            from alliance.sharing.policy import readable_note_ids
-
             stmt = stmt.where(Note.id.in_(readable_note_ids(also_readable_by)))
         if only_alliance is not None:
             stmt = stmt.where(Note.audiences.any(NoteAudience.alliance_id == only_alliance))
         return stmt
 
     in_window = and_(Note.created_at >= start, Note.created_at < end)
+    # A note whose author was deleted (author_id NULL) is someone else's: `!=` alone drops it.
+    by_others = or_(Note.author_id.is_(None), Note.author_id != user.id)
     reasons: dict[int, list[str]] = defaultdict(list)
     notes: dict[int, Note] = {}
+    unloaded = 0  # notes past a query's limit: counted for "and N more", never loaded
 
     def take(stmt, reason_of):
-        for note in db.session.scalars(stmt.options(selectinload(Note.audiences)
-                                                    .selectinload(NoteAudience.alliance))
-                                       .order_by(Note.created_at.desc(), Note.id.desc())
-                                       .limit(DIGEST_ITEMS + 1)):
+        nonlocal unloaded
+        rows = db.session.scalars(stmt.options(selectinload(Note.audiences)
+                                               .selectinload(NoteAudience.alliance))
+                                  .order_by(Note.created_at.desc(), Note.id.desc())
+                                  .limit(DIGEST_ITEMS + 1)).all()
+        if len(rows) > DIGEST_ITEMS:
+            total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+            unloaded = max(unloaded, total - len(rows))
+        for note in rows:
             notes.setdefault(note.id, note)
             for reason in reason_of(note):
                 if reason not in reasons[note.id]:
@@ -310,14 +347,14 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
         return names[0] if names else None
 
     if chosen:
-        take(readable().where(in_window, Note.author_id != user.id,
+        take(readable().where(in_window, by_others,
                               Note.audiences.any(NoteAudience.alliance_id.in_(chosen))),
              lambda n: [f"new in {first_alliance(n)}"])
     # Watch terms: notes of the period that carry one, and alerts folded into this digest.
     folded = select(Delivery.note_id).where(
         Delivery.user_id == user.id, Delivery.kind == "alert", Delivery.state == "folded",
         Delivery.created_at >= start, Delivery.created_at < end)
-    take(readable().where(Note.author_id != user.id, or_(
+    take(readable().where(by_others, or_(
         Note.id.in_(folded),
         and_(in_window, Note.id.in_(select(Observable.note_id).join(
             WatchTerm, WatchTerm.value == Observable.value).where(
@@ -351,6 +388,7 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
             digest.more += 1
             continue
         groups[first_alliance(note)].append(Item(note, reasons[note.id], _note_link(note)))
+    digest.more += unloaded
     digest.groups = sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
     return digest
 
@@ -363,24 +401,30 @@ def digest_subject(digest: Digest, local_day: date) -> str:
             f"{where} ({day})")
 
 
+# Links in mails come from BASE_URL (alliance.core.urls): a worker or the CLI has no request
+# to build them from, and a web request's Host header is the client's to choose.
+
 def _mail_headers(user) -> dict:
-    link = url_for("digests.unsubscribe", token=unsubscribe_token(user), _external=True)
+    link = external_url("digests.unsubscribe", token=unsubscribe_token(user))
     return {"List-Unsubscribe": f"<{link}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
 def _links(user) -> dict:
-    return {"unsubscribe_url": url_for("digests.unsubscribe", token=unsubscribe_token(user),
-                                       _external=True),
-            "preferences_url": url_for("digests.preferences", _external=True),
-            "red_url": url_for("notes.feed", tlp="RED", _external=True)}
+    return {"unsubscribe_url": external_url("digests.unsubscribe",
+                                            token=unsubscribe_token(user)),
+            "preferences_url": external_url("digests.preferences"),
+            "red_url": external_url("notes.feed", tlp="RED"),
+            "feed_url": external_url("notes.feed")}
 
 
-def render_digest(digest: Digest, local_day: date) -> tuple[str, str, str]:
-    """(subject, text, html) of a digest; both bodies autoescaped."""
+def render_digest(digest: Digest, local_day: date, links: dict | None = None
+                  ) -> tuple[str, str, str]:
+    """(subject, text, html) of a digest; both bodies autoescaped. `links` replaces the
+    recipient's own links (a preview must not carry their unsubscribe token)."""
     subject = digest_subject(digest, local_day)
     text, html = render_mail("digest", digest=digest, subject=subject, local_day=local_day,
-                             **_links(digest.user))
+                             **(links or _links(digest.user)))
     return subject, text, html
 
 
@@ -400,7 +444,7 @@ def _effective_preferences(users) -> dict[int, Preferences]:
                 .where(Membership.organisation_id.in_(org_ids), Membership.state == "active")):
             by_org[org_id].append(alliance)
     countries = dict(db.session.execute(select(Organisation.id, Organisation.country).where(
-        Organisation.id.in_(org_ids)))) if org_ids else {}
+        Organisation.id.in_(org_ids))).all()) if org_ids else {}
     result = {}
     for user in users:
         row = rows.get(user.id)
@@ -508,7 +552,10 @@ def send_digest(message) -> None:
         return
     local_day = schedule.period_key_date(delivery.period_key) or delivery.window_end.date()
     subject, text, html = render_digest(digest, local_day)
-    message_id = deterministic_message_id(f"digest-{user.id}-{delivery.period_key}")
+    # "daily:2026-03-29" -> "daily.2026-03-29": a colon is not allowed in a Message-ID's
+    # left part (RFC 5322 dot-atom); parsers cut the id there and relays may replace it.
+    message_id = deterministic_message_id(
+        f"digest-{user.id}-{delivery.period_key.replace(':', '.')}")
     delivery.items, delivery.strictest_tlp, delivery.message_id = (
         digest.count, digest.strictest, message_id)
     db.session.commit()
@@ -563,9 +610,16 @@ def send_alert(message) -> None:
     if note is None:
         _finish(delivery, "skipped", error="not readable at send time")
         return
+    if note.author_id == user.id:
+        _finish(delivery, "skipped", error="the user's own note")
+        return
     item = Item(note, [f"matches your watch term {delivery.watch_term}"], _note_link(note))
-    what = "a TLP:RED note addressed to you" if note.tlp == "RED" else "a new note"
-    subject = f"[TLP:{note.tlp}] CyberPeace alert — {delivery.watch_term} in {what}"
+    if note.tlp == "RED":
+        # A RED note reaches mail as a count only: the term it carries is its content too.
+        subject = ("[TLP:RED] CyberPeace alert — a TLP:RED note addressed to you matches "
+                   "one of your watch terms")
+    else:
+        subject = f"[TLP:{note.tlp}] CyberPeace alert — {delivery.watch_term} in a new note"
     text, html = render_mail("alert", item=item, term=delivery.watch_term, subject=subject,
                              red=note.tlp == "RED", **_links(user))
     message_id = deterministic_message_id(f"alert-{user.id}-{delivery.note_id}")
@@ -583,21 +637,67 @@ def note_posted(note: Note, alerts: bool = True) -> None:
 
 # --- what coordinators and admins see ------------------------------------------------------
 
+def alliance_recipients(alliance) -> list[User]:
+    """Users who may get this alliance's notes by mail: active and verified, in a vetted
+    organisation that is an active member of it."""
+    return db.session.scalars(
+        select(User).join(Organisation, Organisation.id == User.organisation_id)
+        .join(Membership, Membership.organisation_id == User.organisation_id)
+        .where(Membership.alliance_id == alliance.id, Membership.state == "active",
+               Organisation.status == "approved", User.deactivated_at.is_(None),
+               User.email_verified_at.is_not(None))
+        .order_by(Organisation.name, User.name, User.id)).all()
+
+
 def alliance_digest_stats(alliance) -> dict[str, int]:
     """How many users of the alliance's active member organisations get what."""
-    users = db.session.scalars(
-        select(User).join(Membership, Membership.organisation_id == User.organisation_id)
-        .where(Membership.alliance_id == alliance.id, Membership.state == "active",
-               User.deactivated_at.is_(None), User.email_verified_at.is_not(None))).all()
     counts = {"daily": 0, "weekly": 0, "off": 0, "not covering this alliance": 0}
-    for user_id, p in _effective_preferences(users).items():
+    for p in _effective_preferences(alliance_recipients(alliance)).values():
         if p.frequency != "off" and p.alliance_ids is not None and \
                 alliance.id not in p.alliance_ids:
             counts["not covering this alliance"] += 1
         else:
             counts[p.frequency] += 1
-        _ = user_id
     return counts
+
+
+def _local_day(instant: datetime, zone: str) -> date:
+    try:
+        return instant.astimezone(ZoneInfo(zone)).date()
+    except (ValueError, OSError):  # a zone gone from the tz database: the UTC day
+        return instant.date()
+
+
+def preview_digest(coordinator, alliance, user_id: int, period: str = "day",
+                   now: datetime | None = None) -> tuple[Digest, str, str, str]:
+    """A coordinator's preview of what a member gets from the alliance over the last day or
+    week: (digest, subject, text, html). Built as the member, through the read rule, and
+    narrowed to this alliance's notes that the coordinator may read too, so it is never wider
+    than either reader may see (a RED note addressed to the member alone stays invisible).
+    The member's watch terms are theirs: a reason naming one is shown without the term. The
+    links are the platform's, not the member's (their unsubscribe token stays theirs)."""
+    require_coordinator(coordinator, alliance)
+    if period not in PREVIEW_PERIODS:
+        raise DomainError("Choose the last day or the last week.", field="period")
+    member = next((u for u in alliance_recipients(alliance) if u.id == user_id), None)
+    if member is None:
+        raise NotFound("No such member of this alliance.")
+    end = now or utcnow()
+    prefs = preferences_of(member)
+    digest = build_digest(member, end - PREVIEW_PERIODS[period], end, prefs.alliance_ids,
+                          only_alliance=alliance.id,
+                          also_readable_by=Principal.of(coordinator))
+    for _, items in digest.groups:
+        for item in items:
+            item.reasons = list(dict.fromkeys(
+                "matches one of their watch terms" if r.startswith("matches your watch term")
+                else r for r in item.reasons))
+    links = {"unsubscribe_url": external_url("digests.preferences"),
+             "preferences_url": external_url("digests.preferences"),
+             "red_url": external_url("notes.feed", tlp="RED"),
+             "feed_url": external_url("notes.feed")}
+    subject, text, html = render_digest(digest, _local_day(end, prefs.timezone), links)
+    return digest, subject, text, html
 
 
 def recent_deliveries(state: str | None = None, limit: int = 200) -> list[Delivery]:

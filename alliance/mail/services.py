@@ -6,6 +6,7 @@ import os
 import smtplib
 import ssl
 import unicodedata
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import unquote, urlsplit
@@ -42,6 +43,14 @@ def header_text(value: str) -> str:
                             for ch in str(value)).split())
 
 
+# Headers are folded at RFC 5322's hard limit (998), not at 78 columns: a header that cannot
+# be folded within 78 (List-Unsubscribe's long signed URL has no space to fold at) would
+# otherwise go out as RFC 2047 encoded words, which a URL header must not be, and mail
+# clients would not find the one-click unsubscribe link. smtplib and the maildir write
+# the message with its own policy.
+MAIL_POLICY = policy.default.clone(max_line_length=998)
+
+
 def build_message(to: str, subject: str, text: str, html: str, message_id: str,
                   headers: dict | None = None) -> EmailMessage:
     msg = EmailMessage()
@@ -55,6 +64,7 @@ def build_message(to: str, subject: str, text: str, html: str, message_id: str,
         msg[name] = header_text(value)
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
+    msg.policy = MAIL_POLICY  # after the parts: their encoding stays as it was
     return msg
 
 

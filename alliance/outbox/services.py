@@ -22,9 +22,7 @@ log = logging.getLogger(__name__)
 
 HANDLERS: dict = {}
 GIVE_UP_HOOKS: dict = {}  # kind -> fn(payload, error): called when retries are exhausted
-CLAIM_LEASE = timedelta(minutes=10)
 DISPATCH_TASK = "alliance.outbox.dispatch"
-REPUBLISH_AFTER = timedelta(minutes=15)
 
 
 class TemporaryFailure(Exception):
@@ -33,6 +31,26 @@ class TemporaryFailure(Exception):
 
 class PermanentFailure(Exception):
     """Will never work (SMTP 5xx, the subject of the message is gone)."""
+
+
+def claim_lease() -> timedelta:
+    """How long a running message holds its row (OUTBOX_CLAIM_SECONDS, config.py)."""
+    return timedelta(seconds=current_app.config["OUTBOX_CLAIM_SECONDS"])
+
+
+def republish_after() -> timedelta:
+    """When the relay publishes an unfinished, unclaimed message again (config.py)."""
+    return timedelta(seconds=current_app.config["OUTBOX_REPUBLISH_SECONDS"])
+
+
+def time_limits(claim_seconds: float) -> tuple[float, float]:
+    """(soft, hard) time limit of the dispatch task for a claim lease: a run must end before
+    its lease does, or another worker may claim the message and run it too (a mail sent
+    twice). The soft limit raises inside the handler, which releases the claim and retries;
+    the hard one, a little later, ends a handler stuck where the soft one cannot reach (the
+    worker process is replaced; reject_on_worker_lost puts the task back, and the unexpired
+    claim keeps it from running until the lease ends)."""
+    return claim_seconds / 2, claim_seconds * 3 / 4
 
 
 def handler(kind: str, on_give_up=None):
@@ -117,7 +135,7 @@ def relay_pending(limit: int = 500) -> int:
             OutboxMessage.done_at.is_(None), OutboxMessage.failed_at.is_(None),
             OutboxMessage.available_at <= now,
             or_(OutboxMessage.published_at.is_(None),
-                (OutboxMessage.published_at < now - REPUBLISH_AFTER)
+                (OutboxMessage.published_at < now - republish_after())
                 & or_(OutboxMessage.claimed_until.is_(None),
                       OutboxMessage.claimed_until < now)))
         .order_by(OutboxMessage.id).limit(limit)).all()
@@ -134,7 +152,7 @@ def run_message(message_id: int) -> str:
         .where(OutboxMessage.id == message_id, OutboxMessage.done_at.is_(None),
                OutboxMessage.failed_at.is_(None),
                or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))
-        .values(claimed_until=now + CLAIM_LEASE, run_attempts=OutboxMessage.run_attempts + 1)
+        .values(claimed_until=now + claim_lease(), run_attempts=OutboxMessage.run_attempts + 1)
     ).rowcount
     db.session.commit()
     if claimed != 1:
@@ -178,8 +196,15 @@ def _finish(message_id: int, **values) -> None:
 
 
 def retry_delay(attempt: int) -> float:
-    """Exponential backoff with full jitter, capped at ten minutes."""
-    return random.uniform(0, min(600.0, 5.0 * (2 ** attempt)))
+    """Exponential backoff with "equal" jitter: half of min(max, base * 2**attempt) plus a
+    random part up to the other half (OUTBOX_RETRY_BASE_SECONDS 5, OUTBOX_RETRY_MAX_SECONDS
+    600 by default). The fixed half gives the retries a floor: the default 10 attempts span at
+    least ten minutes, so an SMTP relay down for a few minutes never loses a mail (full jitter
+    could spend them all within a minute)."""
+    base = current_app.config["OUTBOX_RETRY_BASE_SECONDS"]
+    cap = current_app.config["OUTBOX_RETRY_MAX_SECONDS"]
+    step = min(cap, base * (2 ** attempt))
+    return step / 2 + random.uniform(0, step / 2)
 
 
 def max_attempts() -> int:

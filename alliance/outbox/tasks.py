@@ -2,14 +2,13 @@
 from celery import shared_task
 
 from alliance.outbox import services
+from config import Config
 
-# A run must end before its claim's lease does: past the lease another worker may claim the
-# same message and run it too (a mail sent twice). The soft limit raises inside the handler,
-# which releases the claim and retries; the hard limit, a little later, ends a handler stuck
-# where the soft one cannot reach (the worker process is replaced; reject_on_worker_lost puts
-# the task back, and the unexpired claim keeps it from running until the lease ends).
-SOFT_TIME_LIMIT = services.CLAIM_LEASE.total_seconds() / 2
-TIME_LIMIT = services.CLAIM_LEASE.total_seconds() * 3 / 4
+# A run must end before its claim's lease does (services.time_limits). These defaults follow
+# OUTBOX_CLAIM_SECONDS as the process environment sets it; the application factory also sets
+# them from the app's own config (task_annotations, alliance._celery_settings), which is what
+# a worker process started with `celery -A workers.celery_app` uses.
+SOFT_TIME_LIMIT, TIME_LIMIT = services.time_limits(Config.OUTBOX_CLAIM_SECONDS)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None,

@@ -144,15 +144,18 @@ def test_what_a_failing_handler_enqueued_is_neither_kept_nor_published(sent):
 
 # --- the dispatch task's options ---------------------------------------------------------
 
-def test_dispatch_is_acknowledged_late_and_ends_before_its_claim_expires():
+def test_dispatch_is_acknowledged_late_and_ends_before_its_claim_expires(app):
     """A run that outlives its claim's lease can be claimed and run again by another worker
     (a mail sent twice); the time limits end it first. The soft limit lands inside the
     handler, which releases the claim for a retry."""
     from alliance.outbox.tasks import dispatch
 
-    lease = services.CLAIM_LEASE.total_seconds()
+    lease = services.claim_lease().total_seconds()
+    assert lease == app.config["OUTBOX_CLAIM_SECONDS"] == 600  # the production default
     assert dispatch.acks_late and dispatch.reject_on_worker_lost
     assert 0 < dispatch.soft_time_limit < dispatch.time_limit < lease
+    task = app.extensions["celery"].tasks[services.DISPATCH_TASK]
+    assert 0 < task.soft_time_limit < task.time_limit < lease
 
 
 def test_a_soft_time_limit_inside_a_handler_releases_the_claim_for_a_retry():
@@ -172,3 +175,46 @@ def test_a_soft_time_limit_inside_a_handler_releases_the_claim_for_a_retry():
     db.session.expire_all()
     row = db.session.get(OutboxMessage, message.id)
     assert row.claimed_until is None and row.done_at is None and row.failed_at is None
+
+
+def test_worker_settings_are_what_effectively_once_delivery_needs(app):
+    """DESIGN.md: acks_late, reject on worker loss, prefetch 1; and config.py's invariant:
+    task time limit < claim lease < Redis visibility timeout, all following the config."""
+    from alliance import create_app
+
+    base = {"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+            "REDIS_URL": "redis://127.0.0.1:9/0", "RATELIMIT_STORAGE_URI": "memory://"}
+    try:
+        for overrides, limits, visibility in (
+                ({}, (300, 450), 7200),  # the production defaults
+                ({"OUTBOX_CLAIM_SECONDS": 20, "CELERY_VISIBILITY_TIMEOUT": 30,
+                  "OUTBOX_RETRY_MAX_SECONDS": 2}, (10, 15), 30)):
+            made = create_app({**base, **overrides})
+            celery = made.extensions["celery"]
+            conf, task = celery.conf, celery.tasks[services.DISPATCH_TASK]
+            assert conf.task_acks_late and conf.task_reject_on_worker_lost
+            assert conf.worker_prefetch_multiplier == 1
+            assert task.acks_late and task.reject_on_worker_lost
+            assert (task.soft_time_limit, task.time_limit) == limits
+            assert conf.broker_transport_options["visibility_timeout"] == visibility
+            assert task.time_limit < made.config["OUTBOX_CLAIM_SECONDS"] < visibility
+        for bad in ({"OUTBOX_CLAIM_SECONDS": 60, "CELERY_VISIBILITY_TIMEOUT": 60},
+                    {"OUTBOX_RETRY_MAX_SECONDS": 9000}):
+            with pytest.raises(RuntimeError, match="CELERY_VISIBILITY_TIMEOUT"):
+                create_app({**base, **bad})
+    finally:
+        app.extensions["celery"].set_default()
+
+
+def test_retries_back_off_exponentially_with_a_floor(app):
+    """Equal jitter: each delay is between half and all of min(cap, base * 2**n), so the
+    default attempts cannot all be spent inside a short outage."""
+    from alliance.outbox.services import max_attempts, retry_delay
+
+    base, cap = app.config["OUTBOX_RETRY_BASE_SECONDS"], app.config["OUTBOX_RETRY_MAX_SECONDS"]
+    for attempt in range(12):
+        step = min(cap, base * 2 ** attempt)
+        delays = [retry_delay(attempt) for _ in range(200)]
+        assert all(step / 2 <= d <= step for d in delays)
+    floor = sum(min(cap, base * 2 ** n) / 2 for n in range(max_attempts() - 1))
+    assert floor >= 600, f"the retries may all be spent within {floor:.0f} s"

@@ -1,0 +1,218 @@
+"""Digest pages: a member's preferences and watch terms, the one-click unsubscribe, the
+platform admins' delivery ledger and a coordinator's view of the alliance's digests."""
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from alliance.alliances.services import get_alliance, require_coordinator
+from alliance.auth.access import admin_required, member_required
+from alliance.core.errors import DomainError, NotFound
+from alliance.core.models import utcnow
+from alliance.core.views import flash_error, run_and_flash
+from alliance.core.vocab import country_choices, policy_tag_choices, sector_choices
+from alliance.digests import schedule, services
+from alliance.digests.forms import (
+    WATCH_KIND_LABELS,
+    PreferencesForm,
+    PreviewForm,
+    RemoveWatchTermForm,
+    WatchTermForm,
+)
+from alliance.digests.models import LEDGER_STATES
+from alliance.extensions import csrf, db
+
+bp = Blueprint("digests", __name__)
+
+# The mail's HTML shown on its own: its inline styles may apply, nothing else may run or load.
+PREVIEW_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+# --- preferences and watch terms ------------------------------------------------------------
+
+def _preferences_form(prefs, alliances, formdata=None) -> PreferencesForm:
+    """The form filled with the user's current (or default) preferences. formdata=None keeps
+    it from reading a POST meant for another form on the page."""
+    return PreferencesForm(formdata=formdata, alliances=alliances, data={
+        "frequency": prefs.frequency, "weekday": prefs.weekday, "hour": prefs.hour,
+        "timezone": prefs.timezone, "alerts": prefs.alerts,
+        "scope": "all" if prefs.alliance_ids is None else "chosen",
+        "alliances": prefs.alliance_ids if prefs.alliance_ids is not None
+        else [a.id for a in alliances]})
+
+
+def _next_digest(prefs, now=None):
+    """The local time of the next delivery after now, or None when digests are off (or the
+    stored zone has vanished from the tz database)."""
+    if prefs.frequency == schedule.OFF:
+        return None
+    now = now or utcnow()
+    try:
+        period = schedule.current_period(now, prefs.frequency, prefs.hour, prefs.timezone,
+                                         prefs.weekday)
+    except ValueError:
+        return None
+    zone = ZoneInfo(prefs.timezone)
+    step = timedelta(days=7 if prefs.frequency == schedule.WEEKLY else 1)
+    return schedule.delivery_instant(period.local_date + step, prefs.hour, zone).astimezone(zone)
+
+
+def _same_as_defaults(prefs, defaults) -> bool:
+    return (prefs.frequency, prefs.hour, prefs.timezone, prefs.alliance_ids, prefs.alerts) == (
+        defaults.frequency, defaults.hour, defaults.timezone, defaults.alliance_ids,
+        defaults.alerts) and (prefs.frequency != schedule.WEEKLY
+                              or prefs.weekday == defaults.weekday)
+
+
+def _preferences_page(form=None, watch_form=None):
+    user = current_user
+    prefs = services.preferences_of(user)
+    defaults = services.default_preferences(user)
+    alliances = services.member_alliances(user)
+    failed = any(f is not None and f.errors for f in (form, watch_form))
+    return render_template(
+        "digests/preferences.html", prefs=prefs, defaults=defaults,
+        same_as_defaults=_same_as_defaults(prefs, defaults), alliances=alliances,
+        form=form if form is not None else _preferences_form(prefs, alliances),
+        watch_form=watch_form if watch_form is not None else WatchTermForm(formdata=None),
+        remove_form=RemoveWatchTermForm(formdata=None), terms=services.watch_terms_of(user),
+        next_at=_next_digest(prefs), kind_labels=WATCH_KIND_LABELS,
+        term_choices={"sector": sector_choices(), "country": country_choices(),
+                      "policy_tag": policy_tag_choices()}), 422 if failed else 200
+
+
+@bp.route("/preferences", methods=["GET", "POST"])
+@member_required
+def preferences():
+    alliances = services.member_alliances(current_user)
+    form = PreferencesForm(alliances=alliances) if request.method == "POST" else None
+    if form is not None and form.validate_on_submit():
+        try:
+            services.save_preferences(
+                current_user, frequency=form.frequency.data, weekday=form.weekday.data,
+                hour=form.hour.data, timezone=form.timezone.data,
+                alliance_ids=form.chosen_alliances(), alerts=form.alerts.data)
+        except DomainError as exc:
+            db.session.rollback()
+            flash_error(exc, form)
+        else:
+            flash("Your digest preferences are saved.", "success")
+            return redirect(url_for("digests.preferences"))
+    return _preferences_page(form=form)
+
+
+@bp.route("/watch-terms", methods=["POST"])
+@member_required
+def add_watch_term():
+    form = WatchTermForm()
+    if form.validate_on_submit():
+        before = {t.id for t in services.watch_terms_of(current_user)}
+        try:
+            term = services.add_watch_term(current_user, form.kind.data, form.value.data)
+        except DomainError as exc:
+            db.session.rollback()
+            flash_error(exc, form)
+        else:
+            flash(f"You watch {term.value} already." if term.id in before else
+                  f"You now watch {term.value}.", "info" if term.id in before else "success")
+            return redirect(url_for("digests.preferences") + "#watch-terms")
+    return _preferences_page(watch_form=form)
+
+
+@bp.route("/watch-terms/remove", methods=["POST"])
+@member_required
+def remove_watch_term():
+    form = RemoveWatchTermForm()
+    if not form.validate_on_submit():
+        abort(400)
+    run_and_flash(lambda: services.remove_watch_term(current_user, form.term_id.data),
+                  "Watch term removed.")
+    return redirect(url_for("digests.preferences") + "#watch-terms")
+
+
+# --- one-click unsubscribe ------------------------------------------------------------------
+
+def _invalid_link(exc: DomainError):
+    status = 404 if isinstance(exc, NotFound) else 400
+    return render_template("digests/unsubscribe.html", state="invalid",
+                           message=exc.message), status
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+@csrf.exempt  # RFC 8058: mail clients POST "List-Unsubscribe=One-Click" with no session
+def unsubscribe(token):
+    """GET asks (link checkers and previews open links; they must not unsubscribe anyone);
+    POST unsubscribes. The signed token is the only credential either needs."""
+    try:
+        if request.method == "POST":
+            user = services.unsubscribe(token)
+            return render_template("digests/unsubscribe.html", state="done", user=user)
+        user = services.unsubscribe_user(token)
+    except DomainError as exc:
+        db.session.rollback()
+        return _invalid_link(exc)
+    prefs = services.preferences_of(user)
+    return render_template("digests/unsubscribe.html", state="confirm", user=user,
+                           already=prefs.frequency == schedule.OFF and not prefs.alerts)
+
+
+# --- the delivery ledger (platform admins) --------------------------------------------------
+
+@bp.route("/admin/deliveries")
+@admin_required
+def deliveries():
+    state = request.args.get("state", "")
+    if state and state not in LEDGER_STATES:
+        abort(400, "Choose a state from the list.")
+    counts = services.delivery_counts()
+    return render_template(
+        "digests/deliveries.html", state=state, states=LEDGER_STATES,
+        rows=services.recent_deliveries(state or None),
+        chart=[(s, counts.get(s, 0)) for s in LEDGER_STATES], total=sum(counts.values()))
+
+
+# --- an alliance's digests (coordinators) ---------------------------------------------------
+
+def _preview_form(alliance) -> tuple[PreviewForm, list]:
+    recipients = services.alliance_recipients(alliance)
+    form = PreviewForm(request.args)
+    form.user_id.choices = [(u.id, f"{u.name} · {u.organisation.name}") for u in recipients]
+    return form, recipients
+
+
+def _preview(alliance, form):
+    """The preview the query string asks for, or None (nothing asked, or a bad choice)."""
+    if "user_id" not in request.args or not form.validate():
+        return None
+    return services.preview_digest(current_user, alliance, form.user_id.data,
+                                   form.period.data or "day")
+
+
+@bp.route("/alliance/<slug>")
+@member_required
+def alliance_digests(slug):
+    alliance = get_alliance(slug)
+    require_coordinator(current_user, alliance)
+    form, recipients = _preview_form(alliance)
+    preview = _preview(alliance, form)
+    stats = services.alliance_digest_stats(alliance)
+    return render_template("digests/alliance.html", alliance=alliance, stats=stats,
+                           chart=list(stats.items()), recipients=recipients, form=form,
+                           preview=preview), 422 if form.errors else 200
+
+
+@bp.route("/alliance/<slug>/preview.html")
+@member_required
+def alliance_preview_html(slug):
+    """The preview's HTML part as the member's mail client would show it."""
+    alliance = get_alliance(slug)
+    require_coordinator(current_user, alliance)
+    form, _ = _preview_form(alliance)
+    preview = _preview(alliance, form)
+    if preview is None:
+        abort(400, "Choose a member and a period on the alliance's digest page.")
+    response = make_response(preview[3])
+    response.headers["Content-Security-Policy"] = PREVIEW_CSP
+    return response

@@ -1,0 +1,419 @@
+"""What digest and alert mails carry (DESIGN.md, "Who may read a note" and "Digests and
+alerts"): each TLP level as the design's table says, only notes the recipient may read at send
+time, autoescaped, once. Mails are sent by `flask alliance digests run --now ...` or by running
+the outbox messages as a worker would, into the test maildir, and read back from it."""
+import io
+import json
+from datetime import timedelta
+from email.generator import BytesGenerator
+
+import pytest
+from sqlalchemy import update
+
+from alliance.core.models import utcnow
+from alliance.digests import services
+from alliance.digests.models import Delivery
+from alliance.extensions import db
+from alliance.notes.models import Note
+from alliance.notes.services import retract_note
+from alliance.outbox.models import OutboxMessage
+from alliance.outbox.services import enqueue, run_message
+from tests import factories
+from tests.digests.helpers import (
+    far_hour,
+    ledger,
+    next_run,
+    parts,
+    post,
+    run_alerts,
+    run_digests,
+    run_outbox,
+)
+from tests.notes.helpers import bundle, indicator
+
+
+def _day(local_date) -> str:
+    return f"{local_date:%a} {local_date.day} {local_date:%b}"
+
+
+def _digest_of(mails, user):
+    [mail] = mails.to(user, "digest")
+    text, html = parts(mail)
+    return mail, text, html
+
+
+# --- each TLP level as the design's table says ---------------------------------------------
+
+NOTES = {  # level: (title, description)
+    "CLEAR": ("Clear title: botnet takedown", "Clear summary: the takedown worked."),
+    "GREEN": ("Green title: phishing kit", "Green summary: kit reused across the sector."),
+    "AMBER": ("Amber title: supplier breach", "Amber secret: the supplier is Acme."),
+    "AMBER+STRICT": ("Strict title: internal incident", "Strict secret: our VPN was hit."),
+    "RED": ("Red title: named actor", "Red secret: the actor is a former employee."),
+}
+
+
+def test_each_tlp_level_carries_what_the_design_allows(app, mails, coordinator, alliance,
+                                                       reader):
+    instant, local_day = next_run(services.preferences_of(reader).hour)
+    for level, (title, description) in NOTES.items():
+        post(coordinator, title, level, [alliance], description,
+             recipients=[reader] if level == "RED" else ())
+
+    run_digests(app, instant)
+
+    mail, text, html = _digest_of(mails, reader)
+    subject = mail["Subject"]
+    for part in (text, html):
+        for level in ("CLEAR", "GREEN"):
+            title, summary = NOTES[level]
+            assert title in part and summary in part, level
+        for level in ("AMBER", "AMBER+STRICT"):
+            title, secret = NOTES[level]
+            assert title in part and secret not in part, level
+        red_title, red_secret = NOTES["RED"]
+        assert red_title not in part and red_secret not in part
+        assert "1 TLP:RED note addressed to you" in part
+        assert "http://alliance.test/notes/?tlp=RED" in part
+    assert NOTES["RED"][0] not in subject
+    # Four listed and one counted, all in Atlantic; RED is the strictest level in the mail.
+    assert subject == (f"[TLP:RED] CyberPeace digest — 5 new notes in 1 alliance "
+                       f"({_day(local_day)})")
+
+
+def test_the_subject_carries_the_strictest_level_and_the_counts(app, mails, coordinator,
+                                                                 alliance, reader):
+    instant, local_day = next_run(services.preferences_of(reader).hour)
+    for level in ("CLEAR", "AMBER", "GREEN"):
+        post(coordinator, NOTES[level][0], level, [alliance])
+
+    run_digests(app, instant)
+
+    mail, text, _ = _digest_of(mails, reader)
+    assert mail["Subject"] == (f"[TLP:AMBER] CyberPeace digest — 3 new notes in 1 alliance "
+                               f"({_day(local_day)})")
+    # Newest first.
+    positions = [text.index(NOTES[level][0]) for level in ("GREEN", "AMBER", "CLEAR")]
+    assert positions == sorted(positions)
+    [row] = ledger(reader, "digest")
+    assert (row.state, row.items, row.strictest_tlp) == ("sent", 3, "AMBER")
+
+
+def test_items_say_why_they_are_included_and_link_to_the_note(app, mails, coordinator,
+                                                               alliance, reader):
+    instant, _ = next_run(services.preferences_of(reader).hour)
+    note = post(coordinator, "Incident at the port", "GREEN", [alliance])
+
+    run_digests(app, instant)
+
+    _, text, html = _digest_of(mails, reader)
+    for part in (text, html):
+        assert "new in Atlantic Alliance" in part
+        assert f"http://alliance.test/notes/{note.uuid}" in part
+        assert "Coordinating Org" in part and "Incident report" in part
+    assert "== Atlantic Alliance ==" in text
+
+
+def test_a_note_in_two_of_the_readers_alliances_appears_once(app, mails, coordinator,
+                                                              alliance, reader):
+    pacific = factories.make_alliance(coordinator, slug="pacific", name="Pacific Alliance")
+    factories.add_member(pacific, reader.organisation, "active")
+    instant, _ = next_run(services.preferences_of(reader).hour)
+    post(coordinator, "Shared twice", "GREEN", [alliance, pacific])
+
+    run_digests(app, instant)
+
+    mail, text, html = _digest_of(mails, reader)
+    assert text.count("Shared twice") == 1 and html.count("Shared twice") == 1
+    assert "Pacific Alliance" not in text  # filed under the first of its alliances only
+    assert "1 new note in 1 alliance" in mail["Subject"]
+
+
+def test_an_empty_period_sends_nothing(app, mails, coordinator, alliance, reader):
+    instant, _ = next_run(services.preferences_of(reader).hour)
+
+    run_digests(app, instant)
+
+    assert mails.to(reader) == []
+    [row] = ledger(reader, "digest")
+    assert row.state == "empty" and row.message_id is None
+
+
+def test_a_retracted_note_is_not_included(app, mails, coordinator, alliance, reader):
+    instant, _ = next_run(services.preferences_of(reader).hour)
+    post(coordinator, "Kept note", "GREEN", [alliance])
+    retracted = post(coordinator, "Retracted note", "GREEN", [alliance])
+    retract_note(coordinator, retracted, "Posted by mistake.")
+
+    run_digests(app, instant)
+
+    _, text, html = _digest_of(mails, reader)
+    assert "Kept note" in text and "Retracted note" not in text + html
+
+
+def test_an_organisation_removed_after_scheduling_gets_nothing_of_the_alliance(
+        app, mails, coordinator, alliance, reader):
+    instant, _ = next_run(services.preferences_of(reader).hour)
+    post(coordinator, "For members only", "GREEN", [alliance])
+    created = services.schedule_due(instant, publish=False)
+    [row] = [r for r in ledger(reader, "digest") if r.id in created]
+    [message] = [m for m in db.session.query(OutboxMessage).filter_by(kind="digest")
+                 if m.payload["delivery_id"] == row.id]
+
+    factories.add_member(alliance, reader.organisation, "removed")
+    assert run_message(message.id) == "done"
+
+    assert mails.to(reader) == []
+    assert db.session.get(Delivery, row.id).state == "empty"
+
+
+HOSTILE_TITLE = '<script>alert(1)</script> " onmouseover=alert(2) x="'
+HOSTILE_TEXT = ('<img src=x onerror=alert(3)> [click](javascript:alert(4)) '
+                '<a href="javascript:alert(5)">here</a>')
+
+
+def test_hostile_strings_are_text_in_both_parts(app, mails, coordinator, alliance, reader):
+    instant, _ = next_run(services.preferences_of(reader).hour)
+    post(coordinator, HOSTILE_TITLE, "CLEAR", [alliance], HOSTILE_TEXT)
+
+    run_digests(app, instant)
+
+    mail, text, html = _digest_of(mails, reader)
+    for part in (text, html):
+        assert "<script" not in part and "<img" not in part
+        assert '" onmouseover' not in part and '<a href="javascript' not in part
+        # Shown as the characters typed (escaped), not dropped: the reader sees the title.
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in part
+        assert "&lt;img src=x onerror=alert(3)&gt;" in part
+    assert 'href="javascript' not in html.lower()
+    assert HOSTILE_TITLE not in mail["Subject"]  # the subject names no note at all
+
+
+def test_every_digest_has_one_click_unsubscribe_headers_and_a_stable_message_id(
+        app, mails, monkeypatch, coordinator, alliance, reader):
+    instant, local_day = next_run(services.preferences_of(reader).hour)
+    post(coordinator, "Anything", "GREEN", [alliance])
+    sent = []
+    deliver = services.send_message
+    monkeypatch.setattr(services, "send_message", lambda msg: (sent.append(msg), deliver(msg)))
+
+    run_digests(app, instant)
+
+    mail, text, html = _digest_of(mails, reader)
+    assert mail["Message-ID"] == f"<digest-{reader.id}-daily.{local_day.isoformat()}@alliance.test>"
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = mail["List-Unsubscribe"]
+    assert link.startswith("<http://alliance.test/digests/unsubscribe/") and link.endswith(">")
+    assert link[1:-1] in text and link[1:-1] in html
+    assert "http://alliance.test/digests/preferences" in text
+
+    # As smtplib writes it: the URL itself, not RFC 2047 encoded words (which a 78-column
+    # fold of a header with no space in it gives, and mail clients do not decode there).
+    raw = io.BytesIO()
+    [msg] = [m for m in sent if m["To"] == reader.email]
+    BytesGenerator(raw).flatten(msg, linesep="\r\n")
+    assert f"\r\nList-Unsubscribe: {link}\r\n".encode() in raw.getvalue()
+
+    # The header's link works as RFC 8058 says: a POST with no session and no form token.
+    response = app.test_client().post(link[1:-1].removeprefix("http://alliance.test"),
+                                      data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    prefs = services.preferences_of(factories.fresh(reader))
+    assert prefs.frequency == "off" and prefs.alerts is False
+
+
+def test_running_twice_for_the_same_instant_sends_one_mail(app, mails, coordinator, alliance,
+                                                           reader):
+    instant, _ = next_run(services.preferences_of(reader).hour)
+    post(coordinator, "Only once", "GREEN", [alliance])
+
+    run_digests(app, instant)
+    second = run_digests(app, instant)
+
+    assert len(mails.to(reader, "digest")) == 1
+    assert len(ledger(reader, "digest")) == 1
+    assert "nothing due" in second.stdout
+
+
+def test_a_digest_is_built_at_send_time_as_the_user(app, coordinator, alliance, member_admin,
+                                                    reader):
+    """build_digest and render_digest directly: the reader's own notes are not news to them,
+    a RED note for someone else is not even counted."""
+    start = utcnow() - timedelta(minutes=1)
+    post(reader, "My own note", "GREEN", [alliance])
+    post(coordinator, "Red for the admin", "RED", [alliance],
+         recipients=[member_admin])
+    post(coordinator, "Green for all", "GREEN", [alliance])
+    end = utcnow() + timedelta(minutes=1)
+
+    with app.test_request_context():
+        digest = services.build_digest(reader, start, end)
+        subject, text, _ = services.render_digest(digest, end.date())
+
+    assert [i.note.title for _, items in digest.groups for i in items] == ["Green for all"]
+    assert digest.red_count == 0 and digest.count == 1
+    assert subject.startswith("[TLP:GREEN] CyberPeace digest — 1 new note in 1 alliance")
+    assert "My own note" not in text and "Red for the admin" not in text
+
+
+def test_a_long_period_lists_the_newest_and_counts_all_the_rest(app, monkeypatch, coordinator,
+                                                                alliance, reader):
+    monkeypatch.setattr(services, "DIGEST_ITEMS", 2)
+    start = utcnow() - timedelta(minutes=1)
+    for n in range(1, 6):
+        post(coordinator, f"Busy day note {n}", "GREEN", [alliance])
+
+    with app.test_request_context():
+        digest = services.build_digest(reader, start, utcnow() + timedelta(minutes=1))
+        subject, text, html = services.render_digest(digest, start.date())
+
+    assert [i.note.title for _, items in digest.groups for i in items] == [
+        "Busy day note 5", "Busy day note 4"]
+    assert digest.more == 3 and "5 new notes" in subject
+    assert "and 3 more" in text and "and 3 more" in html
+    assert "http://alliance.test/notes/" in text.split("and 3 more")[1]
+
+
+def test_a_note_whose_author_was_deleted_still_reaches_the_digest(app, coordinator, alliance,
+                                                                  reader):
+    start = utcnow() - timedelta(minutes=1)
+    note = post(coordinator, "Orphaned note", "GREEN", [alliance])
+    db.session.execute(update(Note).where(Note.id == note.id).values(author_id=None))
+    db.session.commit()
+
+    digest = services.build_digest(reader, start, utcnow() + timedelta(minutes=1))
+
+    assert [i.note.title for _, items in digest.groups for i in items] == ["Orphaned note"]
+
+
+# --- watch-term alerts ---------------------------------------------------------------------
+
+@pytest.fixture
+def watcher(member):
+    services.add_watch_term(member, "value", "EVIL.example")
+    return member
+
+
+def test_a_watcher_gets_an_alert_when_a_note_carrying_the_term_is_posted(
+        mails, coordinator, alliance, watcher):
+    note = post(coordinator, "Beacon to evil.example", "AMBER", [alliance],
+                "Amber detail: seen on three hosts.", domain="evil.example")
+
+    run_alerts()
+
+    [mail] = mails.to(watcher, "alert")
+    text, html = parts(mail)
+    assert mail["Subject"] == "[TLP:AMBER] CyberPeace alert — evil.example in a new note"
+    assert mail["Message-ID"] == f"<alert-{watcher.id}-{note.id}@alliance.test>"
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    for part in (text, html):
+        assert "Beacon to evil.example" in part
+        assert "Amber detail" not in part  # AMBER: title and link only
+    [row] = ledger(watcher, "alert")
+    assert (row.state, row.note_id, row.watch_term) == ("sent", note.id, "evil.example")
+
+
+def test_a_red_alert_names_neither_the_note_nor_the_term(mails, coordinator, alliance,
+                                                          watcher):
+    post(coordinator, "Red beacon", "RED", [alliance], "Red detail", domain="evil.example",
+         recipients=[watcher])
+
+    run_alerts()
+
+    [mail] = mails.to(watcher, "alert")
+    text, html = parts(mail)
+    for part in (text, html, mail["Subject"]):
+        assert "Red beacon" not in part and "Red detail" not in part
+        assert "evil.example" not in part
+    assert mail["Subject"].startswith("[TLP:RED]")
+
+
+def test_no_alert_when_alerts_are_off(mails, coordinator, alliance, watcher):
+    prefs = services.preferences_of(watcher)
+    services.save_preferences(watcher, frequency=prefs.frequency, hour=prefs.hour,
+                              timezone=prefs.timezone, alerts=False)
+    post(coordinator, "Beacon", "GREEN", [alliance], domain="evil.example")
+
+    run_alerts()
+
+    assert mails.to(watcher) == [] and ledger(watcher, "alert") == []
+
+
+def test_no_alert_for_a_note_the_watcher_cannot_read(mails, coordinator, alliance, watcher):
+    pacific = factories.make_alliance(coordinator, slug="pacific", name="Pacific Alliance")
+    post(coordinator, "Pacific only beacon", "AMBER", [pacific], domain="evil.example")
+
+    run_alerts()
+
+    assert mails.to(watcher) == []
+    [row] = ledger(watcher, "alert")
+    assert row.state == "skipped" and row.message_id is None
+
+
+def test_no_second_alert_for_the_same_note(mails, coordinator, alliance, watcher):
+    note = post(coordinator, "Beacon", "GREEN", [alliance], domain="evil.example")
+    run_alerts()
+    enqueue("watch-scan", note_id=note.id)  # a second scan of the same note
+    db.session.commit()
+
+    run_alerts()
+
+    assert len(mails.to(watcher, "alert")) == 1 and len(ledger(watcher, "alert")) == 1
+
+
+def test_alerts_past_the_hourly_limit_are_folded_into_the_next_digest(
+        app, mails, monkeypatch, coordinator, alliance, watcher):
+    monkeypatch.setitem(app.config, "ALERT_LIMIT_PER_HOUR", 2)
+    services.save_preferences(watcher, frequency="daily", hour=far_hour("UTC"), timezone="UTC")
+    instant, _ = next_run(services.preferences_of(watcher).hour, "UTC")
+    notes = [post(coordinator, f"Beacon number {n}", "GREEN", [alliance],
+                  domain="evil.example") for n in (1, 2, 3)]
+
+    run_alerts()
+
+    assert len(mails.to(watcher, "alert")) == 2
+    assert [r.state for r in ledger(watcher, "alert")] == ["sent", "sent", "folded"]
+    # Only the fold brings a note into the digest: the notes themselves are made older than
+    # the digest's period.
+    db.session.execute(update(Note).where(Note.id.in_([n.id for n in notes])).values(
+        created_at=utcnow() - timedelta(days=3)))
+    db.session.commit()
+
+    run_digests(app, instant)
+
+    _, text, html = _digest_of(mails, watcher)
+    for part in (text, html):
+        assert "Beacon number 3" in part
+        assert "Beacon number 1" not in part and "Beacon number 2" not in part
+        assert "matches your watch term evil.example" in part
+
+
+def _write_bundle(tmp_path):
+    path = tmp_path / "beacons.json"
+    path.write_text(json.dumps(bundle(indicator("[domain-name:value = 'evil.example']"))))
+    return path
+
+
+def test_a_cli_import_sends_no_alert_unless_asked(app, tmp_path, mails, coordinator,
+                                                  alliance, watcher):
+    args = ["alliance", "import", str(_write_bundle(tmp_path)), "--org",
+            coordinator.organisation.slug, "--alliance", alliance.slug, "--tlp", "GREEN"]
+    assert app.test_cli_runner().invoke(args=args).exit_code == 0
+
+    run_alerts()
+    assert mails.to(watcher) == [] and ledger(watcher, "alert") == []
+
+    # The control: the same import with --alert does alert.
+    result = app.test_cli_runner().invoke(args=[*args, "--title", "Again", "--alert"])
+    assert result.exit_code == 0, result.output
+    run_alerts()
+    assert len(mails.to(watcher, "alert")) == 1
+
+
+def test_the_author_is_not_alerted_about_their_own_note(mails, alliance, watcher):
+    post(watcher, "My own beacon", "GREEN", [alliance], domain="evil.example")
+
+    run_outbox("watch-scan")
+    run_outbox("alert")
+
+    assert mails.to(watcher) == []

@@ -10,7 +10,7 @@ import uuid
 
 import orjson
 import stix2
-from sqlalchemy import insert, or_, select
+from sqlalchemy import or_, select
 
 from alliance.alliances.models import Alliance, Membership
 from alliance.audit.services import record
@@ -33,7 +33,7 @@ from alliance.notes.models import (
 )
 from alliance.notes.validation import BundleRejected, Problem, check_objects
 from alliance.sharing.markings import marking_id, strictest_level
-from alliance.sharing.policy import Principal, readable_note_ids
+from alliance.sharing.policy import Principal, readable_among
 from alliance.sharing.tlp import TLP_LEVELS, TLP_RANK
 
 
@@ -124,22 +124,24 @@ def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list[StixOb
     (ipv4-addr--uuid5("203.0.113.9")). An unseen version is stored as the poster's own."""
     new, existing, problems, conflicts = [], [], [], []
     ids = sorted({o["id"] for o in objects})
-    visible = or_(StixObject.organisation_id == actor.organisation_id,
-                  StixObject.id.in_(select(NoteObject.object_id).where(
-                      NoteObject.note_id.in_(readable_note_ids(Principal.of(actor))))))
-    stored = {}
+    rows = []
     for chunk in range(0, len(ids), 500):
-        for row in db.session.scalars(select(StixObject).where(
-                StixObject.stix_id.in_(ids[chunk:chunk + 500]), visible)
-                .order_by(StixObject.id)):
+        rows += db.session.scalars(select(StixObject).where(
+            StixObject.stix_id.in_(ids[chunk:chunk + 500])).order_by(StixObject.id)).all()
+    visible = _visible_object_ids(Principal.of(actor), [
+        r.id for r in rows if r.organisation_id != actor.organisation_id])
+    stored: dict[str, list[StixObject]] = {}
+    for row in rows:
+        if row.organisation_id == actor.organisation_id or row.id in visible:
             stored.setdefault(row.stix_id, []).append(row)
     for obj in objects:
         version = obj.get("modified") or obj.get("created") or ""
         rows = stored.get(obj["id"], [])
-        same = next((r for r in rows if r.modified == version and r.body_hash == _hash(obj)),
+        digest = _hash(obj) if rows else None
+        same = next((r for r in rows if r.modified == version and r.body_hash == digest),
                     None) or next((r for r in rows if r.modified == version), None)
         if same is not None:
-            if same.body_hash == _hash(obj):
+            if same.body_hash == digest:
                 existing.append(same)
             else:
                 conflicts.append(Problem(obj["id"], "modified", "a different object with this "
@@ -156,14 +158,25 @@ def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list[StixOb
     return new, existing
 
 
+def _visible_object_ids(principal: Principal, object_ids) -> set[int]:
+    """The stored object versions (by row id) that some note the principal may read holds."""
+    links = []
+    wanted = sorted(set(object_ids))
+    for chunk in range(0, len(wanted), 500):
+        links += db.session.execute(select(NoteObject.object_id, NoteObject.note_id).where(
+            NoteObject.object_id.in_(wanted[chunk:chunk + 500]))).all()
+    readable = readable_among(principal, {note_id for _, note_id in links})
+    return {object_id for object_id, note_id in links if note_id in readable}
+
+
 def _check_outside_refs(principal: Principal, outside: set[str], objects: list[dict]) -> None:
     """References to objects not in the bundle must name objects the poster can read."""
     if not outside:
         return
-    readable = set(db.session.scalars(
-        select(StixObject.stix_id).join(NoteObject, NoteObject.object_id == StixObject.id)
-        .where(StixObject.stix_id.in_(sorted(outside)),
-               NoteObject.note_id.in_(readable_note_ids(principal)))).all())
+    candidates = db.session.execute(select(StixObject.id, StixObject.stix_id).where(
+        StixObject.stix_id.in_(sorted(outside)))).all()
+    visible = _visible_object_ids(principal, [row_id for row_id, _ in candidates])
+    readable = {stix_id for row_id, stix_id in candidates if row_id in visible}
     from alliance.notes.validation import references
 
     problems = []
@@ -258,24 +271,43 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
     database, not by building one ORM object per row."""
     org_id = note.organisation_id
     if new:
-        db.session.execute(insert(StixObject), [
+        _bulk_insert(StixObject.__table__, [
             {"stix_id": o["id"], "type": o["type"],
              "modified": o.get("modified") or o.get("created") or "",
              "organisation_id": org_id, "first_note_id": note.id, "body": o,
              "body_hash": _hash(o), "date_added": now} for o in new])
     stored = db.session.scalars(select(StixObject.id).where(
         StixObject.first_note_id == note.id)).all()
-    db.session.execute(insert(NoteObject), [
+    _bulk_insert(NoteObject.__table__, [
         {"note_id": note.id, "object_id": object_id, "note_version": 1}
         for object_id in sorted(set(stored) | {r.id for r in existing})])
     found = sorted({hit for obj in objects for hit in observables.extract(obj)})
     if found:
-        db.session.execute(insert(Observable), [
+        _bulk_insert(Observable.__table__, [
             {"note_id": note.id, "kind": kind, "value": value} for kind, value in found])
     facets = facet_rows(note.id, types=note.types, sectors=note.sectors,
                         countries=note.countries, policy_tags=note.policy_tags)
     if facets:
-        db.session.execute(insert(NoteFacet), facets)
+        _bulk_insert(NoteFacet.__table__, facets)
+
+
+def _bulk_insert(table, rows: list[dict]) -> None:
+    """executemany of rows (dicts with the same keys) into a table, in the session's
+    transaction. On SQLite the values go through the columns' own bind processors (JSON, UTC
+    datetimes) straight to the driver: SQLAlchemy's per-row statement work would otherwise
+    cost more than the insert itself."""
+    if not rows:
+        return
+    conn = db.session.connection()
+    if conn.dialect.name != "sqlite":
+        conn.execute(table.insert(), rows)
+        return
+    columns = list(rows[0])
+    processors = [(name, table.c[name].type.bind_processor(conn.dialect)) for name in columns]
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 (our names)
+           f"VALUES ({', '.join('?' * len(columns))})")
+    conn.exec_driver_sql(sql, [tuple(fn(row[name]) if fn else row[name]
+                                     for name, fn in processors) for row in rows])
 
 
 def note_objects(note: Note) -> list[StixObject]:
@@ -367,7 +399,7 @@ def feed(principal: Principal, *, alliance_id=None, tlp=None, stix_type=None, se
          limit: int = FEED_PAGE):
     """Readable notes, newest first, filtered; keyset pagination on (created_at, id).
     Returns (notes, next_cursor)."""
-    from sqlalchemy import and_, or_
+    from sqlalchemy import and_
 
     from alliance.sharing.policy import readable_notes
 
@@ -456,15 +488,17 @@ def who_has_seen(principal: Principal, raw_value: str, limit: int = 50) -> tuple
 def history(principal: Principal, note: Note) -> list[StixObject]:
     """Versions of the note's objects, newest first — only versions held by notes the
     principal may read (a version posted in another, unreadable note stays out of sight)."""
-    ids = [o.stix_id for o in note_objects(note)]
-    from sqlalchemy import or_
-
-    readable = readable_note_ids(principal)
-    held = select(NoteObject.object_id).where(NoteObject.note_id.in_(readable))
-    return db.session.scalars(select(StixObject).where(
-        StixObject.stix_id.in_(ids or [""]),
-        or_(StixObject.id.in_(held), StixObject.first_note_id.in_(readable)))
-        .order_by(StixObject.date_added.desc(), StixObject.stix_id)).all()
+    ids = sorted({o.stix_id for o in note_objects(note)})
+    rows = []
+    for chunk in range(0, len(ids), 500):
+        rows += db.session.scalars(select(StixObject).where(
+            StixObject.stix_id.in_(ids[chunk:chunk + 500]))).all()
+    held = _visible_object_ids(principal, [r.id for r in rows])
+    # Earlier versions of an edited note's report are held by no note any more; they belong
+    # to the note they were first posted in.
+    first = readable_among(principal, {r.first_note_id for r in rows})
+    kept = [r for r in rows if r.id in held or r.first_note_id in first]
+    return sorted(kept, key=lambda r: (-r.date_added.timestamp(), r.stix_id))
 
 
 def can_edit(user, note: Note) -> bool:

@@ -115,6 +115,18 @@ def readable_note_ids(principal: Principal):
     return select(Note.id).where(readable_clause(principal))
 
 
+def readable_among(principal: Principal, note_ids) -> set[int]:
+    """Which of these note ids the principal may read. Looks the ids up by primary key, so
+    its cost follows the number of ids asked about, not the number of notes stored (an
+    uncorrelated `IN (readable_note_ids(...))` makes SQLite evaluate the rule on every note)."""
+    wanted = sorted(set(note_ids))
+    found: set[int] = set()
+    for start in range(0, len(wanted), 500):
+        found.update(db.session.scalars(readable_note_ids(principal).where(
+            Note.id.in_(wanted[start:start + 500]))))
+    return found
+
+
 def count_readable(principal: Principal, *conditions) -> int:
     return db.session.scalar(select(func.count()).select_from(Note).where(
         readable_clause(principal), *conditions))

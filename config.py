@@ -36,6 +36,8 @@ class Config:
 
     # Posted STIX content: refused before parsing work when over these.
     STIX_MAX_BYTES = int(os.environ.get("STIX_MAX_BYTES", str(10 * 1024 * 1024)))
+    # Requests per API key on the TAXII API (Flask-Limiter syntax; in Redis when REDIS_URL).
+    TAXII_RATE_LIMIT = os.environ.get("TAXII_RATE_LIMIT", "600 per minute")
     STIX_MAX_OBJECTS = int(os.environ.get("STIX_MAX_OBJECTS", "25000"))
     STIX_MAX_DEPTH = int(os.environ.get("STIX_MAX_DEPTH", "48"))
     STIX_MAX_STRING = int(os.environ.get("STIX_MAX_STRING", str(1024 * 1024)))

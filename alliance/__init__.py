@@ -166,11 +166,13 @@ def configure_celery(app: Flask) -> None:
 
     celery_init_app(app)
     # Import the modules that define tasks and outbox handlers so they are registered.
+    import alliance.apikeys.models  # noqa: F401
     import alliance.digests.services  # noqa: F401
     import alliance.digests.tasks  # noqa: F401
     import alliance.mail.services  # noqa: F401
     import alliance.notes.models  # noqa: F401
     import alliance.outbox.tasks  # noqa: F401
+    import alliance.taxii.models  # noqa: F401
 
 
 def configure_blueprints(app: Flask) -> None:
@@ -183,6 +185,8 @@ def configure_blueprints(app: Flask) -> None:
     from alliance.notes.views import bp as notes_bp
     from alliance.notes.views import public_bp as insights_bp
     from alliance.orgs.views import bp as orgs_bp
+    from alliance.taxii.views import bp as taxii_bp
+    from alliance.taxii.views import register_errors as register_taxii_errors
 
     app.register_blueprint(core_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
@@ -193,6 +197,8 @@ def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(mail_bp, url_prefix="/admin/mail")
     app.register_blueprint(notes_bp, url_prefix="/notes")
     app.register_blueprint(insights_bp)
+    app.register_blueprint(taxii_bp)
+    register_taxii_errors(app)
 
 
 def configure_templates(app: Flask) -> None:

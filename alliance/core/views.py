@@ -57,6 +57,10 @@ ERROR_TEXT = {
 
 def _error_page(code: int, message: str | None = None):
     title, advice = ERROR_TEXT.get(code, ERROR_TEXT[500])
+    from alliance.taxii.views import error_response, is_taxii_request
+
+    if has_request_context() and is_taxii_request():  # machines get TAXII error messages
+        return error_response(code, title, message or "")
     return render_template("errors/error.html", code=code, title=title, advice=advice,
                            message=message), code
 
@@ -83,6 +87,10 @@ def register_error_handlers(app) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
+        from alliance.taxii.views import http_error_for_taxii, is_taxii_request
+
+        if is_taxii_request():
+            return http_error_for_taxii(exc)
         if exc.code in ERROR_TEXT:
             message = exc.description if exc.code in (400, 413, 422, 429) else None
             return _error_page(exc.code, message)

@@ -93,7 +93,8 @@ class StixObject(db.Model):
     derived from values) stores its own rather than learn that the other exists."""
 
     __tablename__ = "stix_objects"
-    __table_args__ = (UniqueConstraint("stix_id", "modified", "organisation_id"),)
+    __table_args__ = (UniqueConstraint("stix_id", "modified", "organisation_id"),
+                      Index("ix_stix_objects_added", "date_added", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     stix_id: Mapped[str] = mapped_column(String(100), index=True)

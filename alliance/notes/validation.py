@@ -1,6 +1,10 @@
 """Validating posted STIX 2.1 before anything is stored. Every problem names the object id,
 the property and the reason; the caller stores nothing unless the list is empty.
 
+Each object is checked by a fast path first (alliance.notes.fastcheck and fastpattern, whose
+"certainly valid" verdicts agree with the stix2 library's — differential tests keep them
+honest); anything it is not sure of, and every refusal, goes through stix2.parse itself.
+
 Limits are checked before any parsing work that could be expensive: the byte size first
 (413), then orjson's own nesting cap, then one iterative walk for depth, string length and
 object count (422)."""
@@ -15,6 +19,7 @@ from flask import current_app
 from stix2 import exceptions as stix_errors
 
 from alliance.core.errors import DomainError
+from alliance.notes import fastcheck, fastpattern
 from alliance.sharing.markings import known_marking_ids
 
 ID_RE = re.compile(r"^([a-z0-9][a-z0-9-]*[a-z0-9])--([0-9a-fA-F-]{36})$")
@@ -73,14 +78,14 @@ def _limits():
             c["STIX_MAX_STRING"])
 
 
-def parse_bundle(raw: bytes | str) -> Parsed:
-    """Parse posted text into the bundle's objects, or raise BundleRejected (413 or 422)."""
+def _load(raw: bytes | str, what: str):
+    """JSON from posted bytes within the limits: size (413), then depth, strings, count."""
     max_bytes, max_objects, max_depth, max_string = _limits()
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
     if len(raw) > max_bytes:
-        raise BundleRejected([Problem("", "", f"the bundle is {len(raw):,} bytes; the limit is "
-                                               f"{max_bytes:,}")], status_code=413)
+        raise BundleRejected([Problem("", "", f"the {what} is {len(raw):,} bytes; the limit "
+                                               f"is {max_bytes:,}")], status_code=413)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -89,6 +94,22 @@ def parse_bundle(raw: bytes | str) -> Parsed:
                                                   "levels")]) from exc
         raise BundleRejected([Problem("", "", f"not valid JSON ({exc})")]) from exc
     _check_shape(data, max_depth, max_string, max_objects)
+    return data
+
+
+def parse_envelope(raw: bytes | str) -> Parsed:
+    """A TAXII 2.1 envelope ({"objects": [...]}) into its objects, with the bundle's limits."""
+    data = _load(raw, "envelope")
+    objects = data.get("objects") if isinstance(data, dict) else None
+    if not isinstance(objects, list) or not objects:
+        raise BundleRejected([Problem("", "objects", "a TAXII envelope needs a non-empty list "
+                                                     "of objects")])
+    return Parsed(objects=objects)
+
+
+def parse_bundle(raw: bytes | str) -> Parsed:
+    """Parse posted text into the bundle's objects, or raise BundleRejected (413 or 422)."""
+    data = _load(raw, "bundle")
     warnings = []
     if isinstance(data, list):
         raise BundleRejected([Problem("", "", "a bare JSON array, not a bundle: wrap the objects "
@@ -116,25 +137,27 @@ def parse_bundle(raw: bytes | str) -> Parsed:
 
 
 def _check_shape(data, max_depth: int, max_string: int, max_objects: int) -> None:
-    stack = [(data, 1)]
-    seen = 0
-    while stack:
-        value, depth = stack.pop()
+    """One breadth-first pass, a level at a time: depth, string length, property names."""
+    level, depth = [data], 1
+    while level:
         if depth > max_depth:
             raise BundleRejected([Problem("", "", f"nested deeper than {max_depth} levels")])
-        if isinstance(value, dict):
-            seen += 1
-            stack.extend((v, depth + 1) for v in value.values())
-            for key in value:
-                if len(key) > 250:
-                    raise BundleRejected([Problem("", key[:40] + "…", "property name too long")])
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
-        elif isinstance(value, str) and len(value) > max_string:
-            raise BundleRejected([Problem("", "", f"a string of {len(value):,} characters; the "
-                                                  f"limit is {max_string:,}")], status_code=413)
-        if seen > max_objects * 50:
-            break
+        below = []
+        for value in level:
+            kind = type(value)
+            if kind is dict:
+                for key in value:
+                    if len(key) > 250:
+                        raise BundleRejected([Problem("", key[:40] + "…",
+                                                      "property name too long")])
+                below.extend(value.values())
+            elif kind is list:
+                below.extend(value)
+            elif kind is str and len(value) > max_string:
+                raise BundleRejected([Problem("", "", f"a string of {len(value):,} characters; "
+                                                      f"the limit is {max_string:,}")],
+                                     status_code=413)
+        level, depth = below, depth + 1
     objects = data.get("objects") if isinstance(data, dict) else data
     if isinstance(objects, list) and len(objects) > max_objects:
         raise BundleRejected([Problem("", "objects", f"{len(objects):,} objects; the limit is "
@@ -203,7 +226,11 @@ def check_object(obj) -> list[Problem]:
         problems.append(Problem(obj_id, "modified", "earlier than created"))
     if problems:
         return problems
+    verdict = fastcheck.check(obj, pattern_ok=fastpattern.check)
+    if verdict is not None and verdict[0]:
+        return problems  # certainly what stix2.parse accepts (tests/notes/test_fast*.py)
     try:
+        # Not sure, or refused: the stix2 library decides, and its message is the one shown.
         stix2.parse(obj, allow_custom=True, version="2.1")
     except (stix_errors.STIXError, ValueError, TypeError, KeyError) as exc:
         problems.append(_stix2_problem(obj, exc))
@@ -213,22 +240,32 @@ def check_object(obj) -> list[Problem]:
 
 
 def references(obj: dict) -> set[str]:
-    """Every id the object points to through *_ref / *_refs properties, at any depth."""
+    """Every id the object points to through *_ref / *_refs properties, at any depth
+    (bounded by STIX_MAX_DEPTH, checked before)."""
     found: set[str] = set()
-    stack = [obj]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if key.endswith("_ref") and isinstance(item, str):
-                    found.add(item)
-                elif key.endswith("_refs") and isinstance(item, list):
-                    found.update(i for i in item if isinstance(i, str))
-                elif isinstance(item, (dict, list)):
-                    stack.append(item)
-        elif isinstance(value, list):
-            stack.extend(v for v in value if isinstance(v, (dict, list)))
+    _collect_refs(obj, found)
     return found
+
+
+def _collect_refs(value, found: set[str]) -> None:
+    if type(value) is dict:
+        for key, item in value.items():
+            kind = type(item)
+            if kind is str:
+                if key.endswith("_ref"):
+                    found.add(item)
+            elif kind is list:
+                if key.endswith("_refs"):
+                    found.update(i for i in item if type(i) is str)
+                for element in item:
+                    if type(element) in (dict, list):
+                        _collect_refs(element, found)
+            elif kind is dict:
+                _collect_refs(item, found)
+    elif type(value) is list:
+        for element in value:
+            if type(element) in (dict, list):
+                _collect_refs(element, found)
 
 
 def check_objects(objects: list, progress=None) -> tuple[list[dict], list[Problem], set[str]]:

@@ -1,0 +1,381 @@
+"""TAXII 2.1 collections and objects, per user, through the one read rule.
+
+A collection is an alliance the key's organisation is an active member of (read and write),
+plus a read-only collection of the organisation's own notes. A collection serves the object
+versions held by the readable notes posted to it — never TLP:RED, never retracted notes.
+Pages are a keyset over (date_added, row id): stable when thousands of objects share one
+date added and when objects are added while a client pages. The `next` cursor is signed and
+bound to the API key, the collection and the filters: another key's cursor, or a forged one,
+is refused and reveals nothing."""
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import and_, exists, or_, select
+
+from alliance.alliances.models import Alliance, Membership
+from alliance.core.errors import DomainError, NotAllowed, NotFound
+from alliance.extensions import db
+from alliance.notes.models import Note, NoteAudience, NoteObject, StixObject
+from alliance.sharing.markings import strictest_level
+from alliance.sharing.policy import Principal, readable_note_ids, readable_notes
+from alliance.sharing.tlp import TLP_RANK
+
+# Collection ids are derived from this namespace and the alliance or organisation id, so they
+# never change (not even when the site's address does).
+NAMESPACE = uuid.UUID("6f1c2a52-3e0b-4f43-9a53-7c1d2b8c9e11")
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
+
+
+class TaxiiError(DomainError):
+    """An error the API answers as a TAXII error message with this HTTP status."""
+
+    def __init__(self, status: int, title: str, description: str = "", details=None):
+        super().__init__(title)
+        self.status_code = status
+        self.title = title
+        self.description = description
+        self.details = details
+
+
+@dataclass
+class Collection:
+    id: str
+    title: str
+    description: str
+    can_read: bool
+    can_write: bool
+    alliance: Alliance | None = None
+    organisation_id: int | None = None
+
+    def resource(self) -> dict:
+        return {"id": self.id, "title": self.title, "description": self.description,
+                "can_read": self.can_read, "can_write": self.can_write,
+                "media_types": [STIX_MEDIA_TYPE]}
+
+
+def alliance_collection_id(alliance_id: int) -> str:
+    return str(uuid.uuid5(NAMESPACE, f"alliance:{alliance_id}"))
+
+
+def organisation_collection_id(organisation_id: int) -> str:
+    return str(uuid.uuid5(NAMESPACE, f"organisation:{organisation_id}"))
+
+
+def collections_for(user) -> list[Collection]:
+    """One collection per alliance the user's organisation is an active member of, and the
+    organisation's own notes (read-only). Decided on every request."""
+    alliances = db.session.scalars(
+        select(Alliance).join(Membership, Membership.alliance_id == Alliance.id)
+        .where(Membership.organisation_id == user.organisation_id,
+               Membership.state == "active").order_by(Alliance.name)).all()
+    found = [Collection(alliance_collection_id(a.id), a.name,
+                        a.description or f"Notes shared in {a.name}.", True, True, alliance=a)
+             for a in alliances]
+    org = user.organisation
+    found.append(Collection(organisation_collection_id(org.id), f"{org.name}: own notes",
+                            f"Every note {org.name} posted, in any alliance (read-only).",
+                            True, False, organisation_id=org.id))
+    return found
+
+
+def get_collection(user, collection_id: str) -> Collection:
+    for collection in collections_for(user):
+        if collection.id == collection_id:
+            return collection
+    raise TaxiiError(404, "Collection not found",
+                     "There is no such collection, or your key cannot see it.")
+
+
+# --- reading --------------------------------------------------------------------------------
+
+def _served(collection: Collection) -> list:
+    """Conditions on readable notes: in the collection, not RED, not retracted."""
+    where = [Note.tlp != "RED", Note.retracted_at.is_(None)]
+    if collection.alliance is not None:
+        where.append(Note.audiences.any(NoteAudience.alliance_id == collection.alliance.id))
+    else:
+        where.append(Note.organisation_id == collection.organisation_id)
+    return where
+
+
+def _note_ids(user, collection: Collection):
+    return readable_note_ids(Principal.of(user)).where(*_served(collection))
+
+
+def _visible(user, collection: Collection):
+    """The condition on StixObject: held by a note of the collection the user may read."""
+    return StixObject.id.in_(select(NoteObject.object_id).where(
+        NoteObject.note_id.in_(_note_ids(user, collection))))
+
+
+@dataclass
+class Filters:
+    added_after: datetime | None = None
+    ids: tuple = ()
+    types: tuple = ()
+    versions: tuple = ("last",)
+    spec_versions: tuple = ()
+
+    def fingerprint(self) -> str:
+        text = repr((self.added_after, self.ids, self.types, self.versions, self.spec_versions))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _timestamp(value: str, what: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise TaxiiError(400, f"Bad {what}", f"{value[:60]!r} is not an RFC 3339 timestamp "
+                                             "such as 2024-05-01T12:00:00.000Z.") from exc
+    if parsed.tzinfo is None:
+        raise TaxiiError(400, f"Bad {what}", "The timestamp needs a time zone (Z).")
+    return parsed.astimezone(UTC)
+
+
+def parse_filters(args, with_version: bool = True) -> Filters:
+    def listed(name):
+        raw = args.get(name)
+        if raw is None:
+            return ()
+        values = tuple(v.strip() for v in raw.split(",") if v.strip())
+        if not values or len(values) > 100:
+            raise TaxiiError(400, f"Bad {name}", "Give 1 to 100 comma-separated values.")
+        return values
+
+    filters = Filters(ids=listed("match[id]"), types=listed("match[type]"),
+                      spec_versions=listed("match[spec_version]"))
+    if args.get("added_after"):
+        filters.added_after = _timestamp(args["added_after"], "added_after")
+    if with_version and args.get("match[version]"):
+        versions = listed("match[version]")
+        for v in versions:
+            if v not in ("first", "last", "all"):
+                _timestamp(v, "match[version]")
+        filters.versions = versions
+    return filters
+
+
+def _version_text(row: StixObject) -> str:
+    """An object's version: `modified`, else `created` (stored in the same column), else the
+    date it was added (SCOs have neither)."""
+    return row.modified or rfc3339(row.date_added)
+
+
+def rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _version_condition(filters: Filters, visible):
+    """match[version]: first, last, all, or exact timestamps (several allowed, any match)."""
+    if "all" in filters.versions:
+        return None
+    other = select(StixObject.id).where(visible).subquery()
+    later = StixObject.__table__.alias("later")
+    conditions = []
+    for version in filters.versions:
+        if version in ("first", "last"):
+            newer = (later.c.modified > StixObject.modified if version == "last"
+                     else later.c.modified < StixObject.modified)
+            conditions.append(~exists().where(later.c.stix_id == StixObject.stix_id, newer,
+                                              later.c.id.in_(select(other.c.id))))
+        else:
+            stamp = _timestamp(version, "match[version]")
+            conditions.append(StixObject.modified.in_(_spellings(stamp)))
+    return or_(*conditions)
+
+
+def _spellings(stamp: datetime) -> list[str]:
+    """The ways the same instant is commonly written in STIX (0, 3 or 6 fraction digits)."""
+    base = stamp.strftime("%Y-%m-%dT%H:%M:%S")
+    spellings = {f"{base}.{stamp.microsecond:06d}Z", f"{base}.{stamp.microsecond // 1000:03d}Z"}
+    if stamp.microsecond == 0:
+        spellings.add(f"{base}Z")
+    return sorted(spellings)
+
+
+def _statement(user, collection: Collection, filters: Filters):
+    visible = _visible(user, collection)
+    stmt = select(StixObject).where(visible)
+    if filters.ids:
+        stmt = stmt.where(StixObject.stix_id.in_(filters.ids))
+    if filters.types:
+        stmt = stmt.where(StixObject.type.in_(filters.types))
+    if filters.spec_versions and "2.1" not in filters.spec_versions:
+        stmt = stmt.where(False)  # everything stored here is STIX 2.1
+    if filters.added_after is not None:
+        stmt = stmt.where(StixObject.date_added > filters.added_after)
+    condition = _version_condition(filters, visible)
+    if condition is not None:
+        stmt = stmt.where(condition)
+    return stmt
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="taxii-next")
+
+
+def _cursor(key_id: int, collection: Collection, filters: Filters, row: StixObject) -> str:
+    return _serializer().dumps({"k": key_id, "c": collection.id, "f": filters.fingerprint(),
+                                "d": rfc3339(row.date_added), "i": row.id})
+
+
+def _read_cursor(token: str, key_id: int, collection: Collection, filters: Filters):
+    try:
+        data = _serializer().loads(token)
+    except BadSignature as exc:
+        raise TaxiiError(400, "Bad next", "The next value is not one this server gave out.") \
+            from exc
+    if (not isinstance(data, dict) or data.get("k") != key_id
+            or data.get("c") != collection.id or data.get("f") != filters.fingerprint()):
+        raise TaxiiError(400, "Bad next", "The next value belongs to another key, collection "
+                                          "or set of filters.")
+    return _timestamp(data["d"], "next"), int(data["i"])
+
+
+@dataclass
+class Page:
+    rows: list
+    more: bool
+    next: str | None
+
+    @property
+    def first_added(self):
+        return self.rows[0].date_added if self.rows else None
+
+    @property
+    def last_added(self):
+        return self.rows[-1].date_added if self.rows else None
+
+
+def page(user, key_id: int, collection: Collection, filters: Filters, limit: str | None,
+         next_token: str | None) -> Page:
+    """One page of the collection's objects, oldest date added first."""
+    if not collection.can_read:
+        raise TaxiiError(403, "Not readable", "This collection cannot be read with your key.")
+    try:
+        size = DEFAULT_PAGE if limit in (None, "") else int(limit)
+    except ValueError as exc:
+        raise TaxiiError(400, "Bad limit", "limit must be a whole number.") from exc
+    if size < 1:
+        raise TaxiiError(400, "Bad limit", "limit must be at least 1.")
+    size = min(size, MAX_PAGE)
+    stmt = _statement(user, collection, filters)
+    if next_token:
+        added, row_id = _read_cursor(next_token, key_id, collection, filters)
+        stmt = stmt.where(or_(StixObject.date_added > added,
+                              and_(StixObject.date_added == added, StixObject.id > row_id)))
+    rows = db.session.scalars(stmt.order_by(StixObject.date_added, StixObject.id)
+                              .limit(size + 1)).all()
+    more = len(rows) > size
+    rows = rows[:size]
+    return Page(rows, more, _cursor(key_id, collection, filters, rows[-1]) if more else None)
+
+
+def envelope(result: Page) -> dict:
+    body = {"more": result.more, "objects": [row.body for row in result.rows]}
+    if result.next:
+        body["next"] = result.next
+    return body
+
+
+def manifest(result: Page) -> dict:
+    body = {"more": result.more, "objects": [
+        {"id": row.stix_id, "date_added": rfc3339(row.date_added),
+         "version": _version_text(row), "media_type": STIX_MEDIA_TYPE} for row in result.rows]}
+    if result.next:
+        body["next"] = result.next
+    return body
+
+
+def versions(result: Page) -> dict:
+    body = {"more": result.more, "versions": [_version_text(row) for row in result.rows]}
+    if result.next:
+        body["next"] = result.next
+    return body
+
+
+# --- writing --------------------------------------------------------------------------------
+
+def add_objects(user, collection: Collection, objects: list[dict]):
+    """Store an envelope as one note in the collection's alliance, through the same posting
+    service as the web (validation, versions, ownership, TLP). The note's TLP is the strictest
+    TLP marking on its objects, else the alliance's default. Returns the status resource."""
+    from alliance.notes.services import post_note
+    from alliance.taxii.models import TaxiiStatus
+
+    if not collection.can_write or collection.alliance is None:
+        raise TaxiiError(403, "Not writable", "This collection is read-only for your key.")
+    alliance = collection.alliance
+    tlp = strictest_level([o for o in objects if isinstance(o, dict)]) or alliance.default_tlp
+    if tlp == "RED":
+        raise TaxiiError(422, "TLP:RED over TAXII",
+                         "TLP:RED notes need named recipients; post them on the web.")
+    if TLP_RANK[tlp] < TLP_RANK[alliance.default_tlp] and not any(
+            isinstance(o, dict) and o.get("object_marking_refs") for o in objects):
+        tlp = alliance.default_tlp
+    reports = [o for o in objects if isinstance(o, dict) and o.get("type") == "report"
+               and isinstance(o.get("name"), str)]
+    title = (reports[0]["name"] if len(reports) == 1 else
+             f"TAXII upload of {len(objects):,} object{'s' if len(objects) != 1 else ''}")
+    note = post_note(user, title=title[:300], tlp=tlp, alliance_ids=[alliance.id],
+                     objects=objects, kind="bundle", alerts=False)
+    successes = [{"id": o["id"], "version": o.get("modified") or o.get("created")
+                  or rfc3339(note.created_at)} for o in objects]
+    status = TaxiiStatus(id=str(uuid.uuid4()), user_id=user.id, collection_id=collection.id,
+                         status="complete", total_count=len(objects),
+                         success_count=len(objects), successes=successes)
+    db.session.add(status)
+    db.session.commit()
+    return status
+
+
+def status_resource(status) -> dict:
+    return {"id": status.id, "status": status.status,
+            "request_timestamp": rfc3339(status.request_timestamp),
+            "total_count": status.total_count, "success_count": status.success_count,
+            "successes": status.successes, "failure_count": status.failure_count,
+            "failures": status.failures, "pending_count": status.pending_count,
+            "pendings": []}
+
+
+def get_status(user, status_id: str):
+    from alliance.taxii.models import TaxiiStatus
+
+    status = db.session.get(TaxiiStatus, status_id)
+    if status is None or status.user_id != user.id:
+        raise TaxiiError(404, "Status not found", "There is no such status for your key.")
+    return status
+
+
+def delete_object(user, collection: Collection, object_id: str) -> int:
+    """Withdraw an object from the collection: the notes of the key's organisation in this
+    collection that hold it are retracted (only the creator organisation may). Returns how
+    many notes were retracted."""
+    from alliance.notes.services import retract_note
+
+    if not collection.can_write:
+        raise TaxiiError(403, "Not writable", "This collection is read-only for your key.")
+    rows = db.session.scalars(select(StixObject).where(
+        StixObject.stix_id == object_id, _visible(user, collection))).all()
+    if not rows:
+        raise TaxiiError(404, "Object not found", "No such object in this collection.")
+    if any(r.organisation_id != user.organisation_id for r in rows):
+        raise TaxiiError(403, "Not yours", "Only the organisation that created an object may "
+                                           "delete it.")
+    note_ids = db.session.scalars(select(NoteObject.note_id).where(
+        NoteObject.object_id.in_([r.id for r in rows]))).all()
+    notes = db.session.scalars(readable_notes(Principal.of(user)).where(
+        *_served(collection), Note.id.in_(note_ids),
+        Note.organisation_id == user.organisation_id)).all()
+    for note in notes:
+        try:
+            retract_note(user, note, f"Deleted over TAXII ({object_id}).")
+        except (NotAllowed, NotFound) as exc:
+            raise TaxiiError(403, "Not allowed", str(exc)) from exc
+    return len(notes)

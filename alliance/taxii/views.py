@@ -1,0 +1,227 @@
+"""The TAXII 2.1 API (OASIS TAXII 2.1, sections 3-5) at /taxii2/.
+
+Authentication is an API key only — HTTP Basic with the key as the password, or
+`Authorization: Bearer <key>` — checked on every request; session cookies are ignored here
+(so there is no CSRF exposure) and keys are ignored everywhere else. Every answer is
+`application/taxii+json;version=2.1`, errors included (TAXII error messages)."""
+from functools import wraps
+
+import orjson
+from flask import Blueprint, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
+
+from alliance.apikeys.services import authenticate
+from alliance.extensions import csrf, limiter
+from alliance.notes.validation import BundleRejected, parse_envelope
+from alliance.taxii import services
+from alliance.taxii.services import TaxiiError
+
+bp = Blueprint("taxii", __name__, url_prefix="/taxii2")
+csrf.exempt(bp)
+
+TAXII = "application/taxii+json;version=2.1"
+API_ROOT = "/taxii2/api/"
+ACCEPTED = {"*/*", "application/*", "application/taxii+json", TAXII}
+
+
+def _json(body, status: int = 200, headers=None) -> Response:
+    response = Response(orjson.dumps(body), status=status, content_type=TAXII)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def error_response(status: int, title: str, description: str = "", details=None) -> Response:
+    body = {"title": title, "http_status": str(status)}
+    if description:
+        body["description"] = description
+    if details:
+        body["details"] = details
+    headers = {"WWW-Authenticate": 'Basic realm="TAXII", Bearer'} if status == 401 else {}
+    return _json(body, status, headers)
+
+
+def is_taxii_request() -> bool:
+    return request.path == "/taxii2" or request.path.startswith("/taxii2/")
+
+
+def _accepts_taxii() -> bool:
+    header = request.headers.get("Accept", "")
+    if not header.strip():
+        return True
+    for part in header.split(","):
+        media = "".join(part.split(";q=")[0].split()).lower()
+        if media in ACCEPTED or media.startswith(TAXII):
+            return True
+    return False
+
+
+def _presented_key() -> str | None:
+    auth = request.authorization
+    if auth is None:
+        return None
+    if auth.type == "basic":
+        return auth.password
+    if auth.type == "bearer":
+        return auth.token
+    return None
+
+
+def _rate_key() -> str:
+    presented = _presented_key() or ""
+    parts = presented.split("_")
+    return f"taxii-key:{parts[1]}" if len(parts) == 3 else f"taxii-ip:{request.remote_addr}"
+
+
+def api(view):
+    """Check Accept and the key; g.api_user and g.api_key are the key's user and key."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not _accepts_taxii():
+            raise TaxiiError(406, "Not acceptable", f"This API answers only {TAXII}.")
+        found = authenticate(_presented_key())
+        if found is None:
+            raise TaxiiError(401, "Authentication required",
+                             "Send a valid API key: HTTP Basic with the key as the password, "
+                             "or Authorization: Bearer <key>.")
+        g.api_key, g.api_user = found
+        return view(*args, **kwargs)
+
+    return limiter.limit(lambda: current_app.config["TAXII_RATE_LIMIT"],
+                         key_func=_rate_key)(wrapped)
+
+
+def _page_headers(result) -> dict:
+    if not result.rows:
+        return {}
+    return {"X-TAXII-Date-Added-First": services.rfc3339(result.first_added),
+            "X-TAXII-Date-Added-Last": services.rfc3339(result.last_added)}
+
+
+@bp.route("/", methods=["GET"])
+@api
+def discovery():
+    return _json({"title": "CyberPeace Alliance TAXII 2.1",
+                  "description": "Threat notes shared in the alliances your organisation is "
+                                 "a member of.",
+                  "default": API_ROOT, "api_roots": [API_ROOT]})
+
+
+@bp.route("/api/", methods=["GET"])
+@api
+def api_root():
+    return _json({"title": "CyberPeace Alliance",
+                  "description": f"Pages hold up to {services.MAX_PAGE} objects "
+                                 f"(default {services.DEFAULT_PAGE}).",
+                  "versions": [TAXII],
+                  "max_content_length": current_app.config["STIX_MAX_BYTES"]})
+
+
+@bp.route("/api/collections/", methods=["GET"])
+@api
+def collections():
+    return _json({"collections": [c.resource() for c in services.collections_for(g.api_user)]})
+
+
+@bp.route("/api/collections/<collection_id>/", methods=["GET"])
+@api
+def collection(collection_id):
+    return _json(services.get_collection(g.api_user, collection_id).resource())
+
+
+def _page(collection_id, filters):
+    coll = services.get_collection(g.api_user, collection_id)
+    return services.page(g.api_user, g.api_key.id, coll, filters, request.args.get("limit"),
+                         request.args.get("next"))
+
+
+@bp.route("/api/collections/<collection_id>/objects/", methods=["GET"])
+@api
+def get_objects(collection_id):
+    result = _page(collection_id, services.parse_filters(request.args))
+    return _json(services.envelope(result), headers=_page_headers(result))
+
+
+@bp.route("/api/collections/<collection_id>/objects/", methods=["POST"])
+@api
+def add_objects(collection_id):
+    coll = services.get_collection(g.api_user, collection_id)
+    if not coll.can_write:
+        raise TaxiiError(403, "Not writable", "This collection is read-only for your key.")
+    media = (request.content_type or "").replace(" ", "").lower()
+    if not media.startswith(TAXII):
+        raise TaxiiError(415, "Unsupported media type", f"Send the envelope as {TAXII}.")
+    try:
+        parsed = parse_envelope(request.get_data(cache=False))
+        status = services.add_objects(g.api_user, coll, parsed.objects)
+    except BundleRejected as exc:
+        from alliance.extensions import db
+
+        db.session.rollback()
+        raise TaxiiError(exc.status_code, "The envelope was refused; nothing was stored",
+                         exc.message, details={"problems": [
+                             {"id": p.object_id, "property": p.property, "reason": p.reason}
+                             for p in exc.problems]}) from exc
+    return _json(services.status_resource(status), 202)
+
+
+@bp.route("/api/collections/<collection_id>/objects/<object_id>/", methods=["GET"])
+@api
+def get_object(collection_id, object_id):
+    filters = services.parse_filters(request.args)
+    filters.ids = (object_id,)
+    result = _page(collection_id, filters)
+    if not result.rows and not request.args.get("next"):
+        raise TaxiiError(404, "Object not found", "No such object in this collection.")
+    return _json(services.envelope(result), headers=_page_headers(result))
+
+
+@bp.route("/api/collections/<collection_id>/objects/<object_id>/", methods=["DELETE"])
+@api
+def delete_object(collection_id, object_id):
+    coll = services.get_collection(g.api_user, collection_id)
+    services.delete_object(g.api_user, coll, object_id)
+    return Response(status=200, content_type=TAXII)
+
+
+@bp.route("/api/collections/<collection_id>/objects/<object_id>/versions/", methods=["GET"])
+@api
+def object_versions(collection_id, object_id):
+    filters = services.parse_filters(request.args, with_version=False)
+    filters.ids, filters.versions = (object_id,), ("all",)
+    result = _page(collection_id, filters)
+    if not result.rows and not request.args.get("next"):
+        raise TaxiiError(404, "Object not found", "No such object in this collection.")
+    return _json(services.versions(result), headers=_page_headers(result))
+
+
+@bp.route("/api/collections/<collection_id>/manifest/", methods=["GET"])
+@api
+def manifest(collection_id):
+    result = _page(collection_id, services.parse_filters(request.args))
+    return _json(services.manifest(result), headers=_page_headers(result))
+
+
+@bp.route("/api/status/<status_id>/", methods=["GET"])
+@api
+def status(status_id):
+    return _json(services.status_resource(services.get_status(g.api_user, status_id)))
+
+
+def register_errors(app) -> None:
+    """TAXII error messages for everything under /taxii2/ (the HTML error pages elsewhere)."""
+
+    @app.errorhandler(TaxiiError)
+    def taxii_error(exc):
+        if not is_taxii_request():
+            from alliance.core.views import _error_page
+
+            return _error_page(exc.status_code, exc.message)
+        return error_response(exc.status_code, exc.title, exc.description, exc.details)
+
+
+def http_error_for_taxii(exc: HTTPException) -> Response:
+    titles = {404: "Not found", 405: "Method not allowed", 413: "Request too large",
+              429: "Too many requests", 400: "Bad request"}
+    return error_response(exc.code or 500, titles.get(exc.code, exc.name), exc.description or "")

@@ -177,6 +177,7 @@ def configure_celery(app: Flask) -> None:
 
 def configure_blueprints(app: Flask) -> None:
     from alliance.alliances.views import bp as alliances_bp
+    from alliance.apikeys.views import bp as apikeys_bp
     from alliance.audit.views import bp as audit_bp
     from alliance.auth.views import bp as auth_bp
     from alliance.core.views import bp as core_bp
@@ -191,6 +192,7 @@ def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(core_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(orgs_bp)
+    app.register_blueprint(apikeys_bp)
     app.register_blueprint(alliances_bp, url_prefix="/alliances")
     app.register_blueprint(audit_bp)
     app.register_blueprint(digests_bp, url_prefix="/digests")

@@ -157,6 +157,35 @@ def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipien
     click.echo(note.report_id)
 
 
+@alliance_cli.group("api-key")
+def api_key_cli():
+    """API keys for the TAXII 2.1 API."""
+
+
+@api_key_cli.command("create")
+@click.argument("email")
+@click.option("--name", required=True, help="What the key is for, e.g. \"OpenCTI connector\".")
+@click.option("--expires", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="The key stops working at 00:00 UTC on this day (default: never).")
+def api_key_create(email, name, expires):
+    """Create an API key for the user with this e-mail address. Prints only the key, which
+    is shown this once (only its hash is stored), so that scripts can capture it."""
+    from datetime import UTC
+
+    from alliance.apikeys.services import create_key
+    from alliance.auth.services import find_user_by_email
+
+    user = find_user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No user with the e-mail address {email}.")
+    try:
+        _key, plaintext = create_key(user, name, expires.replace(tzinfo=UTC) if expires else None)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"{user.email}: {exc.message}") from exc
+    click.echo(plaintext)
+
+
 @alliance_cli.group("digests")
 def digests_cli():
     """E-mail digests."""

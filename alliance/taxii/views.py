@@ -69,7 +69,8 @@ def _presented_key() -> str | None:
 
 def _rate_key() -> str:
     presented = _presented_key() or ""
-    parts = presented.split("_")
+    # maxsplit 2, as in apikeys.services.authenticate: the secret itself may contain "_".
+    parts = presented.split("_", 2)
     return f"taxii-key:{parts[1]}" if len(parts) == 3 else f"taxii-ip:{request.remote_addr}"
 
 
@@ -143,6 +144,16 @@ def get_objects(collection_id):
     return _json(services.envelope(result), headers=_page_headers(result))
 
 
+def _refusal_status(exc: BundleRejected) -> int:
+    """A body that is not JSON at all is a bad request (400, TAXII 2.1 section 3.6.1); JSON
+    refused as STIX keeps its status (422, 409, 413). orjson's nesting cap refuses valid but
+    deep JSON: that is a limit on the content (422), like the shallower depth limit."""
+    cause = exc.__cause__
+    if isinstance(cause, orjson.JSONDecodeError) and "depth limit" not in str(cause):
+        return 400
+    return exc.status_code
+
+
 @bp.route("/api/collections/<collection_id>/objects/", methods=["POST"])
 @api
 def add_objects(collection_id):
@@ -159,7 +170,7 @@ def add_objects(collection_id):
         from alliance.extensions import db
 
         db.session.rollback()
-        raise TaxiiError(exc.status_code, "The envelope was refused; nothing was stored",
+        raise TaxiiError(_refusal_status(exc), "The envelope was refused; nothing was stored",
                          exc.message, details={"problems": [
                              {"id": p.object_id, "property": p.property, "reason": p.reason}
                              for p in exc.problems]}) from exc

@@ -158,6 +158,9 @@ def _tune_sqlite(engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
+        # Write-ahead log: the web process and the workers read while one of them writes
+        # (the mode is kept in the database file; an in-memory database ignores it).
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
 

@@ -5,7 +5,10 @@ bench/results/. Each figure is printed next to the baseline it is compared with.
            bundle of 10,000 indicators, next to the floor (orjson parse + a plain SQLite insert of
            the same rows) and next to stix2.parse of the same objects.
   feed     p50/p95 of the feed page and of a search, over 200 in-process requests, for a member
-           of 5 alliances, at 10,000 and 100,000 stored notes (BENCH_SIZES to change)."""
+           of 5 alliances, at 10,000 and 100,000 stored notes (BENCH_SIZES to change).
+  digests  digests/s of two Celery workers into an aiosmtpd sink next to the sink's smtplib
+           floor, at 1,000 and 10,000 users (bench/digests.py; BENCH_DIGEST_USERS to change,
+           BENCH_DIGESTS=0 to skip)."""
 import json
 import os
 import sqlite3
@@ -205,6 +208,11 @@ def main():
     results = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
                "machine": os.uname().machine, "cpus": os.cpu_count(),
                "import": bench_import(app), "feed": bench_feed(sizes)}
+    if os.environ.get("BENCH_DIGESTS", "1") != "0":
+        from bench.digests import bench_digests
+
+        users = [int(s) for s in os.environ.get("BENCH_DIGEST_USERS", "1000,10000").split(",")]
+        results["digests"] = bench_digests(users)
     out = ROOT / "bench" / "results" / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"results written to {out.relative_to(ROOT)}")

@@ -86,30 +86,39 @@ def enqueue(kind: str, **payload) -> OutboxMessage:
     return message
 
 
-def _publish(message_ids: list[int]) -> int:
-    """Hand the messages to the broker, marking each one published. Stops at the first broker
-    error (the broker is down; the relay will come back). Returns how many were published."""
+def _publish(message_ids: list[int], batch: int = 100) -> int:
+    """Hand the messages to the broker, marking them published a batch at a time (one UPDATE
+    per batch, not per message). Stops at the first broker error (the broker is down; the
+    relay will come back). A crash between sending and marking only means a message is
+    published again later, which the claim makes harmless. Returns how many were published."""
     celery = current_app.extensions["celery"]
     published = 0
-    for message_id in message_ids:
-        try:
-            # One try, no reconnect loop: with retry=False kombu still spends ~2 s
-            # reconnecting; max_retries=0 fails at once and leaves the row to the relay.
-            celery.send_task(DISPATCH_TASK, args=[message_id], retry=True,
-                             retry_policy={"max_retries": 0})
-        except Exception as exc:  # the broker's errors vary by transport; all mean "later"
-            log.warning("outbox: broker refused message %s: %s", message_id, exc)
+    for start in range(0, len(message_ids), batch):
+        sent, failure = [], None
+        for message_id in message_ids[start:start + batch]:
+            try:
+                # One try, no reconnect loop: with retry=False kombu still spends ~2 s
+                # reconnecting; max_retries=0 fails at once and leaves the row to the relay.
+                celery.send_task(DISPATCH_TASK, args=[message_id], retry=True,
+                                 retry_policy={"max_retries": 0})
+            except Exception as exc:  # the broker's errors vary by transport: all mean "later"
+                log.warning("outbox: broker refused message %s: %s", message_id, exc)
+                failure = (message_id, exc)
+                break
+            sent.append(message_id)
+        if sent:
             db.session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == message_id).values(
+                update(OutboxMessage).where(OutboxMessage.id.in_(sent)).values(
+                    published_at=utcnow(), publish_attempts=OutboxMessage.publish_attempts + 1))
+        if failure is not None:
+            db.session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == failure[0]).values(
                     publish_attempts=OutboxMessage.publish_attempts + 1,
-                    last_error=f"publish: {exc}"[:2000]))
-            db.session.commit()
-            break
-        db.session.execute(
-            update(OutboxMessage).where(OutboxMessage.id == message_id).values(
-                published_at=utcnow(), publish_attempts=OutboxMessage.publish_attempts + 1))
+                    last_error=f"publish: {failure[1]}"[:2000]))
         db.session.commit()
-        published += 1
+        published += len(sent)
+        if failure is not None:
+            break
     return published
 
 

@@ -8,7 +8,10 @@ bench/results/. Each figure is printed next to the baseline it is compared with.
            of 5 alliances, at 10,000 and 100,000 stored notes (BENCH_SIZES to change).
   digests  digests/s of two Celery workers into an aiosmtpd sink next to the sink's smtplib
            floor, at 1,000 and 10,000 users (bench/digests.py; BENCH_DIGEST_USERS to change,
-           BENCH_DIGESTS=0 to skip)."""
+           BENCH_DIGESTS=0 to skip).
+  taxii    objects/s posting 10,000 indicators and p50/p95 of a TAXII objects page (first and
+           deep), ours next to medallion over HTTP, at 10,000 and 100,000 objects
+           (bench/taxii.py; BENCH_TAXII_SIZES to change, BENCH_TAXII=0 to skip)."""
 import json
 import os
 import sqlite3
@@ -213,6 +216,11 @@ def main():
 
         users = [int(s) for s in os.environ.get("BENCH_DIGEST_USERS", "1000,10000").split(",")]
         results["digests"] = bench_digests(users)
+    if os.environ.get("BENCH_TAXII", "1") != "0":
+        from bench.taxii import bench_taxii
+
+        results["taxii"] = bench_taxii(
+            [int(s) for s in os.environ.get("BENCH_TAXII_SIZES", "10000,100000").split(",")])
     out = ROOT / "bench" / "results" / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"results written to {out.relative_to(ROOT)}")

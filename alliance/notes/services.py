@@ -303,7 +303,10 @@ def _bulk_insert(table, rows: list[dict]) -> None:
         conn.execute(table.insert(), rows)
         return
     columns = list(rows[0])
-    processors = [(name, table.c[name].type.bind_processor(conn.dialect)) for name in columns]
+    # dialect_impl: the processor SQLite's own DateTime uses (a fixed text form that sorts
+    # and compares like every other stored date), not the generic type's.
+    processors = [(name, table.c[name].type.dialect_impl(conn.dialect)
+                   .bind_processor(conn.dialect)) for name in columns]
     sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 (our names)
            f"VALUES ({', '.join('?' * len(columns))})")
     conn.exec_driver_sql(sql, [tuple(fn(row[name]) if fn else row[name]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import String, exists, func, or_, select, tuple_
 
 from alliance.alliances.models import Alliance, Membership
 from alliance.core.errors import DomainError, NotAllowed, NotFound
@@ -108,10 +108,18 @@ def _note_ids(user, collection: Collection):
     return readable_note_ids(Principal.of(user)).where(*_served(collection))
 
 
+def _held(user, collection: Collection, object_id):
+    """EXISTS: a note of the collection that the user may read holds this object version.
+    Correlated, i.e. checked row by row: a page then walks the (date_added, id) index and
+    stops at its end. (`id IN (every visible object)` made SQLite list and sort every object
+    of the collection on every page: not flat in the collection's size.)"""
+    return _note_ids(user, collection).where(Note.id == NoteObject.note_id,
+                                             NoteObject.object_id == object_id).exists()
+
+
 def _visible(user, collection: Collection):
     """The condition on StixObject: held by a note of the collection the user may read."""
-    return StixObject.id.in_(select(NoteObject.object_id).where(
-        NoteObject.note_id.in_(_note_ids(user, collection))))
+    return _held(user, collection, StixObject.id)
 
 
 @dataclass
@@ -171,32 +179,33 @@ def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _version_condition(filters: Filters, visible):
+def _version_condition(filters: Filters, user, collection: Collection):
     """match[version]: first, last, all, or exact timestamps (several allowed, any match)."""
     if "all" in filters.versions:
         return None
-    other = select(StixObject.id).where(visible).subquery()
     later = StixObject.__table__.alias("later")
     conditions = []
     for version in filters.versions:
         if version in ("first", "last"):
-            newer = (later.c.modified > StixObject.modified if version == "last"
-                     else later.c.modified < StixObject.modified)
+            mine, theirs = _instant(StixObject.modified), _instant(later.c.modified)
+            newer = theirs > mine if version == "last" else theirs < mine
             conditions.append(~exists().where(later.c.stix_id == StixObject.stix_id, newer,
-                                              later.c.id.in_(select(other.c.id))))
+                                              _held(user, collection, later.c.id)))
         else:
             stamp = _timestamp(version, "match[version]")
-            conditions.append(StixObject.modified.in_(_spellings(stamp)))
+            conditions.append(_instant(StixObject.modified)
+                              == stamp.strftime("%Y-%m-%dT%H:%M:%S%f000"))
     return or_(*conditions)
 
 
-def _spellings(stamp: datetime) -> list[str]:
-    """The ways the same instant is commonly written in STIX (0, 3 or 6 fraction digits)."""
-    base = stamp.strftime("%Y-%m-%dT%H:%M:%S")
-    spellings = {f"{base}.{stamp.microsecond:06d}Z", f"{base}.{stamp.microsecond // 1000:03d}Z"}
-    if stamp.microsecond == 0:
-        spellings.add(f"{base}Z")
-    return sorted(spellings)
+def _instant(modified):
+    """A stored STIX timestamp as text that compares like the instant it stands for: the
+    seconds, then the fraction padded to 9 digits. STIX allows any number of fraction digits,
+    and as plain strings "12:00:00Z" sorts after "12:00:00.5Z"."""
+    fraction = func.replace(func.replace(func.substr(modified, 20, type_=String), ".", ""),
+                            "Z", "", type_=String)
+    return func.substr(modified, 1, 19, type_=String) + func.substr(
+        fraction + "000000000", 1, 9, type_=String)
 
 
 def _statement(user, collection: Collection, filters: Filters):
@@ -210,7 +219,7 @@ def _statement(user, collection: Collection, filters: Filters):
         stmt = stmt.where(False)  # everything stored here is STIX 2.1
     if filters.added_after is not None:
         stmt = stmt.where(StixObject.date_added > filters.added_after)
-    condition = _version_condition(filters, visible)
+    condition = _version_condition(filters, user, collection)
     if condition is not None:
         stmt = stmt.where(condition)
     return stmt
@@ -226,15 +235,17 @@ def _cursor(key_id: int, collection: Collection, filters: Filters, row: StixObje
 
 
 def _read_cursor(token: str, key_id: int, collection: Collection, filters: Filters):
+    # One answer for a forged cursor and a genuine one of another key, collection or filters:
+    # telling them apart would confirm that a leaked cursor is genuine.
+    refused = TaxiiError(400, "Bad next", "The next value is not one this server gave out "
+                                          "for this key, collection and filters.")
     try:
         data = _serializer().loads(token)
     except BadSignature as exc:
-        raise TaxiiError(400, "Bad next", "The next value is not one this server gave out.") \
-            from exc
+        raise refused from exc
     if (not isinstance(data, dict) or data.get("k") != key_id
             or data.get("c") != collection.id or data.get("f") != filters.fingerprint()):
-        raise TaxiiError(400, "Bad next", "The next value belongs to another key, collection "
-                                          "or set of filters.")
+        raise refused
     return _timestamp(data["d"], "next"), int(data["i"])
 
 
@@ -268,8 +279,9 @@ def page(user, key_id: int, collection: Collection, filters: Filters, limit: str
     stmt = _statement(user, collection, filters)
     if next_token:
         added, row_id = _read_cursor(next_token, key_id, collection, filters)
-        stmt = stmt.where(or_(StixObject.date_added > added,
-                              and_(StixObject.date_added == added, StixObject.id > row_id)))
+        # A row value: SQLite and PostgreSQL start the index range there (the equivalent
+        # `a > x OR (a = x AND id > y)` made SQLite scan the index from its start).
+        stmt = stmt.where(tuple_(StixObject.date_added, StixObject.id) > (added, row_id))
     rows = db.session.scalars(stmt.order_by(StixObject.date_added, StixObject.id)
                               .limit(size + 1)).all()
     more = len(rows) > size

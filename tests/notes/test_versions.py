@@ -221,3 +221,24 @@ def test_a_stored_sco_in_an_unreadable_note_is_not_revealed_by_a_conflict(allian
         raise AssertionError(f"the outsider learned the SCO is stored: {exc.message}") from exc
     bodies = [o.body for o in services.note_objects(note) if o.type == "ipv4-addr"]
     assert bodies == [changed]
+
+
+def test_stored_dates_compare_equal_to_the_instant_even_on_a_whole_second(
+        member, alliance, monkeypatch):
+    """Rows stored by the bulk insert use the same text form as every other date: a date
+    on a whole second must not lose its '.000000' (keyset paging compares these)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func
+
+    from tests.notes.helpers import identity
+
+    whole = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    monkeypatch.setattr(services, "utcnow", lambda: whole)
+    services.post_note(member, title="On the second", tlp="GREEN", alliance_ids=[alliance.id],
+                       objects=[identity(f"Org {i}") for i in range(5)])
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(StixObject).where(
+        StixObject.date_added == whole)) == 6
+    assert db.session.scalar(select(func.count()).select_from(StixObject).where(
+        StixObject.date_added > whole)) == 0

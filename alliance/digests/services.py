@@ -17,6 +17,7 @@ the alert — or, past ALERT_LIMIT alerts in the last hour, folds it into the ne
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -242,8 +243,27 @@ def _matching_terms(note_ids, user_ids=None) -> dict[tuple[int, int], list[str]]
 # --- building a digest (as the user, through the read rule) ------------------------------
 
 @dataclass
+class NoteView:
+    """What a digest shows of a note: read as plain columns (no ORM objects to build for the
+    hundreds of notes of a busy period)."""
+    id: int
+    report_id: str
+    title: str
+    description: str
+    tlp: str
+    kind: str
+    created_at: datetime
+    organisation: SimpleNamespace
+    alliance_ids: list
+
+    @property
+    def uuid(self) -> str:
+        return self.report_id.split("--", 1)[1]
+
+
+@dataclass
 class Item:
-    note: Note
+    note: NoteView
     reasons: list[str]
     link: str
 
@@ -289,7 +309,7 @@ class Digest:
         return len([name for name, _ in self.groups if name])
 
 
-def _note_link(note: Note) -> str:
+def _note_link(note) -> str:
     base = current_app.config["BASE_URL"].rstrip("/")
     return f"{base}/notes/{note.uuid}"
 
@@ -323,19 +343,26 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
     # A note whose author was deleted (author_id NULL) is someone else's: `!=` alone drops it.
     by_others = or_(Note.author_id.is_(None), Note.author_id != user.id)
     reasons: dict[int, list[str]] = defaultdict(list)
-    notes: dict[int, Note] = {}
+    notes: dict[int, NoteView] = {}
     unloaded = 0  # notes past a query's limit: counted for "and N more", never loaded
 
     def take(stmt, reason_of):
         nonlocal unloaded
-        rows = db.session.scalars(stmt.options(selectinload(Note.audiences)
-                                               .selectinload(NoteAudience.alliance),
-                                               selectinload(Note.organisation))
-                                  .order_by(Note.created_at.desc(), Note.id.desc())
-                                  .limit(DIGEST_ITEMS + 1)).all()
-        if len(rows) > DIGEST_ITEMS:
+        found = db.session.execute(
+            stmt.with_only_columns(Note.id, Note.report_id, Note.title, Note.description,
+                                   Note.tlp, Note.kind, Note.created_at, Organisation.name)
+            .join(Organisation, Organisation.id == Note.organisation_id)
+            .order_by(Note.created_at.desc(), Note.id.desc()).limit(DIGEST_ITEMS + 1)).all()
+        if len(found) > DIGEST_ITEMS:
             total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-            unloaded = max(unloaded, total - len(rows))
+            unloaded = max(unloaded, total - len(found))
+        audiences = defaultdict(list)
+        for note_id, alliance_id in db.session.execute(
+                select(NoteAudience.note_id, NoteAudience.alliance_id).where(
+                    NoteAudience.note_id.in_([r[0] for r in found]))):
+            audiences[note_id].append(alliance_id)
+        rows = [NoteView(*r[:7], organisation=SimpleNamespace(name=r[7]),
+                         alliance_ids=audiences[r[0]]) for r in found]
         for note in rows:
             notes.setdefault(note.id, note)
             for reason in reason_of(note):
@@ -343,8 +370,7 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
                     reasons[note.id].append(reason)
 
     def first_alliance(note):
-        names = sorted(alliances[a.alliance_id].name for a in note.audiences
-                       if a.alliance_id in chosen)
+        names = sorted(alliances[a].name for a in note.alliance_ids if a in chosen)
         return names[0] if names else None
 
     if chosen:
@@ -379,15 +405,17 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
 
     groups: dict[str | None, list[Item]] = defaultdict(list)
     listed = sorted(notes.values(), key=lambda n: (n.created_at, n.id), reverse=True)
+    listed_count = 0
     for note in listed:
         if not reasons[note.id]:
             continue  # a watched-term candidate whose term no longer matches
         if note.tlp == "RED":
             digest.red_count += 1
             continue
-        if sum(len(v) for v in groups.values()) >= DIGEST_ITEMS:
+        if listed_count >= DIGEST_ITEMS:
             digest.more += 1
             continue
+        listed_count += 1
         groups[first_alliance(note)].append(Item(note, reasons[note.id], _note_link(note)))
     digest.more += unloaded
     digest.groups = sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))

@@ -127,3 +127,21 @@ def test_the_maildir_page_shows_a_part_with_an_unknown_charset(app, as_admin):
 @pytest.mark.parametrize("key", ["..", "../secret_key", "%2e%2e%2fsecret_key", "new", "cur"])
 def test_the_maildir_page_opens_messages_only_by_their_key(app, as_admin, key):
     assert as_admin.get(f"/admin/mail/{key}").status_code == 404
+
+
+def test_large_parts_are_base64_and_read_back_the_same(app):
+    """A big digest's parts go out base64 (fast to encode); short mails stay readable."""
+    from alliance.mail.services import BASE64_ABOVE, build_message
+
+    big_text = "Line of a long digest: AT&T, Zürich, <b>.\n" * (BASE64_ABOVE // 30)
+    big_html = "<p>Zürich &amp; more</p>\n" * (BASE64_ABOVE // 20)
+    with app.test_request_context():
+        big = build_message("a@example.org", "Big", big_text, big_html, "<big@x>")
+        small = build_message("a@example.org", "Small", "Short text.\n", "<p>Short</p>\n",
+                              "<small@x>")
+    parts = {p.get_content_type(): p for p in big.walk() if not p.is_multipart()}
+    assert {p["Content-Transfer-Encoding"] for p in parts.values()} == {"base64"}
+    assert parts["text/plain"].get_content() == big_text
+    assert parts["text/html"].get_content() == big_html
+    small_parts = [p for p in small.walk() if not p.is_multipart()]
+    assert all(p["Content-Transfer-Encoding"] != "base64" for p in small_parts)

@@ -18,7 +18,8 @@ def _maildir():
     if not current_app.config.get("MAILDIR_ADMIN_PAGE") or url.startswith(("smtp://", "smtps://")):
         abort(404)
     path = url[len("maildir://"):] if url.startswith("maildir://") else url
-    if not os.path.isdir(path):
+    # A folder without cur/ and new/ is not (yet) a maildir: no mail has been written.
+    if not all(os.path.isdir(os.path.join(path, sub)) for sub in ("cur", "new")):
         return None
     return mailbox.Maildir(path, create=False)
 

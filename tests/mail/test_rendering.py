@@ -145,3 +145,23 @@ def test_large_parts_are_base64_and_read_back_the_same(app):
     assert parts["text/html"].get_content() == big_html
     small_parts = [p for p in small.walk() if not p.is_multipart()]
     assert all(p["Content-Transfer-Encoding"] != "base64" for p in small_parts)
+
+
+@pytest.mark.parametrize("layout", ["missing", "bare folder", "only new/"])
+def test_the_maildir_page_says_no_mail_yet_before_any_mail_was_written(app, as_admin,
+                                                                       tmp_path, layout):
+    folder = tmp_path / "maildir"
+    if layout != "missing":
+        folder.mkdir()
+    if layout == "only new/":
+        (folder / "new").mkdir()
+    saved = app.config["MAIL_URL"]
+    app.config["MAIL_URL"] = str(folder)
+    try:
+        inbox = as_admin.get("/admin/mail/")
+        message = as_admin.get("/admin/mail/some-key")
+    finally:
+        app.config["MAIL_URL"] = saved
+    assert inbox.status_code == 200
+    assert "No mail yet" in inbox.get_data(as_text=True)
+    assert message.status_code == 404

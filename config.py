@@ -86,6 +86,18 @@ class Config:
     # Admin page listing the local maildir (development convenience).
     MAILDIR_ADMIN_PAGE = True
 
+    # Logs (alliance/ops/logs.py): "json" (one object a line, with the request id) or "text";
+    # unset, production logs JSON and development and testing text. LOG_LEVEL: a logging level.
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    # /metrics is readable from these addresses (comma-separated IPs or CIDRs; the client
+    # address after PROXY_FIX_HOPS) or with "Authorization: Bearer METRICS_TOKEN" (unset: no
+    # token access); anyone else gets a 404.
+    METRICS_ALLOW = os.environ.get("METRICS_ALLOW", "127.0.0.1/32,::1/128")
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN")
+    # Seconds /readyz and /metrics wait on Redis before reporting it down.
+    HEALTH_CHECK_TIMEOUT = float(os.environ.get("HEALTH_CHECK_TIMEOUT", "1.0"))
+
 
 class DevelopmentConfig(Config):
     pass
@@ -107,6 +119,7 @@ class ProductionConfig(Config):
     PREFERRED_URL_SCHEME = "https"
     HSTS = True
     MAILDIR_ADMIN_PAGE = False
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
 
 
 CONFIGS = {

@@ -18,6 +18,8 @@ def create_app(config: str | type | dict | None = None) -> Flask:
                 template_folder=os.path.join(BASE_DIR, "templates"),
                 static_folder=os.path.join(BASE_DIR, "static"))
     configure_config(app, config)
+    configure_logging(app)
+    configure_metrics(app)
     configure_extensions(app)
     configure_celery(app)
     configure_blueprints(app)
@@ -130,6 +132,21 @@ def _celery_settings(app: Flask) -> dict:
     }
 
 
+def configure_logging(app: Flask) -> None:
+    """LOG_FORMAT / LOG_LEVEL on the root logger, request ids and the access log; first, so
+    that everything after it logs that way and its hooks run before (and after) all others."""
+    from alliance.ops.logs import init_app
+
+    init_app(app)
+
+
+def configure_metrics(app: Flask) -> None:
+    """Request count and latency for /metrics; METRICS_ALLOW checked here, at start."""
+    from alliance.ops.metrics import init_app
+
+    init_app(app)
+
+
 def configure_extensions(app: Flask) -> None:
     from alliance.auth.services import load_user
     from alliance.extensions import csrf, db, limiter, login_manager, migrate
@@ -188,11 +205,13 @@ def configure_blueprints(app: Flask) -> None:
     from alliance.mail.views import bp as mail_bp
     from alliance.notes.views import bp as notes_bp
     from alliance.notes.views import public_bp as insights_bp
+    from alliance.ops.views import bp as ops_bp
     from alliance.orgs.views import bp as orgs_bp
     from alliance.taxii.views import bp as taxii_bp
     from alliance.taxii.views import register_errors as register_taxii_errors
 
     app.register_blueprint(core_bp)
+    app.register_blueprint(ops_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(orgs_bp)
     app.register_blueprint(apikeys_bp)

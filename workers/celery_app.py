@@ -2,9 +2,18 @@
 
 Builds the Flask app once for the process (tasks run inside its app context) and sets the beat
 schedule. Tasks themselves live in alliance/<domain>/tasks.py."""
+from celery.signals import setup_logging
+
 from alliance import create_app
+from alliance.ops.logs import setup_worker_logging
 from workers.schedule import beat_schedule
 
 flask_app = create_app()
 celery = flask_app.extensions["celery"]
 celery.conf.beat_schedule = beat_schedule(flask_app.config)
+
+
+@setup_logging.connect
+def _setup_logging(loglevel=None, logfile=None, format=None, **kwargs):
+    """Worker and beat log as the web does (LOG_FORMAT: JSON lines, with the task id)."""
+    setup_worker_logging(flask_app.config["LOG_FORMAT"], loglevel, logfile, format)

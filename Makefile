@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test test-postgres venv deps system-deps lint bench clean
+.PHONY: run test test-postgres scale venv deps system-deps lint bench clean
 
 $(VENV)/.deps: requirements.txt requirements-dev.txt
 	@PYTHON=$(PYTHON) bash scripts/setup-venv.sh
@@ -21,13 +21,20 @@ run: deps
 	@bash scripts/run.sh
 
 ## make test: everything, with real redis-server, Celery worker, aiosmtpd, PostgreSQL, chromium.
+# (The scale check is its own target, `make scale`, so CI runs it once.)
 test: deps system-deps
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/scale $(PYTEST_ARGS)
 
 ## The same suite on PostgreSQL (a throwaway cluster on loopback is started by the tests).
+## tests/deploy is left out: it starts its own SQLite and PostgreSQL databases in either pass.
 test-postgres: deps system-deps
-	ALLIANCE_TEST_DB=postgresql $(PY) -m pytest $(PYTEST_ARGS)
+	ALLIANCE_TEST_DB=postgresql $(PY) -m pytest --ignore=tests/scale --ignore=tests/deploy $(PYTEST_ARGS)
+
+## The scale check: two gunicorn processes and two Celery workers started from deploy/, one
+## beat, on PostgreSQL + Redis on loopback, under a bounded load (SCALE_SECONDS, default 75).
+scale: deps system-deps
+	$(PY) -m pytest tests/scale -p no:cacheprovider $(PYTEST_ARGS)
 
 system-deps:
 	@bash scripts/system-deps.sh

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# System packages the test suite needs: redis-server, PostgreSQL, Debian's chromium.
+# System packages the test suite needs: redis-server, PostgreSQL, Debian's chromium, nginx and
+# openssl (tests/deploy runs deploy/nginx/alliance.conf with a throwaway certificate).
 # Installs what is missing with apt-get when run as root; otherwise says what to install.
 set -euo pipefail
 missing=()
@@ -9,6 +10,8 @@ pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || tru
 { [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ]; } || missing+=(postgresql)
 fonts=$(fc-list 2>/dev/null | head -n1 || true)
 [ -n "$fonts" ] || missing+=(fonts-dejavu-core)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

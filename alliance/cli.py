@@ -135,8 +135,11 @@ def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipien
     path = Path(path)
     try:
         parsed = parse_bundle(path.read_bytes())
+        # Drawn a couple of hundred times at most: drawing it after every object (on a
+        # terminal) would cost about as much as checking the object.
         with click.progressbar(length=len(parsed.objects), label="Validating",
-                               file=sys.stderr) as bar:
+                               file=sys.stderr,
+                               update_min_steps=max(1, len(parsed.objects) // 200)) as bar:
             note = post_note(actor, title=title or f"Import of {path.name}", tlp=tlp,
                              alliance_ids=[alliance.id], objects=parsed.objects,
                              recipient_ids=recipient_ids, warnings=parsed.warnings,
@@ -155,6 +158,35 @@ def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipien
     click.echo(f"Stored {len(parsed.objects):,} object(s) as a TLP:{tlp} note for "
                f"{alliance.name}.", err=True)
     click.echo(note.report_id)
+
+
+@alliance_cli.command("bench-data")
+@click.option("--notes", type=click.IntRange(1), required=True, help="How many notes.")
+@click.option("--orgs", type=click.IntRange(1), required=True, help="How many organisations.")
+@click.option("--alliances", type=click.IntRange(1), required=True, help="How many alliances.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--users-per-org", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--objects-per-note", type=click.FloatRange(1), default=10.0, show_default=True,
+              help="Mean number of STIX objects per note, its report included.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was made as JSON.")
+def bench_data_command(notes, orgs, alliances, seed, users_per_org, objects_per_note, as_json):
+    """Fill the database with realistic generated notes for benchmarks (alliance.benchdata)."""
+    from alliance.benchdata import Plan, analyze, generate
+
+    if current_app.config["ENV_NAME"] == "production":
+        raise click.ClickException("bench-data does not run in production: its accounts "
+                                   "share a public password.")
+    plan = Plan(notes=notes, orgs=orgs, alliances=alliances, seed=seed,
+                users_per_org=users_per_org, objects_per_note=objects_per_note)
+    with click.progressbar(length=notes, label="Generating notes", file=sys.stderr) as bar:
+        made = generate(plan, progress=bar.update)
+    analyze()
+    if as_json:
+        click.echo(json.dumps(made, indent=2))
+        return
+    click.echo(f"{made['notes']:,} notes, {made['objects']:,} STIX objects, "
+               f"{made['organisations']} organisations, {made['alliances']} alliances. "
+               f"Reader (5 alliances): {made['reader']['email']}")
 
 
 @alliance_cli.group("api-key")
@@ -233,3 +265,31 @@ def digests_run(now_text):
         states[row.state] = states.get(row.state, 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "nothing due"
     click.echo(f"{len(created)} digest(s) due: {summary}.")
+
+
+@alliance_cli.command("sqlite-backup")
+@click.argument("destination", type=click.Path(dir_okay=False, writable=True))
+def sqlite_backup_command(destination):
+    """Copy the SQLite database to DESTINATION while the platform runs (SQLite's online backup:
+    a consistent snapshot, whatever web and workers write meanwhile). PostgreSQL: pg_dump."""
+    import os
+    import sqlite3
+
+    url = db.engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        raise click.ClickException("sqlite-backup copies a SQLite database file; this platform "
+                                   f"uses {url.get_backend_name()} (back it up with pg_dump).")
+    if os.path.exists(destination):
+        raise click.ClickException(f"{destination} exists; choose a new file.")
+    source = sqlite3.connect(url.database)
+    target = sqlite3.connect(destination)
+    try:
+        with target:
+            source.backup(target)
+        check = target.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        target.close()
+        source.close()
+    if check != "ok":
+        raise click.ClickException(f"The copy in {destination} fails its integrity check: {check}")
+    click.echo(f"Backed up {url.database} to {destination}.")

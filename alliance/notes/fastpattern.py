@@ -466,6 +466,26 @@ def _parse(pattern: str) -> _Parser:
     return parser
 
 
+# The commonest pattern by far, one equality test on a string, "[ipv4-addr:value =
+# '198.51.100.7']", recognised by one regex.  Every match is a token sequence the parser
+# above accepts: "[" id ":" id ("." id)* "=" str "]" (the type spelled as an identifier, the
+# property names without hyphens, at most one space around "=", a string token of the lexer
+# above), no keyword among the names ("true" and "false" are the only lower-case ones), no
+# "hashes" component (so no hash check), a shallow tree and a leading "[".
+_SIMPLE_RE = re.compile(
+    r"\[([a-z][a-z0-9]*+(?:-[a-z0-9]++)*+):([a-z_][a-z0-9_]*+(?:\.[a-z_][a-z0-9_]*+)*+)"
+    r" ?= ?'(?:[^'\\]++|\\['\\])*+'\]")
+_NOT_SIMPLE = frozenset({"true", "false", "hashes"})
+
+
+def _simple(pattern: str) -> bool:
+    m = _SIMPLE_RE.fullmatch(pattern)
+    if m is None:
+        return False
+    object_type, path = m.groups()
+    return object_type not in _NOT_SIMPLE and _NOT_SIMPLE.isdisjoint(path.split("."))
+
+
 def check(pattern: str, version: str | None = "2.1") -> bool | None:
     """Predict stix2's verdict on an Indicator ``pattern`` (pattern_type 'stix').
 
@@ -478,6 +498,8 @@ def check(pattern: str, version: str | None = "2.1") -> bool | None:
     # pattern); any other version is validated with the 2.0 grammar.
     if version not in (None, "", "2.1") or not isinstance(pattern, str) or not pattern:
         return None
+    if _simple(pattern):
+        return True
     try:
         parser = _parse(pattern)
     except _Reject:

@@ -12,6 +12,10 @@ HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9_](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 ATTACK_RE = re.compile(r"^T\d{4}(?:\.\d{3})?$")
+# A dotted-quad IPv4 address in its canonical form (no leading zeros): ipaddress gives it back
+# unchanged, and no earlier rule of detect() takes it.
+_CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                             r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
 # Values so common that a match says nothing (public resolvers, local addresses, big sites).
 COMMON_VALUES = frozenset({
     "8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "9.9.9.9", "208.67.222.222", "127.0.0.1",
@@ -27,6 +31,8 @@ def detect(raw: str) -> tuple[str, str] | None:
     if not value or len(value) > 2048:
         return None
     value = value.replace("[.]", ".").replace("(.)", ".").replace("hxxp", "http")
+    if _CANONICAL_IPV4.fullmatch(value):
+        return "ipv4", value
     if CVE_RE.match(value):
         return "cve", value.upper()
     if HEX_RE.match(value) and len(value) in HASH_KINDS:

@@ -10,7 +10,20 @@ import uuid
 
 import orjson
 import stix2
-from sqlalchemy import or_, select
+from sqlalchemy import (
+    JSON,
+    Integer,
+    String,
+    Text,
+    any_,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.types import TypeDecorator
 
 from alliance.alliances.models import Alliance, Membership
 from alliance.audit.services import record
@@ -19,7 +32,7 @@ from alliance.core.errors import Conflict, DomainError, NotAllowed
 from alliance.core.models import utcnow
 from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
-from alliance.notes import observables, search
+from alliance.notes import fastcheck, observables, search
 from alliance.notes.models import (
     Note,
     NoteAudience,
@@ -113,7 +126,7 @@ def _check_audience(actor, tlp: str, alliance_ids, recipient_ids, publish_public
     return [allowed[a] for a in alliance_ids], recipient_ids
 
 
-def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list[StixObject]]:
+def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list]:
     """Split objects into new versions to store and stored versions to link. Refuses a new
     version of someone else's object (only its creator organisation may add versions) and a
     different body for a stored id + modified (409).
@@ -123,11 +136,7 @@ def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list[StixOb
     notes the poster cannot read — a leak for SCOs, whose ids are derived from their values
     (ipv4-addr--uuid5("203.0.113.9")). An unseen version is stored as the poster's own."""
     new, existing, problems, conflicts = [], [], [], []
-    ids = sorted({o["id"] for o in objects})
-    rows = []
-    for chunk in range(0, len(ids), 500):
-        rows += db.session.scalars(select(StixObject).where(
-            StixObject.stix_id.in_(ids[chunk:chunk + 500])).order_by(StixObject.id)).all()
+    rows = _stored_versions(sorted({o["id"] for o in objects}))
     visible = _visible_object_ids(Principal.of(actor), [
         r.id for r in rows if r.organisation_id != actor.organisation_id])
     stored: dict[str, list[StixObject]] = {}
@@ -135,8 +144,11 @@ def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list[StixOb
         if row.organisation_id == actor.organisation_id or row.id in visible:
             stored.setdefault(row.stix_id, []).append(row)
     for obj in objects:
+        rows = stored.get(obj["id"])
+        if not rows:  # never stored (or not visible to the poster): a new version
+            new.append(obj)
+            continue
         version = obj.get("modified") or obj.get("created") or ""
-        rows = stored.get(obj["id"], [])
         digest = _hash(obj) if rows else None
         same = next((r for r in rows if r.modified == version and r.body_hash == digest),
                     None) or next((r for r in rows if r.modified == version), None)
@@ -156,6 +168,31 @@ def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list[StixOb
     if problems:
         raise BundleRejected(problems)
     return new, existing
+
+
+def _stored_versions(ids: list[str]) -> list:
+    """Every stored version of these STIX ids (rows with the StixObject attributes the
+    versions check reads), in row order."""
+    columns = (StixObject.id, StixObject.stix_id, StixObject.modified,
+               StixObject.organisation_id, StixObject.body_hash)
+    if not ids:
+        return []
+    if db.session.connection().dialect.name == "sqlite":
+        # One statement, the ids as one JSON array that SQLite walks itself: a bundle of
+        # 10,000 objects is one lookup, not twenty queries of 500 bound values.
+        wanted = func.json_each(bindparam("stix_ids")).table_valued("value")
+        return db.session.execute(
+            select(*columns).where(StixObject.stix_id.in_(select(wanted.c.value)))
+            .order_by(StixObject.id), {"stix_ids": orjson.dumps(ids).decode()}).all()
+    if db.session.connection().dialect.name == "postgresql":  # the same, as one array
+        wanted = bindparam("stix_ids", ids, type_=postgresql.ARRAY(String))
+        return db.session.execute(select(*columns).where(StixObject.stix_id == any_(wanted))
+                                  .order_by(StixObject.id)).all()
+    rows = []
+    for chunk in range(0, len(ids), 500):
+        rows += db.session.execute(select(*columns).where(
+            StixObject.stix_id.in_(ids[chunk:chunk + 500])).order_by(StixObject.id)).all()
+    return rows
 
 
 def _visible_object_ids(principal: Principal, object_ids) -> set[int]:
@@ -242,7 +279,10 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
         "labels": sorted(set(labels)) or None,
     }
     report = {k: v for k, v in report.items() if v is not None}
-    stix2.parse(report, allow_custom=True, version="2.1")
+    if fastcheck.check(report) is not fastcheck.ACCEPT:
+        # The fast path accepts only what stix2 certainly accepts; anything else (and every
+        # refusal, with its message) is stix2's to decide.
+        stix2.parse(report, allow_custom=True, version="2.1")
     note = Note(report_id=report["id"], organisation_id=org.id, author_id=actor.id, kind=kind,
                 title=title, description=description or "", tlp=tlp,
                 policy_tags=_clean_tags(policy_tags), sectors=sorted(set(sectors)),
@@ -269,48 +309,109 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
     """Bulk inserts (executemany) of the note's new object versions, its links to new and
     already stored versions, its observables and its facets: a bulk import is bounded by the
     database, not by building one ORM object per row."""
-    org_id = note.organisation_id
+    org_id, note_id = note.organisation_id, note.id
     if new:
-        _bulk_insert(StixObject.__table__, [
-            {"stix_id": o["id"], "type": o["type"],
-             "modified": o.get("modified") or o.get("created") or "",
-             "organisation_id": org_id, "first_note_id": note.id, "body": o,
-             "body_hash": _hash(o), "date_added": now} for o in new])
-    stored = db.session.scalars(select(StixObject.id).where(
-        StixObject.first_note_id == note.id)).all()
-    _bulk_insert(NoteObject.__table__, [
-        {"note_id": note.id, "object_id": object_id, "note_version": 1}
-        for object_id in sorted(set(stored) | {r.id for r in existing})])
-    found = sorted({hit for obj in objects for hit in observables.extract(obj)})
+        # Rows as tuples, built once; the body goes through the column's own processor here
+        # (SQLite) and the values the same on every row are processed once (_insert_rows).
+        body = _processor(StixObject.__table__, "body")
+        _insert_rows(StixObject.__table__, ("stix_id", "type", "modified", "body", "body_hash"), [
+            (o["id"], o["type"], o.get("modified") or o.get("created") or "", body(o), _hash(o))
+            for o in new], processed=("body",),
+            constants={"organisation_id": org_id, "first_note_id": note_id, "date_added": now})
+    links = NoteObject.__table__
+    if not existing:
+        # Every version the note holds is one it stored just now: link them in the database,
+        # in row order (as sorted() below would), without a round trip for their ids.
+        db.session.execute(links.insert().from_select(
+            ["note_id", "object_id", "note_version"],
+            select(literal(note_id), StixObject.id, literal(1))
+            .where(StixObject.first_note_id == note_id).order_by(StixObject.id)))
+    else:
+        stored = db.session.scalars(select(StixObject.id).where(
+            StixObject.first_note_id == note_id)).all()
+        _insert_rows(links, ("object_id",), [
+            (object_id,) for object_id in sorted(set(stored) | {r.id for r in existing})],
+            constants={"note_id": note_id, "note_version": 1})
+    extract = observables.extract
+    found = sorted({hit for obj in objects for hit in extract(obj)})
     if found:
-        _bulk_insert(Observable.__table__, [
-            {"note_id": note.id, "kind": kind, "value": value} for kind, value in found])
+        _insert_rows(Observable.__table__, ("kind", "value"), found,
+                     constants={"note_id": note_id})
     facets = facet_rows(note.id, types=note.types, sectors=note.sectors,
                         countries=note.countries, policy_tags=note.policy_tags)
     if facets:
         _bulk_insert(NoteFacet.__table__, facets)
 
 
-def _bulk_insert(table, rows: list[dict]) -> None:
-    """executemany of rows (dicts with the same keys) into a table, in the session's
-    transaction. On SQLite the values go through the columns' own bind processors (JSON, UTC
-    datetimes) straight to the driver: SQLAlchemy's per-row statement work would otherwise
-    cost more than the insert itself."""
+def _identity(value):
+    return value
+
+
+def _processor(table, name: str):
+    """What a column's values go through before they reach the driver directly: SQLite's
+    bind processor, or on PostgreSQL the value COPY is given (the JSON text the engine's
+    serializer writes, a UTCDateTime's naive UTC) — the same as an ORM insert stores."""
+    dialect = db.session.connection().dialect
+    column_type = table.c[name].type
+    if dialect.name == "sqlite":
+        # dialect_impl: the processor SQLite's own DateTime uses (a fixed text form that
+        # sorts and compares like every other stored date), not the generic type's.
+        return column_type.dialect_impl(dialect).bind_processor(dialect) or _identity
+    if _copies(dialect):
+        if isinstance(column_type, JSON):
+            return getattr(dialect, "_json_serializer", None) or json.dumps
+        if isinstance(column_type, TypeDecorator):
+            return lambda value: column_type.process_bind_param(value, dialect)
+        if isinstance(column_type, Integer | String | Text):
+            return _identity
+        raise TypeError(f"no COPY form for {table.name}.{name}")  # a column added later
+    return _identity
+
+
+def _copies(dialect) -> bool:
+    """Bulk rows go in with COPY (PostgreSQL through psycopg 3)."""
+    return dialect.name == "postgresql" and dialect.driver == "psycopg"
+
+
+def _insert_rows(table, columns: tuple, rows: list[tuple], *, processed=(),
+                 constants: dict | None = None) -> None:
+    """Bulk insert of rows (tuples of values for `columns`) plus `constants` (one value for
+    every row) into a table, in the session's transaction: on SQLite an executemany straight
+    to the driver, on PostgreSQL a COPY; the values go through the columns' processors
+    (_processor; those named in `processed` already did), each constant once. SQLAlchemy's
+    per-row statement work would otherwise cost more than the insert itself."""
     if not rows:
         return
+    constants = constants or {}
     conn = db.session.connection()
-    if conn.dialect.name != "sqlite":
-        conn.execute(table.insert(), rows)
+    names = tuple(columns) + tuple(constants)
+    dialect = conn.dialect
+    if dialect.name != "sqlite" and not _copies(dialect):
+        conn.execute(table.insert(), [dict(zip(names, row + tuple(constants.values()),
+                                               strict=True)) for row in rows])
         return
-    columns = list(rows[0])
-    # dialect_impl: the processor SQLite's own DateTime uses (a fixed text form that sorts
-    # and compares like every other stored date), not the generic type's.
-    processors = [(name, table.c[name].type.dialect_impl(conn.dialect)
-                   .bind_processor(conn.dialect)) for name in columns]
-    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 (our names)
-           f"VALUES ({', '.join('?' * len(columns))})")
-    conn.exec_driver_sql(sql, [tuple(fn(row[name]) if fn else row[name]
-                                     for name, fn in processors) for row in rows])
+    fixed = tuple(_processor(table, name)(value) for name, value in constants.items())
+    fns = [_identity if name in processed else _processor(table, name) for name in columns]
+    if any(fn is not _identity for fn in fns):
+        rows = [tuple(fn(v) for fn, v in zip(fns, row, strict=True)) for row in rows]
+    if dialect.name == "sqlite":
+        sql = (f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 (our names)
+               f"VALUES ({', '.join('?' * len(names))})")
+        conn.exec_driver_sql(sql, [row + fixed for row in rows] if fixed else rows)
+        return
+    # The session's own connection and transaction: all or nothing still holds.
+    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(
+            f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row + fixed)
+
+
+def _bulk_insert(table, rows: list[dict]) -> None:
+    """executemany of rows (dicts with the same keys) into a table (see _insert_rows)."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    _insert_rows(table, columns, [tuple(row[name] for name in columns) for row in rows])
 
 
 def note_objects(note: Note) -> list[StixObject]:

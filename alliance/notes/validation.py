@@ -24,6 +24,10 @@ from alliance.sharing.markings import known_marking_ids
 
 ID_RE = re.compile(r"^([a-z0-9][a-z0-9-]*[a-z0-9])--([0-9a-fA-F-]{36})$")
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+# The common spelling of an id: a type ID_RE accepts and a canonical 8-4-4-4-12 hex UUID,
+# which uuid.UUID always accepts. Anything else takes the full path (ID_RE, then uuid.UUID).
+_CANONICAL_ID_RE = re.compile(r"([a-z0-9][a-z0-9-]*[a-z0-9])--[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-"
+                              r"[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 SCO_TYPES = frozenset({
     "artifact", "autonomous-system", "directory", "domain-name", "email-addr", "email-message",
     "file", "ipv4-addr", "ipv6-addr", "mac-addr", "mutex", "network-traffic", "process",
@@ -164,19 +168,43 @@ def _check_shape(data, max_depth: int, max_string: int, max_objects: int) -> Non
                                                      f"{max_objects:,}")], status_code=413)
 
 
+# Timestamp strings repeat across a bundle (and within an object): their verdict is
+# remembered, by value. A datetime, or one of the two reasons below.
+_NOT_RFC3339, _NOT_REAL = object(), object()
+_TIMESTAMPS: dict[str, object] = {}
+_TIMESTAMPS_LIMIT = 50_000
+
+
+def _timestamp_verdict(value: str):
+    verdict = _TIMESTAMPS.get(value)
+    if verdict is None:
+        if not TIMESTAMP_RE.match(value):
+            verdict = _NOT_RFC3339
+        else:
+            try:
+                verdict = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                verdict = _NOT_REAL
+        if len(value) <= 64:  # keeps the memo small
+            if len(_TIMESTAMPS) >= _TIMESTAMPS_LIMIT:
+                _TIMESTAMPS.clear()
+            _TIMESTAMPS[value] = verdict
+    return verdict
+
+
 def _timestamp(obj: dict, prop: str, problems: list[Problem]) -> datetime | None:
     value = obj.get(prop)
     if value is None:
         return None
-    if not isinstance(value, str) or not TIMESTAMP_RE.match(value):
+    verdict = _timestamp_verdict(value) if isinstance(value, str) else _NOT_RFC3339
+    if verdict is _NOT_RFC3339:
         problems.append(Problem(obj.get("id", ""), prop, f"{value!r} is not an RFC 3339 UTC "
                                                          "timestamp like 2024-05-01T12:00:00Z"))
         return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    if verdict is _NOT_REAL:
         problems.append(Problem(obj.get("id", ""), prop, f"{value!r} is not a real date"))
         return None
+    return verdict
 
 
 def _stix2_problem(obj: dict, exc: Exception) -> Problem:
@@ -201,13 +229,15 @@ def check_object(obj) -> list[Problem]:
     if not isinstance(obj.get("type"), str) or not isinstance(obj_id, str):
         return [Problem(str(obj_id or ""), "type" if "type" not in obj else "id",
                         "every object needs a type and an id")]
-    match = ID_RE.match(obj_id)
-    if not match or match.group(1) != obj["type"]:
-        return [Problem(obj_id, "id", f"not a STIX id of the form {obj['type']}--<uuid>")]
-    try:
-        uuid.UUID(match.group(2))
-    except ValueError:
-        return [Problem(obj_id, "id", "the part after -- is not a UUID")]
+    match = _CANONICAL_ID_RE.fullmatch(obj_id)
+    if match is None or match.group(1) != obj["type"]:
+        match = ID_RE.match(obj_id)
+        if not match or match.group(1) != obj["type"]:
+            return [Problem(obj_id, "id", f"not a STIX id of the form {obj['type']}--<uuid>")]
+        try:
+            uuid.UUID(match.group(2))
+        except ValueError:
+            return [Problem(obj_id, "id", "the part after -- is not a UUID")]
     stix_type = obj["type"]
     if stix_type == "bundle":
         return [Problem(obj_id, "type", "a bundle inside a bundle")]
@@ -286,12 +316,10 @@ def check_objects(objects: list, progress=None) -> tuple[list[dict], list[Proble
             problems.append(Problem(obj["id"], "modified", "the same id and modified appear twice "
                                                            "with different content"))
         distinct.setdefault(key, obj)
-    ids = {key[0] for key in distinct}
-    outside = set()
+    outside: set[str] = set()
     for obj in distinct.values():
-        for ref in references(obj):
-            if ref not in ids:
-                outside.add(ref)
+        _collect_refs(obj, outside)  # references(obj), for every object at once
+    outside -= {key[0] for key in distinct}
     outside -= known_marking_ids()
     bad = {ref for ref in outside if not ID_RE.match(ref)}
     for ref in sorted(bad):

@@ -11,7 +11,11 @@ bench/results/. Each figure is printed next to the baseline it is compared with.
            BENCH_DIGESTS=0 to skip).
   taxii    objects/s posting 10,000 indicators and p50/p95 of a TAXII objects page (first and
            deep), ours next to medallion over HTTP, at 10,000 and 100,000 objects
-           (bench/taxii.py; BENCH_TAXII_SIZES to change, BENCH_TAXII=0 to skip)."""
+           (bench/taxii.py; BENCH_TAXII_SIZES to change, BENCH_TAXII=0 to skip).
+  scale    p95 of TAXII pages, feed, search, note page and digest build, and import rate, on
+           databases filled by bench-data at 10,000, 100,000 and 1,000,000 objects, SQLite
+           and PostgreSQL, with a chart (bench/scale.py; BENCH_SCALE_SIZES, BENCH_SCALE_DBS,
+           BENCH_SCALE=0 to skip)."""
 import json
 import os
 import sqlite3
@@ -221,6 +225,10 @@ def main():
 
         results["taxii"] = bench_taxii(
             [int(s) for s in os.environ.get("BENCH_TAXII_SIZES", "10000,100000").split(",")])
+    if os.environ.get("BENCH_SCALE", "1") != "0":
+        from bench.scale import main as bench_scale
+
+        results["scale"] = bench_scale()  # also writes scale-<timestamp>.json and the chart
     out = ROOT / "bench" / "results" / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"results written to {out.relative_to(ROOT)}")

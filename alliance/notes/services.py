@@ -538,8 +538,16 @@ def _text_match(query: str):
     normalised observable value."""
     q = query.strip()[:200]
     hit = observables.detect(q)
-    matches = [Note.id.in_(select(Observable.note_id).where(
-        Observable.value == (hit[1] if hit else q.lower())))]
+    by_value = select(Observable.note_id).where(
+        Observable.value == (hit[1] if hit else q.lower()))
+    if db.session.connection().dialect.name == "postgresql":
+        # `id = ANY(ARRAY(subquery))` rather than `id IN (subquery)`: ORed with the full-text
+        # condition, PostgreSQL then combines the primary key and the search index
+        # (BitmapOr) instead of walking the feed index and computing every note's search
+        # document (~1 s a search at 1,000,000 objects; tests/bench/test_query_plans.py).
+        matches = [Note.id == any_(func.array(by_value.scalar_subquery()))]
+    else:
+        matches = [Note.id.in_(by_value)]
     words = search.match_clause(q)
     if words is not None:
         matches.append(words)
@@ -566,12 +574,15 @@ def correlated(principal: Principal, note: Note, limit: int = 50) -> list[tuple[
     rows = db.session.execute(
         readable_notes(principal).add_columns(shared.c.n).join(shared, shared.c.note_id == Note.id)
         .order_by(Note.created_at.desc()).limit(limit)).all()
-    result = []
-    for other, _count in rows:
-        values = db.session.scalars(select(Observable.value).where(
-            Observable.note_id == other.id, Observable.value.in_(mine))).all()
-        result.append((other, sorted(set(values))))
-    return result
+    # The shared values of every related note, in one query (not one per note).
+    shared_values: dict[int, set[str]] = {}
+    if rows:
+        for note_id, value in db.session.execute(select(Observable.note_id, Observable.value)
+                                                 .where(Observable.note_id.in_(
+                                                     [other.id for other, _n in rows]),
+                                                     Observable.value.in_(mine))):
+            shared_values.setdefault(note_id, set()).add(value)
+    return [(other, sorted(shared_values.get(other.id, ()))) for other, _count in rows]
 
 
 def who_has_seen(principal: Principal, raw_value: str, limit: int = 50) -> tuple[str | None, list]:

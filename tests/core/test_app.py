@@ -116,3 +116,15 @@ def test_a_unique_clash_between_racing_requests_is_a_409_not_a_500(app):
     response = racing.test_client().get("/race")
     assert response.status_code == 409
     assert b"same moment" in response.data
+
+
+def test_postgresql_connections_run_without_jit(app):
+    """JIT compiling cost a TAXII page more than the query (alliance/__init__.py); on
+    SQLite there is nothing to set."""
+    from alliance.extensions import db
+
+    if db.engine.dialect.name != "postgresql":
+        assert "connect_args" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+        return
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW jit").scalar() == "off"

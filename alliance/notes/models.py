@@ -103,7 +103,7 @@ class StixObject(db.Model):
                       Index("ix_stix_objects_type_added", "type", "date_added", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    stix_id: Mapped[str] = mapped_column(String(100), index=True)
+    stix_id: Mapped[str] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(100))
     modified: Mapped[str] = mapped_column(String(40))
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)

@@ -117,6 +117,18 @@ def test_taxii_first_and_next_pages_use_indexes(taxii_client, args):
     _check(statements, ordered=True)
 
 
+def test_lookups_by_stix_id_use_an_index(taxii_client):
+    """match[id], an object's versions and a repost's versions check go through the unique
+    (stix_id, modified, organisation_id) index (there is no one-column stix_id index)."""
+    first = taxii_client.get(taxii_client.objects, query_string={"limit": "3"}).get_json()
+    ids = [o["id"] for o in first["objects"]]
+    _response, statements = _get(taxii_client, taxii_client.objects,
+                                 query_string={"match[id]": ",".join(ids)})
+    _check(statements)
+    _response, statements = _get(taxii_client, f"{taxii_client.objects}{ids[0]}/versions/")
+    _check(statements)
+
+
 @pytest.mark.parametrize("query", ["rare-word-nowhere", "198.18.0.4"])
 def test_search_looks_words_up_in_the_index_instead_of_reading_every_note(signed_in, query):
     _response, statements = _get(signed_in, "/notes/", query_string={"q": query})

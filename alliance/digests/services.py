@@ -17,11 +17,13 @@ the alert — or, past ALERT_LIMIT alerts in the last hour, folds it into the ne
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select
+from markupsafe import Markup
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -56,6 +58,8 @@ MAX_WATCH_TERMS = 100
 WATCH_TERM_CHARS = 300      # the watch_terms.value column
 PREVIEW_PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7)}
 _FREQUENCY_RANK = {"off": 0, "weekly": 1, "daily": 2}
+KIND_LABELS = {"incident": "Incident report", "indicators": "Indicator set",
+               "analysis": "Policy analysis", "bundle": "STIX bundle"}
 
 
 # --- preferences --------------------------------------------------------------------------
@@ -263,6 +267,9 @@ class NoteView:
 
 @dataclass
 class Item:
+    """One listed note of a digest or alert. The values both parts print are computed once
+    here and shared by the text and the HTML part (plain strings: each template escapes
+    them, as it escapes everything)."""
     note: NoteView
     reasons: list[str]
     link: str
@@ -271,13 +278,74 @@ class Item:
     def tlp(self) -> str:
         return self.note.tlp
 
+    @cached_property
+    def title(self) -> str:
+        return self.note.title
+
+    @cached_property
+    def organisation_name(self) -> str:
+        return self.note.organisation.name
+
+    @cached_property
+    def kind_label(self) -> str:
+        return KIND_LABELS.get(self.note.kind, self.note.kind)
+
+    @cached_property
+    def when(self) -> str:
+        return current_app.jinja_env.filters["when"](self.note.created_at)
+
     @property
+    def why(self) -> str:
+        return "; ".join(self.reasons)  # not cached: a preview rewrites the reasons
+
+    @cached_property
     def summary(self) -> str | None:
         """CLEAR and GREEN carry a summary; AMBER and AMBER+STRICT only title and link."""
         if self.note.tlp not in ("CLEAR", "GREEN"):
             return None
         text = " ".join((self.note.description or "").split())
         return text if len(text) <= SUMMARY_CHARS else text[:SUMMARY_CHARS - 1].rstrip() + "…"
+
+    @cached_property
+    def _heads(self) -> tuple[Markup, Markup]:
+        return _fragments(self)
+
+    @property
+    def text_head(self) -> Markup:
+        """The note's lines in the text part, but for its "Why" and link (_fragments)."""
+        return self._heads[0]
+
+    @property
+    def html_head(self) -> Markup:
+        """The note's block in the HTML part, up to its "Why" line (_fragments)."""
+        return self._heads[1]
+
+
+FRAGMENTS_PER_WORKER = 10_000  # about 2.5 KB each with its key: some 25 MB at most
+
+
+def _fragments(item: Item) -> tuple[Markup, Markup]:
+    """The note's own part of a digest item, text and HTML, rendered (autoescaped) by
+    emails/_digest_item.html — once per note per worker process, then reused for each reader
+    whose digest lists it: a busy period lists the same few thousand notes in thousands of
+    digests. Safe to share because the fragment is a function of the note's own values only,
+    and the key holds every one of them (an edited title, a changed TLP or organisation name,
+    another BASE_URL make another key; nothing of the reader is in it). Whether the reader
+    may see the note at all is decided before, by build_digest, through the read rule."""
+    note = item.note
+    key = (note.id, note.report_id, note.title, note.description, note.tlp, note.kind,
+           note.created_at, item.organisation_name, item.link)
+    cache = current_app.extensions.setdefault("digest_fragments", {})
+    found = cache.get(key)
+    if found is None:
+        module = current_app.jinja_env.get_template("emails/_digest_item.html").module
+        # Macros of an autoescaped environment return Markup; a plain str (autoescape off)
+        # would be escaped again where it is printed: wrong, never unsafe.
+        found = (module.text(item), module.html(item))
+        if len(cache) >= FRAGMENTS_PER_WORKER:
+            cache.clear()
+        cache[key] = found
+    return found
 
 
 @dataclass
@@ -309,8 +377,8 @@ class Digest:
         return len([name for name, _ in self.groups if name])
 
 
-def _note_link(note) -> str:
-    base = current_app.config["BASE_URL"].rstrip("/")
+def _note_link(note, base: str | None = None) -> str:
+    base = base if base is not None else current_app.config["BASE_URL"].rstrip("/")
     return f"{base}/notes/{note.uuid}"
 
 
@@ -331,13 +399,17 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
     if only_alliance is not None:
         chosen &= {only_alliance}
 
+    # The read rule's statement, built once for the queries below (each adds its conditions;
+    # statements are immutable, so sharing the base is safe).
+    readable_base = readable_notes(principal).where(Note.retracted_at.is_(None))
+    if also_readable_by is not None:
+        readable_base = readable_base.where(Note.id.in_(readable_note_ids(also_readable_by)))
+    if only_alliance is not None:
+        readable_base = readable_base.where(
+            Note.audiences.any(NoteAudience.alliance_id == only_alliance))
+
     def readable():
-        stmt = readable_notes(principal).where(Note.retracted_at.is_(None))
-        if also_readable_by is not None:
-            stmt = stmt.where(Note.id.in_(readable_note_ids(also_readable_by)))
-        if only_alliance is not None:
-            stmt = stmt.where(Note.audiences.any(NoteAudience.alliance_id == only_alliance))
-        return stmt
+        return readable_base
 
     in_window = and_(Note.created_at >= start, Note.created_at < end)
     # A note whose author was deleted (author_id NULL) is someone else's: `!=` alone drops it.
@@ -353,9 +425,17 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
                                    Note.tlp, Note.kind, Note.created_at, Organisation.name)
             .join(Organisation, Organisation.id == Note.organisation_id)
             .order_by(Note.created_at.desc(), Note.id.desc()).limit(DIGEST_ITEMS + 1)).all()
+        if not found:
+            return
         if len(found) > DIGEST_ITEMS:
-            total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-            unloaded = max(unloaded, total - len(found))
+            # The rows past the last one loaded, in the same order: (created_at, id) below
+            # it. Counting only those (not all and subtracting) evaluates the rule on the rest
+            # of the period only, not a second time on the part the query above went through.
+            last_id, last_at = found[-1][0], found[-1][6]
+            past = stmt.where(Note.created_at <= last_at,
+                              or_(Note.created_at < last_at, Note.id < last_id))
+            rest = db.session.scalar(select(func.count()).select_from(past.subquery()))
+            unloaded = max(unloaded, rest)
         audiences = defaultdict(list)
         for note_id, alliance_id in db.session.execute(
                 select(NoteAudience.note_id, NoteAudience.alliance_id).where(
@@ -369,33 +449,40 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
                 if reason not in reasons[note.id]:
                     reasons[note.id].append(reason)
 
+    first_of: dict[int, str | None] = {}
+
     def first_alliance(note):
-        names = sorted(alliances[a].name for a in note.alliance_ids if a in chosen)
-        return names[0] if names else None
+        if note.id not in first_of:
+            first_of[note.id] = min((alliances[a].name for a in note.alliance_ids
+                                     if a in chosen), default=None)
+        return first_of[note.id]
 
     if chosen:
         take(readable().where(in_window, by_others,
                               Note.audiences.any(NoteAudience.alliance_id.in_(chosen))),
              lambda n: [f"new in {first_alliance(n)}"])
     # Watch terms: notes of the period that carry one, and alerts folded into this digest.
-    folded = select(Delivery.note_id).where(
-        Delivery.user_id == user.id, Delivery.kind == "alert", Delivery.state == "folded",
-        Delivery.created_at >= start, Delivery.created_at < end)
-    take(readable().where(by_others, or_(
-        Note.id.in_(folded),
-        and_(in_window, Note.id.in_(select(Observable.note_id).join(
-            WatchTerm, WatchTerm.value == Observable.value).where(
-            WatchTerm.user_id == user.id, WatchTerm.kind.in_(("value", "cve"))))),
-        and_(in_window, Note.id.in_(select(NoteFacet.note_id).join(
-            WatchTerm, and_(WatchTerm.value == NoteFacet.value,
-                            WatchTerm.kind == NoteFacet.facet)).where(
-            WatchTerm.user_id == user.id))))), lambda n: [])
-    terms = _matching_terms(list(notes), [user.id])
-    for note_id in notes:
-        for term in terms.get((user.id, note_id), []):
-            reason = f"matches your watch term {term}"
-            if reason not in reasons[note_id]:
-                reasons[note_id].append(reason)
+    # A note found here is listed only for a term the user watches now (_matching_terms),
+    # so for a user who watches nothing (most users) both queries are skipped.
+    if db.session.scalar(select(exists().where(WatchTerm.user_id == user.id))):
+        folded = select(Delivery.note_id).where(
+            Delivery.user_id == user.id, Delivery.kind == "alert", Delivery.state == "folded",
+            Delivery.created_at >= start, Delivery.created_at < end)
+        take(readable().where(by_others, or_(
+            Note.id.in_(folded),
+            and_(in_window, Note.id.in_(select(Observable.note_id).join(
+                WatchTerm, WatchTerm.value == Observable.value).where(
+                WatchTerm.user_id == user.id, WatchTerm.kind.in_(("value", "cve"))))),
+            and_(in_window, Note.id.in_(select(NoteFacet.note_id).join(
+                WatchTerm, and_(WatchTerm.value == NoteFacet.value,
+                                WatchTerm.kind == NoteFacet.facet)).where(
+                WatchTerm.user_id == user.id))))), lambda n: [])
+        terms = _matching_terms(list(notes), [user.id])
+        for note_id in notes:
+            for term in terms.get((user.id, note_id), []):
+                reason = f"matches your watch term {term}"
+                if reason not in reasons[note_id]:
+                    reasons[note_id].append(reason)
     # Comments, opinions and sightings by others on notes the user posted.
     commented = select(NoteComment.note_id).where(
         NoteComment.created_at >= start, NoteComment.created_at < end,
@@ -404,6 +491,7 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
          lambda n: ["comment on a note you posted"])
 
     groups: dict[str | None, list[Item]] = defaultdict(list)
+    base = current_app.config["BASE_URL"].rstrip("/")
     listed = sorted(notes.values(), key=lambda n: (n.created_at, n.id), reverse=True)
     listed_count = 0
     for note in listed:
@@ -416,7 +504,7 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
             digest.more += 1
             continue
         listed_count += 1
-        groups[first_alliance(note)].append(Item(note, reasons[note.id], _note_link(note)))
+        groups[first_alliance(note)].append(Item(note, reasons[note.id], _note_link(note, base)))
     digest.more += unloaded
     digest.groups = sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
     return digest
@@ -556,11 +644,12 @@ def _insert_new_deliveries(rows: list[dict]) -> list[int]:
 
 # --- sending (outbox handlers, in a worker) ------------------------------------------------
 
-def _finish(delivery: Delivery, state: str, **values) -> None:
+def _finish(delivery: Delivery, state: str, commit: bool = True, **values) -> None:
     delivery.state = state
     for key, value in values.items():
         setattr(delivery, key, value)
-    db.session.commit()
+    if commit:
+        db.session.commit()
 
 
 def _send(delivery: Delivery, msg) -> None:
@@ -575,7 +664,9 @@ def _send(delivery: Delivery, msg) -> None:
         delivery.error = f"temporary: {exc}"[:2000]
         db.session.commit()
         raise
-    _finish(delivery, "sent", sent_at=utcnow(), error=None)
+    # Not committed here: run_message commits it in one transaction with the outbox row's
+    # done_at (one commit, and the ledger row and the outbox row can never disagree).
+    _finish(delivery, "sent", commit=False, sent_at=utcnow(), error=None)
 
 
 def _mark_failed(payload: dict, error: str) -> None:

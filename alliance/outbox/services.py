@@ -189,7 +189,8 @@ def run_message(message_id: int) -> str:
         raise TemporaryFailure(str(exc)) from exc
     finally:
         _enqueued_by_handler.reset(collecting)
-    db.session.commit()
+    # What the handler left uncommitted (a ledger row marked sent, say) and the done mark go
+    # in one commit: one write transaction fewer per message, and atomic.
     _finish(message_id, done_at=utcnow(), claimed_until=None, last_error=None)
     if enqueued:
         try:

@@ -669,13 +669,29 @@ def _send(delivery: Delivery, msg) -> None:
     _finish(delivery, "sent", commit=False, sent_at=utcnow(), error=None)
 
 
+def _digest_message_id(delivery: Delivery) -> str:
+    # "daily:2026-03-29" -> "daily.2026-03-29": a colon is not allowed in a Message-ID's
+    # left part (RFC 5322 dot-atom); parsers cut the id there and relays may replace it.
+    return deterministic_message_id(
+        f"digest-{delivery.user_id}-{delivery.period_key.replace(':', '.')}")
+
+
+def _mark_sending(message) -> None:
+    """The ledger mark before sending, committed with the outbox claim (one transaction, not
+    two): the pending row gets the Message-ID its mail is about to carry. send_digest clears
+    it again when it sends nothing (empty, skipped), and records the items with the outcome."""
+    delivery = db.session.get(Delivery, message.payload["delivery_id"])
+    if delivery is not None and delivery.state == "pending":
+        delivery.message_id = _digest_message_id(delivery)
+
+
 def _mark_failed(payload: dict, error: str) -> None:
     delivery = db.session.get(Delivery, payload.get("delivery_id"))
     if delivery is not None and delivery.state == "pending":
         delivery.state, delivery.error = "failed", f"gave up: {error}"[:2000]
 
 
-@handler("digest", on_give_up=_mark_failed)
+@handler("digest", on_give_up=_mark_failed, on_claim=_mark_sending)
 def send_digest(message) -> None:
     delivery = db.session.get(Delivery, message.payload["delivery_id"])
     if delivery is None or delivery.state != "pending":
@@ -683,21 +699,24 @@ def send_digest(message) -> None:
     user = delivery.user
     prefs = preferences_of(user)
     if not user.can_act or prefs.frequency == "off":
-        _finish(delivery, "skipped", error="unsubscribed or inactive at send time")
+        _finish(delivery, "skipped", error="unsubscribed or inactive at send time",
+                message_id=None)
         return
     digest = build_digest(user, delivery.window_start, delivery.window_end, prefs.alliance_ids)
     if digest.empty:
-        _finish(delivery, "empty")
+        _finish(delivery, "empty", message_id=None)
         return
     local_day = schedule.period_key_date(delivery.period_key) or delivery.window_end.date()
     subject, text, html = render_digest(digest, local_day)
-    # "daily:2026-03-29" -> "daily.2026-03-29": a colon is not allowed in a Message-ID's
-    # left part (RFC 5322 dot-atom); parsers cut the id there and relays may replace it.
-    message_id = deterministic_message_id(
-        f"digest-{user.id}-{delivery.period_key.replace(':', '.')}")
-    delivery.items, delivery.strictest_tlp, delivery.message_id = (
-        digest.count, digest.strictest, message_id)
-    db.session.commit()
+    message_id = _digest_message_id(delivery)
+    if delivery.message_id != message_id:
+        # Not marked with the claim (called other than through run_message): mark it now,
+        # in a transaction of its own, before sending.
+        delivery.message_id = message_id
+        db.session.commit()
+    # Committed with the outcome: "sent" (with the outbox row's done_at), "failed", or the
+    # temporary error.
+    delivery.items, delivery.strictest_tlp = digest.count, digest.strictest
     _send(delivery, build_message(user.email, subject, text, html, message_id,
                                   headers=_mail_headers(user)))
 

@@ -9,6 +9,7 @@ task does nothing the second time."""
 import logging
 import random
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app, g, has_request_context
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 HANDLERS: dict = {}
 GIVE_UP_HOOKS: dict = {}  # kind -> fn(payload, error): called when retries are exhausted
+CLAIM_HOOKS: dict = {}    # kind -> fn(message): runs in the claim's own transaction
 DISPATCH_TASK = "alliance.outbox.dispatch"
 
 
@@ -53,14 +55,18 @@ def time_limits(claim_seconds: float) -> tuple[float, float]:
     return claim_seconds / 2, claim_seconds * 3 / 4
 
 
-def handler(kind: str, on_give_up=None):
+def handler(kind: str, on_give_up=None, on_claim=None):
     """Register the function that runs outbox messages of this kind: fn(message); and, if
-    given, on_give_up(payload, error) for when a message of this kind will not be retried."""
+    given, on_give_up(payload, error) for when a message of this kind will not be retried,
+    and on_claim(message), which writes what must be committed before the handler runs
+    (a ledger mark, say) in the claim's transaction instead of one of its own."""
 
     def decorate(fn):
         HANDLERS[kind] = fn
         if on_give_up is not None:
             GIVE_UP_HOOKS[kind] = on_give_up
+        if on_claim is not None:
+            CLAIM_HOOKS[kind] = on_claim
         return fn
 
     return decorate
@@ -152,6 +158,15 @@ def relay_pending(limit: int = 500) -> int:
     return _publish(list(ids))
 
 
+@dataclass(frozen=True)
+class ClaimedMessage:
+    """What a handler gets of its outbox row: read by the claim itself (UPDATE ... RETURNING),
+    not by a query of its own after it."""
+    id: int
+    kind: str
+    payload: dict
+
+
 def run_message(message_id: int) -> str:
     """Run one message's handler unless it already ran or another worker holds it.
     Returns "done", "skipped" or "failed"; raises TemporaryFailure to ask for a retry."""
@@ -162,11 +177,20 @@ def run_message(message_id: int) -> str:
                OutboxMessage.failed_at.is_(None),
                or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))
         .values(claimed_until=now + claim_lease(), run_attempts=OutboxMessage.run_attempts + 1)
-    ).rowcount
-    db.session.commit()
-    if claimed != 1:
+        .returning(OutboxMessage.kind, OutboxMessage.payload)
+    ).first()
+    if claimed is None:
+        db.session.rollback()
         return "skipped"
-    message = db.session.get(OutboxMessage, message_id)
+    message = ClaimedMessage(message_id, claimed.kind, claimed.payload)
+    on_claim = CLAIM_HOOKS.get(message.kind)
+    if on_claim is not None:
+        try:
+            on_claim(message)
+        except Exception:
+            db.session.rollback()  # neither the claim nor the mark: the message stays as it was
+            raise
+    db.session.commit()
     run = HANDLERS.get(message.kind)
     enqueued: list[int] = []
     collecting = _enqueued_by_handler.set(enqueued)

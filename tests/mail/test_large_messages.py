@@ -46,3 +46,23 @@ def test_flatten_gives_the_bytes_of_the_generator(app, text, html):
     for part, body in ((plain, text), (rich, html)):  # line ends normalised as set_content does
         content = part.get_content().replace("\r\n", "\n")  # a 7bit part keeps the wire's CRLF
         assert content == b"\n".join(body.encode().splitlines()).decode() + "\n"
+
+
+def test_dot_stuffing_is_smtplibs():
+    """_quote_periods replaces smtplib's regular expression: the same bytes for lines that
+    start with dots, at the very start, after CR alone, and in random mixes."""
+    import random
+    import re
+
+    from alliance.mail.services import _quote_periods
+
+    def reference(data: bytes) -> bytes:  # smtplib._quote_periods
+        return re.sub(br"(?m)^\.", b"..", data)
+
+    rng = random.Random(7)
+    samples = [b"", b".", b"..", b".\r\n", b"a\r\n.\r\n", b"a\n.b", b"a\r.b", b"\n\n..\n.",
+               b".start\r\n.\r\n..\r\nend."]
+    samples += [bytes(rng.choice(b".\r\na ") for _ in range(rng.randrange(40)))
+                for _ in range(5000)]
+    for data in samples:
+        assert _quote_periods(data) == reference(data), data

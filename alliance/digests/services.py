@@ -468,15 +468,19 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
         folded = select(Delivery.note_id).where(
             Delivery.user_id == user.id, Delivery.kind == "alert", Delivery.state == "folded",
             Delivery.created_at >= start, Delivery.created_at < end)
-        take(readable().where(by_others, or_(
-            Note.id.in_(folded),
-            and_(in_window, Note.id.in_(select(Observable.note_id).join(
+        # Two queries, not one OR: the folded alerts' notes have no period bound, and ORed
+        # with the period's matches they made PostgreSQL walk every note stored (its
+        # (created_at, id) index end to end, ~40 ms at 1,000,000 objects). Now the period's
+        # matches walk the period only, and the folded notes are looked up by id.
+        take(readable().where(by_others, in_window, or_(
+            Note.id.in_(select(Observable.note_id).join(
                 WatchTerm, WatchTerm.value == Observable.value).where(
-                WatchTerm.user_id == user.id, WatchTerm.kind.in_(("value", "cve"))))),
-            and_(in_window, Note.id.in_(select(NoteFacet.note_id).join(
+                WatchTerm.user_id == user.id, WatchTerm.kind.in_(("value", "cve")))),
+            Note.id.in_(select(NoteFacet.note_id).join(
                 WatchTerm, and_(WatchTerm.value == NoteFacet.value,
                                 WatchTerm.kind == NoteFacet.facet)).where(
-                WatchTerm.user_id == user.id))))), lambda n: [])
+                WatchTerm.user_id == user.id)))), lambda n: [])
+        take(readable().where(by_others, Note.id.in_(folded)), lambda n: [])
         terms = _matching_terms(list(notes), [user.id])
         for note_id in notes:
             for term in terms.get((user.id, note_id), []):

@@ -421,12 +421,13 @@ def note_objects(note: Note) -> list[StixObject]:
         .where(NoteObject.note_id == note.id).order_by(StixObject.type, StixObject.stix_id)).all()
 
 
-def note_bundle(note: Note) -> dict:
+def note_bundle(note: Note, objects: list[StixObject] | None = None) -> dict:
     """A STIX 2.1 bundle of the note with the TLP 2.0 marking definitions it uses and, when
-    it uses any, their extension definition."""
+    it uses any, their extension definition. `objects`: the note's objects (note_objects),
+    when the caller has them already (the note page), so they are not read twice."""
     from alliance.sharing.markings import tlp2_extension_definition, tlp2_objects
 
-    objs = [row.body for row in note_objects(note)]
+    objs = [row.body for row in (note_objects(note) if objects is None else objects)]
     used = {ref for o in objs for ref in o.get("object_marking_refs", [])}
     shipped = [m for m in tlp2_objects().values() if m["id"] in used]
     if shipped:

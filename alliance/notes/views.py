@@ -4,6 +4,7 @@ import json
 import re
 from datetime import UTC, datetime, time, timedelta
 
+import orjson
 from flask import (
     Blueprint,
     Response,
@@ -200,8 +201,19 @@ def show(uuid):
         can_edit=services.can_edit(current_user, note),
         retract_form=RetractForm(), comment_form=CommentForm(),
         # The raw view of a very large note (an ATT&CK bundle) would make a 10 MB page.
-        raw=json.dumps(services.note_bundle(note), indent=2, sort_keys=True)
+        raw=_pretty_json(services.note_bundle(note, objects))
         if len(objects) <= RAW_JSON_MAX_OBJECTS else None)
+
+
+def _pretty_json(value) -> str:
+    """Indented JSON with sorted keys for the note page's raw view. orjson: json.dumps with
+    `indent` runs the pure-Python encoder (~1 ms for a 50-object note, 35 times orjson). The
+    same text but for non-ASCII characters, shown as themselves (the template escapes it);
+    json.dumps for what orjson refuses (an integer wider than 64 bits in a custom property)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, indent=2, sort_keys=True)
 
 
 @bp.route("/<uuid>/bundle.json")

@@ -17,6 +17,7 @@ from tests import factories
 from tests.bench.plans import (
     captured,
     documents_per_row,
+    explain,
     full_scans,
     keyset_page,
     scans_in,
@@ -162,6 +163,55 @@ def test_building_a_digest_uses_indexes(plans, reader):
         digest = build_digest(reader, end - timedelta(days=7), end)
     assert not digest.empty
     _check(statements)
+
+
+def _unbounded_feed_walks(conn, statements) -> list[str]:
+    """Statements that walk the notes' (created_at, id) index from end to end, with no bound
+    on created_at: what a query of one period must not do (it would read every note stored
+    when fewer than a page's worth match)."""
+    found = []
+    for statement, parameters in statements:
+        if statement.lstrip().upper().startswith(("SET ", "RESET ")):
+            conn.exec_driver_sql(statement, parameters)
+            continue
+        plan = explain(conn, statement, parameters)
+        flat = " ".join(statement.split())[:200]
+        if conn.dialect.name == "postgresql":
+            stack = [plan[0]["Plan"]]
+            while stack:
+                node = stack.pop()
+                stack.extend(node.get("Plans", []))
+                if node.get("Index Name") == "ix_notes_feed" and "Index Cond" not in node:
+                    found.append(f"{node['Node Type']} on ix_notes_feed, unbounded: {flat}")
+        else:
+            found += [f"{line}: {flat}" for line in plan
+                      if "ix_notes_feed" in line and line.startswith("SCAN ")]
+    return found
+
+
+def test_a_digest_with_watch_terms_reads_only_its_period(plans, reader):
+    """A reader who watches a value and a sector: the digest looks at the period's notes
+    (and the alerts folded into it), never at every note stored."""
+    from alliance.digests.models import WatchTerm
+    from alliance.digests.services import build_digest
+    from alliance.notes.models import Observable
+
+    value = db.session.scalar(select(Observable.value).order_by(Observable.id.desc()).limit(1))
+    terms = [WatchTerm(user_id=reader.id, kind="value", value=value),
+             WatchTerm(user_id=reader.id, kind="sector", value="energy")]
+    db.session.add_all(terms)
+    db.session.commit()
+    try:
+        end = utcnow()
+        with captured(db.engine) as statements:
+            build_digest(reader, end - timedelta(days=1), end)
+        with db.engine.connect() as conn:
+            problems = _unbounded_feed_walks(conn, statements)
+    finally:
+        for term in terms:
+            db.session.delete(term)
+        db.session.commit()
+    assert problems == [], "\n".join(problems)
 
 
 # --- the checker itself -------------------------------------------------------------------

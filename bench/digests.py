@@ -27,6 +27,7 @@ BENCH_DIGEST_PROFILE=1 (print a cProfile of one send_digest call per size),
 BENCH_DIGEST_KEEP=1 (keep the databases and worker logs)."""
 import collections
 import json
+import logging
 import os
 import random
 import re
@@ -45,9 +46,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ["ALLIANCE_ENV"] = "testing"
+# Figures, not a log of every request and SMTP line (LOG_LEVEL=INFO shows the access log).
+os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.pop("DATABASE_URL", None)
 
 from tests.servers import CeleryWorker, RedisServer, SMTPSink  # noqa: E402
+
+# The sink is not what is measured: aiosmtpd logs every SMTP line at INFO.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 ALLIANCES = 20
 USERS_PER_ORG = 10

@@ -32,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 TMP = tempfile.mkdtemp(prefix="alliance-bench-")
 os.environ["INSTANCE_PATH"] = TMP
 os.environ["ALLIANCE_ENV"] = "testing"
+# Figures, not a log of every request and SMTP line (LOG_LEVEL=INFO shows the access log).
+os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.pop("DATABASE_URL", None)
 
 import orjson  # noqa: E402

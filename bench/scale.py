@@ -44,6 +44,8 @@ _OWN_TMP = None
 if not os.environ.get("INSTANCE_PATH"):  # bench/run.py sets it
     _OWN_TMP = os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="alliance-bench-scale-")
 os.environ["ALLIANCE_ENV"] = "testing"
+# Figures, not a log of every request and SMTP line (LOG_LEVEL=INFO shows the access log).
+os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.pop("DATABASE_URL", None)
 
 TAXII = "application/taxii+json;version=2.1"

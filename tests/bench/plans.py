@@ -61,10 +61,22 @@ def explain(conn, statement: str, parameters):
                                                parameters)]
 
 
-def _pg_nodes(node):
+def pg_nodes(node):
+    """Every node of a PostgreSQL JSON plan tree."""
     yield node
     for child in node.get("Plans", []):
-        yield from _pg_nodes(child)
+        yield from pg_nodes(child)
+
+
+def queries(conn, statements):
+    """The captured statements to EXPLAIN; the SET/RESET ones among them (a TAXII page's
+    planner settings) are run instead, so the statements after them are planned as the
+    app planned them."""
+    for statement, parameters in statements:
+        if statement.lstrip().upper().startswith(("SET ", "RESET ")):
+            conn.exec_driver_sql(statement, parameters)
+            continue
+        yield statement, parameters
 
 
 def keyset_page(statement: str) -> str | None:
@@ -91,7 +103,7 @@ def full_scans(conn, statement: str, parameters, tables=BIG_TABLES,
     ordered = ordered and keyset_page(statement)
     if conn.dialect.name == "postgresql":
         top = plan[0]["Plan"]
-        for node in _pg_nodes(top):
+        for node in pg_nodes(top):
             if node["Node Type"] == "Seq Scan" and node.get("Relation Name") in tables:
                 found.append(f"{node['Relation Name']} (Seq Scan)")
         # The page's own sort (under the Limit), not one inside a subquery.
@@ -121,10 +133,7 @@ def scans_in(conn, statements, tables=BIG_TABLES, ordered: bool = False) -> list
     """Every full scan of a big table in these captured statements, with the SQL's start
     (and with `ordered`, every keyset page that sorts instead of walking its index)."""
     problems = []
-    for statement, parameters in statements:
-        if statement.lstrip().upper().startswith(("SET ", "RESET ")):
-            conn.exec_driver_sql(statement, parameters)
-            continue
+    for statement, parameters in queries(conn, statements):
         for scan in full_scans(conn, statement, parameters, tables, ordered):
             problems.append(f"{scan}: {' '.join(statement.split())[:300]}")
     return problems
@@ -136,12 +145,9 @@ def documents_per_row(conn, statements) -> list[str]:
     if conn.dialect.name != "postgresql":
         return []  # SQLite's FTS5 table is always a lookup
     found = []
-    for statement, parameters in statements:
-        if statement.lstrip().upper().startswith(("SET ", "RESET ")):
-            conn.exec_driver_sql(statement, parameters)
-            continue
+    for statement, parameters in queries(conn, statements):
         plan = explain(conn, statement, parameters)
-        for node in _pg_nodes(plan[0]["Plan"]):
+        for node in pg_nodes(plan[0]["Plan"]):
             if "to_tsvector(" in node.get("Filter", ""):
                 found.append(f"{node['Node Type']} on {node.get('Relation Name')}: "
                              f"{' '.join(statement.split())[:200]}")

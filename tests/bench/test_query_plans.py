@@ -20,6 +20,8 @@ from tests.bench.plans import (
     explain,
     full_scans,
     keyset_page,
+    pg_nodes,
+    queries,
     scans_in,
 )
 
@@ -170,19 +172,13 @@ def _unbounded_feed_walks(conn, statements) -> list[str]:
     on created_at: what a query of one period must not do (it would read every note stored
     when fewer than a page's worth match)."""
     found = []
-    for statement, parameters in statements:
-        if statement.lstrip().upper().startswith(("SET ", "RESET ")):
-            conn.exec_driver_sql(statement, parameters)
-            continue
+    for statement, parameters in queries(conn, statements):
         plan = explain(conn, statement, parameters)
         flat = " ".join(statement.split())[:200]
         if conn.dialect.name == "postgresql":
-            stack = [plan[0]["Plan"]]
-            while stack:
-                node = stack.pop()
-                stack.extend(node.get("Plans", []))
-                if node.get("Index Name") == "ix_notes_feed" and "Index Cond" not in node:
-                    found.append(f"{node['Node Type']} on ix_notes_feed, unbounded: {flat}")
+            found += [f"{node['Node Type']} on ix_notes_feed, unbounded: {flat}"
+                      for node in pg_nodes(plan[0]["Plan"])
+                      if node.get("Index Name") == "ix_notes_feed" and "Index Cond" not in node]
         else:
             found += [f"{line}: {flat}" for line in plan
                       if "ix_notes_feed" in line and line.startswith("SCAN ")]

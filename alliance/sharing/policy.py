@@ -19,7 +19,7 @@ TLP value matches no branch."""
 from dataclasses import dataclass
 
 from flask import abort
-from sqlalchemy import and_, exists, false, func, or_, select
+from sqlalchemy import and_, exists, false, func, literal, or_, select
 
 from alliance.alliances.models import Alliance, Coordinator, Membership
 from alliance.extensions import db
@@ -54,9 +54,24 @@ class Principal:
         return cls(user_id=user.id, organisation_id=user.organisation_id)
 
 
+def _per_note(*conditions):
+    """EXISTS (SELECT 1 ... WHERE conditions), looked up for each note it is asked about.
+
+    On PostgreSQL the subquery carries OFFSET 0, which keeps the planner from turning it into
+    a hashed subplan: that builds a hash of the ids of every note addressed to the reader's
+    alliances before the first row, a cost that grows with the platform (some 26,000 ids,
+    ~20 ms, at 1,000,000 objects), while a feed or TAXII page walks its index and looks at a
+    few hundred notes, each checked by primary key (~10 us). Same rows either way; SQLite
+    evaluates a correlated EXISTS per row already."""
+    subquery = select(literal(1)).where(*conditions)
+    if db.session.get_bind().dialect.name == "postgresql":
+        subquery = subquery.offset(0)
+    return subquery.exists()
+
+
 def _member_of_audience(org_id: int):
     """The organisation is an active member of one of the note's audience alliances."""
-    return exists().where(
+    return _per_note(
         NoteAudience.note_id == Note.id,
         Membership.alliance_id == NoteAudience.alliance_id,
         Membership.organisation_id == org_id,
@@ -66,7 +81,7 @@ def _member_of_audience(org_id: int):
 def _coordinator_of_audience(user_id: int, org_id: int):
     """The user coordinates one of the note's alliances, and may act as coordinator there
     (their organisation is an active member of it)."""
-    return exists().where(
+    return _per_note(
         NoteAudience.note_id == Note.id,
         Coordinator.alliance_id == NoteAudience.alliance_id,
         Coordinator.user_id == user_id,

@@ -152,3 +152,23 @@ def documents_per_row(conn, statements) -> list[str]:
                 found.append(f"{node['Node Type']} on {node.get('Relation Name')}: "
                              f"{' '.join(statement.split())[:200]}")
     return found
+
+
+def hashed_subplans(conn, statements, table: str = "note_audiences") -> list[str]:
+    """PostgreSQL: subplans over `table` that the plan runs once to build a hash of every
+    matching row (`hashed SubPlan n`), instead of looking up each row it is asked about. For
+    the read rule that is a hash of every note addressed to the reader's alliances: built
+    before a page's first row, and growing with the platform."""
+    if conn.dialect.name != "postgresql":
+        return []
+    found = []
+    for statement, parameters in queries(conn, statements):
+        top = explain(conn, statement, parameters)[0]["Plan"]
+        text = json.dumps(top)
+        for node in pg_nodes(top):
+            name = node.get("Subplan Name")
+            if (node.get("Parent Relationship") == "SubPlan" and name
+                    and re.search(rf"hashed {name}\b", text)
+                    and any(n.get("Relation Name") == table for n in pg_nodes(node))):
+                found.append(f"hashed {name} over {table}: {' '.join(statement.split())[:200]}")
+    return found

@@ -306,42 +306,48 @@ class Item:
         text = " ".join((self.note.description or "").split())
         return text if len(text) <= SUMMARY_CHARS else text[:SUMMARY_CHARS - 1].rstrip() + "…"
 
-    @cached_property
-    def _heads(self) -> tuple[Markup, Markup]:
-        return _fragments(self)
+    @property
+    def text_block(self) -> Markup:
+        """The item in the text part: the note's lines, why, link (_fragments)."""
+        return self._blocks()[0]
 
     @property
-    def text_head(self) -> Markup:
-        """The note's lines in the text part, but for its "Why" and link (_fragments)."""
-        return self._heads[0]
+    def html_block(self) -> Markup:
+        """The item's block in the HTML part (_fragments)."""
+        return self._blocks()[1]
 
-    @property
-    def html_head(self) -> Markup:
-        """The note's block in the HTML part, up to its "Why" line (_fragments)."""
-        return self._heads[1]
+    def _blocks(self) -> tuple[Markup, Markup]:
+        # Looked up once for both parts, again only if the reasons changed since (a preview
+        # rewrites them).
+        why = self.why
+        kept = self.__dict__.get("_kept")
+        if kept is None or kept[0] != why:
+            kept = self.__dict__["_kept"] = (why, _fragments(self))
+        return kept[1]
 
 
 FRAGMENTS_PER_WORKER = 10_000  # about 2.5 KB each with its key: some 25 MB at most
 
 
 def _fragments(item: Item) -> tuple[Markup, Markup]:
-    """The note's own part of a digest item, text and HTML, rendered (autoescaped) by
-    emails/_digest_item.html — once per note per worker process, then reused for each reader
-    whose digest lists it: a busy period lists the same few thousand notes in thousands of
-    digests. Safe to share because the fragment is a function of the note's own values only,
-    and the key holds every one of them (an edited title, a changed TLP or organisation name,
-    another BASE_URL make another key; nothing of the reader is in it). Whether the reader
-    may see the note at all is decided before, by build_digest, through the read rule."""
-    note = item.note
+    """The item's text and HTML, rendered (autoescaped) by emails/_digest_item.html — once
+    per note and reason per worker process, then reused for each reader whose digest lists
+    the note for that reason: a busy period lists the same few thousand notes, mostly "new
+    in <alliance>", in thousands of digests. Safe to share because the fragment is a function
+    of the note's own values and the reason only, and the key holds every one of them (an
+    edited title, a changed TLP or organisation name, another BASE_URL make another key).
+    Whether the reader may see the note at all is decided before, by build_digest, through
+    the read rule. Not kept on the item: a preview rewrites the reasons before rendering."""
+    note, why = item.note, item.why
     key = (note.id, note.report_id, note.title, note.description, note.tlp, note.kind,
-           note.created_at, item.organisation_name, item.link)
+           note.created_at, item.organisation_name, item.link, why)
     cache = current_app.extensions.setdefault("digest_fragments", {})
     found = cache.get(key)
     if found is None:
         module = current_app.jinja_env.get_template("emails/_digest_item.html").module
         # Macros of an autoescaped environment return Markup; a plain str (autoescape off)
         # would be escaped again where it is printed: wrong, never unsafe.
-        found = (module.text(item), module.html(item))
+        found = (module.text(item, why), module.html(item, why))
         if len(cache) >= FRAGMENTS_PER_WORKER:
             cache.clear()
         cache[key] = found
@@ -399,17 +405,17 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
     if only_alliance is not None:
         chosen &= {only_alliance}
 
-    # The read rule's statement, built once for the queries below (each adds its conditions;
-    # statements are immutable, so sharing the base is safe).
-    readable_base = readable_notes(principal).where(Note.retracted_at.is_(None))
+    # The read rule's statement for the queries below (each adds its own conditions), with
+    # the preview's narrowing.
+    narrowing = []
     if also_readable_by is not None:
-        readable_base = readable_base.where(Note.id.in_(readable_note_ids(also_readable_by)))
+        narrowing.append(Note.id.in_(readable_note_ids(also_readable_by)))
     if only_alliance is not None:
-        readable_base = readable_base.where(
-            Note.audiences.any(NoteAudience.alliance_id == only_alliance))
+        narrowing.append(Note.audiences.any(NoteAudience.alliance_id == only_alliance))
 
-    def readable():
-        return readable_base
+    def readable(*first):
+        """The rule's statement; `first` narrows before the rule is checked (readable_notes)."""
+        return readable_notes(principal, *first).where(Note.retracted_at.is_(None), *narrowing)
 
     in_window = and_(Note.created_at >= start, Note.created_at < end)
     # A note whose author was deleted (author_id NULL) is someone else's: `!=` alone drops it.
@@ -458,8 +464,9 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
         return first_of[note.id]
 
     if chosen:
-        take(readable().where(in_window, by_others,
-                              Note.audiences.any(NoteAudience.alliance_id.in_(chosen))),
+        # The chosen alliances first: most of a busy day's notes are in other alliances.
+        take(readable(Note.audiences.any(NoteAudience.alliance_id.in_(chosen)))
+             .where(in_window, by_others),
              lambda n: [f"new in {first_alliance(n)}"])
     # Watch terms: notes of the period that carry one, and alerts folded into this digest.
     # A note found here is listed only for a term the user watches now (_matching_terms),

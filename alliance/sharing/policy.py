@@ -17,6 +17,7 @@ A principal that is not a usable account (deactivated, unverified, organisation 
 anonymous. Not-found and not-allowed are the same 404. The filter fails closed: an unknown
 TLP value matches no branch."""
 from dataclasses import dataclass
+from functools import lru_cache
 
 from flask import abort
 from sqlalchemy import and_, exists, false, func, literal, or_, select
@@ -54,7 +55,7 @@ class Principal:
         return cls(user_id=user.id, organisation_id=user.organisation_id)
 
 
-def _per_note(*conditions):
+def _per_note(postgresql: bool, *conditions):
     """EXISTS (SELECT 1 ... WHERE conditions), looked up for each note it is asked about.
 
     On PostgreSQL the subquery carries OFFSET 0, which keeps the planner from turning it into
@@ -64,24 +65,31 @@ def _per_note(*conditions):
     few hundred notes, each checked by primary key (~10 us). Same rows either way; SQLite
     evaluates a correlated EXISTS per row already."""
     subquery = select(literal(1)).where(*conditions)
-    if db.session.get_bind().dialect.name == "postgresql":
+    if postgresql:
         subquery = subquery.offset(0)
     return subquery.exists()
 
 
-def _member_of_audience(org_id: int):
+def _active_alliances(org_id: int):
+    """The alliances the organisation is an active member of (a few ids: the database
+    works the list out once per statement, not once per note)."""
+    return select(Membership.alliance_id).where(Membership.organisation_id == org_id,
+                                                Membership.state == "active")
+
+
+def _member_of_audience(postgresql: bool, org_id: int):
     """The organisation is an active member of one of the note's audience alliances."""
     return _per_note(
+        postgresql,
         NoteAudience.note_id == Note.id,
-        Membership.alliance_id == NoteAudience.alliance_id,
-        Membership.organisation_id == org_id,
-        Membership.state == "active")
+        NoteAudience.alliance_id.in_(_active_alliances(org_id)))
 
 
-def _coordinator_of_audience(user_id: int, org_id: int):
+def _coordinator_of_audience(postgresql: bool, user_id: int, org_id: int):
     """The user coordinates one of the note's alliances, and may act as coordinator there
     (their organisation is an active member of it)."""
     return _per_note(
+        postgresql,
         NoteAudience.note_id == Note.id,
         Coordinator.alliance_id == NoteAudience.alliance_id,
         Coordinator.user_id == user_id,
@@ -101,6 +109,16 @@ def _public_clause():
 
 def readable_clause(principal: Principal):
     """The SQL condition on Note that is true exactly for the notes the principal may read."""
+    return _readable_clause(principal, db.session.get_bind().dialect.name == "postgresql")
+
+
+@lru_cache(maxsize=256)  # a few KB each; a request or digest reuses its own
+def _readable_clause(principal: Principal, postgresql: bool):
+    """readable_clause, built once per principal and database kind in a process. Safe to
+    share: the clause is SQL only (nothing in it is looked up when it is built; memberships,
+    retractions, recipients are read by the database when a statement runs), statements are
+    immutable, and the key is everything it is built from. Building it cost a worker about
+    as much as running a digest's count."""
     if principal.is_anonymous:
         return _public_clause()
     uid, oid = principal.user_id, principal.organisation_id
@@ -112,17 +130,21 @@ def readable_clause(principal: Principal):
         and_(Note.tlp.in_(("CLEAR",) + SHARED_LEVELS), own_org),
         and_(Note.tlp == "RED", Note.author_id == uid),
         Note.tlp == "CLEAR",
-        and_(Note.tlp.in_(SHARED_LEVELS), _member_of_audience(oid)),
-        and_(Note.tlp == "RED", named, _member_of_audience(oid)),
+        and_(Note.tlp.in_(SHARED_LEVELS), _member_of_audience(postgresql, oid)),
+        and_(Note.tlp == "RED", named, _member_of_audience(postgresql, oid)),
     )
     not_withdrawn = or_(Note.retracted_at.is_(None), own_org,
-                        _coordinator_of_audience(uid, oid))
+                        _coordinator_of_audience(postgresql, uid, oid))
     return and_(may_read, not_withdrawn)
 
 
-def readable_notes(principal: Principal):
-    """select(Note) limited to what the principal may read; add filters and order to it."""
-    return select(Note).where(readable_clause(principal))
+def readable_notes(principal: Principal, *first):
+    """select(Note) limited to what the principal may read; add filters and order to it.
+    `first`: conditions that narrow the candidates cheaply, put before the rule. SQLite checks
+    a WHERE clause's terms in the order written, so a note they turn away never costs the
+    rule's subqueries (a digest's "new in your alliances" over a busy day: about half the
+    time). They only narrow: the rule is always checked on what is left."""
+    return select(Note).where(*first, readable_clause(principal))
 
 
 def readable_note_ids(principal: Principal):
@@ -174,5 +196,7 @@ def can_moderate(user, note: Note) -> bool:
     if note.author_id == p.user_id or (note.organisation_id == p.organisation_id
                                        and user.is_org_admin):
         return True
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
     return db.session.scalar(select(func.count()).select_from(Note).where(
-        Note.id == note.id, _coordinator_of_audience(p.user_id, p.organisation_id))) > 0
+        Note.id == note.id,
+        _coordinator_of_audience(postgresql, p.user_id, p.organisation_id))) > 0

@@ -5,6 +5,7 @@ import binascii
 import io
 import mailbox
 import os
+import re
 import secrets
 import smtplib
 import ssl
@@ -87,6 +88,9 @@ def _transfer_encoding(body: str) -> str | None:
     return "base64" if len(body) > BASE64_ABOVE else None
 
 
+_BASE64_LINE = re.compile(rb".{1,76}", re.DOTALL)  # cut in C: a third of slicing it in Python
+
+
 def _base64_lines(body: str) -> list[bytes]:
     """The lines (without their line ends) of the payload set_content(body, cte="base64")
     stores: line breaks normalised to LF, UTF-8, each 57-byte chunk on a line of its own (76
@@ -94,9 +98,7 @@ def _base64_lines(body: str) -> list[bytes]:
     multiple of 3, so the encoding of the whole is the encodings of its 57-byte chunks end
     to end, and cutting it every 76 characters gives the same lines."""
     data = b"\n".join(body.encode("utf-8").splitlines()) + b"\n"
-    encoded = binascii.b2a_base64(data, newline=False)
-    n = len(encoded)
-    return list(map(encoded.__getitem__, map(slice, range(0, n, 76), range(76, n + 76, 76))))
+    return _BASE64_LINE.findall(binascii.b2a_base64(data, newline=False))
 
 
 def _base64_body(body: str) -> str:

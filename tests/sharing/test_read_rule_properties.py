@@ -417,6 +417,10 @@ def check_principal(label, principal, reader, model: Model, built: Built, world:
         assert _feed_pages(principal, limit) == order, (label, f"feed limit {limit}")
     # Filters and search (one of each per example keeps it fast; the examples vary them).
     tlp, a, word, v = world.probe
+    # Conditions put before the rule (readable_notes(p, *first)) only narrow what it allows.
+    assert _ids(db.session.scalars(readable_notes(principal, Note.id > 0))) == expected, label
+    assert _ids(db.session.scalars(readable_notes(principal, Note.tlp == tlp))) == where(
+        lambda i: world.notes[i].tlp == tlp), (label, f"first {tlp}")
     _kind, value, typed = VALUES[v]
     assert set(_feed_pages(principal, 50, tlp=tlp)) == where(
         lambda i: world.notes[i].tlp == tlp), (label, tlp)

@@ -17,7 +17,7 @@ PLAN_NOTES = {"sqlite": 4000, "postgresql": 20000}
 def plans_app(app, tmp_root):
     """The app on a second database (a SQLite file, or a second database in the test
     PostgreSQL cluster), migrated and filled with bench-data, statistics up to date
-    (bench-data ends with ANALYZE on PostgreSQL)."""
+    (bench-data ends with VACUUM ANALYZE on PostgreSQL)."""
     from flask_migrate import upgrade
 
     from alliance import create_app

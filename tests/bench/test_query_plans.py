@@ -1,5 +1,5 @@
 """The hot read paths use indexes: on a database filled by bench-data (~40,000 STIX objects
-on SQLite, ~200,000 on PostgreSQL, its statistics refreshed by ANALYZE), the SQL that the
+on SQLite, ~200,000 on PostgreSQL, vacuumed and analyzed), the SQL that the
 real views and services run is captured and EXPLAINed, and a full scan of a big table
 (stix_objects, notes, note_objects, note_facets, observables) fails the test, as does a feed
 or TAXII page that sorts its candidates instead of walking its keyset index. A missing index

@@ -337,7 +337,7 @@ def _fragments(item: Item) -> tuple[Markup, Markup]:
     of the note's own values and the reason only, and the key holds every one of them (an
     edited title, a changed TLP or organisation name, another BASE_URL make another key).
     Whether the reader may see the note at all is decided before, by build_digest, through
-    the read rule. Not kept on the item: a preview rewrites the reasons before rendering."""
+    the read rule."""
     note, why = item.note, item.why
     key = (note.id, note.report_id, note.title, note.description, note.tlp, note.kind,
            note.created_at, item.organisation_name, item.link, why)

@@ -101,11 +101,6 @@ def _base64_lines(body: str) -> list[bytes]:
     return _BASE64_LINE.findall(binascii.b2a_base64(data, newline=False))
 
 
-def _base64_body(body: str) -> str:
-    """The payload set_content(body, cte="base64") stores, byte for byte (_base64_lines)."""
-    return (b"\n".join(_base64_lines(body)) + b"\n").decode("ascii")
-
-
 def build_message(to: str, subject: str, text: str, html: str, message_id: str,
                   headers: dict | None = None) -> EmailMessage:
     msg = EmailMessage(policy=BUILD_POLICY)
@@ -118,7 +113,7 @@ def build_message(to: str, subject: str, text: str, html: str, message_id: str,
     for name, value in (headers or {}).items():
         msg[name] = header_text(value)
     # A large part gets its headers from set_content (an empty body, base64) and then the
-    # payload that set_content would have computed, encoded in C (_base64_body).
+    # payload that set_content would have computed, encoded in C (_base64_lines).
     large = [_transfer_encoding(body) == "base64" for body in (text, html)]
     msg.set_content("" if large[0] else text, cte=_transfer_encoding(text))
     msg.add_alternative("" if large[1] else html, subtype="html",

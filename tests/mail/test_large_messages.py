@@ -1,5 +1,5 @@
 """A large mail (a digest) is encoded and flattened by shortcuts in alliance.mail.services
-(_base64_body, flatten): they must give exactly the bytes the e-mail package gives."""
+(_base64_lines, flatten): they must give exactly the bytes the e-mail package gives."""
 import io
 from email import message_from_bytes, policy
 from email.generator import BytesGenerator

@@ -39,7 +39,7 @@ os.environ.pop("DATABASE_URL", None)
 import orjson  # noqa: E402
 import stix2  # noqa: E402
 
-ATTACK = ROOT.parent / "shared" / "data" / "stix" / "valid" / "attack__mobile-attack-17.1.json"
+ATTACK = ROOT / "tests" / "data" / "stix" / "valid" / "attack__mobile-attack-17.1.json"
 
 
 def make_app(db_path):

@@ -7,8 +7,9 @@ from sqlalchemy import func, select
 from alliance.extensions import db
 from alliance.notes.models import Note, NoteObject, StixObject
 
-# ../shared/data/stix next to the repository (the same relative place in CI).
-CORPUS = Path(__file__).parents[3] / "shared" / "data" / "stix"
+# A copy of ../shared/data/stix (the public corpus, with its PROVENANCE.md and licences), kept
+# in the repository so that a clone anywhere runs every test.
+CORPUS = Path(__file__).parents[1] / "data" / "stix"
 
 STAMP = "2024-05-01T12:00:00.000Z"
 

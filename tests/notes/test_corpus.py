@@ -1,4 +1,5 @@
-"""The shared STIX corpus (../shared/data/stix, see its PROVENANCE.md and invalid/NOTES.md).
+"""The shared STIX corpus (tests/data/stix, a copy of ../shared/data/stix; see its PROVENANCE.md
+and invalid/NOTES.md).
 
 valid/: a file stix2-validator accepts imports as a note and its download round-trips; the
 files it does not accept, and those the project refuses on purpose (references to objects

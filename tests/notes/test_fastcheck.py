@@ -20,8 +20,8 @@ from stix2patterns.validator import run_validator
 
 from alliance.notes import fastcheck
 from alliance.notes.fastcheck import ACCEPT, check
+from tests.notes.helpers import CORPUS
 
-CORPUS = Path(__file__).parents[3] / "shared" / "data" / "stix"
 MOBILE = CORPUS / "valid" / "attack__mobile-attack-17.1.json"
 
 ID = "0c7b5b88-8ff7-4a4d-aa9d-feb398cd0061"

@@ -16,7 +16,6 @@ import sys
 import time
 import uuid
 from functools import cache
-from pathlib import Path
 
 import pytest
 import stix2
@@ -28,8 +27,8 @@ from stix2patterns.v21.grammars.STIXPatternParser import STIXPatternParser
 from stix2patterns.validator import run_validator
 
 from alliance.notes.fastpattern import MAX_TREE_DEPTH, _parse, _Reject, _tokenize, _Unsure, check
+from tests.notes.helpers import CORPUS
 
-CORPUS = Path(__file__).parents[3] / "shared" / "data" / "stix"
 EXAMPLES = int(os.environ.get("FASTPATTERN_EXAMPLES", "2000"))
 STAMP = "2024-01-01T00:00:00.000Z"
 

@@ -95,9 +95,9 @@ def _stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
-def _hash(obj: dict) -> str:
-    # The body hash post_note stores (alliance.notes.services._hash).
-    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
+def _hash(text: str) -> str:
+    # The body hash post_note stores (alliance.notes.services._hash): of the stored text.
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _weighted(rng: random.Random, pairs) -> str:
@@ -467,9 +467,10 @@ class _Notes:
                 bodies.append((note_id, org_id, obj, at, 1))
         ids = writer.reserve("stix_objects", len(bodies))
         for row_id, (note_id, org_id, body, added, version) in zip(ids, bodies, strict=True):
+            text = _json(body)
             objects.append((row_id, body["id"], body["type"],
                             body.get("modified") or body.get("created") or "", org_id,
-                            note_id, _json(body), _hash(body), _naive(added)))
+                            note_id, text, _hash(text), _naive(added)))
             if version is not None:
                 links.append((note_id, row_id, version))
             if "modified" not in body:

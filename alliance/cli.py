@@ -142,7 +142,7 @@ def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipien
                                update_min_steps=max(1, len(parsed.objects) // 200)) as bar:
             note = post_note(actor, title=title or f"Import of {path.name}", tlp=tlp,
                              alliance_ids=[alliance.id], objects=parsed.objects,
-                             recipient_ids=recipient_ids, warnings=parsed.warnings,
+                             recipient_ids=recipient_ids, warnings=parsed.warnings, refs=parsed.refs,
                              progress=bar.update, alerts=alert)
     except BundleRejected as exc:
         db.session.rollback()

@@ -3,7 +3,8 @@ bench/results/. Each figure is printed next to the baseline it is compared with.
 
   import   objects/s of parse_bundle + post_note, for the ATT&CK Mobile bundle and a generated
            bundle of 10,000 indicators, next to the floor (orjson parse + a plain SQLite insert of
-           the same rows) and next to stix2.parse of the same objects.
+           the same rows) and next to stix2.parse of the same objects; the best of
+           BENCH_IMPORT_ROUNDS (5) rounds of each, taken in turn.
   feed     p50/p95 of the feed page and of a search, over 200 in-process requests, for a member
            of 5 alliances, at 10,000 and 100,000 stored notes (BENCH_SIZES to change).
   digests  digests/s of two Celery workers into an aiosmtpd sink next to the sink's smtplib
@@ -105,12 +106,20 @@ def ours(app, raw: bytes) -> tuple[float, int]:
         start = time.perf_counter()
         parsed = parse_bundle(raw)
         post_note(user, title="bench", tlp="AMBER", alliance_ids=[alliances[0].id],
-                  objects=parsed.objects)
+                  objects=parsed.objects, refs=parsed.refs)  # as the CLI import does
         elapsed = time.perf_counter() - start
     return len(parsed.objects) / elapsed, len(parsed.objects)
 
 
-def bench_import(app) -> list[dict]:
+ROUNDS = int(os.environ.get("BENCH_IMPORT_ROUNDS", "5"))
+
+
+def bench_import() -> list[dict]:
+    """Each workload ROUNDS times, ours and the floor in turn (the same noise for both), and
+    the best round of each: on a shared 2-core machine one round of either can be slowed
+    several times over by a neighbour or a slow fsync, and the best is the least disturbed.
+    Each round of ours is a first import, into a database of its own (as the floor's is):
+    the same ids again would be a re-import by another organisation, a different workload."""
     rows = []
     loads = [("indicators-10000", indicators_bundle(10_000))]
     if ATTACK.exists():
@@ -118,13 +127,20 @@ def bench_import(app) -> list[dict]:
     else:
         print(f"(skipping the ATT&CK bundle: {ATTACK} is not there)")
     for name, raw in loads:
-        rate, count = ours(app, raw)
-        base, parse_rate = floor(raw), stix2_rate(raw)
+        rates, bases = [], []
+        for round_no in range(ROUNDS):
+            rate, count = ours(make_app(os.path.join(TMP, f"import-{name}-{round_no}.db")), raw)
+            rates.append(rate)
+            bases.append(floor(raw))
+        rate, base, parse_rate = max(rates), max(bases), stix2_rate(raw)
         rows.append({"workload": name, "objects": count, "ours_per_s": round(rate),
                      "floor_per_s": round(base), "stix2_parse_per_s": round(parse_rate),
-                     "floor_over_ours": round(base / rate, 1)})
+                     "floor_over_ours": round(base / rate, 1), "rounds": ROUNDS,
+                     "ours_rounds_per_s": [round(r) for r in rates],
+                     "floor_rounds_per_s": [round(b) for b in bases]})
         print(f"import {name:20} {count:>6} objects  ours {rate:>9,.0f}/s   floor {base:>9,.0f}/s"
-              f"   stix2.parse {parse_rate:>8,.0f}/s   floor/ours = {base / rate:5.1f}x (goal <= 4x)")
+              f"   stix2.parse {parse_rate:>8,.0f}/s   floor/ours = {base / rate:5.1f}x (goal <= 4x)"
+              f"   best of {ROUNDS}")
     return rows
 
 
@@ -213,10 +229,9 @@ def bench_feed(sizes) -> list[dict]:
 
 def main():
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "10000,100000").split(",")]
-    app = make_app(os.path.join(TMP, "import.db"))
     results = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
                "machine": os.uname().machine, "cpus": os.cpu_count(),
-               "import": bench_import(app), "feed": bench_feed(sizes)}
+               "import": bench_import(), "feed": bench_feed(sizes)}
     if os.environ.get("BENCH_DIGESTS", "1") != "0":
         from bench.digests import bench_digests
 

@@ -170,7 +170,8 @@ def _note(spec) -> None:
     alliance = db.session.scalar(select(Alliance).where(Alliance.slug == spec["alliance"]))
     org, tlp, kind, extra = poster.organisation, spec["tlp"], "bundle", {}
     if "file" in spec:
-        objects = parse_bundle((DATA / spec["file"]).read_bytes()).objects
+        parsed = parse_bundle((DATA / spec["file"]).read_bytes())
+        objects, extra["refs"] = parsed.objects, parsed.refs
     elif "incident" in spec:
         i = spec["incident"]
         objects = compose.incident_report(

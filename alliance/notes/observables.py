@@ -27,6 +27,8 @@ COMMON_VALUES = frozenset({
 def detect(raw: str) -> tuple[str, str] | None:
     """(kind, normalised value) for one pasted line, or None if it is not an observable.
     Kinds: ipv4, ipv6, cidr4, cidr6, domain, url, email, md5, sha1, sha256, cve."""
+    if _CANONICAL_IPV4.fullmatch(raw):  # the commonest value, already in its final form
+        return "ipv4", raw
     value = raw.strip().strip(",;")
     if not value or len(value) > 2048:
         return None
@@ -95,7 +97,7 @@ def pattern_for(kind: str, value: str) -> str | None:
 _SCO_KINDS = {"ipv4-addr": "ipv4", "ipv6-addr": "ipv6", "domain-name": "domain", "url": "url",
               "email-addr": "email"}
 _PATTERN_VALUE = re.compile(
-    r"(ipv4-addr|ipv6-addr|domain-name|url|email-addr):value\s*=\s*'((?:[^'\\]|\\.)*)'"
+    r"(ipv4-addr|ipv6-addr|domain-name|url|email-addr):value\s*=\s*'((?:[^'\\]++|\\.)*+)'"
     r"|file:hashes\.(?:'?)(MD5|SHA-1|SHA-256|md5|sha1|sha256)(?:'?)\s*=\s*'([0-9a-fA-F]+)'")
 
 
@@ -116,7 +118,9 @@ def extract(obj: dict) -> list[tuple[str, str]]:
     elif stix_type == "indicator" and obj.get("pattern_type", "stix") == "stix":
         for match in _PATTERN_VALUE.finditer(str(obj.get("pattern", ""))):
             raw = match.group(2) if match.group(2) is not None else match.group(4)
-            hit = detect(raw.replace("\\'", "'").replace("\\\\", "\\"))
+            if "\\" in raw:  # the pattern's string escapes
+                raw = raw.replace("\\'", "'").replace("\\\\", "\\")
+            hit = detect(raw)
             if hit:
                 found.append(hit)
     elif stix_type == "vulnerability":

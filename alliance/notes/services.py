@@ -54,8 +54,17 @@ def _stix_now() -> str:
     return utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _hash(obj: dict) -> str:
-    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
+def _hash(obj: dict, text=None) -> str:
+    """sha256 of an object's JSON text: `text` when it is the text being stored (one
+    serialisation for both), else orjson's. Key order is kept, so equal hashes mean identical
+    objects but different ones do not mean different objects: _check_versions then compares
+    the stored body itself (rows stored before this rule hashed sorted keys)."""
+    if type(text) is not str:
+        try:
+            return hashlib.sha256(orjson.dumps(obj)).hexdigest()
+        except TypeError:  # beyond orjson (integers over 64 bits): the column's fallback
+            text = json.dumps(obj)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def audience_choices(user) -> list[Alliance]:
@@ -149,11 +158,12 @@ def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list]:
             new.append(obj)
             continue
         version = obj.get("modified") or obj.get("created") or ""
-        digest = _hash(obj) if rows else None
-        same = next((r for r in rows if r.modified == version and r.body_hash == digest),
-                    None) or next((r for r in rows if r.modified == version), None)
-        if same is not None:
-            if same.body_hash == digest:
+        versions = [r for r in rows if r.modified == version]
+        if versions:
+            digest = _hash(obj)
+            same = next((r for r in versions if r.body_hash == digest), None) or next(
+                (r for r in versions if _stored_body(r.id) == obj), None)
+            if same is not None:
                 existing.append(same)
             else:
                 conflicts.append(Problem(obj["id"], "modified", "a different object with this "
@@ -168,6 +178,10 @@ def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list]:
     if problems:
         raise BundleRejected(problems)
     return new, existing
+
+
+def _stored_body(row_id: int) -> dict:
+    return db.session.scalar(select(StixObject.body).where(StixObject.id == row_id))
 
 
 def _stored_versions(ids: list[str]) -> list:
@@ -243,12 +257,13 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
               kind: str = "bundle", description: str = "", recipient_ids=(),
               policy_tags=(), sectors=(), countries=(), labels=(),
               publish_public: bool = False, warnings=(), progress=None,
-              alerts: bool = True) -> Note:
+              alerts: bool = True, refs: set[str] | None = None) -> Note:
     """Store a new note holding these STIX objects, for this audience. Raises DomainError
     (with .field) for form problems and BundleRejected (with .problems) for STIX ones;
     stores nothing then. `progress`, if given, is called with 1 after each object is
     validated (the CLI import's progress bar). `alerts=False` (bulk imports) sends no watch
-    alerts; the note still reaches digests."""
+    alerts; the note still reaches digests. `refs`: the references these very objects hold,
+    when parsing gathered them (Parsed.refs), so they are not walked again."""
     if not getattr(actor, "can_act", False):
         raise NotAllowed("Only members of vetted organisations can post.")
     title = (title or "").strip()
@@ -256,7 +271,7 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
         raise DomainError("Give the note a title of at most 300 characters.", field="title")
     alliances, recipient_ids = _check_audience(actor, tlp, alliance_ids, recipient_ids,
                                                publish_public)
-    objects, problems, outside = check_objects(objects, progress=progress)
+    objects, problems, outside = check_objects(objects, progress=progress, refs=refs)
     if problems:
         raise BundleRejected(problems)
     strictest = strictest_level(objects)
@@ -315,8 +330,8 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
         # (SQLite) and the values the same on every row are processed once (_insert_rows).
         body = _processor(StixObject.__table__, "body")
         _insert_rows(StixObject.__table__, ("stix_id", "type", "modified", "body", "body_hash"), [
-            (o["id"], o["type"], o.get("modified") or o.get("created") or "", body(o), _hash(o))
-            for o in new], processed=("body",),
+            (o["id"], o["type"], o.get("modified") or o.get("created") or "", text,
+             _hash(o, text)) for o in new for text in (body(o),)], processed=("body",),
             constants={"organisation_id": org_id, "first_note_id": note_id, "date_added": now})
     links = NoteObject.__table__
     if not existing:

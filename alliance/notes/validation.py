@@ -24,10 +24,26 @@ from alliance.sharing.markings import known_marking_ids
 
 ID_RE = re.compile(r"^([a-z0-9][a-z0-9-]*[a-z0-9])--([0-9a-fA-F-]{36})$")
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
-# The common spelling of an id: a type ID_RE accepts and a canonical 8-4-4-4-12 hex UUID,
-# which uuid.UUID always accepts. Anything else takes the full path (ID_RE, then uuid.UUID).
-_CANONICAL_ID_RE = re.compile(r"([a-z0-9][a-z0-9-]*[a-z0-9])--[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-"
-                              r"[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# The common spelling of an id: the object's type (one ID_RE accepts, with no "--" in it),
+# "--" and a canonical 8-4-4-4-12 hex UUID, which uuid.UUID always accepts. Anything else
+# takes the full path (ID_RE, then uuid.UUID). Split at "--" rather than matched as one
+# regex: [a-z0-9-]* would first swallow the UUID and backtrack (2 µs an id).
+_TYPE_RE = re.compile(r"[a-z0-9][a-z0-9-]*[a-z0-9]")
+_CANONICAL_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                                r"[0-9a-fA-F]{12}")
+_TYPES_SEEN: set[str] = set()  # types _TYPE_RE accepted (a handful; bounded below)
+
+
+def _canonical_id(obj_id: str, stix_type: str) -> bool:
+    head, _, tail = obj_id.partition("--")
+    if head != stix_type or _CANONICAL_UUID_RE.fullmatch(tail) is None:
+        return False
+    if stix_type not in _TYPES_SEEN:
+        if _TYPE_RE.fullmatch(stix_type) is None:
+            return False
+        if len(_TYPES_SEEN) < 10_000:
+            _TYPES_SEEN.add(stix_type)
+    return True
 SCO_TYPES = frozenset({
     "artifact", "autonomous-system", "directory", "domain-name", "email-addr", "email-message",
     "file", "ipv4-addr", "ipv6-addr", "mac-addr", "mutex", "network-traffic", "process",
@@ -74,6 +90,9 @@ class BundleRejected(DomainError):
 class Parsed:
     objects: list[dict]
     warnings: list[str] = field(default_factory=list)
+    # Every *_ref / *_refs value in the objects (at any depth), gathered by the same walk
+    # that checks the limits; check_objects uses it instead of walking the objects again.
+    refs: set[str] | None = None
 
 
 def _limits():
@@ -83,7 +102,8 @@ def _limits():
 
 
 def _load(raw: bytes | str, what: str):
-    """JSON from posted bytes within the limits: size (413), then depth, strings, count."""
+    """JSON from posted bytes within the limits: size (413), then depth, strings, count.
+    Returns the data and the references its objects hold (_check_shape)."""
     max_bytes, max_objects, max_depth, max_string = _limits()
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
@@ -97,23 +117,23 @@ def _load(raw: bytes | str, what: str):
             raise BundleRejected([Problem("", "", f"nested deeper than {max_depth} "
                                                   "levels")]) from exc
         raise BundleRejected([Problem("", "", f"not valid JSON ({exc})")]) from exc
-    _check_shape(data, max_depth, max_string, max_objects)
-    return data
+    refs = _check_shape(data, max_depth, max_string, max_objects)
+    return data, refs
 
 
 def parse_envelope(raw: bytes | str) -> Parsed:
     """A TAXII 2.1 envelope ({"objects": [...]}) into its objects, with the bundle's limits."""
-    data = _load(raw, "envelope")
+    data, refs = _load(raw, "envelope")
     objects = data.get("objects") if isinstance(data, dict) else None
     if not isinstance(objects, list) or not objects:
         raise BundleRejected([Problem("", "objects", "a TAXII envelope needs a non-empty list "
                                                      "of objects")])
-    return Parsed(objects=objects)
+    return Parsed(objects=objects, refs=refs)
 
 
 def parse_bundle(raw: bytes | str) -> Parsed:
     """Parse posted text into the bundle's objects, or raise BundleRejected (413 or 422)."""
-    data = _load(raw, "bundle")
+    data, refs = _load(raw, "bundle")
     warnings = []
     if isinstance(data, list):
         raise BundleRejected([Problem("", "", "a bare JSON array, not a bundle: wrap the objects "
@@ -137,12 +157,46 @@ def parse_bundle(raw: bytes | str) -> Parsed:
     if not isinstance(objects, list) or not objects:
         raise BundleRejected([Problem(str(data.get("id", "")), "objects",
                                       "a bundle needs a non-empty list of objects")])
-    return Parsed(objects=objects, warnings=warnings)
+    return Parsed(objects=objects, warnings=warnings, refs=refs)
 
 
-def _check_shape(data, max_depth: int, max_string: int, max_objects: int) -> None:
-    """One breadth-first pass, a level at a time: depth, string length, property names."""
-    level, depth = [data], 1
+def _check_shape(data, max_depth: int, max_string: int, max_objects: int) -> set[str]:
+    """Depth, string length, property names and object count, in one breadth-first pass a
+    level at a time; on the way, every *_ref / *_refs value of the objects (a bundle's or
+    an envelope's "objects", else the whole document: a lone object). Returns those."""
+    refs: set[str] = set()
+    objects = data.get("objects") if type(data) is dict else None
+    if type(objects) is list:  # a container: its own properties hold no references
+        _walk([data], 1, max_depth, max_string, None, skip=objects)
+        _walk(objects, 3, max_depth, max_string, refs)
+    else:
+        _walk([data], 1, max_depth, max_string, refs)
+    objects = data.get("objects") if isinstance(data, dict) else data
+    if isinstance(objects, list) and len(objects) > max_objects:
+        raise BundleRejected([Problem("", "objects", f"{len(objects):,} objects; the limit is "
+                                                     f"{max_objects:,}")], status_code=413)
+    return refs
+
+
+# Property name -> _PLAIN, _REF, _REFS (by its ending), remembered: names repeat.
+_PLAIN, _REF, _REFS = 0, 1, 2
+_NAMES: dict[str, int] = {}
+
+
+def _name_kind(key: str) -> int:
+    if len(key) > 250:
+        raise BundleRejected([Problem("", key[:40] + "…", "property name too long")])
+    kind = _REF if key.endswith("_ref") else _REFS if key.endswith("_refs") else _PLAIN
+    if len(_NAMES) < 50_000:
+        _NAMES[key] = kind
+    return kind
+
+
+def _walk(level: list, depth: int, max_depth: int, max_string: int, refs: set[str] | None,
+          skip=None) -> None:
+    """_check_shape's walk from `level` (at `depth`), collecting references into `refs`
+    unless it is None; `skip` (the objects list, walked on its own) is left out."""
+    names = _NAMES
     while level:
         if depth > max_depth:
             raise BundleRejected([Problem("", "", f"nested deeper than {max_depth} levels")])
@@ -151,21 +205,25 @@ def _check_shape(data, max_depth: int, max_string: int, max_objects: int) -> Non
             kind = type(value)
             if kind is dict:
                 for key in value:
-                    if len(key) > 250:
-                        raise BundleRejected([Problem("", key[:40] + "…",
-                                                      "property name too long")])
+                    name = names.get(key)
+                    if name is None:
+                        name = _name_kind(key)
+                    if name and refs is not None:
+                        item = value[key]
+                        if name == _REF:
+                            if type(item) is str:
+                                refs.add(item)
+                        elif type(item) is list:
+                            refs.update(i for i in item if type(i) is str)
                 below.extend(value.values())
             elif kind is list:
-                below.extend(value)
+                if value is not skip:
+                    below.extend(value)
             elif kind is str and len(value) > max_string:
                 raise BundleRejected([Problem("", "", f"a string of {len(value):,} characters; "
                                                       f"the limit is {max_string:,}")],
                                      status_code=413)
         level, depth = below, depth + 1
-    objects = data.get("objects") if isinstance(data, dict) else data
-    if isinstance(objects, list) and len(objects) > max_objects:
-        raise BundleRejected([Problem("", "objects", f"{len(objects):,} objects; the limit is "
-                                                     f"{max_objects:,}")], status_code=413)
 
 
 # Timestamp strings repeat across a bundle (and within an object): their verdict is
@@ -229,8 +287,7 @@ def check_object(obj) -> list[Problem]:
     if not isinstance(obj.get("type"), str) or not isinstance(obj_id, str):
         return [Problem(str(obj_id or ""), "type" if "type" not in obj else "id",
                         "every object needs a type and an id")]
-    match = _CANONICAL_ID_RE.fullmatch(obj_id)
-    if match is None or match.group(1) != obj["type"]:
+    if not _canonical_id(obj_id, obj["type"]):
         match = ID_RE.match(obj_id)
         if not match or match.group(1) != obj["type"]:
             return [Problem(obj_id, "id", f"not a STIX id of the form {obj['type']}--<uuid>")]
@@ -298,10 +355,12 @@ def _collect_refs(value, found: set[str]) -> None:
                 _collect_refs(element, found)
 
 
-def check_objects(objects: list, progress=None) -> tuple[list[dict], list[Problem], set[str]]:
+def check_objects(objects: list, progress=None,
+                  refs: set[str] | None = None) -> tuple[list[dict], list[Problem], set[str]]:
     """Check every object and the bundle as a whole. Returns the distinct objects (identical
     duplicates folded), the problems, and the references that point outside the bundle.
-    `progress`, if given, is called with 1 after each object is checked (a CLI progress bar)."""
+    `progress`, if given, is called with 1 after each object is checked (a CLI progress bar).
+    `refs`, if given, are all the references these very objects hold (Parsed.refs)."""
     problems: list[Problem] = []
     distinct: dict[tuple, dict] = {}
     for obj in objects:
@@ -316,9 +375,12 @@ def check_objects(objects: list, progress=None) -> tuple[list[dict], list[Proble
             problems.append(Problem(obj["id"], "modified", "the same id and modified appear twice "
                                                            "with different content"))
         distinct.setdefault(key, obj)
-    outside: set[str] = set()
-    for obj in distinct.values():
-        _collect_refs(obj, outside)  # references(obj), for every object at once
+    if refs is not None and not problems:
+        outside = set(refs)  # every object is valid and distinct: the same set
+    else:
+        outside = set()
+        for obj in distinct.values():
+            _collect_refs(obj, outside)  # references(obj), for every object at once
     outside -= {key[0] for key in distinct}
     outside -= known_marking_ids()
     bad = {ref for ref in outside if not ID_RE.match(ref)}

@@ -101,31 +101,32 @@ def _form(kind: str):
     return form, alliances
 
 
-def _objects_for(kind: str, form) -> tuple[list[dict], list[str]]:
+def _objects_for(kind: str, form) -> tuple[list[dict], list[str], set[str] | None]:
+    """The objects to post, warnings, and their references if parsing gathered them."""
     org, tlp = current_user.organisation, form.tlp.data
     if kind == "incident":
         return compose.incident_report(
             org, tlp, title=form.title.data, description=form.description.data or "",
             details=form.details.data or "", observables_text=form.observables.data or "",
             attack_ids_text=form.attack_ids.data or "", sectors=form.sectors.data or [],
-            countries=form.countries.data or []), []
+            countries=form.countries.data or []), [], None
     if kind == "indicators":
         def utc(value):
             return value.replace(tzinfo=UTC) if value else None
         return compose.indicator_set(
             org, tlp, observables_text=form.observables.data,
             valid_from=utc(form.valid_from.data), valid_until=utc(form.valid_until.data),
-            confidence=form.confidence.data), []
+            confidence=form.confidence.data), [], None
     if kind == "analysis":
         return compose.policy_analysis(org, tlp, title=form.title.data,
                                        description=form.description.data or "",
-                                       policy_tags=form.policy_tags.data or []), []
+                                       policy_tags=form.policy_tags.data or []), [], None
     upload = form.bundle_file.data
     raw = upload.read() if upload else (form.bundle_text.data or "").encode()
     if not raw.strip():
         raise DomainError("Choose a bundle file or paste one.", field="bundle_text")
     parsed = parse_bundle(raw)
-    return parsed.objects, parsed.warnings
+    return parsed.objects, parsed.warnings, parsed.refs
 
 
 @bp.route("/new/<kind>", methods=["GET", "POST"])
@@ -144,7 +145,7 @@ def compose_note(kind):
                                                 form.tlp.data, form.recipients.data or [])
         else:
             try:
-                objects, warnings = _objects_for(kind, form)
+                objects, warnings, refs = _objects_for(kind, form)
                 note = services.post_note(
                     current_user, title=form.title.data, tlp=form.tlp.data,
                     alliance_ids=form.alliances.data, objects=objects, kind=kind,
@@ -153,7 +154,7 @@ def compose_note(kind):
                     policy_tags=form.policy_tags.data or [],
                     sectors=getattr(form, "sectors", None) and form.sectors.data or [],
                     countries=getattr(form, "countries", None) and form.countries.data or [],
-                    publish_public=form.publish_public.data, warnings=warnings)
+                    publish_public=form.publish_public.data, warnings=warnings, refs=refs)
             except BundleRejected as exc:
                 db.session.rollback()
                 problems, status = exc.problems, exc.status_code

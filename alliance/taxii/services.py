@@ -338,10 +338,11 @@ def versions(result: Page) -> dict:
 
 # --- writing --------------------------------------------------------------------------------
 
-def add_objects(user, collection: Collection, objects: list[dict]):
+def add_objects(user, collection: Collection, objects: list[dict], refs=None):
     """Store an envelope as one note in the collection's alliance, through the same posting
     service as the web (validation, versions, ownership, TLP). The note's TLP is the strictest
-    TLP marking on its objects, else the alliance's default. Returns the status resource."""
+    TLP marking on its objects, else the alliance's default. Returns the status resource.
+    `refs`: the references the objects hold, when parsing gathered them (Parsed.refs)."""
     from alliance.notes.services import post_note
     from alliance.taxii.models import TaxiiStatus
 
@@ -360,7 +361,7 @@ def add_objects(user, collection: Collection, objects: list[dict]):
     title = (reports[0]["name"] if len(reports) == 1 else
              f"TAXII upload of {len(objects):,} object{'s' if len(objects) != 1 else ''}")
     note = post_note(user, title=title[:300], tlp=tlp, alliance_ids=[alliance.id],
-                     objects=objects, kind="bundle", alerts=False)
+                     objects=objects, kind="bundle", alerts=False, refs=refs)
     successes = [{"id": o["id"], "version": o.get("modified") or o.get("created")
                   or rfc3339(note.created_at)} for o in objects]
     status = TaxiiStatus(id=str(uuid.uuid4()), user_id=user.id, collection_id=collection.id,

@@ -165,7 +165,7 @@ def add_objects(collection_id):
         raise TaxiiError(415, "Unsupported media type", f"Send the envelope as {TAXII}.")
     try:
         parsed = parse_envelope(request.get_data(cache=False))
-        status = services.add_objects(g.api_user, coll, parsed.objects)
+        status = services.add_objects(g.api_user, coll, parsed.objects, refs=parsed.refs)
     except BundleRejected as exc:
         from alliance.extensions import db
 

@@ -131,7 +131,7 @@ def _post(actor, alliance, raw: bytes, tlp: str = "AMBER", recipients=()):
     parsed = parse_bundle(raw)
     return services.post_note(actor, title="Corpus import", tlp=tlp, alliance_ids=[alliance.id],
                               objects=parsed.objects, recipient_ids=list(recipients),
-                              warnings=parsed.warnings)
+                              warnings=parsed.warnings, refs=parsed.refs)
 
 
 def _note_tlp(objects: list[dict]) -> str:

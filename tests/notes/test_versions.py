@@ -68,6 +68,35 @@ def test_an_identical_repost_links_the_stored_version(member, alliance):
     assert bodies == [obj]
 
 
+def test_a_repost_with_its_properties_in_another_order_is_the_same_object(member, alliance):
+    """JSON objects have no order: a tool that writes the keys differently reposts the same
+    object (hashes are of the stored text, so the stored body decides)."""
+    obj = identity("Reordered Org")
+    post(member, alliance, [obj])
+    (row,) = rows_of(obj["id"])
+    reordered = dict(reversed(list(obj.items())))
+    assert list(reordered) != list(obj) and reordered == obj
+
+    again = post(member, alliance, [reordered])
+
+    assert rows_of(obj["id"]) == [row] and row.id in linked(again)
+
+
+def test_a_version_stored_under_another_hash_rule_still_matches(member, alliance):
+    """Rows hashed before the hash was taken of the stored text (sorted keys) still answer
+    an identical repost, and still refuse a different body."""
+    obj = identity("Older Org")
+    post(member, alliance, [obj])
+    (row,) = rows_of(obj["id"])
+    row.body_hash = "0" * 64  # a digest the current rule never produces for this body
+    db.session.commit()
+
+    again = post(member, alliance, [obj])
+    assert rows_of(obj["id"]) == [row] and row.id in linked(again)
+    exc = refused(member, alliance, [dict(obj, name="Changed Org")])
+    assert exc.status_code == 409
+
+
 def test_an_identical_repost_by_another_org_links_too(member, second_member, alliance):
     obj = identity("Shared Org")
     post(member, alliance, [obj])

@@ -110,7 +110,8 @@ class StixObject(db.Model):
     stix_id: Mapped[str] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(100))
     modified: Mapped[str] = mapped_column(String(40))
-    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    # No index of its own: nothing looks objects up by organisation (migration b8e1f4a2c6d3).
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     first_note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"),
                                                index=True)
     body: Mapped[dict] = mapped_column(JSON)

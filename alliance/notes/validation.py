@@ -44,6 +44,8 @@ def _canonical_id(obj_id: str, stix_type: str) -> bool:
         if len(_TYPES_SEEN) < 10_000:
             _TYPES_SEEN.add(stix_type)
     return True
+
+
 SCO_TYPES = frozenset({
     "artifact", "autonomous-system", "directory", "domain-name", "email-addr", "email-message",
     "file", "ipv4-addr", "ipv6-addr", "mac-addr", "mutex", "network-traffic", "process",
@@ -187,7 +189,7 @@ def _name_kind(key: str) -> int:
     if len(key) > 250:
         raise BundleRejected([Problem("", key[:40] + "…", "property name too long")])
     kind = _REF if key.endswith("_ref") else _REFS if key.endswith("_refs") else _PLAIN
-    if len(_NAMES) < 50_000:
+    if len(key) <= 64 and len(_NAMES) < 20_000:  # keeps the memo small
         _NAMES[key] = kind
     return kind
 

@@ -37,6 +37,7 @@ from alliance.notes.models import (
     Note,
     facet_rows,
 )
+from alliance.notes.services import COLLECT_SQL
 from alliance.orgs.models import Organisation
 from alliance.orgs.services import build_identity
 from alliance.sharing.markings import marking_id
@@ -551,7 +552,7 @@ def generate(plan: Plan, progress=None) -> dict:
     placeholder = {"report_id": f"report--{uuid.uuid4()}", "organisation_id": world.orgs[0].id,
                    "author_id": world.reader.id, "kind": "bundle", "title": "placeholder",
                    "tlp": "RED", "created_at": utcnow(), "updated_at": utcnow()}
-    done, ids = 0, []
+    done, ids, first_note = 0, [], None
     while done < plan.notes:
         count = min(CHUNK, plan.notes - done)
         if writer.pg or not ids:
@@ -559,12 +560,17 @@ def generate(plan: Plan, progress=None) -> dict:
         else:  # SQLite: this transaction's notes follow each other
             ids = list(range(ids[-1] + 1, ids[-1] + 1 + count))
         builder.chunk(done, count, writer, ids)
+        first_note = ids[0] if first_note is None else first_note
         done += count
         if writer.pg:
             db.session.commit()  # COPY chunks commit as they go: a 1M-row run stays bounded
             writer = _Writer()
         if progress:
             progress(count)
+    # The alliance collections (TAXII) of what these notes hold: one set-based statement,
+    # as post_note does for one note.
+    db.session.execute(text(COLLECT_SQL.format(where="note_objects.note_id >= :first")),
+                       {"first": first_note})
     db.session.commit()
     return {"seed": plan.seed, "tag": tag, **builder.totals,
             "organisations": len(world.orgs), "users": sum(map(len, world.users.values())),

@@ -133,6 +133,26 @@ class NoteObject(db.Model):
     object = relationship("StixObject")
 
 
+class CollectionObject(db.Model):
+    """Which object versions each alliance's notes hold, in TAXII order: the walk of an
+    alliance collection (alliance.taxii.services.page). Without it a page walked every
+    stored object and checked each for the alliance, so a page cost grew with the share of
+    the table the alliance does not hold. Filled when a note links objects (one row per
+    audience alliance and object version, whichever notes hold it); it only narrows the
+    walk: each row is still checked against the read rule when read. date_added and type
+    are copies of the object's (neither ever changes)."""
+
+    __tablename__ = "collection_objects"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # the primary key is the table
+
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    date_added: Mapped[object] = mapped_column(UTCDateTime, primary_key=True)
+    object_id: Mapped[int] = mapped_column(ForeignKey("stix_objects.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+
+
 class Observable(db.Model):
     """A normalised observable value of a note, for search and correlation."""
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator
@@ -54,17 +55,17 @@ def _stix_now() -> str:
     return utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _hash(obj: dict, text=None) -> str:
-    """sha256 of an object's JSON text: `text` when it is the text being stored (one
+def _hash(obj: dict, stored=None) -> str:
+    """sha256 of an object's JSON text: `stored` when it is the text being stored (one
     serialisation for both), else orjson's. Key order is kept, so equal hashes mean identical
     objects but different ones do not mean different objects: _check_versions then compares
     the stored body itself (rows stored before this rule hashed sorted keys)."""
-    if type(text) is not str:
+    if type(stored) is not str:
         try:
             return hashlib.sha256(orjson.dumps(obj)).hexdigest()
         except TypeError:  # beyond orjson (integers over 64 bits): the column's fallback
-            text = json.dumps(obj)
-    return hashlib.sha256(text.encode()).hexdigest()
+            stored = json.dumps(obj)
+    return hashlib.sha256(stored.encode()).hexdigest()
 
 
 def audience_choices(user) -> list[Alliance]:
@@ -330,8 +331,8 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
         # (SQLite) and the values the same on every row are processed once (_insert_rows).
         body = _processor(StixObject.__table__, "body")
         _insert_rows(StixObject.__table__, ("stix_id", "type", "modified", "body", "body_hash"), [
-            (o["id"], o["type"], o.get("modified") or o.get("created") or "", text,
-             _hash(o, text)) for o in new for text in (body(o),)], processed=("body",),
+            (o["id"], o["type"], o.get("modified") or o.get("created") or "", stored,
+             _hash(o, stored)) for o in new for stored in (body(o),)], processed=("body",),
             constants={"organisation_id": org_id, "first_note_id": note_id, "date_added": now})
     links = NoteObject.__table__
     if not existing:
@@ -347,6 +348,7 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
         _insert_rows(links, ("object_id",), [
             (object_id,) for object_id in sorted(set(stored) | {r.id for r in existing})],
             constants={"note_id": note_id, "note_version": 1})
+    collect_objects(note_id)
     extract = observables.extract
     found = sorted({hit for obj in objects for hit in extract(obj)})
     if found:
@@ -356,6 +358,36 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
                         countries=note.countries, policy_tags=note.policy_tags)
     if facets:
         _bulk_insert(NoteFacet.__table__, facets)
+
+
+# The rows of collection_objects for what notes hold (all notes, or the one with :note_id):
+# every object version under every audience alliance of a note that links it.
+COLLECT_SQL = (
+    "INSERT INTO collection_objects (alliance_id, date_added, object_id, type) "
+    "SELECT DISTINCT note_audiences.alliance_id, stix_objects.date_added, stix_objects.id, "
+    "stix_objects.type FROM note_objects "
+    "JOIN note_audiences ON note_audiences.note_id = note_objects.note_id "
+    "JOIN stix_objects ON stix_objects.id = note_objects.object_id "
+    "WHERE {where} ON CONFLICT DO NOTHING")
+
+
+def collect_objects(note_id: int) -> None:
+    """The note's objects into its alliances' collections (CollectionObject); those another
+    note of the alliance already put there stay as they are."""
+    db.session.execute(text(COLLECT_SQL.format(where="note_objects.note_id = :note_id")),
+                       {"note_id": note_id})
+
+
+def uncollect_object(object_id: int) -> None:
+    """After a note let go of an object version (an edit replaces its report): out of the
+    collections of the alliances where no note holds it any more."""
+    db.session.execute(text(
+        "DELETE FROM collection_objects WHERE object_id = :object_id AND NOT EXISTS ("
+        "SELECT 1 FROM note_objects JOIN note_audiences "
+        "ON note_audiences.note_id = note_objects.note_id "
+        "WHERE note_objects.object_id = :object_id "
+        "AND note_audiences.alliance_id = collection_objects.alliance_id)"),
+        {"object_id": object_id})
 
 
 def _identity(value):
@@ -666,6 +698,9 @@ def edit_note(actor, note: Note, *, title: str, description: str) -> Note:
     db.session.query(NoteObject).filter_by(note_id=note.id, object_id=current.id).delete()
     note.version += 1
     db.session.add(NoteObject(note_id=note.id, object_id=row.id, note_version=note.version))
+    db.session.flush()
+    collect_objects(note.id)
+    uncollect_object(current.id)
     changed = [f for f, old, new in (("title", note.title, title),
                                      ("description", note.description or "", description or ""))
                if old != new]

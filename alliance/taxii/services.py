@@ -19,7 +19,7 @@ from sqlalchemy import String, exists, func, or_, select, text, tuple_
 from alliance.alliances.models import Alliance, Membership
 from alliance.core.errors import DomainError, NotAllowed, NotFound
 from alliance.extensions import db
-from alliance.notes.models import Note, NoteAudience, NoteObject, StixObject
+from alliance.notes.models import CollectionObject, Note, NoteAudience, NoteObject, StixObject
 from alliance.sharing.markings import strictest_level
 from alliance.sharing.policy import Principal, readable_note_ids, readable_notes
 from alliance.sharing.tlp import TLP_RANK
@@ -208,17 +208,31 @@ def _instant(modified):
         fraction + "000000000", 1, 9, type_=String)
 
 
+def _keys(collection: Collection) -> tuple:
+    """The columns a page walks, in order, and the type: an alliance collection walks its
+    own objects (CollectionObject's primary key, whatever the alliance's share of the
+    table); the organisation's collection walks stix_objects. The same values either way
+    (CollectionObject copies date_added and type), so cursors mean the same."""
+    if collection.alliance is not None:
+        return CollectionObject.date_added, CollectionObject.object_id, CollectionObject.type
+    return StixObject.date_added, StixObject.id, StixObject.type
+
+
 def _statement(user, collection: Collection, filters: Filters):
     visible = _visible(user, collection)
+    added, _row_id, stix_type = _keys(collection)
     stmt = select(StixObject).where(visible)
+    if collection.alliance is not None:
+        stmt = stmt.join(CollectionObject, CollectionObject.object_id == StixObject.id).where(
+            CollectionObject.alliance_id == collection.alliance.id)
     if filters.ids:
         stmt = stmt.where(StixObject.stix_id.in_(filters.ids))
     if filters.types:
-        stmt = stmt.where(StixObject.type.in_(filters.types))
+        stmt = stmt.where(stix_type.in_(filters.types))
     if filters.spec_versions and "2.1" not in filters.spec_versions:
         stmt = stmt.where(False)  # everything stored here is STIX 2.1
     if filters.added_after is not None:
-        stmt = stmt.where(StixObject.date_added > filters.added_after)
+        stmt = stmt.where(added > filters.added_after)
     condition = _version_condition(filters, user, collection)
     if condition is not None:
         stmt = stmt.where(condition)
@@ -277,12 +291,13 @@ def page(user, key_id: int, collection: Collection, filters: Filters, limit: str
         raise TaxiiError(400, "Bad limit", "limit must be at least 1.")
     size = min(size, MAX_PAGE)
     stmt = _statement(user, collection, filters)
+    added_column, id_column, _type = _keys(collection)
     if next_token:
         added, row_id = _read_cursor(next_token, key_id, collection, filters)
         # A row value: SQLite and PostgreSQL start the index range there (the equivalent
         # `a > x OR (a = x AND id > y)` made SQLite scan the index from its start).
-        stmt = stmt.where(tuple_(StixObject.date_added, StixObject.id) > (added, row_id))
-    stmt = stmt.order_by(StixObject.date_added, StixObject.id).limit(size + 1)
+        stmt = stmt.where(tuple_(added_column, id_column) > (added, row_id))
+    stmt = stmt.order_by(added_column, id_column).limit(size + 1)
     rows = _walk(stmt) if collection.alliance is not None else db.session.scalars(stmt).all()
     more = len(rows) > size
     rows = rows[:size]
@@ -290,27 +305,28 @@ def page(user, key_id: int, collection: Collection, filters: Filters, limit: str
 
 
 def _walk(stmt) -> list:
-    """Run a page of an alliance collection as a walk of the keyset index that checks each
-    object on the way and stops at the page's end — on PostgreSQL by turning off, for this
-    statement only, the sort and materialize steps of the alternative plan.
+    """Run a page of an alliance collection as a walk of its keyset index (collection_objects'
+    primary key: the alliance's own objects) that checks each object on the way and stops at
+    the page's end — on PostgreSQL by turning off, for this statement only, the sort and
+    materialize steps of the alternative plan, and parallel workers.
 
     Why: the planner charges the read rule's sub-selects in full for every object it would
-    check (~57 cost units; in fact a few microseconds, as most objects fail at the first
-    index probe), so below ~150,000 stored objects it prefers to gather every visible object
-    of the collection and sort them: measured at 100,000 objects (bench/scale.py), ~150 ms a
-    page and growing with the collection, against ~12 ms for the walk, which stays flat (at
-    1,000,000 objects the planner walks by itself). An alliance collection is a good share of
-    the table (its members' notes), so a walk meets a page's worth of objects quickly. Not
-    for the organisation's own collection, which may be a tiny share: there the sort wins."""
+    check (~57 cost units; in fact a few microseconds), so it expects to walk far more rows
+    than a page needs. It then prefers to gather every visible object of the collection and
+    sort them (measured at 100,000 objects: ~150 ms a page and growing with the collection,
+    against ~12 ms for the walk), or to walk in two parallel workers, whose start costs
+    ~5 ms a page for a walk of a few hundred rows. Not for the organisation's own
+    collection, which may be a tiny share of the table: there the sort wins."""
     if db.session.get_bind().dialect.name != "postgresql":
         return db.session.scalars(stmt).all()  # SQLite walks the index by itself
-    db.session.execute(text("SET LOCAL enable_sort = off"))
-    db.session.execute(text("SET LOCAL enable_material = off"))
+    settings = ("enable_sort", "enable_material", "max_parallel_workers_per_gather")
+    for name, value in zip(settings, ("off", "off", "0"), strict=True):
+        db.session.execute(text(f"SET LOCAL {name} = {value}"))
     try:
         return db.session.scalars(stmt).all()
     finally:
-        db.session.execute(text("RESET enable_sort"))
-        db.session.execute(text("RESET enable_material"))
+        for name in settings:
+            db.session.execute(text(f"RESET {name}"))
 
 
 def envelope(result: Page) -> dict:

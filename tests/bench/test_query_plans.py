@@ -232,17 +232,13 @@ def test_the_checker_reports_a_full_scan(plans):
     assert [s.split(" ", 1)[0] for s in scans] == ["stix_objects"]
 
 
-@pytest.mark.parametrize("index, path", [
-    ("ix_notes_feed", "feed"), ("ix_stix_objects_added", "taxii")])
-def test_the_checker_reports_a_dropped_index(signed_in, taxii_client, index, path):
-    """Without the feed's (created_at, id) index or TAXII's (date_added, id) index, a page
-    reads every candidate row and sorts them: the tests above would fail. (DDL in a
-    transaction, rolled back: the index comes back.)"""
-    if path == "feed":
-        _response, statements = _get(signed_in, "/notes/")
-    else:
-        _response, statements = _get(taxii_client, taxii_client.objects,
-                                     query_string={"limit": "100"})
+def test_the_checker_reports_a_dropped_index(signed_in):
+    """Without the feed's (created_at, id) index, a page reads every candidate row and
+    sorts them: the tests above would fail. (DDL in a transaction, rolled back: the index
+    comes back.) TAXII's alliance pages walk a primary key, which cannot be dropped: the
+    test below checks they walk it."""
+    index = "ix_notes_feed"
+    _response, statements = _get(signed_in, "/notes/")
     page = [s for s in statements if keyset_page(s[0])]
     assert len(page) == 1
     db.session.remove()  # no open transaction of ours may hold a lock on the table
@@ -260,5 +256,38 @@ def test_the_checker_reports_a_dropped_index(signed_in, taxii_client, index, pat
         finally:
             conn.rollback()
         assert scans_in(conn, page, ordered=True) == []
-    table = "notes" if path == "feed" else "stix_objects"
-    assert any(p.startswith(f"{table} ") for p in problems), problems
+    assert any(p.startswith("notes ") for p in problems), problems
+
+
+@pytest.mark.parametrize("args", [{}, {"match[type]": "indicator"}])
+def test_taxii_alliance_pages_walk_the_alliance_collection(taxii_client, args):
+    """An alliance collection's page walks collection_objects' primary key (alliance_id,
+    date_added, object_id): the alliance's own objects, whatever its share of the table,
+    instead of every stored object checked one by one for the alliance."""
+    first, _statements = _get(taxii_client, taxii_client.objects,
+                              query_string={"limit": "100", **args})
+    body = first.get_json()
+    assert body["more"], "the generated alliance holds more than a page"
+    _second, statements = _get(taxii_client, taxii_client.objects,
+                               query_string={"limit": "100", "next": body["next"], **args})
+    assert len([s for s in statements if keyset_page(s[0])]) == 1
+    with db.engine.connect() as conn:
+        # All of them: the page's planner settings (SET LOCAL) are replayed before it.
+        for statement, parameters in queries(conn, statements):
+            if not keyset_page(statement):
+                continue
+            plan = explain(conn, statement, parameters)
+            if conn.dialect.name == "postgresql":
+                walked = [n for n in pg_nodes(plan[0]["Plan"])
+                          if n.get("Index Name") == "pk_collection_objects"]
+                assert walked and "alliance_id" in walked[0].get("Index Cond", ""), plan
+                assert not any(n.get("Index Name", "").startswith("ix_stix_objects_")
+                               for n in pg_nodes(plan[0]["Plan"])), plan
+                # No parallel workers: starting them costs more than a page's walk.
+                assert not any(n["Node Type"].startswith("Gather")
+                               for n in pg_nodes(plan[0]["Plan"])), plan
+            else:
+                assert any(line.startswith("SEARCH collection_objects USING PRIMARY KEY "
+                                           "(alliance_id=?") for line in plan), plan
+                assert not any("ix_stix_objects_added" in line
+                               or "ix_stix_objects_type_added" in line for line in plan), plan

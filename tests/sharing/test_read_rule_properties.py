@@ -352,6 +352,8 @@ def build(world: World) -> Built:
         db.session.add_all(held)
         db.session.flush()
         db.session.add_all(NoteObject(note_id=note.id, object_id=row.id) for row in held)
+        db.session.flush()
+        services.collect_objects(note.id)  # as posting does: the alliance collections TAXII walks
         versions[("report", i)] = report.id
         if spec.slot is not None:
             versions[("indicator", i)] = held[1].id

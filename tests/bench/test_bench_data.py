@@ -19,6 +19,7 @@ from alliance.digests.services import build_digest
 from alliance.extensions import db
 from alliance.notes import observables, services
 from alliance.notes.models import (
+    CollectionObject,
     Note,
     NoteAudience,
     NoteFacet,
@@ -160,6 +161,14 @@ def test_generated_rows_are_what_posting_writes(app):
     links = {}
     for link in db.session.scalars(select(NoteObject)):
         links.setdefault(link.note_id, []).append(by_id[link.object_id])
+    # The alliance collections TAXII walks: every held version under each audience alliance.
+    audiences = {}
+    for row in db.session.scalars(select(NoteAudience)):
+        audiences.setdefault(row.note_id, set()).add(row.alliance_id)
+    collected = {(r.alliance_id, r.object_id, r.type, r.date_added)
+                 for r in db.session.scalars(select(CollectionObject))}
+    assert collected == {(a, o.id, o.type, o.date_added) for note_id, held in links.items()
+                         for o in held for a in audiences.get(note_id, ())}
     found = {}
     for row in db.session.scalars(select(Observable)):
         found.setdefault(row.note_id, set()).add((row.kind, row.value))

@@ -37,7 +37,7 @@ from alliance.notes.models import (
     Note,
     facet_rows,
 )
-from alliance.notes.services import COLLECT_SQL
+from alliance.notes.services import COLLECT_SQL, _hash
 from alliance.orgs.models import Organisation
 from alliance.orgs.services import build_identity
 from alliance.sharing.markings import marking_id
@@ -94,11 +94,6 @@ class _World:
 
 def _stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
-
-
-def _hash(text: str) -> str:
-    # The body hash post_note stores (alliance.notes.services._hash): of the stored text.
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _weighted(rng: random.Random, pairs) -> str:
@@ -471,7 +466,7 @@ class _Notes:
             text = _json(body)
             objects.append((row_id, body["id"], body["type"],
                             body.get("modified") or body.get("created") or "", org_id,
-                            note_id, text, _hash(text), _naive(added)))
+                            note_id, text, _hash(body, text), _naive(added)))
             if version is not None:
                 links.append((note_id, row_id, version))
             if "modified" not in body:

@@ -111,12 +111,16 @@ class SMTPSink:
     """A real SMTP server (aiosmtpd) in this process; keeps every message it receives.
     fail_next lets a test make the next deliveries fail with a 4xx or 5xx at DATA;
     rcpt_delays makes the next RCPT TO answers wait that many seconds (rcpt_delayed is set
-    when one starts waiting). stop() and start() again keep the same port."""
+    when one starts waiting). stop() and start() again keep the same port. envelopes has
+    (MAIL FROM options, RCPT TO addresses, the bytes received) of each message kept;
+    smtputf8=False makes a server that does not offer SMTPUTF8 (RFC 6531)."""
 
-    def __init__(self):
+    def __init__(self, smtputf8: bool = True):
         import asyncio
 
+        self.smtputf8 = smtputf8
         self.messages = []
+        self.envelopes = []
         self.lock = threading.Lock()
         self.fail_next: list[str] = []
         self.rcpt_delays: list[float] = []
@@ -140,6 +144,8 @@ class SMTPSink:
                         return sink.fail_next.pop(0)
                     sink.messages.append(message_from_bytes(envelope.content,
                                                             policy=policy.default))
+                    sink.envelopes.append((list(envelope.mail_options),
+                                           list(envelope.rcpt_tos), envelope.content))
                 return "250 OK"
 
         self.handler = Handler()
@@ -154,7 +160,8 @@ class SMTPSink:
         from aiosmtpd.controller import Controller
 
         # A stopped controller's event loop is closed: a restart needs a new controller.
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     enable_SMTPUTF8=self.smtputf8)
         self.controller.start()
         return self
 
@@ -166,6 +173,7 @@ class SMTPSink:
     def clear(self) -> None:
         with self.lock:
             self.messages.clear()
+            self.envelopes.clear()
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list:
         deadline = time.monotonic() + timeout

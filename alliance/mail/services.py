@@ -17,6 +17,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, getaddresses
 from urllib.parse import unquote, urlsplit
 
+import idna
 from flask import current_app, render_template
 
 from alliance.outbox.services import PermanentFailure, TemporaryFailure, enqueue, handler
@@ -78,6 +79,9 @@ BUILD_POLICY = policy.default.clone(header_factory=_HeaderClasses())
 # clients would not find the one-click unsubscribe link. smtplib and the maildir write
 # the message with its own policy.
 MAIL_POLICY = BUILD_POLICY.clone(max_line_length=998)
+# For a recipient whose mailbox name is not ASCII (josé@…): headers in UTF-8 (RFC 6532), the
+# only valid way to write such an address; smtplib then asks the server for SMTPUTF8.
+UTF8_MAIL_POLICY = MAIL_POLICY.clone(utf8=True)
 # Parts larger than this are base64-encoded: the e-mail package's quoted-printable encoder is
 # pure Python and took a fifth of a 300 KB digest's worker time; base64 is C and every client
 # reads it. Short mails keep the readable default.
@@ -101,10 +105,29 @@ def _base64_lines(body: str) -> list[bytes]:
     return _BASE64_LINE.findall(binascii.b2a_base64(data, newline=False))
 
 
+def recipient_address(address: str) -> str:
+    """The address as it goes into To and RCPT TO: its domain in ASCII (IDNA, bücher.example
+    -> xn--bcher-kva.example), which every mail server takes; the mailbox name as it is. The
+    e-mail package would otherwise write a non-ASCII address as RFC 2047 encoded words
+    ("=?utf-8?q?jos=C3=A9?=@example.org"), which are not allowed in an address: no client
+    could reply to it and servers refuse it. Raises ValueError for what cannot be an
+    address (a message that can never be built)."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local or not domain or any(ch.isspace() for ch in address.strip()):
+        raise ValueError(f"{address!r} is not an e-mail address")
+    if not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise ValueError(f"the domain of {address!r} is not a valid domain name") from exc
+    return f"{local}@{domain}"
+
+
 def build_message(to: str, subject: str, text: str, html: str, message_id: str,
                   headers: dict | None = None) -> EmailMessage:
     msg = EmailMessage(policy=BUILD_POLICY)
     msg["From"] = current_app.config["MAIL_FROM"]
+    to = recipient_address(to)
     msg["To"] = to
     msg["Subject"] = header_text(subject)
     msg["Date"] = formatdate(localtime=False)
@@ -126,7 +149,8 @@ def build_message(to: str, subject: str, text: str, html: str, message_id: str,
             # The lines again for flatten(), which joins them with the wire's line ends
             # instead of converting the payload; used only while the payload is this one.
             part._alliance_base64 = (part._payload, lines)  # noqa: SLF001
-    msg.policy = MAIL_POLICY  # after the parts: their encoding stays as it was
+    # After the parts: their encoding stays as it was.
+    msg.policy = MAIL_POLICY if to.isascii() else UTF8_MAIL_POLICY
     return msg
 
 

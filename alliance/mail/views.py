@@ -3,7 +3,7 @@ when MAIL_URL is a folder (the `make run` default)."""
 import mailbox
 import os
 from email.errors import HeaderParseError
-from email.header import decode_header, make_header
+from email.header import Header, decode_header, make_header
 from email.utils import parsedate_to_datetime
 
 from flask import Blueprint, abort, current_app, render_template
@@ -33,10 +33,16 @@ def _decode(part) -> str:
 
 
 def _header(value) -> str:
-    """A header as people read it: RFC 2047 encoded words (non-ASCII subjects) decoded."""
+    """A header as people read it: RFC 2047 encoded words (non-ASCII subjects) decoded, and
+    a header written in UTF-8 itself (RFC 6532: mail to josé@…) read as UTF-8."""
     if value is None:
         return ""
     try:
+        if isinstance(value, Header):  # the maildir's parser: raw 8-bit text in the header
+            return "".join(chunk.decode("utf-8" if charset in (None, "unknown-8bit")
+                                        else charset, "replace")
+                           if isinstance(chunk, bytes) else chunk
+                           for chunk, charset in decode_header(value))
         return str(make_header(decode_header(str(value))))
     except (HeaderParseError, LookupError, UnicodeError, ValueError):
         return str(value)

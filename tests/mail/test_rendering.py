@@ -165,3 +165,17 @@ def test_the_maildir_page_says_no_mail_yet_before_any_mail_was_written(app, as_a
     assert inbox.status_code == 200
     assert "No mail yet" in inbox.get_data(as_text=True)
     assert message.status_code == 404
+
+
+def test_the_maildir_page_shows_a_non_ascii_recipient_as_written(app, as_admin):
+    with app.test_request_context():
+        msg = build_message("josé@bücher.example", "Hello", "t", "<p>h</p>",
+                            "<utf8-recipient@alliance.test>")
+    key = _deliver(app, msg)
+
+    inbox = as_admin.get("/admin/mail/").get_data(as_text=True)
+    page = as_admin.get(f"/admin/mail/{key}").get_data(as_text=True)
+
+    for shown in (inbox, page):
+        assert "josé@xn--bcher-kva.example" in shown
+        assert "\ufffd" not in shown and "=?" not in shown

@@ -50,6 +50,8 @@ class Config:
     # Sign-in throttling: failed attempts per account, and attempts per client address.
     SIGNIN_LIMIT_ACCOUNT = os.environ.get("SIGNIN_LIMIT_ACCOUNT", "5 per 15 minutes")
     SIGNIN_LIMIT_IP = os.environ.get("SIGNIN_LIMIT_IP", "30 per 15 minutes")
+    # Invitations an org admin may send (each is a mail to an address they typed).
+    INVITE_LIMIT = os.environ.get("INVITE_LIMIT", "20 per hour;100 per day")
 
     # Outbox relay: how often beat relays pending rows, and how long a web request may wait
     # on the broker before leaving the row for the relay.

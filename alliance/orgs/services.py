@@ -143,21 +143,35 @@ def get_org_user(actor: User, user_id: int) -> User:
     return user
 
 
-def invite_user(actor: User, email: str, role: str = "member") -> str:
-    """Mail a signed, expiring invitation to join the actor's organisation. Returns the link."""
+def invite_user(actor: User, email: str, role: str = "member") -> str | None:
+    """Mail a signed, expiring invitation to join the actor's organisation. Returns the link.
+
+    An address that already has an account in another organisation gets no link (an account
+    belongs to one organisation) but a mail saying so, and the inviter sees the same answer
+    as for a new address: the invitation form must not tell an org admin which addresses
+    have accounts on the platform. Returns None then. One of the inviter's own colleagues
+    is refused: the users page lists them anyway."""
     org = actor.organisation
     _require_org_admin(actor, org)
     email = normalise_email(email)
     if role not in ("member", "org_admin"):
         raise DomainError("Unknown role.", field="role")
-    if find_user_by_email(email):
-        raise Conflict("This person already has an account.", field="email")
-    token = make_token("invite", {"org": org.id, "email": email, "role": role, "by": actor.id})
-    link = external_url("auth.accept_invite", token=token)
-    queue_mail(email, "user_invite",
-               f"{actor.name} invites you to {org.name} on CyberPeace Alliance",
-               inviter=actor.name, org_name=org.name, link=link,
-               days=current_app.config["INVITE_MAX_AGE"] // 86400)
+    existing = find_user_by_email(email)
+    if existing is not None and existing.organisation_id == org.id:
+        raise Conflict("This person already has an account in your organisation.",
+                       field="email")
+    subject = f"{actor.name} invites you to {org.name} on CyberPeace Alliance"
+    link = None
+    if existing is None:
+        token = make_token("invite", {"org": org.id, "email": email, "role": role,
+                                      "by": actor.id})
+        link = external_url("auth.accept_invite", token=token)
+        queue_mail(email, "user_invite", subject, inviter=actor.name, org_name=org.name,
+                   link=link, days=current_app.config["INVITE_MAX_AGE"] // 86400)
+    else:
+        queue_mail(existing.email, "user_invite_existing", subject, inviter=actor.name,
+                   org_name=org.name, sign_in=external_url("auth.sign_in"))
+    # The same record either way: the organisation's own log must not tell them apart.
     record("user.invited", actor, ("invitation", None, email), organisation=org, role=role)
     db.session.commit()
     return link

@@ -1,7 +1,7 @@
 """Organisation registration, profile and users; vetting by platform admins."""
 import json
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from alliance.alliances.services import memberships_of_org
@@ -62,8 +62,16 @@ def profile(slug):
                            memberships=memberships_of_org(org.id) if own else [])
 
 
+def _inviter_key() -> str:
+    return f"invite:{current_user.id}"
+
+
 @bp.route("/organisations/<slug>/users", methods=["GET", "POST"])
 @member_required
+# Every invitation is a mail to an address the admin typed: a limit per admin keeps the
+# platform from being used to send them in bulk. Only sent invitations count.
+@limiter.limit(lambda: current_app.config["INVITE_LIMIT"], methods=["POST"],
+               key_func=_inviter_key, deduct_when=lambda response: response.status_code == 302)
 def users(slug):
     org = services.get_organisation_by_slug(slug)
     if org.id != current_user.organisation_id or not current_user.is_org_admin:

@@ -1,4 +1,6 @@
 """An organisation's users: invitations, roles and deactivation by its org admins."""
+import re
+
 import pytest
 from sqlalchemy import func, select
 
@@ -182,14 +184,73 @@ def test_extra_fields_on_invitation_acceptance_are_ignored(as_org_admin, org, me
     assert user_named("attacker@evil.example") is None
 
 
-@pytest.mark.parametrize("email", ["colleague@outside.example", "COLLEAGUE@outside.example",
-                                   "analyst@member.example"])
-def test_inviting_an_existing_address_is_refused(as_org_admin, org, colleague, member, email):
+@pytest.mark.parametrize("email", ["colleague@outside.example", "COLLEAGUE@outside.example"])
+def test_inviting_a_colleague_who_has_an_account_is_refused(as_org_admin, org, colleague,
+                                                            email):
     response = invite(as_org_admin, org, email)
 
-    assert response.status_code in (409, 422)
-    assert b"already has an account" in response.data
-    assert mails_with("user_invite") == []
+    assert response.status_code == 422  # the form again, with the reason at the address
+    assert b"already has an account in your organisation" in response.data
+    assert mails_with("user_invite") == [] and mails_with("user_invite_existing") == []
+
+
+def _invite_seen(client, org, email) -> tuple:
+    """What the inviting admin sees and what the organisation's log keeps: status, where
+    the answer leads, the message on that page (the address in it made generic), the log."""
+    response = invite(client, org, email)
+    page = client.get(response.headers.get("Location", "/")).get_data(as_text=True)
+    message = re.search(r"Invitation sent to [^<]*", page)
+    event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "user.invited")
+                               .order_by(AuditEvent.id.desc())).first()
+    return (response.status_code, response.headers.get("Location"),
+            message and message.group(0).replace(email, "ADDRESS"),
+            event and (event.actor_id, event.target_type, event.target_id,
+                       event.target_label.replace(email, "ADDRESS"), event.details))
+
+
+@pytest.mark.parametrize("email", ["analyst@member.example", "Analyst@Member.example"])
+def test_inviting_someone_elses_account_looks_like_any_invitation(as_org_admin, org, member,
+                                                                  email):
+    """An org admin must not learn which addresses have accounts on the platform: the
+    answer, the page and the log are those of a new address. The account holder is told
+    instead, and gets no link (an account belongs to one organisation)."""
+    existing = _invite_seen(as_org_admin, org, email.lower())
+    fresh = _invite_seen(as_org_admin, org, "nobody.yet@member.example")
+
+    assert existing == fresh and existing[0] == 302 and existing[2] is not None
+    [notice] = mails_with("user_invite_existing")
+    assert notice["to"] == member.email
+    assert "link" not in notice["context"] and org.name == notice["context"]["org_name"]
+    assert [m["to"] for m in mails_with("user_invite")] == ["nobody.yet@member.example"]
+    db.session.refresh(member)
+    assert member.organisation_id != org.id
+
+
+def test_the_notice_to_an_existing_account_renders_without_an_invitation_link(app):
+    from alliance.mail.services import render_mail
+
+    with app.test_request_context():
+        text, html = render_mail("user_invite_existing", inviter="<b>Eve</b>",
+                                 org_name="Outside", sign_in="http://alliance.test/auth/sign-in")
+    for part in (text, html):
+        assert "http://alliance.test/auth/sign-in" in part and "/auth/invite/" not in part
+        assert "<b>Eve</b>" not in part and "&lt;b&gt;Eve&lt;/b&gt;" in part
+
+
+def test_invitations_are_limited_per_admin_and_only_sent_ones_count(app, as_org_admin, org,
+                                                                   monkeypatch):
+    monkeypatch.setitem(app.config, "INVITE_LIMIT", "3 per hour")
+
+    refused = invite(as_org_admin, org, "someone@outside.example", role="platform_admin")
+    sent = [invite(as_org_admin, org, f"new{i}@outside.example").status_code for i in range(3)]
+    over = invite(as_org_admin, org, "new3@outside.example")
+
+    assert refused.status_code == 422 and sent == [302, 302, 302]
+    assert over.status_code == 429
+    assert b"Too many" in over.data
+    assert sorted(m["to"] for m in mails_with("user_invite")) == [
+        "new0@outside.example", "new1@outside.example", "new2@outside.example"]
+    assert as_org_admin.get(f"/organisations/{org.slug}/users").status_code == 200
 
 
 def test_inviting_with_an_unknown_role_is_refused(as_org_admin, org):

@@ -564,7 +564,10 @@ def generate(plan: Plan, progress=None) -> dict:
             progress(count)
     # The alliance collections (TAXII) of what these notes hold: one set-based statement,
     # as post_note does for one note.
-    db.session.execute(text(COLLECT_SQL.format(where="note_objects.note_id >= :first")),
+    # Each version dated as it was stored: bench-data's notes are posted once, to all their
+    # alliances at once.
+    db.session.execute(text(COLLECT_SQL.format(added="stix_objects.date_added",
+                                               where="note_objects.note_id >= :first")),
                        {"first": first_note})
     db.session.commit()
     return {"seed": plan.seed, "tag": tag, **builder.totals,

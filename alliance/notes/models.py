@@ -139,11 +139,18 @@ class CollectionObject(db.Model):
     stored object and checked each for the alliance, so a page cost grew with the share of
     the table the alliance does not hold. Filled when a note links objects (one row per
     audience alliance and object version, whichever notes hold it); it only narrows the
-    walk: each row is still checked against the read rule when read. date_added and type
-    are copies of the object's (neither ever changes)."""
+    walk: each row is still checked against the read rule when read. date_added is when
+    the version was added to this alliance's collection (TAXII's date_added: a version
+    stored earlier and posted to another alliance later is new to that collection then);
+    type is a copy of the object's."""
 
     __tablename__ = "collection_objects"
-    __table_args__ = ({"sqlite_with_rowid": False},)  # the primary key is the table
+    __table_args__ = (
+        # One row per version and alliance, whenever it was added (collect_objects' ON
+        # CONFLICT target); also finds an object's rows (uncollect_object).
+        Index("ix_collection_objects_object_alliance", "object_id", "alliance_id", unique=True),
+        {"sqlite_with_rowid": False},  # the primary key is the table
+    )
 
     alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id", ondelete="CASCADE"),
                                              primary_key=True)

@@ -35,6 +35,7 @@ from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
 from alliance.notes import fastcheck, observables, search
 from alliance.notes.models import (
+    CollectionObject,
     Note,
     NoteAudience,
     NoteComment,
@@ -348,7 +349,7 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
         _insert_rows(links, ("object_id",), [
             (object_id,) for object_id in sorted(set(stored) | {r.id for r in existing})],
             constants={"note_id": note_id, "note_version": 1})
-    collect_objects(note_id)
+    collect_objects(note_id, now)
     extract = observables.extract
     found = sorted({hit for obj in objects for hit in extract(obj)})
     if found:
@@ -361,21 +362,28 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
 
 
 # The rows of collection_objects for what notes hold (all notes, or the one with :note_id):
-# every object version under every audience alliance of a note that links it.
+# every object version under every audience alliance of a note that links it, {added} being
+# when it was added to the collection (TAXII's date_added). A version an alliance's
+# collection holds already keeps its row and date: ON CONFLICT on (object_id, alliance_id).
 COLLECT_SQL = (
     "INSERT INTO collection_objects (alliance_id, date_added, object_id, type) "
-    "SELECT DISTINCT note_audiences.alliance_id, stix_objects.date_added, stix_objects.id, "
+    "SELECT note_audiences.alliance_id, {added}, stix_objects.id, "
     "stix_objects.type FROM note_objects "
     "JOIN note_audiences ON note_audiences.note_id = note_objects.note_id "
     "JOIN stix_objects ON stix_objects.id = note_objects.object_id "
-    "WHERE {where} ON CONFLICT DO NOTHING")
+    "WHERE {where} ON CONFLICT (object_id, alliance_id) DO NOTHING")
 
 
-def collect_objects(note_id: int) -> None:
-    """The note's objects into its alliances' collections (CollectionObject); those another
-    note of the alliance already put there stay as they are."""
-    db.session.execute(text(COLLECT_SQL.format(where="note_objects.note_id = :note_id")),
-                       {"note_id": note_id})
+def collect_objects(note_id: int, added) -> None:
+    """The note's objects into its alliances' collections (CollectionObject), added at
+    `added` (the time of the post or edit). A version an alliance's collection holds already
+    (another note of the alliance holds it) stays as it was; one that is new to the
+    collection is dated now even when it was stored long ago (an identical repost to another
+    alliance), so that a TAXII client reading that collection with added_after gets it."""
+    db.session.execute(text(COLLECT_SQL.format(
+        added=":added", where="note_objects.note_id = :note_id")).bindparams(
+        bindparam("added", type_=CollectionObject.__table__.c.date_added.type)),
+        {"note_id": note_id, "added": added})
 
 
 def uncollect_object(object_id: int) -> None:
@@ -690,16 +698,17 @@ def edit_note(actor, note: Note, *, title: str, description: str) -> Note:
     if body["modified"] <= current.modified:  # same millisecond as the previous version
         raise Conflict("The note changed a moment ago; reload it and edit again.")
     stix2.parse(body, allow_custom=True, version="2.1")
+    now = utcnow()
     row = StixObject(stix_id=note.report_id, type="report", modified=body["modified"],
                      organisation_id=note.organisation_id, first_note_id=note.id, body=body,
-                     body_hash=_hash(body), date_added=utcnow())
+                     body_hash=_hash(body), date_added=now)
     db.session.add(row)
     db.session.flush()
     db.session.query(NoteObject).filter_by(note_id=note.id, object_id=current.id).delete()
     note.version += 1
     db.session.add(NoteObject(note_id=note.id, object_id=row.id, note_version=note.version))
     db.session.flush()
-    collect_objects(note.id)
+    collect_objects(note.id, now)
     uncollect_object(current.id)
     changed = [f for f, old, new in (("title", note.title, title),
                                      ("description", note.description or "", description or ""))

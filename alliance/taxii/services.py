@@ -211,17 +211,19 @@ def _instant(modified):
 def _keys(collection: Collection) -> tuple:
     """The columns a page walks, in order, and the type: an alliance collection walks its
     own objects (CollectionObject's primary key, whatever the alliance's share of the
-    table); the organisation's collection walks stix_objects. The same values either way
-    (CollectionObject copies date_added and type), so cursors mean the same."""
+    table), in the order its versions entered the alliance's collection (TAXII's date
+    added: a version stored earlier for another alliance is new here when a note brings it);
+    the organisation's collection walks stix_objects, in the order versions were stored."""
     if collection.alliance is not None:
         return CollectionObject.date_added, CollectionObject.object_id, CollectionObject.type
     return StixObject.date_added, StixObject.id, StixObject.type
 
 
 def _statement(user, collection: Collection, filters: Filters):
+    """The collection's objects, each with its date added to the collection."""
     visible = _visible(user, collection)
     added, _row_id, stix_type = _keys(collection)
-    stmt = select(StixObject).where(visible)
+    stmt = select(StixObject, added).where(visible)
     if collection.alliance is not None:
         stmt = stmt.join(CollectionObject, CollectionObject.object_id == StixObject.id).where(
             CollectionObject.alliance_id == collection.alliance.id)
@@ -243,9 +245,10 @@ def _serializer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="taxii-next")
 
 
-def _cursor(key_id: int, collection: Collection, filters: Filters, row: StixObject) -> str:
+def _cursor(key_id: int, collection: Collection, filters: Filters, added: datetime,
+            row_id: int) -> str:
     return _serializer().dumps({"k": key_id, "c": collection.id, "f": filters.fingerprint(),
-                                "d": rfc3339(row.date_added), "i": row.id})
+                                "d": rfc3339(added), "i": row_id})
 
 
 def _read_cursor(token: str, key_id: int, collection: Collection, filters: Filters):
@@ -265,17 +268,18 @@ def _read_cursor(token: str, key_id: int, collection: Collection, filters: Filte
 
 @dataclass
 class Page:
-    rows: list
+    rows: list  # StixObject
+    added: list  # when each was added to the collection (TAXII's date_added)
     more: bool
     next: str | None
 
     @property
     def first_added(self):
-        return self.rows[0].date_added if self.rows else None
+        return self.added[0] if self.added else None
 
     @property
     def last_added(self):
-        return self.rows[-1].date_added if self.rows else None
+        return self.added[-1] if self.added else None
 
 
 def page(user, key_id: int, collection: Collection, filters: Filters, limit: str | None,
@@ -298,10 +302,12 @@ def page(user, key_id: int, collection: Collection, filters: Filters, limit: str
         # `a > x OR (a = x AND id > y)` made SQLite scan the index from its start).
         stmt = stmt.where(tuple_(added_column, id_column) > (added, row_id))
     stmt = stmt.order_by(added_column, id_column).limit(size + 1)
-    rows = _walk(stmt) if collection.alliance is not None else db.session.scalars(stmt).all()
+    rows = _walk(stmt) if collection.alliance is not None else db.session.execute(stmt).all()
     more = len(rows) > size
     rows = rows[:size]
-    return Page(rows, more, _cursor(key_id, collection, filters, rows[-1]) if more else None)
+    return Page([row for row, _added in rows], [added for _row, added in rows], more,
+                _cursor(key_id, collection, filters, rows[-1][1], rows[-1][0].id)
+                if more else None)
 
 
 def _walk(stmt) -> list:
@@ -318,12 +324,12 @@ def _walk(stmt) -> list:
     ~5 ms a page for a walk of a few hundred rows. Not for the organisation's own
     collection, which may be a tiny share of the table: there the sort wins."""
     if db.session.get_bind().dialect.name != "postgresql":
-        return db.session.scalars(stmt).all()  # SQLite walks the index by itself
+        return db.session.execute(stmt).all()  # SQLite walks the index by itself
     settings = ("enable_sort", "enable_material", "max_parallel_workers_per_gather")
     for name, value in zip(settings, ("off", "off", "0"), strict=True):
         db.session.execute(text(f"SET LOCAL {name} = {value}"))
     try:
-        return db.session.scalars(stmt).all()
+        return db.session.execute(stmt).all()
     finally:
         for name in settings:
             db.session.execute(text(f"RESET {name}"))
@@ -338,8 +344,9 @@ def envelope(result: Page) -> dict:
 
 def manifest(result: Page) -> dict:
     body = {"more": result.more, "objects": [
-        {"id": row.stix_id, "date_added": rfc3339(row.date_added),
-         "version": _version_text(row), "media_type": STIX_MEDIA_TYPE} for row in result.rows]}
+        {"id": row.stix_id, "date_added": rfc3339(added),
+         "version": _version_text(row), "media_type": STIX_MEDIA_TYPE}
+        for row, added in zip(result.rows, result.added, strict=True)]}
     if result.next:
         body["next"] = result.next
     return body

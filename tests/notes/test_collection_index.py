@@ -16,8 +16,15 @@ from tests.notes.helpers import identity, indicator
 
 def rows() -> set[tuple]:
     db.session.expire_all()
-    return {(r.alliance_id, r.object_id, r.type, r.date_added) for r in
+    return {(r.alliance_id, r.object_id, r.type) for r in
             db.session.scalars(select(CollectionObject))}
+
+
+def dates() -> dict[tuple, object]:
+    """(alliance, object version) -> when it was added to that alliance's collection."""
+    db.session.expire_all()
+    return {(r.alliance_id, r.object_id): r.date_added
+            for r in db.session.scalars(select(CollectionObject))}
 
 
 def expected() -> set[tuple]:
@@ -26,7 +33,7 @@ def expected() -> set[tuple]:
         "SELECT note_audiences.alliance_id, note_objects.object_id FROM note_objects "
         "JOIN note_audiences ON note_audiences.note_id = note_objects.note_id")).all()
     objects = {o.id: o for o in db.session.scalars(select(StixObject))}
-    return {(a, o, objects[o].type, objects[o].date_added) for a, o in found}
+    return {(a, o, objects[o].type) for a, o in found}
 
 
 def post(actor, alliance_ids, objects):
@@ -40,17 +47,28 @@ def test_every_way_in_keeps_the_alliance_collections_in_step(member, coordinator
     shared = indicator()
     first = post(member, [alliance.id], [shared, identity("Collected Org")])
     assert rows() == expected() and len(rows()) == 3  # the report, two objects
+    stored = {o.id: o.date_added for o in db.session.scalars(select(StixObject))}
+    assert set(dates().values()) == {first.created_at} == set(stored.values())
 
-    post(member, [second.id], [shared])  # a repost: the stored indicator, now in Pacific too
+    repost = post(member, [second.id], [shared])  # the stored indicator, now in Pacific too
+    post(member, [alliance.id], [shared])  # again in Atlantic: already in its collection
     post(member, [alliance.id, second.id], [indicator()])
     services.edit_note(member, first, title="Collections, edited", description="")
     got = rows()
     assert got == expected()
     indicators = [o for o in db.session.scalars(select(StixObject)) if o.stix_id == shared["id"]]
     assert len(indicators) == 1  # one stored version, in both alliances' collections
-    assert {a for a, o, _t, _d in got if o == indicators[0].id} == {alliance.id, second.id}
+    assert {a for a, o, _t in got if o == indicators[0].id} == {alliance.id, second.id}
+    # Each collection dates the version by when it entered that collection.
+    added = dates()
+    assert added[(alliance.id, indicators[0].id)] == first.created_at == indicators[0].date_added
+    assert added[(second.id, indicators[0].id)] == repost.created_at > first.created_at
+    edited = max((o for o in db.session.scalars(select(StixObject))
+                  if o.stix_id == first.report_id), key=lambda o: o.modified)
+    assert added[(alliance.id, edited.id)] == edited.date_added > repost.created_at
 
     # The statement the migration and bench-data fill the table with gives the same rows.
     db.session.execute(text("DELETE FROM collection_objects"))
-    db.session.execute(text(services.COLLECT_SQL.format(where="1 = 1")))
+    db.session.execute(text(services.COLLECT_SQL.format(added="stix_objects.date_added",
+                                                        where="1 = 1")))
     assert rows() == got

@@ -353,7 +353,8 @@ def build(world: World) -> Built:
         db.session.flush()
         db.session.add_all(NoteObject(note_id=note.id, object_id=row.id) for row in held)
         db.session.flush()
-        services.collect_objects(note.id)  # as posting does: the alliance collections TAXII walks
+        # As posting does: the alliance collections TAXII walks.
+        services.collect_objects(note.id, utcnow())
         versions[("report", i)] = report.id
         if spec.slot is not None:
             versions[("indicator", i)] = held[1].id

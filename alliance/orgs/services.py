@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from alliance.audit.services import record
 from alliance.auth.models import User
 from alliance.auth.services import (
+    check_password_policy,
     find_user_by_email,
     hash_password,
     normalise_email,
@@ -52,16 +53,29 @@ def _unique_slug(model, name: str) -> str:
 
 def register_organisation(*, name: str, country: str, sectors: list[str], website: str | None,
                           domain: str | None, user_name: str, email: str,
-                          password: str) -> tuple[Organisation, User]:
+                          password: str) -> Organisation | None:
     """Create a pending organisation with its first user as org admin, and mail the user a
-    verification link. Platform admins are told there is an organisation to vet."""
+    verification link. Platform admins are told there is an organisation to vet.
+
+    An address that has an account already gets a mail saying so (sign in, or reset the
+    password) and nothing is created: None. The caller answers both the same way, and this
+    does the same work for both (the password checked and hashed), so registering does not
+    tell anyone which addresses have accounts."""
     name = name.strip()
     if db.session.scalar(select(Organisation.id)
                          .where(func.lower(Organisation.name) == name.lower())):
         raise Conflict("An organisation with this name is already registered.", field="name")
-    if find_user_by_email(email):
-        raise Conflict("An account with this e-mail address exists already. Sign in, or reset "
-                       "your password.", field="email")
+    existing = find_user_by_email(email)
+    if existing is not None:
+        # The checks set_password makes for a new user, with the same inputs.
+        check_password_policy(password, user_inputs=(normalise_email(email), user_name.strip()))
+        hash_password(password)  # the time a registration takes
+        queue_mail(existing.email, "register_existing",
+                   "Your address already has a CyberPeace Alliance account",
+                   name=existing.name, sign_in=external_url("auth.sign_in"),
+                   reset=external_url("auth.request_reset"))
+        db.session.commit()
+        return None
     org = Organisation(name=name, slug=_unique_slug(Organisation, name), country=country,
                        sectors=sorted(set(sectors)), website=website or None,
                        domain=(domain or "").strip().lower() or None, status="pending",
@@ -82,7 +96,7 @@ def register_organisation(*, name: str, country: str, sectors: list[str], websit
                    org_name=org.name, country=org.country,
                    link=external_url("orgs.vetting"))
     db.session.commit()
-    return org, user
+    return org
 
 
 def pending_organisations() -> list[Organisation]:

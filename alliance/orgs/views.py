@@ -1,12 +1,20 @@
 """Organisation registration, profile and users; vetting by platform admins."""
 import json
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    session,
+    url_for,
+)
 from flask_login import current_user
 
 from alliance.alliances.services import memberships_of_org
 from alliance.auth.access import admin_required, member_required
-from alliance.auth.services import sign_in
 from alliance.core.errors import DomainError
 from alliance.core.views import flash_error, run_and_flash
 from alliance.extensions import db, limiter
@@ -35,7 +43,7 @@ def register():
     form = RegisterOrganisationForm()
     if form.validate_on_submit():
         try:
-            org, user = services.register_organisation(
+            services.register_organisation(
                 name=form.org_name.data, country=form.country.data, sectors=form.sectors.data,
                 website=form.website.data, domain=form.domain.data, user_name=form.name.data,
                 email=form.email.data, password=form.password.data)
@@ -45,9 +53,20 @@ def register():
                 exc.field = "org_name"
             flash_error(exc, form)
         else:
-            sign_in(user)
-            return redirect(url_for("core.status"))
+            # The same answer whether or not the address had an account already (then the
+            # mail says so): nobody is signed in here; the new user signs in once the
+            # address is confirmed.
+            session["registration_sent_to"] = form.email.data.strip()
+            return redirect(url_for("orgs.registered"))
     return render_template("orgs/register.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/register/sent")
+def registered():
+    address = session.get("registration_sent_to")
+    if address is None:
+        return redirect(url_for("orgs.register"))
+    return render_template("orgs/registered.html", address=address)
 
 
 @bp.route("/organisations/<slug>")

@@ -111,14 +111,16 @@ def test_register_vet_found_alliance_request_approve_audit_and_mail(live, browse
     page.fill("input[name=confirm]", factories.PASSWORD)
     page.click("button:has-text('Register organisation')")
     page.wait_for_load_state()
-    assert "/status" in page.url
-    # Verify the e-mail address with the link the worker mailed.
+    assert "/register/sent" in page.url and "Check your e-mail" in page.content()
+    # Verify the e-mail address with the link the worker mailed, then sign in.
     verify = _mails(maildir, lambda m: m["To"] == "hanna@harbour.example"
                     and "Confirm" in m["Subject"])
     assert verify, "no verification mail:\n" + live["worker"].log()[-3000:]
     link = re.search(r"http://\S+/auth/verify/\S+", _text(verify[0])).group(0)
     page.goto(link)
-    assert "pending" in page.content().lower()
+    assert "/auth/sign-in" in page.url and "confirmed" in page.content()
+    _sign_in(page, base, "hanna@harbour.example")
+    assert "/status" in page.url and "pending" in page.content().lower()
     _sign_out(page)
 
     # 2. The platform admin vets it.

@@ -10,7 +10,7 @@ from alliance.orgs.models import Organisation
 from alliance.orgs.services import build_identity
 from alliance.outbox.models import OutboxMessage
 from tests import factories
-from tests.auth.helpers import mails_with
+from tests.auth.helpers import mails_with, path_of, sign_in
 from tests.factories import queued_mails
 
 PASSWORD = "Tidal-Compass-Orchard-2719"
@@ -44,7 +44,7 @@ def test_registration_creates_a_pending_org_with_its_first_user_as_org_admin(cli
     response = register(client)
 
     assert response.status_code == 302
-    assert response.location == "/status"
+    assert response.location == "/register/sent"
     org = the_org()
     assert org.status == "pending"
     assert org.vetted_at is None
@@ -59,12 +59,33 @@ def test_registration_creates_a_pending_org_with_its_first_user_as_org_admin(cli
     assert user.password_hash.startswith("scrypt:")
 
 
-def test_registration_signs_the_new_user_in(client):
+def test_registration_says_to_check_the_mail_and_signs_nobody_in(client):
+    response = register(client)
+    page = client.get(response.location)
+
+    assert page.status_code == 200
+    assert b"Check your e-mail" in page.data and b"Kadri@Cert.Baltic.example" in page.data
+    with client.session_transaction() as sess:
+        assert "_user_id" not in sess
+
+
+def test_the_new_user_signs_in_after_confirming_the_address(client):
     register(client)
+    [mail] = mails_with("verify_email")
+
+    confirmed = client.get(path_of(mail["context"]["link"]))
+    assert confirmed.location == "/auth/sign-in"
+    sign_in(client, "kadri@cert.baltic.example", PASSWORD)
 
     with client.session_transaction() as sess:
-        user = the_org().users[0]
-        assert sess["_user_id"] == user.get_id()
+        assert sess["_user_id"] == the_org().users[0].get_id()
+    assert client.get("/").location == "/status"
+
+
+def test_the_check_your_mail_page_without_a_registration_leads_to_the_form(client):
+    response = client.get("/register/sent")
+
+    assert response.status_code == 302 and response.location == "/register"
 
 
 def test_registration_records_an_audit_event(client):
@@ -143,16 +164,66 @@ def test_duplicate_org_name_is_refused_and_nothing_is_stored(make_client, name):
     assert counts() == before
 
 
+def _answer(client, email: str, **overrides) -> tuple:
+    """What a visitor sees of a registration: the status, where it leads, and that page
+    (the address typed made generic)."""
+    response = register(client, email=email, **overrides)
+    page = client.get(response.location).get_data(as_text=True) if response.location else ""
+    return (response.status_code, response.location,
+            page.replace(email, "ADDRESS") or response.get_data(as_text=True))
+
+
 @pytest.mark.parametrize("email", ["kadri@cert.baltic.example", "KADRI@cert.baltic.EXAMPLE"])
-def test_duplicate_email_is_refused_and_nothing_is_stored(make_client, email):
+def test_an_address_with_an_account_gets_the_same_answer_and_a_notice(make_client, email):
+    """Registering must not tell anyone which addresses have accounts: the answer is that of
+    a new address, nothing is created, and the account holder is mailed instead."""
     register(make_client())
-    before = counts()
+    organisations, users = counts()[:2]
+    before = len(queued_mails())
 
-    response = register(make_client(), org_name="Another CERT", email=email)
+    existing = _answer(make_client(), email, org_name="Another CERT")
+    notices = queued_mails()[before:]
+    fresh = _answer(make_client(), "newcomer@another.example", org_name="Third CERT")
 
-    assert response.status_code in (409, 422)
-    assert b"exists already" in response.data
-    assert counts() == before
+    assert existing == fresh and existing[:2] == (302, "/register/sent")
+    assert counts()[:2] == (organisations + 1, users + 1)  # the fresh one only
+    assert the_org("Another CERT") is None
+    assert [(m["template"], m["to"]) for m in notices] == [
+        ("register_existing", "kadri@cert.baltic.example")]
+
+
+def test_an_address_with_an_account_costs_a_password_hash_like_a_registration(make_client,
+                                                                          monkeypatch):
+    """The same work either way (scrypt is most of a registration's time), so the time of
+    the answer does not tell either."""
+    from alliance.orgs import services
+
+    register(make_client())
+    hashed = []
+    real = services.hash_password
+    monkeypatch.setattr(services, "hash_password", lambda p: hashed.append(p) or real(p))
+    monkeypatch.setattr("alliance.auth.services.hash_password",
+                        lambda p: hashed.append(p) or real(p))
+
+    register(make_client(), org_name="Another CERT", email="kadri@cert.baltic.example")
+    register(make_client(), org_name="Third CERT", email="newcomer@another.example")
+
+    assert hashed == [PASSWORD, PASSWORD]
+
+
+def test_a_weak_password_is_refused_alike_for_an_address_with_an_account(make_client):
+    register(make_client())
+    before = len(queued_mails())
+
+    existing = _answer(make_client(), "kadri@cert.baltic.example", org_name="Another CERT",
+                       password="password1234", confirm="password1234")
+    fresh = _answer(make_client(), "newcomer@another.example", org_name="Another CERT",
+                    password="password1234", confirm="password1234")
+
+    assert existing[0] == fresh[0] == 422
+    assert existing[2].replace("kadri@cert.baltic.example", "ADDRESS") == fresh[2].replace(
+        "newcomer@another.example", "ADDRESS")
+    assert len(queued_mails()) == before
 
 
 @pytest.mark.parametrize("field, value", [
@@ -205,8 +276,13 @@ def test_extra_fields_in_the_registration_form_are_ignored(client, outsider):
     assert [u.email for u in factories.fresh(outsider.organisation).users] == [outsider.email]
 
 
-def test_pending_orgs_user_is_sent_to_the_status_page(client):
+def _register_and_sign_in(client):
     register(client)
+    sign_in(client, "kadri@cert.baltic.example", PASSWORD)
+
+
+def test_pending_orgs_user_is_sent_to_the_status_page(client):
+    _register_and_sign_in(client)
 
     for page in ("/alliances/", "/", "/alliances/new"):
         response = client.get(page)
@@ -216,7 +292,7 @@ def test_pending_orgs_user_is_sent_to_the_status_page(client):
 
 
 def test_pending_orgs_verified_user_is_still_held_on_the_status_page(client):
-    register(client)
+    _register_and_sign_in(client)
     user = the_org().users[0]
     from alliance.core.models import utcnow
 

@@ -37,7 +37,7 @@ from alliance.notes.models import (
     Note,
     facet_rows,
 )
-from alliance.notes.services import COLLECT_SQL, _hash
+from alliance.notes.services import COLLECT_ALL_SQL, _hash
 from alliance.orgs.models import Organisation
 from alliance.orgs.services import build_identity
 from alliance.sharing.markings import marking_id
@@ -564,10 +564,7 @@ def generate(plan: Plan, progress=None) -> dict:
             progress(count)
     # The alliance collections (TAXII) of what these notes hold: one set-based statement,
     # as post_note does for one note.
-    # Each version dated as it was stored: bench-data's notes are posted once, to all their
-    # alliances at once.
-    db.session.execute(text(COLLECT_SQL.format(added="stix_objects.date_added",
-                                               where="note_objects.note_id >= :first")),
+    db.session.execute(text(COLLECT_ALL_SQL.format(where="note_objects.note_id >= :first")),
                        {"first": first_note})
     db.session.commit()
     return {"seed": plan.seed, "tag": tag, **builder.totals,

@@ -147,8 +147,7 @@ def storage(app, raw: bytes) -> float:
     conn.execute("INSERT INTO note_objects (note_id, object_id, note_version) SELECT ?, id, 1 "
                  "FROM stix_objects WHERE first_note_id = ? AND id > ? ORDER BY id",
                  (note_id, note_id, last))
-    conn.execute(COLLECT_SQL.format(added="?", where="note_objects.note_id = ?"),
-                 (added, note_id))
+    conn.execute(COLLECT_SQL.format(where="note_objects.note_id = ?"), (note_id,))
     conn.executemany("INSERT INTO observables (note_id, kind, value) VALUES (?, ?, ?)",
                      [(note_id, kind, value) for kind, value in found])
     conn.execute("COMMIT")

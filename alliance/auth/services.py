@@ -6,6 +6,7 @@ session of that user at once, in every process, with no server-side session stor
 import hashlib
 import hmac
 
+import idna
 from flask import current_app, session
 from flask_login import login_user, logout_user
 from sqlalchemy import func, select
@@ -31,7 +32,19 @@ _DUMMY_HASH = generate_password_hash("not-a-real-password-0000", method="scrypt"
 
 
 def normalise_email(email: str) -> str:
-    return (email or "").strip().lower()
+    """One spelling per mailbox: lower case, and an internationalised domain in its one
+    Unicode form (UTS 46: "ＥＸＡＭＰＬＥ.com" and "example.com", "xn--bcher-kva.example"
+    and "bücher.example" are the same domain), so an address cannot get a second account by
+    another spelling of its domain. Mail goes out to the ASCII form of the domain."""
+    email = (email or "").strip().lower()
+    local, at, domain = email.rpartition("@")
+    if at and (not domain.isascii() or "xn--" in domain):
+        try:
+            domain = idna.decode(idna.encode(domain, uts46=True))
+        except (idna.IDNAError, UnicodeError):
+            pass  # not a domain name: the form's own check refuses it
+        return f"{local}@{domain}"
+    return email
 
 
 def check_password_policy(password: str, *, user_inputs: tuple = ()) -> None:

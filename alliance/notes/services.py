@@ -35,7 +35,6 @@ from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
 from alliance.notes import fastcheck, observables, search
 from alliance.notes.models import (
-    CollectionObject,
     Note,
     NoteAudience,
     NoteComment,
@@ -48,7 +47,7 @@ from alliance.notes.models import (
 )
 from alliance.notes.validation import BundleRejected, Problem, check_objects
 from alliance.sharing.markings import marking_id, strictest_level
-from alliance.sharing.policy import Principal, readable_among
+from alliance.sharing.policy import TAXII_SERVED_LINKS_SQL, Principal, readable_among
 from alliance.sharing.tlp import TLP_LEVELS, TLP_RANK
 
 
@@ -349,7 +348,7 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
         _insert_rows(links, ("object_id",), [
             (object_id,) for object_id in sorted(set(stored) | {r.id for r in existing})],
             constants={"note_id": note_id, "note_version": 1})
-    collect_objects(note_id, now)
+    collect_objects(note_id)
     extract = observables.extract
     found = sorted({hit for obj in objects for hit in extract(obj)})
     if found:
@@ -361,41 +360,55 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
         _bulk_insert(NoteFacet.__table__, facets)
 
 
-# The rows of collection_objects for what notes hold (all notes, or the one with :note_id):
-# every object version under every audience alliance of a note that links it, {added} being
-# when it was added to the collection (TAXII's date_added). A version an alliance's
-# collection holds already keeps its row and date: ON CONFLICT on (object_id, alliance_id).
-COLLECT_SQL = (
-    "INSERT INTO collection_objects (alliance_id, date_added, object_id, type) "
-    "SELECT note_audiences.alliance_id, {added}, stix_objects.id, "
-    "stix_objects.type FROM note_objects "
-    "JOIN note_audiences ON note_audiences.note_id = note_objects.note_id "
-    "JOIN stix_objects ON stix_objects.id = note_objects.object_id "
-    "WHERE {where} ON CONFLICT (object_id, alliance_id) DO NOTHING")
+# Where collection_objects rows come from: a note TAXII serves (TAXII_SERVED_LINKS_SQL: not
+# TLP:RED, not retracted) that links an object version, under each of its audience
+# alliances. A version enters an alliance's collection when such a note first brings it
+# there: at the later of the note's post and the version's storing (an edit stores a new
+# report version after its note was posted). That is TAXII's date_added for the collection.
+_SERVED_LINKS = ("FROM " + TAXII_SERVED_LINKS_SQL + " "
+                 "JOIN stix_objects ON stix_objects.id = note_objects.object_id "
+                 "WHERE {where} ")
+_ENTERED = ("CASE WHEN notes.created_at > stix_objects.date_added THEN notes.created_at "
+            "ELSE stix_objects.date_added END")
+_COLLECT = "INSERT INTO collection_objects (alliance_id, date_added, object_id, type) "
+# One note's rows (a version an alliance's collection holds already keeps its row and date).
+COLLECT_SQL = (_COLLECT + "SELECT note_audiences.alliance_id, " + _ENTERED + ", "
+               "stix_objects.id, stix_objects.type " + _SERVED_LINKS +
+               "ON CONFLICT (object_id, alliance_id) DO NOTHING")
+# The rows of many notes at once (bench-data, tests): each version dated by the first
+# served note that brought it to the alliance.
+COLLECT_ALL_SQL = (_COLLECT + "SELECT note_audiences.alliance_id, MIN(" + _ENTERED + "), "
+                   "stix_objects.id, stix_objects.type " + _SERVED_LINKS +
+                   "GROUP BY note_audiences.alliance_id, stix_objects.id, stix_objects.type "
+                   "ON CONFLICT (object_id, alliance_id) DO NOTHING")
+# Rows of these object versions ({object_ids}, a sub-select) that no served note of the
+# alliance holds any more: after an edit let go of a report version, after a retraction.
+_UNCOLLECT = "DELETE FROM collection_objects "
+UNCOLLECT_SQL = (
+    _UNCOLLECT + "WHERE object_id IN ({object_ids}) AND NOT EXISTS ("  # noqa: S608
+    "SELECT 1 FROM " + TAXII_SERVED_LINKS_SQL + " "
+    "WHERE note_objects.object_id = collection_objects.object_id "
+    "AND note_audiences.alliance_id = collection_objects.alliance_id)")
 
 
-def collect_objects(note_id: int, added) -> None:
-    """The note's objects into its alliances' collections (CollectionObject), added at
-    `added` (the time of the post or edit). A version an alliance's collection holds already
-    (another note of the alliance holds it) stays as it was; one that is new to the
-    collection is dated now even when it was stored long ago (an identical repost to another
-    alliance), so that a TAXII client reading that collection with added_after gets it."""
-    db.session.execute(text(COLLECT_SQL.format(
-        added=":added", where="note_objects.note_id = :note_id")).bindparams(
-        bindparam("added", type_=CollectionObject.__table__.c.date_added.type)),
-        {"note_id": note_id, "added": added})
+def collect_objects(note_id: int) -> None:
+    """The note's objects into its alliances' collections (CollectionObject), when TAXII
+    serves the note. A version the collection holds already keeps its date; one new to it
+    is dated now, even when it was stored long ago (an identical repost to another
+    alliance), so that a client reading the collection with added_after gets it."""
+    db.session.execute(text(COLLECT_SQL.format(where="note_objects.note_id = :note_id")),
+                       {"note_id": note_id})
 
 
-def uncollect_object(object_id: int) -> None:
-    """After a note let go of an object version (an edit replaces its report): out of the
-    collections of the alliances where no note holds it any more."""
-    db.session.execute(text(
-        "DELETE FROM collection_objects WHERE object_id = :object_id AND NOT EXISTS ("
-        "SELECT 1 FROM note_objects JOIN note_audiences "
-        "ON note_audiences.note_id = note_objects.note_id "
-        "WHERE note_objects.object_id = :object_id "
-        "AND note_audiences.alliance_id = collection_objects.alliance_id)"),
-        {"object_id": object_id})
+def uncollect_objects(*, note_id: int | None = None, object_id: int | None = None) -> None:
+    """Out of the collections of the alliances where no served note holds them any more:
+    one object version (an edit replaced a report version), or every version a note holds
+    (it was retracted). If a later note brings one back, it is new to the collection then."""
+    if note_id is not None:
+        held, params = "SELECT object_id FROM note_objects WHERE note_id = :id", {"id": note_id}
+    else:
+        held, params = ":id", {"id": object_id}
+    db.session.execute(text(UNCOLLECT_SQL.format(object_ids=held)), params)
 
 
 def _identity(value):
@@ -507,6 +520,8 @@ def retract_note(actor, note: Note, reason: str) -> None:
     note.retracted_at = utcnow()
     note.retracted_by_id = actor.id
     note.retraction_reason = reason.strip()
+    db.session.flush()
+    uncollect_objects(note_id=note.id)  # TAXII no longer serves it
     record("note.retracted", actor, _audit_target(note),
            organisation=note.organisation, reason=note.retraction_reason)
     db.session.commit()
@@ -708,8 +723,8 @@ def edit_note(actor, note: Note, *, title: str, description: str) -> Note:
     note.version += 1
     db.session.add(NoteObject(note_id=note.id, object_id=row.id, note_version=note.version))
     db.session.flush()
-    collect_objects(note.id, now)
-    uncollect_object(current.id)
+    collect_objects(note.id)
+    uncollect_objects(object_id=current.id)
     changed = [f for f, old, new in (("title", note.title, title),
                                      ("description", note.description or "", description or ""))
                if old != new]

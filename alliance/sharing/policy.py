@@ -200,3 +200,14 @@ def can_moderate(user, note: Note) -> bool:
     return db.session.scalar(select(func.count()).select_from(Note).where(
         Note.id == note.id,
         _coordinator_of_audience(postgresql, p.user_id, p.organisation_id))) > 0
+
+
+# The links of the notes TAXII may serve at all (DESIGN.md's TAXII column: never TLP:RED; a
+# retracted note leaves every path), as SQL: note_objects joined to those notes and to their
+# audience alliances. For the statements that keep collection_objects, the index a TAXII page
+# of an alliance walks (alliance.notes.services.COLLECT_SQL): they write an index, they do
+# not answer a reader; each row read through it is still checked against the rule above.
+TAXII_SERVED_LINKS_SQL = (
+    "note_objects JOIN notes ON notes.id = note_objects.note_id "
+    "AND notes.tlp <> 'RED' AND notes.retracted_at IS NULL "
+    "JOIN note_audiences ON note_audiences.note_id = note_objects.note_id")

@@ -1,7 +1,12 @@
 """The password policy and how passwords are stored."""
 import pytest
 
-from alliance.auth.services import check_password_policy, hash_password, set_password
+from alliance.auth.services import (
+    check_password_policy,
+    hash_password,
+    normalise_email,
+    set_password,
+)
 from alliance.core.errors import DomainError
 from tests import factories
 from tests.auth.helpers import sign_in
@@ -84,3 +89,13 @@ def test_change_password_page_refuses_a_common_password(make_client, db):
     fresh = factories.fresh(user)
     assert fresh.password_hash == user.password_hash
     assert fresh.session_version == user.session_version
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    (" Kadri@Cert.Baltic.Example ", "kadri@cert.baltic.example"),
+    ("victim@\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25.com", "victim@example.com"),
+    ("victim@xn--bcher-kva.example", "victim@bücher.example"),
+    ("victim@BÜCHER.example", "victim@bücher.example"),
+])
+def test_one_spelling_per_mailbox(given, expected):
+    assert normalise_email(given) == expected

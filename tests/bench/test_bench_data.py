@@ -161,14 +161,26 @@ def test_generated_rows_are_what_posting_writes(app):
     links = {}
     for link in db.session.scalars(select(NoteObject)):
         links.setdefault(link.note_id, []).append(by_id[link.object_id])
-    # The alliance collections TAXII walks: every held version under each audience alliance.
+    # The alliance collections TAXII walks: every version a served note (not RED, not
+    # retracted) holds, under each audience alliance, dated when the first such note
+    # brought it there (its post, or the version's storing when later).
     audiences = {}
     for row in db.session.scalars(select(NoteAudience)):
         audiences.setdefault(row.note_id, set()).add(row.alliance_id)
-    collected = {(r.alliance_id, r.object_id, r.type, r.date_added)
+    notes = {n.id: n for n in db.session.scalars(select(Note))}
+    wanted = {}
+    for note_id, held in links.items():
+        note = notes[note_id]
+        if note.tlp == "RED" or note.retracted_at is not None:
+            continue
+        for o in held:
+            for a in audiences.get(note_id, ()):
+                entered = max(note.created_at, o.date_added)
+                if (a, o.id) not in wanted or entered < wanted[(a, o.id)][1]:
+                    wanted[(a, o.id)] = (o.type, entered)
+    collected = {(r.alliance_id, r.object_id): (r.type, r.date_added)
                  for r in db.session.scalars(select(CollectionObject))}
-    assert collected == {(a, o.id, o.type, o.date_added) for note_id, held in links.items()
-                         for o in held for a in audiences.get(note_id, ())}
+    assert collected == wanted
     found = {}
     for row in db.session.scalars(select(Observable)):
         found.setdefault(row.note_id, set()).add((row.kind, row.value))
@@ -292,8 +304,11 @@ def test_taxii_serves_exactly_the_objects_of_readable_notes_in_the_collection(ap
             assert set(_taxii_rows(user, collection)) == last
             assert set(_taxii_rows(user, collection, **{"match[type]": "indicator"})) == {
                 i for i in last if objects[i].type == "indicator"}
-            # Keyset order: (date_added, row id), ascending.
-            keys = [(objects[i].date_added, i) for i in all_rows]
+            # Keyset order: (date added to the collection, row id), ascending.
+            added = dict(db.session.execute(select(
+                CollectionObject.object_id, CollectionObject.date_added).where(
+                CollectionObject.alliance_id == collection.alliance.id)).all())
+            keys = [(added[i], i) for i in all_rows]
             assert keys == sorted(keys)
             checked += len(all_rows)
     assert checked > 100 and versioned > 0  # earlier versions were served with "all" only

@@ -1,74 +1,96 @@
-"""collection_objects (what each alliance's notes hold, the index TAXII alliance pages walk)
-is kept in step with note_objects and note_audiences by every way content gets in: posting,
-an identical repost (a link to a stored version), a note to two alliances, an edit (a new
-version of the report). Its rows are exactly those of the set-based statement the migration
-and bench-data fill it with."""
+"""collection_objects (what each alliance's served notes hold, the index TAXII alliance pages
+walk) is kept in step with note_objects and note_audiences by every way content gets in and
+out: posting, an identical repost (a link to a stored version), a note to two alliances, an
+edit (a new version of the report), a TLP:RED note (never served), a retraction. Each row is
+dated when a served note first brought the version to the alliance. The rows and dates are
+exactly those of the set-based statement bench-data fills the table with."""
 import copy
+from datetime import datetime
 
 from sqlalchemy import select, text
 
 from alliance.extensions import db
 from alliance.notes import services
-from alliance.notes.models import CollectionObject, StixObject
+from alliance.notes.models import CollectionObject, Note, StixObject
 from tests import factories
 from tests.notes.helpers import identity, indicator
 
 
-def rows() -> set[tuple]:
+def dated() -> dict[tuple, tuple]:
+    """(alliance, object version) -> (type, when it entered that alliance's collection)."""
     db.session.expire_all()
-    return {(r.alliance_id, r.object_id, r.type) for r in
-            db.session.scalars(select(CollectionObject))}
-
-
-def dates() -> dict[tuple, object]:
-    """(alliance, object version) -> when it was added to that alliance's collection."""
-    db.session.expire_all()
-    return {(r.alliance_id, r.object_id): r.date_added
+    return {(r.alliance_id, r.object_id): (r.type, r.date_added)
             for r in db.session.scalars(select(CollectionObject))}
 
 
-def expected() -> set[tuple]:
-    """What notes hold, under each of their alliances (computed here, not by the service)."""
+def expected() -> dict[tuple, tuple]:
+    """Computed here from the notes, not by the service: every version a served note (not
+    RED, not retracted) holds, under each of its alliances, at the earliest of those notes'
+    posts (or the version's storing, when that is later)."""
     found = db.session.execute(text(
-        "SELECT note_audiences.alliance_id, note_objects.object_id FROM note_objects "
-        "JOIN note_audiences ON note_audiences.note_id = note_objects.note_id")).all()
+        "SELECT note_audiences.alliance_id, note_objects.object_id, note_objects.note_id "
+        "FROM note_objects JOIN note_audiences "
+        "ON note_audiences.note_id = note_objects.note_id")).all()
     objects = {o.id: o for o in db.session.scalars(select(StixObject))}
-    return {(a, o, objects[o].type) for a, o in found}
+    notes = {n.id: n for n in db.session.scalars(select(Note))}
+    rows: dict[tuple, tuple] = {}
+    for alliance_id, object_id, note_id in found:
+        note, obj = notes[note_id], objects[object_id]
+        if note.tlp == "RED" or note.retracted_at is not None:
+            continue
+        entered = max(note.created_at, obj.date_added)
+        key = (alliance_id, object_id)
+        if key not in rows or entered < rows[key][1]:
+            rows[key] = (obj.type, entered)
+    return rows
 
 
-def post(actor, alliance_ids, objects):
-    return services.post_note(actor, title="Collections", tlp="AMBER",
-                              alliance_ids=alliance_ids, objects=copy.deepcopy(objects))
+def post(actor, alliance_ids, objects, tlp="AMBER", **extra):
+    return services.post_note(actor, title="Collections", tlp=tlp,
+                              alliance_ids=alliance_ids, objects=copy.deepcopy(objects), **extra)
 
 
-def test_every_way_in_keeps_the_alliance_collections_in_step(member, coordinator, alliance):
+def version_of(stix_id: str) -> StixObject:
+    [row] = [o for o in db.session.scalars(select(StixObject)) if o.stix_id == stix_id]
+    return row
+
+
+def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coordinator,
+                                                                     alliance):
     second = factories.make_alliance(coordinator, slug="pacific", name="Pacific Alliance")
     factories.add_member(second, member.organisation, "active")
-    shared = indicator()
+    shared, hidden = indicator(), indicator("[ipv4-addr:value = '198.51.100.4']")
     first = post(member, [alliance.id], [shared, identity("Collected Org")])
-    assert rows() == expected() and len(rows()) == 3  # the report, two objects
-    stored = {o.id: o.date_added for o in db.session.scalars(select(StixObject))}
-    assert set(dates().values()) == {first.created_at} == set(stored.values())
+    assert dated() == expected() and len(dated()) == 3  # the report, two objects
+    assert {when for _t, when in dated().values()} == {first.created_at}
 
+    # TLP:RED is never served over TAXII: its objects stay out of every collection.
+    post(member, [second.id], [hidden], tlp="RED", recipient_ids=[member.id])
+    assert not any(o == version_of(hidden["id"]).id for _a, o in dated())
     repost = post(member, [second.id], [shared])  # the stored indicator, now in Pacific too
     post(member, [alliance.id], [shared])  # again in Atlantic: already in its collection
-    post(member, [alliance.id, second.id], [indicator()])
+    served_later = post(member, [second.id], [hidden])  # the RED note's indicator, now served
+    both = post(member, [alliance.id, second.id], [indicator()])
     services.edit_note(member, first, title="Collections, edited", description="")
-    got = rows()
+    got = dated()
     assert got == expected()
-    indicators = [o for o in db.session.scalars(select(StixObject)) if o.stix_id == shared["id"]]
-    assert len(indicators) == 1  # one stored version, in both alliances' collections
-    assert {a for a, o, _t in got if o == indicators[0].id} == {alliance.id, second.id}
-    # Each collection dates the version by when it entered that collection.
-    added = dates()
-    assert added[(alliance.id, indicators[0].id)] == first.created_at == indicators[0].date_added
-    assert added[(second.id, indicators[0].id)] == repost.created_at > first.created_at
+    stored = version_of(shared["id"])  # one stored version, in both alliances' collections
+    assert got[(alliance.id, stored.id)][1] == first.created_at == stored.date_added
+    assert got[(second.id, stored.id)][1] == repost.created_at > first.created_at
+    assert got[(second.id, version_of(hidden["id"]).id)][1] == served_later.created_at
     edited = max((o for o in db.session.scalars(select(StixObject))
                   if o.stix_id == first.report_id), key=lambda o: o.modified)
-    assert added[(alliance.id, edited.id)] == edited.date_added > repost.created_at
+    assert got[(alliance.id, edited.id)][1] == edited.date_added > both.created_at
 
-    # The statement the migration and bench-data fill the table with gives the same rows.
+    # A retraction takes what no other served note holds out of the collection.
+    services.retract_note(member, served_later, "Posted by mistake.")
+    got = dated()
+    assert got == expected()
+    assert (second.id, version_of(hidden["id"]).id) not in got
+    assert (second.id, stored.id) in got  # still held by the repost
+
+    # The statement bench-data fills the table with gives the same rows and dates.
     db.session.execute(text("DELETE FROM collection_objects"))
-    db.session.execute(text(services.COLLECT_SQL.format(added="stix_objects.date_added",
-                                                        where="1 = 1")))
-    assert rows() == got
+    db.session.execute(text(services.COLLECT_ALL_SQL.format(where="1 = 1")))
+    assert dated() == got
+    assert all(isinstance(when, datetime) for _t, when in got.values())

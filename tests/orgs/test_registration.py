@@ -173,7 +173,9 @@ def _answer(client, email: str, **overrides) -> tuple:
             page.replace(email, "ADDRESS") or response.get_data(as_text=True))
 
 
-@pytest.mark.parametrize("email", ["kadri@cert.baltic.example", "KADRI@cert.baltic.EXAMPLE"])
+@pytest.mark.parametrize("email", ["kadri@cert.baltic.example", "KADRI@cert.baltic.EXAMPLE",
+                                   # The same domain in full-width letters (UTS 46 maps it).
+                                   "kadri@\uff43\uff45\uff52\uff54.baltic.example"])
 def test_an_address_with_an_account_gets_the_same_answer_and_a_notice(make_client, email):
     """Registering must not tell anyone which addresses have accounts: the answer is that of
     a new address, nothing is created, and the account holder is mailed instead."""

@@ -38,3 +38,19 @@ class Organisation(db.Model):
 
     def __repr__(self):
         return f"<Organisation {self.slug} {self.status}>"
+
+
+class PendingRegistration(db.Model):
+    """A registration waiting for its address to be confirmed: nothing of it exists (no
+    organisation, no account, no name taken) until the link mailed to the address is opened,
+    so registering says nothing about which addresses or names are in use. The link carries
+    a random token; only its sha256 is kept."""
+
+    __tablename__ = "pending_registrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    details: Mapped[dict] = mapped_column(JSON)  # the organisation's and the user's fields
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -1,12 +1,15 @@
 """Organisations and their users: registration, vetting by a platform admin, invitations,
 roles and deactivation. Every function takes the acting user explicitly and checks it."""
+import hashlib
 import json
 import re
+import secrets
 import uuid
+from datetime import timedelta
 
 import stix2
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from alliance.audit.services import record
 from alliance.auth.models import User
@@ -15,7 +18,6 @@ from alliance.auth.services import (
     find_user_by_email,
     hash_password,
     normalise_email,
-    send_verification,
     set_password,
 )
 from alliance.auth.tokens import make_token, read_token
@@ -25,7 +27,7 @@ from alliance.core.text import slugify
 from alliance.core.urls import external_url
 from alliance.extensions import db
 from alliance.mail.services import queue_mail
-from alliance.orgs.models import Organisation
+from alliance.orgs.models import Organisation, PendingRegistration
 
 ORG_SLUG_RE = re.compile(r"^[a-z0-9-]{1,80}$")
 
@@ -51,44 +53,84 @@ def _unique_slug(model, name: str) -> str:
     return slug
 
 
+def _name_taken(name: str) -> bool:
+    return db.session.scalar(select(Organisation.id)
+                             .where(func.lower(Organisation.name) == name.lower())) is not None
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def register_organisation(*, name: str, country: str, sectors: list[str], website: str | None,
                           domain: str | None, user_name: str, email: str,
-                          password: str) -> Organisation | None:
-    """Create a pending organisation with its first user as org admin, and mail the user a
-    verification link. Platform admins are told there is an organisation to vet.
-
-    An address that has an account already gets a mail saying so (sign in, or reset the
-    password) and nothing is created: None. The caller answers both the same way, and this
-    does the same work for both (the password checked and hashed), so registering does not
-    tell anyone which addresses have accounts."""
+                          password: str) -> None:
+    """Start a registration: mail the address a link that creates the organisation and its
+    first user (confirm_registration). Nothing is created before, so the answer and the
+    work are the same for every address: an address that has an account already gets a mail
+    saying so instead (sign in, or reset the password), after the same password checks and
+    hashing. Only a name an organisation already has is refused here."""
     name = name.strip()
-    if db.session.scalar(select(Organisation.id)
-                         .where(func.lower(Organisation.name) == name.lower())):
+    if _name_taken(name):
         raise Conflict("An organisation with this name is already registered.", field="name")
-    existing = find_user_by_email(email)
+    address = normalise_email(email)
+    # The checks set_password makes for a new user, with the same inputs.
+    check_password_policy(password, user_inputs=(address, user_name.strip()))
+    password_hash = hash_password(password)
+    max_age = current_app.config["EMAIL_VERIFY_MAX_AGE"]
+    db.session.execute(delete(PendingRegistration).where(
+        PendingRegistration.created_at < utcnow() - timedelta(seconds=max_age)))
+    existing = find_user_by_email(address)
     if existing is not None:
-        # The checks set_password makes for a new user, with the same inputs.
-        check_password_policy(password, user_inputs=(normalise_email(email), user_name.strip()))
-        hash_password(password)  # the time a registration takes
         queue_mail(existing.email, "register_existing",
                    "Your address already has a CyberPeace Alliance account",
                    name=existing.name, sign_in=external_url("auth.sign_in"),
                    reset=external_url("auth.request_reset"))
+    else:
+        token = secrets.token_urlsafe(32)
+        db.session.add(PendingRegistration(
+            token_hash=_token_hash(token), email=address, password_hash=password_hash,
+            details={"name": name, "country": country, "sectors": sorted(set(sectors or [])),
+                     "website": website or None,
+                     "domain": (domain or "").strip().lower() or None,
+                     "user_name": user_name.strip()}))
+        queue_mail(address, "register_confirm", f"Confirm your address to register {name}",
+                   name=user_name.strip(), org_name=name, hours=max_age // 3600,
+                   link=external_url("orgs.confirm_registration", token=token))
+    db.session.commit()
+
+
+def confirm_registration(token: str) -> User:
+    """Create the organisation (pending until vetted) and its first user, an org admin whose
+    address is confirmed by this very link. Platform admins are told there is an
+    organisation to vet. The link works once, within EMAIL_VERIFY_MAX_AGE."""
+    max_age = current_app.config["EMAIL_VERIFY_MAX_AGE"]
+    pending = db.session.scalar(select(PendingRegistration).where(
+        PendingRegistration.token_hash == _token_hash(token or "")))
+    if pending is None or pending.created_at < utcnow() - timedelta(seconds=max_age):
+        raise DomainError("This link is not valid any more: it was used already, or it is "
+                          "too old. Register again.")
+    details = pending.details
+    db.session.delete(pending)
+    if find_user_by_email(pending.email) is not None:
         db.session.commit()
-        return None
-    org = Organisation(name=name, slug=_unique_slug(Organisation, name), country=country,
-                       sectors=sorted(set(sectors)), website=website or None,
-                       domain=(domain or "").strip().lower() or None, status="pending",
+        raise Conflict("This address has an account already (its registration was confirmed "
+                       "from another link). Sign in with it.")
+    if _name_taken(details["name"]):
+        db.session.commit()
+        raise Conflict(f"An organisation named {details['name']} was registered in the "
+                       "meantime. Register again with another name.")
+    org = Organisation(name=details["name"], slug=_unique_slug(Organisation, details["name"]),
+                       country=details["country"], sectors=details["sectors"],
+                       website=details["website"], domain=details["domain"], status="pending",
                        stix_id=f"identity--{uuid.uuid4()}")
     org.stix_identity = build_identity(org)
-    # "!" matches no password; set_password replaces it before anything is stored.
-    user = User(email=normalise_email(email), name=user_name.strip(), role="org_admin",
-                organisation=org, password_hash="!")  # noqa: S106
-    set_password(user, password)
+    user = User(email=pending.email, name=details["user_name"], role="org_admin",
+                organisation=org, password_hash=pending.password_hash,
+                email_verified_at=utcnow())
     db.session.add_all([org, user])
     db.session.flush()
     record("organisation.registered", user, org, organisation=org)
-    send_verification(user)
     admins = db.session.scalars(select(User.email).where(User.is_admin,
                                                          User.deactivated_at.is_(None))).all()
     if admins:
@@ -96,7 +138,7 @@ def register_organisation(*, name: str, country: str, sectors: list[str], websit
                    org_name=org.name, country=org.country,
                    link=external_url("orgs.vetting"))
     db.session.commit()
-    return org
+    return user
 
 
 def pending_organisations() -> list[Organisation]:

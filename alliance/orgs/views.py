@@ -53,9 +53,8 @@ def register():
                 exc.field = "org_name"
             flash_error(exc, form)
         else:
-            # The same answer whether or not the address had an account already (then the
-            # mail says so): nobody is signed in here; the new user signs in once the
-            # address is confirmed.
+            # The same answer for every address (one that has an account already is told
+            # so by mail): the organisation is created from the link mailed to it.
             session["registration_sent_to"] = form.email.data.strip()
             return redirect(url_for("orgs.registered"))
     return render_template("orgs/register.html", form=form), 422 if form.errors else 200
@@ -67,6 +66,23 @@ def registered():
     if address is None:
         return redirect(url_for("orgs.register"))
     return render_template("orgs/registered.html", address=address)
+
+
+@bp.route("/register/confirm/<token>")
+@limiter.limit("30 per hour")
+def confirm_registration(token):
+    try:
+        user = services.confirm_registration(token)
+    except DomainError as exc:
+        db.session.rollback()
+        # A link that is not (or no longer) valid is a bad request; a clash is a 409.
+        return render_template("auth/message.html", title="Registration not completed",
+                               message=exc.message), (400 if type(exc) is DomainError
+                                                      else exc.status_code)
+    flash(f"{user.organisation.name} is registered and your address is confirmed. Sign in: "
+          "a platform administrator vets the organisation, and you get an e-mail when that "
+          "is done.", "success")
+    return redirect(url_for("auth.sign_in"))
 
 
 @bp.route("/organisations/<slug>")

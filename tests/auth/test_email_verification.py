@@ -23,15 +23,15 @@ def verification_link(unverified):
     return mail["context"]["link"]
 
 
-def test_registration_queues_a_verification_mail_to_the_new_user(client, db):
+def test_registration_mails_a_link_to_confirm_the_address(client, db):
     client.post("/register", data={
         "org_name": "Verify Org", "country": "FR", "sectors": ["government"],
         "name": "Vera", "email": "vera@verify.example",
         "password": "Tidal-Compass-Orchard-2719", "confirm": "Tidal-Compass-Orchard-2719"})
 
-    [mail] = mails_with("verify_email")
+    [mail] = mails_with("register_confirm")
     assert mail["to"] == "vera@verify.example"
-    assert mail["context"]["link"].startswith("http://alliance.test/auth/verify/")
+    assert mail["context"]["link"].startswith("http://alliance.test/register/confirm/")
 
 
 def test_verification_link_confirms_the_address(client, unverified, verification_link):

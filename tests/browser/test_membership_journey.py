@@ -112,13 +112,14 @@ def test_register_vet_found_alliance_request_approve_audit_and_mail(live, browse
     page.click("button:has-text('Register organisation')")
     page.wait_for_load_state()
     assert "/register/sent" in page.url and "Check your e-mail" in page.content()
-    # Verify the e-mail address with the link the worker mailed, then sign in.
+    # Confirm the e-mail address with the link the worker mailed (that creates the
+    # organisation), then sign in.
     verify = _mails(maildir, lambda m: m["To"] == "hanna@harbour.example"
                     and "Confirm" in m["Subject"])
-    assert verify, "no verification mail:\n" + live["worker"].log()[-3000:]
-    link = re.search(r"http://\S+/auth/verify/\S+", _text(verify[0])).group(0)
+    assert verify, "no confirmation mail:\n" + live["worker"].log()[-3000:]
+    link = re.search(r"http://\S+/register/confirm/\S+", _text(verify[0])).group(0)
     page.goto(link)
-    assert "/auth/sign-in" in page.url and "confirmed" in page.content()
+    assert "/auth/sign-in" in page.url and "Harbour CERT is registered" in page.content()
     _sign_in(page, base, "hanna@harbour.example")
     assert "/status" in page.url and "pending" in page.content().lower()
     _sign_out(page)

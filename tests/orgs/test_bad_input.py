@@ -10,6 +10,7 @@ from alliance.extensions import db
 from alliance.orgs.models import Organisation
 from alliance.outbox.models import OutboxMessage
 from tests import factories
+from tests.auth.helpers import mails_with, path_of
 
 PASSWORD = "Tidal-Compass-Orchard-2719"
 
@@ -54,6 +55,8 @@ def test_registration_refuses_control_characters_in_names(client, field, value):
 def test_registration_accepts_names_in_any_script(client):
     response = client.post("/register", data=registration(
         org_name="Zürich Ünïcode CERT – 東京", name="Zoë O’Brien-Ødegård"))
+    [mail] = mails_with("register_confirm")
+    client.get(path_of(mail["context"]["link"]))  # the organisation is created from the link
 
     assert response.status_code == 302
     assert db.session.scalar(select(Organisation.name)) == "Zürich Ünïcode CERT – 東京"

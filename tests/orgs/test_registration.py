@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from alliance.audit.models import AuditEvent
 from alliance.auth.models import User
 from alliance.extensions import db
-from alliance.orgs.models import Organisation
+from alliance.orgs.models import Organisation, PendingRegistration
 from alliance.orgs.services import build_identity
 from alliance.outbox.models import OutboxMessage
 from tests import factories
@@ -25,8 +25,30 @@ def form(**overrides):
     return {k: v for k, v in data.items() if v is not None}
 
 
-def register(client, **overrides):
+def start(client, **overrides):
+    """Post the registration form (nothing is created yet)."""
     return client.post("/register", data=form(**overrides))
+
+
+def confirm_path(email="kadri@cert.baltic.example") -> str:
+    [mail] = [m for m in mails_with("register_confirm") if m["to"] == email][-1:]
+    return path_of(mail["context"]["link"])
+
+
+def register(client, **overrides):
+    """What a new user does: post the form, then open the link mailed to the address.
+    Returns the form's answer."""
+    before = len(mails_with("register_confirm"))
+    response = start(client, **overrides)
+    mailed = mails_with("register_confirm")[before:]
+    if mailed:
+        client.get(path_of(mailed[-1]["context"]["link"]))
+    return response
+
+
+def pending_count() -> int:
+    db.session.expire_all()
+    return db.session.scalar(select(func.count()).select_from(PendingRegistration))
 
 
 def counts() -> tuple[int, int, int, int]:
@@ -55,31 +77,97 @@ def test_registration_creates_a_pending_org_with_its_first_user_as_org_admin(cli
     assert user.email == "kadri@cert.baltic.example"
     assert user.role == "org_admin"
     assert not user.is_admin
-    assert not user.is_verified
+    assert user.is_verified  # by the link itself
     assert user.password_hash.startswith("scrypt:")
+    assert pending_count() == 0
 
 
-def test_registration_says_to_check_the_mail_and_signs_nobody_in(client):
-    response = register(client)
+def test_the_form_creates_nothing_and_says_to_check_the_mail(client, platform_admin):
+    before = counts()[:2]
+    response = start(client)
     page = client.get(response.location)
 
     assert page.status_code == 200
     assert b"Check your e-mail" in page.data and b"Kadri@Cert.Baltic.example" in page.data
+    assert counts()[:2] == before and the_org() is None and pending_count() == 1
+    [mail] = mails_with("register_confirm")
+    assert mail["to"] == "kadri@cert.baltic.example"
+    assert mail["context"]["link"].startswith("http://alliance.test/register/confirm/")
+    assert mails_with("org_to_vet") == []  # admins hear of it once it exists
     with client.session_transaction() as sess:
         assert "_user_id" not in sess
 
 
-def test_the_new_user_signs_in_after_confirming_the_address(client):
-    register(client)
-    [mail] = mails_with("verify_email")
+def test_the_link_creates_the_organisation_and_the_user_signs_in(client):
+    start(client)
 
-    confirmed = client.get(path_of(mail["context"]["link"]))
-    assert confirmed.location == "/auth/sign-in"
+    confirmed = client.get(confirm_path())
+    assert confirmed.status_code == 302 and confirmed.location == "/auth/sign-in"
+    assert "Baltic CERT is registered" in client.get("/auth/sign-in").get_data(as_text=True)
     sign_in(client, "kadri@cert.baltic.example", PASSWORD)
 
     with client.session_transaction() as sess:
         assert sess["_user_id"] == the_org().users[0].get_id()
     assert client.get("/").location == "/status"
+
+
+def test_the_link_works_once(client):
+    start(client)
+    path = confirm_path()
+    client.get(path)
+    before = counts()
+
+    again = client.get(path)
+
+    assert again.status_code == 400 and b"not valid any more" in again.data
+    assert counts() == before
+
+
+@pytest.mark.parametrize("token", ["x" * 43, "", "%00"])
+def test_an_unknown_link_is_refused_and_creates_nothing(client, token):
+    start(client)
+    before = counts()
+
+    response = client.get(f"/register/confirm/{token}")
+
+    assert response.status_code in (400, 404)
+    assert counts() == before and pending_count() == 1
+
+
+def test_an_old_link_is_refused_and_creates_nothing(app, client, monkeypatch):
+    start(client)
+    path = confirm_path()
+    monkeypatch.setitem(app.config, "EMAIL_VERIFY_MAX_AGE", 0)
+
+    response = client.get(path)
+
+    assert response.status_code == 400
+    assert the_org() is None
+
+
+def test_a_name_taken_meanwhile_is_refused_at_the_link(make_client):
+    first, second = make_client(), make_client()
+    start(first)
+    start(second, email="other@elsewhere.example")  # the same name, not taken yet
+    first.get(confirm_path())
+
+    response = second.get(confirm_path("other@elsewhere.example"))
+
+    assert response.status_code == 409 and b"registered in the meantime" in response.data
+    assert [u.email for u in the_org().users] == ["kadri@cert.baltic.example"]
+
+
+def test_two_links_for_one_address_make_one_account(make_client):
+    first, second = make_client(), make_client()
+    start(first)
+    start(second, org_name="Second Baltic CERT")
+    links = [path_of(m["context"]["link"]) for m in mails_with("register_confirm")]
+    first.get(links[0])
+
+    response = second.get(links[1])
+
+    assert response.status_code == 409 and b"has an account already" in response.data
+    assert the_org("Second Baltic CERT") is None
 
 
 def test_the_check_your_mail_page_without_a_registration_leads_to_the_form(client):
@@ -165,9 +253,9 @@ def test_duplicate_org_name_is_refused_and_nothing_is_stored(make_client, name):
 
 
 def _answer(client, email: str, **overrides) -> tuple:
-    """What a visitor sees of a registration: the status, where it leads, and that page
-    (the address typed made generic)."""
-    response = register(client, email=email, **overrides)
+    """What a visitor sees of a registration form: the status, where it leads, and that
+    page (the address typed made generic)."""
+    response = start(client, email=email, **overrides)
     page = client.get(response.location).get_data(as_text=True) if response.location else ""
     return (response.status_code, response.location,
             page.replace(email, "ADDRESS") or response.get_data(as_text=True))
@@ -178,20 +266,18 @@ def _answer(client, email: str, **overrides) -> tuple:
                                    "kadri@\uff43\uff45\uff52\uff54.baltic.example"])
 def test_an_address_with_an_account_gets_the_same_answer_and_a_notice(make_client, email):
     """Registering must not tell anyone which addresses have accounts: the answer is that of
-    a new address, nothing is created, and the account holder is mailed instead."""
+    a new address, and the account holder is mailed instead of a link."""
     register(make_client())
-    organisations, users = counts()[:2]
-    before = len(queued_mails())
+    before, mailed = counts()[:2], len(queued_mails())
 
     existing = _answer(make_client(), email, org_name="Another CERT")
-    notices = queued_mails()[before:]
     fresh = _answer(make_client(), "newcomer@another.example", org_name="Third CERT")
 
     assert existing == fresh and existing[:2] == (302, "/register/sent")
-    assert counts()[:2] == (organisations + 1, users + 1)  # the fresh one only
-    assert the_org("Another CERT") is None
-    assert [(m["template"], m["to"]) for m in notices] == [
-        ("register_existing", "kadri@cert.baltic.example")]
+    assert counts()[:2] == before  # nothing exists before a link is opened
+    assert [(m["template"], m["to"]) for m in queued_mails()[mailed:]] == [
+        ("register_existing", "kadri@cert.baltic.example"),
+        ("register_confirm", "newcomer@another.example")]
 
 
 def test_an_address_with_an_account_costs_a_password_hash_like_a_registration(make_client,
@@ -204,11 +290,9 @@ def test_an_address_with_an_account_costs_a_password_hash_like_a_registration(ma
     hashed = []
     real = services.hash_password
     monkeypatch.setattr(services, "hash_password", lambda p: hashed.append(p) or real(p))
-    monkeypatch.setattr("alliance.auth.services.hash_password",
-                        lambda p: hashed.append(p) or real(p))
 
-    register(make_client(), org_name="Another CERT", email="kadri@cert.baltic.example")
-    register(make_client(), org_name="Third CERT", email="newcomer@another.example")
+    start(make_client(), org_name="Another CERT", email="kadri@cert.baltic.example")
+    start(make_client(), org_name="Third CERT", email="newcomer@another.example")
 
     assert hashed == [PASSWORD, PASSWORD]
 
@@ -225,7 +309,7 @@ def test_a_weak_password_is_refused_alike_for_an_address_with_an_account(make_cl
     assert existing[0] == fresh[0] == 422
     assert existing[2].replace("kadri@cert.baltic.example", "ADDRESS") == fresh[2].replace(
         "newcomer@another.example", "ADDRESS")
-    assert len(queued_mails()) == before
+    assert len(queued_mails()) == before and pending_count() == 0
 
 
 @pytest.mark.parametrize("field, value", [

@@ -52,6 +52,9 @@ class Config:
     SIGNIN_LIMIT_IP = os.environ.get("SIGNIN_LIMIT_IP", "30 per 15 minutes")
     # Invitations an org admin may send (each is a mail to an address they typed).
     INVITE_LIMIT = os.environ.get("INVITE_LIMIT", "20 per hour;100 per day")
+    # Registration mails one address may get (whoever registers with it, from wherever); the
+    # rest are dropped without a word, and the form's answer stays the same.
+    REGISTER_MAIL_LIMIT = os.environ.get("REGISTER_MAIL_LIMIT", "3 per hour")
 
     # Outbox relay: how often beat relays pending rows, and how long a web request may wait
     # on the broker before leaving the row for the relay.

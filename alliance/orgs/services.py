@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import stix2
 from flask import current_app
+from limits import parse as parse_limit
 from sqlalchemy import delete, func, select
 
 from alliance.audit.services import record
@@ -25,7 +26,7 @@ from alliance.core.errors import Conflict, DomainError, NotAllowed, NotFound
 from alliance.core.models import utcnow
 from alliance.core.text import slugify
 from alliance.core.urls import external_url
-from alliance.extensions import db
+from alliance.extensions import db, limiter
 from alliance.mail.services import queue_mail
 from alliance.orgs.models import Organisation, PendingRegistration
 
@@ -58,6 +59,13 @@ def _name_taken(name: str) -> bool:
                              .where(func.lower(Organisation.name) == name.lower())) is not None
 
 
+def _may_mail(address: str) -> bool:
+    """Whether the address may get one more registration mail (REGISTER_MAIL_LIMIT): the
+    registration form mails addresses people type, from any client."""
+    limit = parse_limit(current_app.config["REGISTER_MAIL_LIMIT"])
+    return limiter.limiter.hit(limit, "register-mail", address)
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -81,7 +89,9 @@ def register_organisation(*, name: str, country: str, sectors: list[str], websit
     db.session.execute(delete(PendingRegistration).where(
         PendingRegistration.created_at < utcnow() - timedelta(seconds=max_age)))
     existing = find_user_by_email(address)
-    if existing is not None:
+    if not _may_mail(address):
+        pass  # someone is sending this address registration mails in bulk: no more now
+    elif existing is not None:
         queue_mail(existing.email, "register_existing",
                    "Your address already has a CyberPeace Alliance account",
                    name=existing.name, sign_in=external_url("auth.sign_in"),

@@ -405,3 +405,21 @@ def test_registration_queues_no_admin_mail_when_it_fails(client, platform_admin)
     register(client, country="XX")
 
     assert queued_mails() == []
+
+
+@pytest.mark.parametrize("email", ["newcomer@another.example", "kadri@cert.baltic.example"])
+def test_one_address_gets_a_bounded_number_of_registration_mails(app, make_client, monkeypatch,
+                                                                  email):
+    """Whoever registers with an address, from however many clients: at most
+    REGISTER_MAIL_LIMIT mails reach it; the answer stays the same."""
+    from alliance.extensions import limiter
+
+    register(make_client())
+    limiter.reset()  # that registration's own mail does not count here
+    monkeypatch.setitem(app.config, "REGISTER_MAIL_LIMIT", "3 per hour")
+    mailed = len(queued_mails())
+
+    answers = {_answer(make_client(), email, org_name=f"Flood CERT {i}") for i in range(5)}
+
+    assert len(answers) == 1 and next(iter(answers))[:2] == (302, "/register/sent")
+    assert [m["to"] for m in queued_mails()[mailed:]] == [email] * 3

@@ -28,8 +28,9 @@ test: deps system-deps
 
 ## The same suite on PostgreSQL (a throwaway cluster on loopback is started by the tests).
 ## tests/deploy is left out: it starts its own SQLite and PostgreSQL databases in either pass.
+## Tests marked nodb read no database: they ran in `make test` and would run the same here.
 test-postgres: deps system-deps
-	ALLIANCE_TEST_DB=postgresql $(PY) -m pytest --ignore=tests/scale --ignore=tests/deploy $(PYTEST_ARGS)
+	ALLIANCE_TEST_DB=postgresql $(PY) -m pytest --ignore=tests/scale --ignore=tests/deploy -m "not nodb" $(PYTEST_ARGS)
 
 ## The scale check: two gunicorn processes and two Celery workers started from deploy/, one
 ## beat, on PostgreSQL + Redis on loopback, under a bounded load (SCALE_SECONDS, default 75).

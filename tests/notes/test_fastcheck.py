@@ -22,6 +22,8 @@ from alliance.notes import fastcheck
 from alliance.notes.fastcheck import ACCEPT, check
 from tests.notes.helpers import CORPUS
 
+pytestmark = pytest.mark.nodb  # no database: the SQLite pass runs them once
+
 MOBILE = CORPUS / "valid" / "attack__mobile-attack-17.1.json"
 
 ID = "0c7b5b88-8ff7-4a4d-aa9d-feb398cd0061"

@@ -29,6 +29,8 @@ from stix2patterns.validator import run_validator
 from alliance.notes.fastpattern import MAX_TREE_DEPTH, _parse, _Reject, _tokenize, _Unsure, check
 from tests.notes.helpers import CORPUS
 
+pytestmark = pytest.mark.nodb  # no database: the SQLite pass runs them once
+
 EXAMPLES = int(os.environ.get("FASTPATTERN_EXAMPLES", "2000"))
 STAMP = "2024-01-01T00:00:00.000Z"
 

@@ -20,10 +20,14 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "alliance"
 THE_RULE = PACKAGE / "sharing" / "policy.py"
 MODELS_MODULE = "alliance.notes.models"
+
+pytestmark = pytest.mark.nodb  # reads the source, not a database
 
 STATEMENT_BUILDERS = {"select", "exists", "union", "union_all", "intersect", "except_"}
 FROM_METHODS = {"select_from", "join", "outerjoin", "join_from", "outerjoin_from", "query",

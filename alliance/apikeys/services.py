@@ -3,7 +3,6 @@
 A key reads as its user: revoking the key, deactivating the user or the organisation's
 membership ending all take effect on the next request, because nothing is cached — the
 user is loaded and passed to the read rule (Principal.of) on every call."""
-import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
@@ -13,6 +12,7 @@ from sqlalchemy import select, update
 from alliance.apikeys.models import ApiKey
 from alliance.audit.services import record
 from alliance.auth.models import User
+from alliance.auth.tokens import secret_digest
 from alliance.core.errors import DomainError, NotAllowed, NotFound
 from alliance.core.models import utcnow
 from alliance.extensions import db
@@ -22,10 +22,6 @@ MAX_KEYS_PER_USER = 20
 # last_used_at is written at most this often per key (a busy client would otherwise write on
 # every request).
 TOUCH_EVERY = timedelta(minutes=1)
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def create_key(user, name: str, expires_at: datetime | None = None) -> tuple[ApiKey, str]:
@@ -44,7 +40,7 @@ def create_key(user, name: str, expires_at: datetime | None = None) -> tuple[Api
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     key = ApiKey(user_id=user.id, organisation_id=user.organisation_id, name=name,
-                 prefix=prefix, secret_hash=_digest(secret), expires_at=expires_at)
+                 prefix=prefix, secret_hash=secret_digest(secret), expires_at=expires_at)
     db.session.add(key)
     db.session.flush()
     record("apikey.created", user, ("api_key", key.id, name), organisation=user.organisation,
@@ -95,7 +91,7 @@ def authenticate(presented: str | None) -> tuple[ApiKey, User] | None:
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
     key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
-    if key is None or not hmac.compare_digest(key.secret_hash, _digest(parts[2])):
+    if key is None or not hmac.compare_digest(key.secret_hash, secret_digest(parts[2])):
         return None
     if key.state != "active":
         return None

@@ -1,9 +1,17 @@
 """Signed, expiring tokens (itsdangerous) for links sent by mail. Each purpose has its own
 salt, so a token made for one purpose is refused for every other."""
+import hashlib
+
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from alliance.core.errors import DomainError
+
+
+def secret_digest(secret: str) -> str:
+    """How a random secret handed out once (an API key, a registration link's token) is
+    kept: its sha256, never the secret itself."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:

@@ -107,9 +107,6 @@ def verify_email(token):
     except DomainError as exc:
         return render_template("auth/message.html", title="E-mail not confirmed",
                                message=exc.message), 400
-    if not current_user.is_authenticated:  # just registered: sign in next
-        flash("Your e-mail address is confirmed. Sign in to continue.", "success")
-        return redirect(url_for("auth.sign_in"))
     flash("Your e-mail address is confirmed.", "success")
     return redirect(url_for("core.index"))
 

@@ -1,6 +1,5 @@
 """Organisations and their users: registration, vetting by a platform admin, invitations,
 roles and deactivation. Every function takes the acting user explicitly and checks it."""
-import hashlib
 import json
 import re
 import secrets
@@ -21,7 +20,7 @@ from alliance.auth.services import (
     normalise_email,
     set_password,
 )
-from alliance.auth.tokens import make_token, read_token
+from alliance.auth.tokens import make_token, read_token, secret_digest
 from alliance.core.errors import Conflict, DomainError, NotAllowed, NotFound
 from alliance.core.models import utcnow
 from alliance.core.text import slugify
@@ -66,10 +65,6 @@ def _may_mail(address: str) -> bool:
     return limiter.limiter.hit(limit, "register-mail", address)
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def register_organisation(*, name: str, country: str, sectors: list[str], website: str | None,
                           domain: str | None, user_name: str, email: str,
                           password: str) -> None:
@@ -89,9 +84,10 @@ def register_organisation(*, name: str, country: str, sectors: list[str], websit
     db.session.execute(delete(PendingRegistration).where(
         PendingRegistration.created_at < utcnow() - timedelta(seconds=max_age)))
     existing = find_user_by_email(address)
-    if not _may_mail(address):
-        pass  # someone is sending this address registration mails in bulk: no more now
-    elif existing is not None:
+    if not _may_mail(address):  # someone sends this address registration mails in bulk
+        db.session.commit()
+        return
+    if existing is not None:
         queue_mail(existing.email, "register_existing",
                    "Your address already has a CyberPeace Alliance account",
                    name=existing.name, sign_in=external_url("auth.sign_in"),
@@ -99,7 +95,7 @@ def register_organisation(*, name: str, country: str, sectors: list[str], websit
     else:
         token = secrets.token_urlsafe(32)
         db.session.add(PendingRegistration(
-            token_hash=_token_hash(token), email=address, password_hash=password_hash,
+            token_hash=secret_digest(token), email=address, password_hash=password_hash,
             details={"name": name, "country": country, "sectors": sorted(set(sectors or [])),
                      "website": website or None,
                      "domain": (domain or "").strip().lower() or None,
@@ -116,7 +112,7 @@ def confirm_registration(token: str) -> User:
     organisation to vet. The link works once, within EMAIL_VERIFY_MAX_AGE."""
     max_age = current_app.config["EMAIL_VERIFY_MAX_AGE"]
     pending = db.session.scalar(select(PendingRegistration).where(
-        PendingRegistration.token_hash == _token_hash(token or "")))
+        PendingRegistration.token_hash == secret_digest(token or "")))
     if pending is None or pending.created_at < utcnow() - timedelta(seconds=max_age):
         raise DomainError("This link is not valid any more: it was used already, or it is "
                           "too old. Register again.")

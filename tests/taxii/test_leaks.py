@@ -20,7 +20,8 @@ from itsdangerous import URLSafeSerializer
 from sqlalchemy import select
 
 from alliance.apikeys.models import ApiKey
-from alliance.apikeys.services import KEY_PREFIX, _digest, create_key
+from alliance.apikeys.services import KEY_PREFIX, create_key
+from alliance.auth.tokens import secret_digest
 from alliance.extensions import db, limiter
 from alliance.notes.models import StixObject
 from alliance.taxii.services import alliance_collection_id, organisation_collection_id
@@ -97,7 +98,7 @@ def give_keys(built: Built, model: Model) -> dict[int, Key]:
         else:
             prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
             row = ApiKey(user_id=user.id, organisation_id=user.organisation_id,
-                         name=f"leak test {u}", prefix=prefix, secret_hash=_digest(secret))
+                         name=f"leak test {u}", prefix=prefix, secret_hash=secret_digest(secret))
             db.session.add(row)
             db.session.commit()
             token = f"{KEY_PREFIX}_{prefix}_{secret}"

@@ -37,7 +37,7 @@ from alliance.notes.models import (
     Note,
     facet_rows,
 )
-from alliance.notes.services import COLLECT_ALL_SQL, _hash
+from alliance.notes.services import _hash, collect_every_note
 from alliance.orgs.models import Organisation
 from alliance.orgs.services import build_identity
 from alliance.sharing.markings import marking_id
@@ -562,10 +562,9 @@ def generate(plan: Plan, progress=None) -> dict:
             writer = _Writer()
         if progress:
             progress(count)
-    # The alliance collections (TAXII) of what these notes hold: one set-based statement,
-    # as post_note does for one note.
-    db.session.execute(text(COLLECT_ALL_SQL.format(where="note_objects.note_id >= :first")),
-                       {"first": first_note})
+    # The TAXII collections (alliances' and organisations') of what these notes hold: one
+    # set-based statement each, as post_note does for one note.
+    collect_every_note("note_objects.note_id >= :first", {"first": first_note})
     db.session.commit()
     return {"seed": plan.seed, "tag": tag, **builder.totals,
             "organisations": len(world.orgs), "users": sum(map(len, world.users.values())),

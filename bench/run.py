@@ -120,7 +120,7 @@ def storage(app, raw: bytes) -> float:
     in the app's WAL mode, with foreign keys on. Not a goal: it shows how much of the gap to
     the floor is storage (indexes, links, observables, WAL) and how much is checking."""
     from alliance.notes.observables import extract
-    from alliance.notes.services import COLLECT_SQL, post_note
+    from alliance.notes.services import COLLECT_OWN_SQL, COLLECT_SQL, post_note
 
     with app.app_context():
         user, alliances = world()
@@ -147,7 +147,8 @@ def storage(app, raw: bytes) -> float:
     conn.execute("INSERT INTO note_objects (note_id, object_id, note_version) SELECT ?, id, 1 "
                  "FROM stix_objects WHERE first_note_id = ? AND id > ? ORDER BY id",
                  (note_id, note_id, last))
-    conn.execute(COLLECT_SQL.format(where="note_objects.note_id = ?"), (note_id,))
+    for statement in (COLLECT_SQL, COLLECT_OWN_SQL):
+        conn.execute(statement.format(where="note_objects.note_id = ?"), (note_id,))
     conn.executemany("INSERT INTO observables (note_id, kind, value) VALUES (?, ?, ?)",
                      [(note_id, kind, value) for kind, value in found])
     conn.execute("COMMIT")

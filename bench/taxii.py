@@ -219,11 +219,11 @@ def fill_ours(app, size: int, ids: dict) -> int:
     report and ENVELOPE - 1 indicators) in the alliance, `size` objects in all, with TLPs in
     rotation; and RED notes holding 10% more objects, which the collection must leave out.
     Returns the number of objects the collection serves."""
-    from sqlalchemy import select, text
+    from sqlalchemy import select
 
     from alliance.extensions import db
     from alliance.notes.models import Note, NoteAudience, NoteObject, StixObject
-    from alliance.notes.services import COLLECT_ALL_SQL, _bulk_insert, _hash
+    from alliance.notes.services import _bulk_insert, _hash, collect_every_note
 
     levels = ["CLEAR", "GREEN", "AMBER", "AMBER+STRICT"]
     served = 0
@@ -268,8 +268,8 @@ def fill_ours(app, size: int, ids: dict) -> int:
                 made += count
                 served += count
             n += 1
-        # The alliance collection TAXII pages walk, as posting fills it.
-        db.session.execute(text(COLLECT_ALL_SQL.format(where="1 = 1")))
+        # The collections TAXII pages walk, as posting fills them.
+        collect_every_note()
         db.session.commit()
     return served
 

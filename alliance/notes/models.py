@@ -100,11 +100,9 @@ class StixObject(db.Model):
     derived from values) stores its own rather than learn that the other exists."""
 
     __tablename__ = "stix_objects"
-    # TAXII pages walk (date_added, id); with match[type], (type, date_added, id) — without
-    # it SQLite sorted every object of the type on every page.
-    __table_args__ = (UniqueConstraint("stix_id", "modified", "organisation_id"),
-                      Index("ix_stix_objects_added", "date_added", "id"),
-                      Index("ix_stix_objects_type_added", "type", "date_added", "id"))
+    # TAXII pages walk the collection tables below, not this one (migration a3f9c2e8d1b7
+    # dropped its (date_added, id) and (type, date_added, id) indexes).
+    __table_args__ = (UniqueConstraint("stix_id", "modified", "organisation_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     stix_id: Mapped[str] = mapped_column(String(100))
@@ -154,6 +152,28 @@ class CollectionObject(db.Model):
 
     alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id", ondelete="CASCADE"),
                                              primary_key=True)
+    date_added: Mapped[object] = mapped_column(UTCDateTime, primary_key=True)
+    object_id: Mapped[int] = mapped_column(ForeignKey("stix_objects.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+
+
+class OrganisationCollectionObject(db.Model):
+    """CollectionObject's twin for an organisation's own (read-only) TAXII collection: the
+    object versions its notes hold, in TAXII order. date_added is when a note of the
+    organisation that TAXII serves first held the version (a version stored long ago, by
+    anyone, that a new note links is new to the collection then). Each row is still checked
+    against the read rule when read."""
+
+    __tablename__ = "organisation_collection_objects"
+    __table_args__ = (
+        Index("ix_organisation_collection_objects_object_organisation", "object_id",
+              "organisation_id", unique=True),
+        {"sqlite_with_rowid": False},  # the primary key is the table
+    )
+
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
     date_added: Mapped[object] = mapped_column(UTCDateTime, primary_key=True)
     object_id: Mapped[int] = mapped_column(ForeignKey("stix_objects.id", ondelete="CASCADE"),
                                            primary_key=True)

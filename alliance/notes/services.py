@@ -47,7 +47,12 @@ from alliance.notes.models import (
 )
 from alliance.notes.validation import BundleRejected, Problem, check_objects
 from alliance.sharing.markings import marking_id, strictest_level
-from alliance.sharing.policy import TAXII_SERVED_LINKS_SQL, Principal, readable_among
+from alliance.sharing.policy import (
+    TAXII_SERVED_LINKS_SQL,
+    TAXII_SERVED_OWN_LINKS_SQL,
+    Principal,
+    readable_among,
+)
 from alliance.sharing.tlp import TLP_LEVELS, TLP_RANK
 
 
@@ -365,50 +370,79 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
 # alliances. A version enters an alliance's collection when such a note first brings it
 # there: at the later of the note's post and the version's storing (an edit stores a new
 # report version after its note was posted). That is TAXII's date_added for the collection.
-_SERVED_LINKS = ("FROM " + TAXII_SERVED_LINKS_SQL + " "
-                 "JOIN stix_objects ON stix_objects.id = note_objects.object_id "
-                 "WHERE {where} ")
+# organisation_collection_objects is the same for the author organisation's own collection
+# (TAXII_SERVED_OWN_LINKS_SQL: the served notes, without their audiences).
 _ENTERED = ("CASE WHEN notes.created_at > stix_objects.date_added THEN notes.created_at "
             "ELSE stix_objects.date_added END")
-_COLLECT = "INSERT INTO collection_objects (alliance_id, date_added, object_id, type) "
-# One note's rows (a version an alliance's collection holds already keeps its row and date).
-COLLECT_SQL = (_COLLECT + "SELECT note_audiences.alliance_id, " + _ENTERED + ", "
-               "stix_objects.id, stix_objects.type " + _SERVED_LINKS +
-               "ON CONFLICT (object_id, alliance_id) DO NOTHING")
-# The rows of many notes at once (bench-data, tests): each version dated by the first
-# served note that brought it to the alliance.
-COLLECT_ALL_SQL = (_COLLECT + "SELECT note_audiences.alliance_id, MIN(" + _ENTERED + "), "
-                   "stix_objects.id, stix_objects.type " + _SERVED_LINKS +
-                   "GROUP BY note_audiences.alliance_id, stix_objects.id, stix_objects.type "
-                   "ON CONFLICT (object_id, alliance_id) DO NOTHING")
-# Rows of these object versions ({object_ids}, a sub-select) that no served note of the
-# alliance holds any more: after an edit let go of a report version, after a retraction.
-_UNCOLLECT = "DELETE FROM collection_objects "
-UNCOLLECT_SQL = (
-    _UNCOLLECT + "WHERE object_id IN ({object_ids}) AND NOT EXISTS ("  # noqa: S608
-    "SELECT 1 FROM " + TAXII_SERVED_LINKS_SQL + " "
-    "WHERE note_objects.object_id = collection_objects.object_id "
-    "AND note_audiences.alliance_id = collection_objects.alliance_id)")
+_JOIN_OBJECTS = "JOIN stix_objects ON stix_objects.id = note_objects.object_id WHERE {where} "
+
+
+def _collect(table: str, owner: str, links: str, *, every_note: bool) -> str:
+    """INSERT of a collection table's rows (`owner`: its alliance or organisation column and
+    where it comes from). One note's rows (a version the collection holds already keeps its
+    row and date), or with `every_note` the rows of many notes at once (bench-data, tests):
+    each version dated by the first served note that brought it there."""
+    column, source = owner.split("=")
+    entered = f"MIN({_ENTERED})" if every_note else _ENTERED
+    group = (f"GROUP BY {source}, stix_objects.id, stix_objects.type " if every_note else "")
+    return (f"INSERT INTO {table} ({column}, date_added, object_id, type) "  # noqa: S608
+            f"SELECT {source}, {entered}, stix_objects.id, stix_objects.type "
+            f"FROM {links} {_JOIN_OBJECTS}{group}"
+            f"ON CONFLICT (object_id, {column}) DO NOTHING")
+
+
+def _uncollect(table: str, owner: str, links: str) -> str:
+    """DELETE of the rows of these object versions ({object_ids}, a sub-select) that no
+    served note of the alliance (organisation) holds any more: after an edit let go of a
+    report version, after a retraction."""
+    column, source = owner.split("=")
+    return (f"DELETE FROM {table} WHERE object_id IN ({{object_ids}}) AND NOT EXISTS ("  # noqa: S608
+            f"SELECT 1 FROM {links} WHERE note_objects.object_id = {table}.object_id "
+            f"AND {source} = {table}.{column})")
+
+
+_ALLIANCES = ("collection_objects", "alliance_id=note_audiences.alliance_id",
+              TAXII_SERVED_LINKS_SQL)
+_ORGANISATIONS = ("organisation_collection_objects", "organisation_id=notes.organisation_id",
+                  TAXII_SERVED_OWN_LINKS_SQL)
+COLLECT_SQL = _collect(*_ALLIANCES, every_note=False)
+COLLECT_OWN_SQL = _collect(*_ORGANISATIONS, every_note=False)
+COLLECT_ALL_SQL = _collect(*_ALLIANCES, every_note=True)
+COLLECT_OWN_ALL_SQL = _collect(*_ORGANISATIONS, every_note=True)
+UNCOLLECT_SQL = _uncollect(*_ALLIANCES)
+UNCOLLECT_OWN_SQL = _uncollect(*_ORGANISATIONS)
 
 
 def collect_objects(note_id: int) -> None:
-    """The note's objects into its alliances' collections (CollectionObject), when TAXII
-    serves the note. A version the collection holds already keeps its date; one new to it
-    is dated now, even when it was stored long ago (an identical repost to another
-    alliance), so that a client reading the collection with added_after gets it."""
-    db.session.execute(text(COLLECT_SQL.format(where="note_objects.note_id = :note_id")),
-                       {"note_id": note_id})
+    """The note's objects into its alliances' collections (CollectionObject) and its
+    organisation's own (OrganisationCollectionObject), when TAXII serves the note. A
+    version a collection holds already keeps its date; one new to it is dated now, even
+    when it was stored long ago (an identical repost to another alliance, a version of
+    another organisation's linked), so that a client reading the collection with
+    added_after gets it."""
+    for statement in (COLLECT_SQL, COLLECT_OWN_SQL):
+        db.session.execute(text(statement.format(where="note_objects.note_id = :note_id")),
+                           {"note_id": note_id})
+
+
+def collect_every_note(where: str = "1 = 1", params: dict | None = None) -> None:
+    """The collection rows of every note `where` (SQL on note_objects) selects, at once:
+    for bulk fills (bench-data) and rebuilds."""
+    for statement in (COLLECT_ALL_SQL, COLLECT_OWN_ALL_SQL):
+        db.session.execute(text(statement.format(where=where)), params or {})
 
 
 def uncollect_objects(*, note_id: int | None = None, object_id: int | None = None) -> None:
-    """Out of the collections of the alliances where no served note holds them any more:
-    one object version (an edit replaced a report version), or every version a note holds
-    (it was retracted). If a later note brings one back, it is new to the collection then."""
+    """Out of the collections (alliances' and organisations') where no served note holds
+    them any more: one object version (an edit replaced a report version), or every version
+    a note holds (it was retracted). If a later note brings one back, it is new to the
+    collection then."""
     if note_id is not None:
         held, params = "SELECT object_id FROM note_objects WHERE note_id = :id", {"id": note_id}
     else:
         held, params = ":id", {"id": object_id}
-    db.session.execute(text(UNCOLLECT_SQL.format(object_ids=held)), params)
+    for statement in (UNCOLLECT_SQL, UNCOLLECT_OWN_SQL):
+        db.session.execute(text(statement.format(object_ids=held)), params)
 
 
 def _identity(value):

@@ -204,10 +204,13 @@ def can_moderate(user, note: Note) -> bool:
 
 # The links of the notes TAXII may serve at all (DESIGN.md's TAXII column: never TLP:RED; a
 # retracted note leaves every path), as SQL: note_objects joined to those notes and to their
-# audience alliances. For the statements that keep collection_objects, the index a TAXII page
-# of an alliance walks (alliance.notes.services.COLLECT_SQL): they write an index, they do
-# not answer a reader; each row read through it is still checked against the rule above.
-TAXII_SERVED_LINKS_SQL = (
+# audience alliances (the _OWN_ form: without them, for organisation collections). For the
+# statements that keep collection_objects and organisation_collection_objects, the indexes
+# TAXII pages walk (alliance.notes.services.COLLECT_SQL): they write an index, they do not
+# answer a reader; each row read through it is still checked against the rule above.
+TAXII_SERVED_OWN_LINKS_SQL = (
     "note_objects JOIN notes ON notes.id = note_objects.note_id "
-    "AND notes.tlp <> 'RED' AND notes.retracted_at IS NULL "
-    "JOIN note_audiences ON note_audiences.note_id = note_objects.note_id")
+    "AND notes.tlp <> 'RED' AND notes.retracted_at IS NULL")
+TAXII_SERVED_LINKS_SQL = (TAXII_SERVED_OWN_LINKS_SQL + " "
+                          "JOIN note_audiences ON note_audiences.note_id = note_objects.note_id")
+

@@ -14,12 +14,19 @@ from datetime import UTC, datetime
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import String, exists, func, or_, select, text, tuple_
+from sqlalchemy import String, and_, exists, func, or_, select, text, tuple_
 
 from alliance.alliances.models import Alliance, Membership
 from alliance.core.errors import DomainError, NotAllowed, NotFound
 from alliance.extensions import db
-from alliance.notes.models import CollectionObject, Note, NoteAudience, NoteObject, StixObject
+from alliance.notes.models import (
+    CollectionObject,
+    Note,
+    NoteAudience,
+    NoteObject,
+    OrganisationCollectionObject,
+    StixObject,
+)
 from alliance.sharing.markings import strictest_level
 from alliance.sharing.policy import Principal, readable_note_ids, readable_notes
 from alliance.sharing.tlp import TLP_RANK
@@ -169,18 +176,20 @@ def parse_filters(args, with_version: bool = True) -> Filters:
     return filters
 
 
-def _version_text(row: StixObject) -> str:
+def _version_text(row: StixObject, added: datetime) -> str:
     """An object's version: `modified`, else `created` (stored in the same column), else the
-    date it was added (SCOs have neither)."""
-    return row.modified or rfc3339(row.date_added)
+    date it was added to the collection (SCOs have neither; TAXII 2.1 then versions by
+    date_added, the one this collection's manifest shows)."""
+    return row.modified or rfc3339(added)
 
 
 def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _version_condition(filters: Filters, user, collection: Collection):
-    """match[version]: first, last, all, or exact timestamps (several allowed, any match)."""
+def _version_condition(filters: Filters, user, collection: Collection, added):
+    """match[version]: first, last, all, or exact timestamps (several allowed, any match).
+    An SCO's version is its date added to the collection (`added`; _version_text)."""
     if "all" in filters.versions:
         return None
     later = StixObject.__table__.alias("later")
@@ -195,6 +204,7 @@ def _version_condition(filters: Filters, user, collection: Collection):
             stamp = _timestamp(version, "match[version]")
             conditions.append(_instant(StixObject.modified)
                               == stamp.strftime("%Y-%m-%dT%H:%M:%S%f000"))
+            conditions.append(and_(StixObject.modified == "", added == stamp))
     return or_(*conditions)
 
 
@@ -213,20 +223,26 @@ def _keys(collection: Collection) -> tuple:
     own objects (CollectionObject's primary key, whatever the alliance's share of the
     table), in the order its versions entered the alliance's collection (TAXII's date
     added: a version stored earlier for another alliance is new here when a note brings it);
-    the organisation's collection walks stix_objects, in the order versions were stored."""
+    the organisation's collection likewise walks OrganisationCollectionObject's."""
     if collection.alliance is not None:
         return CollectionObject.date_added, CollectionObject.object_id, CollectionObject.type
-    return StixObject.date_added, StixObject.id, StixObject.type
+    return (OrganisationCollectionObject.date_added, OrganisationCollectionObject.object_id,
+            OrganisationCollectionObject.type)
 
 
-def _statement(user, collection: Collection, filters: Filters):
-    """The collection's objects, each with its date added to the collection."""
+def _statement(user, collection: Collection, filters: Filters, keys: tuple):
+    """The collection's objects, each with its date added to the collection (`keys`:
+    _keys(collection))."""
     visible = _visible(user, collection)
-    added, _row_id, stix_type = _keys(collection)
+    added, _row_id, stix_type = keys
     stmt = select(StixObject, added).where(visible)
     if collection.alliance is not None:
         stmt = stmt.join(CollectionObject, CollectionObject.object_id == StixObject.id).where(
             CollectionObject.alliance_id == collection.alliance.id)
+    else:
+        stmt = stmt.join(OrganisationCollectionObject,
+                         OrganisationCollectionObject.object_id == StixObject.id).where(
+            OrganisationCollectionObject.organisation_id == collection.organisation_id)
     if filters.ids:
         stmt = stmt.where(StixObject.stix_id.in_(filters.ids))
     if filters.types:
@@ -235,7 +251,7 @@ def _statement(user, collection: Collection, filters: Filters):
         stmt = stmt.where(False)  # everything stored here is STIX 2.1
     if filters.added_after is not None:
         stmt = stmt.where(added > filters.added_after)
-    condition = _version_condition(filters, user, collection)
+    condition = _version_condition(filters, user, collection, added)
     if condition is not None:
         stmt = stmt.where(condition)
     return stmt
@@ -294,15 +310,16 @@ def page(user, key_id: int, collection: Collection, filters: Filters, limit: str
     if size < 1:
         raise TaxiiError(400, "Bad limit", "limit must be at least 1.")
     size = min(size, MAX_PAGE)
-    stmt = _statement(user, collection, filters)
-    added_column, id_column, _type = _keys(collection)
+    keys = _keys(collection)
+    stmt = _statement(user, collection, filters, keys)
+    added_column, id_column, _type = keys
     if next_token:
         added, row_id = _read_cursor(next_token, key_id, collection, filters)
         # A row value: SQLite and PostgreSQL start the index range there (the equivalent
         # `a > x OR (a = x AND id > y)` made SQLite scan the index from its start).
         stmt = stmt.where(tuple_(added_column, id_column) > (added, row_id))
     stmt = stmt.order_by(added_column, id_column).limit(size + 1)
-    rows = _walk(stmt) if collection.alliance is not None else db.session.execute(stmt).all()
+    rows = _walk(stmt)
     more = len(rows) > size
     rows = rows[:size]
     return Page([row for row, _added in rows], [added for _row, added in rows], more,
@@ -311,8 +328,9 @@ def page(user, key_id: int, collection: Collection, filters: Filters, limit: str
 
 
 def _walk(stmt) -> list:
-    """Run a page of an alliance collection as a walk of its keyset index (collection_objects'
-    primary key: the alliance's own objects) that checks each object on the way and stops at
+    """Run a page of a collection as a walk of its keyset index (collection_objects' or
+    organisation_collection_objects' primary key: the collection's own objects) that checks
+    each object on the way and stops at
     the page's end — on PostgreSQL by turning off, for this statement only, the sort and
     materialize steps of the alternative plan, and parallel workers.
 
@@ -321,8 +339,7 @@ def _walk(stmt) -> list:
     than a page needs. It then prefers to gather every visible object of the collection and
     sort them (measured at 100,000 objects: ~150 ms a page and growing with the collection,
     against ~12 ms for the walk), or to walk in two parallel workers, whose start costs
-    ~5 ms a page for a walk of a few hundred rows. Not for the organisation's own
-    collection, which may be a tiny share of the table: there the sort wins."""
+    ~5 ms a page for a walk of a few hundred rows."""
     if db.session.get_bind().dialect.name != "postgresql":
         return db.session.execute(stmt).all()  # SQLite walks the index by itself
     settings = ("enable_sort", "enable_material", "max_parallel_workers_per_gather")
@@ -345,7 +362,7 @@ def envelope(result: Page) -> dict:
 def manifest(result: Page) -> dict:
     body = {"more": result.more, "objects": [
         {"id": row.stix_id, "date_added": rfc3339(added),
-         "version": _version_text(row), "media_type": STIX_MEDIA_TYPE}
+         "version": _version_text(row, added), "media_type": STIX_MEDIA_TYPE}
         for row, added in zip(result.rows, result.added, strict=True)]}
     if result.next:
         body["next"] = result.next
@@ -353,7 +370,8 @@ def manifest(result: Page) -> dict:
 
 
 def versions(result: Page) -> dict:
-    body = {"more": result.more, "versions": [_version_text(row) for row in result.rows]}
+    body = {"more": result.more, "versions": [
+        _version_text(row, added) for row, added in zip(result.rows, result.added, strict=True)]}
     if result.next:
         body["next"] = result.next
     return body

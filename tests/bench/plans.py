@@ -14,7 +14,7 @@ from sqlalchemy import event
 # The tables that grow with the data: a full scan of any of them makes a page's cost grow
 # with the database instead of with the page.
 BIG_TABLES = ("stix_objects", "notes", "note_objects", "note_facets", "observables",
-              "collection_objects")
+              "collection_objects", "organisation_collection_objects")
 _ALIAS = re.compile(r"\b(" + "|".join(BIG_TABLES) + r")\s+(?:AS\s+)?([a-z_][a-z0-9_]*)",
                     re.IGNORECASE)
 _NOT_ALIAS = {"where", "on", "join", "left", "inner", "outer", "group", "order", "limit",
@@ -93,6 +93,9 @@ def keyset_page(statement: str) -> str | None:
         return "stix_objects"
     if "ORDER BY collection_objects.date_added, collection_objects.object_id" in flat:
         return "collection_objects"
+    if ("ORDER BY organisation_collection_objects.date_added, "
+            "organisation_collection_objects.object_id") in flat:
+        return "organisation_collection_objects"
     return None
 
 

@@ -3,7 +3,9 @@ walk) is kept in step with note_objects and note_audiences by every way content 
 out: posting, an identical repost (a link to a stored version), a note to two alliances, an
 edit (a new version of the report), a TLP:RED note (never served), a retraction. Each row is
 dated when a served note first brought the version to the alliance. The rows and dates are
-exactly those of the set-based statement bench-data fills the table with."""
+exactly those of the set-based statement bench-data fills the table with. The same holds for
+organisation_collection_objects (each organisation's own collection: what its served notes
+hold, dated when one first held the version)."""
 import copy
 from datetime import datetime
 
@@ -11,7 +13,7 @@ from sqlalchemy import select, text
 
 from alliance.extensions import db
 from alliance.notes import services
-from alliance.notes.models import CollectionObject, Note, StixObject
+from alliance.notes.models import CollectionObject, Note, OrganisationCollectionObject, StixObject
 from tests import factories
 from tests.notes.helpers import identity, indicator
 
@@ -23,11 +25,21 @@ def dated() -> dict[tuple, tuple]:
             for r in db.session.scalars(select(CollectionObject))}
 
 
-def expected() -> dict[tuple, tuple]:
+def own_dated() -> dict[tuple, tuple]:
+    """(organisation, object version) -> (type, when it entered the organisation's own
+    collection)."""
+    db.session.expire_all()
+    return {(r.organisation_id, r.object_id): (r.type, r.date_added)
+            for r in db.session.scalars(select(OrganisationCollectionObject))}
+
+
+def expected(own: bool = False) -> dict[tuple, tuple]:
     """Computed here from the notes, not by the service: every version a served note (not
-    RED, not retracted) holds, under each of its alliances, at the earliest of those notes'
-    posts (or the version's storing, when that is later)."""
+    RED, not retracted) holds, under each of its alliances (`own`: under its organisation),
+    at the earliest of those notes' posts (or the version's storing, when that is later)."""
     found = db.session.execute(text(
+        "SELECT notes.organisation_id, note_objects.object_id, note_objects.note_id "
+        "FROM note_objects JOIN notes ON notes.id = note_objects.note_id" if own else
         "SELECT note_audiences.alliance_id, note_objects.object_id, note_objects.note_id "
         "FROM note_objects JOIN note_audiences "
         "ON note_audiences.note_id = note_objects.note_id")).all()
@@ -62,6 +74,7 @@ def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coo
     shared, hidden = indicator(), indicator("[ipv4-addr:value = '198.51.100.4']")
     first = post(member, [alliance.id], [shared, identity("Collected Org")])
     assert dated() == expected() and len(dated()) == 3  # the report, two objects
+    assert own_dated() == expected(own=True) and len(own_dated()) == 3
     assert {when for _t, when in dated().values()} == {first.created_at}
 
     # TLP:RED is never served over TAXII: its objects stay out of every collection.
@@ -74,6 +87,7 @@ def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coo
     services.edit_note(member, first, title="Collections, edited", description="")
     got = dated()
     assert got == expected()
+    assert own_dated() == expected(own=True)
     stored = version_of(shared["id"])  # one stored version, in both alliances' collections
     assert got[(alliance.id, stored.id)][1] == first.created_at == stored.date_added
     assert got[(second.id, stored.id)][1] == repost.created_at > first.created_at
@@ -86,11 +100,15 @@ def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coo
     services.retract_note(member, served_later, "Posted by mistake.")
     got = dated()
     assert got == expected()
+    own = own_dated()
+    assert own == expected(own=True)
+    assert (member.organisation_id, version_of(hidden["id"]).id) not in own
     assert (second.id, version_of(hidden["id"]).id) not in got
     assert (second.id, stored.id) in got  # still held by the repost
 
     # The statement bench-data fills the table with gives the same rows and dates.
     db.session.execute(text("DELETE FROM collection_objects"))
-    db.session.execute(text(services.COLLECT_ALL_SQL.format(where="1 = 1")))
-    assert dated() == got
+    db.session.execute(text("DELETE FROM organisation_collection_objects"))
+    services.collect_every_note()
+    assert dated() == got and own_dated() == own
     assert all(isinstance(when, datetime) for _t, when in got.values())

@@ -291,3 +291,45 @@ def test_taxii_alliance_pages_walk_the_alliance_collection(taxii_client, args):
                                            "(alliance_id=?") for line in plan), plan
                 assert not any("ix_stix_objects_added" in line
                                or "ix_stix_objects_type_added" in line for line in plan), plan
+
+
+def test_taxii_organisation_pages_walk_the_organisation_collection(plans):
+    """An organisation's own collection's page walks organisation_collection_objects'
+    primary key (organisation_id, date_added, object_id): the organisation's objects, in
+    the order they entered its collection, instead of sorting every object its notes hold."""
+    from alliance.apikeys.services import create_key
+    from alliance.auth.models import User
+    from alliance.notes.models import OrganisationCollectionObject
+    from alliance.taxii.services import organisation_collection_id
+
+    org_id, held = db.session.execute(
+        select(OrganisationCollectionObject.organisation_id, func.count())
+        .group_by(OrganisationCollectionObject.organisation_id)
+        .order_by(func.count().desc()).limit(1)).one()
+    assert held > 200, "the generated data gives some organisation more than two pages"
+    author = next(u for u in db.session.scalars(
+        select(User).where(User.organisation_id == org_id).order_by(User.id)) if u.can_act)
+    _key, plaintext = create_key(author, f"own plans {utcnow().timestamp()}")
+    client = plans.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {plaintext}"
+    client.environ_base["HTTP_ACCEPT"] = TAXII
+    path = f"/taxii2/api/collections/{organisation_collection_id(org_id)}/objects/"
+    first, _statements = _get(client, path, query_string={"limit": "100"})
+    assert first.get_json()["more"]
+    _second, statements = _get(client, path,
+                               query_string={"limit": "100", "next": first.get_json()["next"]})
+    assert len([s for s in statements if keyset_page(s[0])]) == 1
+    with db.engine.connect() as conn:
+        for statement, parameters in queries(conn, statements):
+            if not keyset_page(statement):
+                continue
+            plan = explain(conn, statement, parameters)
+            if conn.dialect.name == "postgresql":
+                walked = [n for n in pg_nodes(plan[0]["Plan"])
+                          if n.get("Index Name") == "pk_organisation_collection_objects"]
+                assert walked and "organisation_id" in walked[0].get("Index Cond", ""), plan
+                assert not any(n["Node Type"] == "Sort" for n in pg_nodes(plan[0]["Plan"])), plan
+            else:
+                assert any(line.startswith("SEARCH organisation_collection_objects USING "
+                                           "PRIMARY KEY (organisation_id=?") for line in plan), plan
+                assert not any("TEMP B-TREE" in line for line in plan), plan

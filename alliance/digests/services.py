@@ -782,15 +782,17 @@ def send_alert(message) -> None:
     if note.author_id == user.id:
         _finish(delivery, "skipped", error="the user's own note")
         return
-    item = Item(note, [f"matches your watch term {delivery.watch_term}"], _note_link(note))
+    links = _links(user)
     if note.tlp == "RED":
-        # A RED note reaches mail as a count only: the term it carries is its content too.
-        subject = ("[TLP:RED] CyberPeace alert — a TLP:RED note addressed to you matches "
-                   "one of your watch terms")
+        # A RED note reaches mail as a count only (DESIGN.md): not its title, not the term
+        # it carries (its content too), not its id — the link is the reader's RED feed.
+        item = Item(note, [], links["red_url"])
+        subject = "[TLP:RED] CyberPeace alert — 1 TLP:RED note addressed to you"
     else:
+        item = Item(note, [f"matches your watch term {delivery.watch_term}"], _note_link(note))
         subject = f"[TLP:{note.tlp}] CyberPeace alert — {delivery.watch_term} in a new note"
     text, html = render_mail("alert", item=item, term=delivery.watch_term, subject=subject,
-                             red=note.tlp == "RED", **_links(user))
+                             red=note.tlp == "RED", **links)
     message_id = deterministic_message_id(f"alert-{user.id}-{delivery.note_id}")
     delivery.items, delivery.strictest_tlp, delivery.message_id = 1, note.tlp, message_id
     db.session.commit()

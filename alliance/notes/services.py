@@ -81,9 +81,17 @@ def audience_choices(user) -> list[Alliance]:
         .order_by(Alliance.name)).all()
 
 
+def _postable(user, alliance_ids) -> list[int]:
+    """Of these alliance ids (as posted, unchecked), those the user may post to: who is in
+    another alliance is not the user's to list."""
+    allowed = {a.id for a in audience_choices(user)}
+    return [i for i in alliance_ids or [] if i in allowed]
+
+
 def recipient_choices(user, alliance_ids) -> list[User]:
-    """Users who may be named on a TLP:RED note to these alliances: active users of
-    organisations that are active members of at least one of them."""
+    """Users who may be named on a TLP:RED note to these alliances (those of them the user
+    may post to): active users of organisations that are active members of at least one."""
+    alliance_ids = _postable(user, alliance_ids)
     if not alliance_ids:
         return []
     return db.session.scalars(
@@ -94,7 +102,9 @@ def recipient_choices(user, alliance_ids) -> list[User]:
 
 
 def audience_preview(user, alliance_ids, tlp: str, recipient_ids=()) -> dict:
-    """Exactly who will be able to read a note with this audience, as the rule says today."""
+    """Exactly who will be able to read a note with this audience (the alliances of it the
+    user may post to), as the rule says today."""
+    alliance_ids = _postable(user, alliance_ids)
     orgs = db.session.execute(
         select(Membership.organisation_id).where(Membership.alliance_id.in_(alliance_ids or [0]),
                                                  Membership.state == "active").distinct()).all()
@@ -556,8 +566,9 @@ def retract_note(actor, note: Note, reason: str) -> None:
     note.retraction_reason = reason.strip()
     db.session.flush()
     uncollect_objects(note_id=note.id)  # TAXII no longer serves it
-    record("note.retracted", actor, _audit_target(note),
-           organisation=note.organisation, reason=note.retraction_reason)
+    # Not the reason: it is free text about the note (a TAXII deletion names the object),
+    # kept on the note for those who may still read it; audit readers may not.
+    record("note.retracted", actor, _audit_target(note), organisation=note.organisation)
     db.session.commit()
 
 

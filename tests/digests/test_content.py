@@ -315,8 +315,10 @@ def test_a_watcher_gets_an_alert_when_a_note_carrying_the_term_is_posted(
 
 def test_a_red_alert_names_neither_the_note_nor_the_term(mails, coordinator, alliance,
                                                           watcher):
-    post(coordinator, "Red beacon", "RED", [alliance], "Red detail", domain="evil.example",
-         recipients=[watcher])
+    """A count only (DESIGN.md): no title, no term, no link to the note (its address is its
+    report id) and no word of what it matches; the link is the reader's TLP:RED feed."""
+    note = post(coordinator, "Red beacon", "RED", [alliance], "Red detail",
+                domain="evil.example", recipients=[watcher])
 
     run_alerts()
 
@@ -324,8 +326,12 @@ def test_a_red_alert_names_neither_the_note_nor_the_term(mails, coordinator, all
     text, html = parts(mail)
     for part in (text, html, mail["Subject"]):
         assert "Red beacon" not in part and "Red detail" not in part
-        assert "evil.example" not in part
-    assert mail["Subject"].startswith("[TLP:RED]")
+        assert "evil.example" not in part and "one of your watch terms" not in part
+        assert note.uuid not in part and note.report_id not in part
+    assert mail["Subject"] == "[TLP:RED] CyberPeace alert — 1 TLP:RED note addressed to you"
+    for part in (text, html):
+        assert "1 TLP:RED note addressed to you" in part
+        assert "http://alliance.test/notes/?tlp=RED" in part
 
 
 def test_no_alert_when_alerts_are_off(mails, coordinator, alliance, watcher):

@@ -260,8 +260,18 @@ def configure_proxy(app: Flask) -> None:
 
 
 def configure_request_hooks(app: Flask) -> None:
+    from flask import abort, request
+
     from alliance.core.security import add_security_headers
     from alliance.outbox.services import publish_after_request
+
+    @app.before_request
+    def _no_nul():
+        # A NUL in an address or a query value is never meaningful here, and PostgreSQL
+        # refuses it in text outright (a 500 wherever it reached a query).
+        if "\x00" in request.path or any("\x00" in key or "\x00" in value
+                                          for key, value in request.args.items(multi=True)):
+            abort(400, "The address contains a NUL character; remove it and try again.")
 
     @app.after_request
     def _after(response):

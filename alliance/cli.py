@@ -6,6 +6,7 @@ import click
 from flask import current_app
 
 from alliance.core.errors import DomainError
+from alliance.core.validators import one_line
 from alliance.extensions import db
 from alliance.sharing.tlp import TLP_LEVELS
 
@@ -140,7 +141,8 @@ def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipien
         with click.progressbar(length=len(parsed.objects), label="Validating",
                                file=sys.stderr,
                                update_min_steps=max(1, len(parsed.objects) // 200)) as bar:
-            note = post_note(actor, title=title or f"Import of {path.name}", tlp=tlp,
+            note = post_note(actor, title=one_line(title or "") or f"Import of {path.name}",
+                             tlp=tlp,
                              alliance_ids=[alliance.id], objects=parsed.objects,
                              recipient_ids=recipient_ids, warnings=parsed.warnings, refs=parsed.refs,
                              progress=bar.update, alerts=alert)
@@ -246,6 +248,10 @@ def digests_run(now_text):
             raise click.ClickException(f"--now: {now_text!r} is not an ISO 8601 instant.") \
                 from exc
         now = now if now.tzinfo else now.replace(tzinfo=UTC)
+        # Periods are worked out a week either side in every time zone: near year 1 or
+        # 9999 that overflows.
+        if not datetime(1970, 1, 1, tzinfo=UTC) <= now < datetime(9000, 1, 1, tzinfo=UTC):
+            raise click.ClickException(f"--now: {now_text!r} is out of range (1970 to 8999).")
     created = services.schedule_due(now, publish=False)
     message_ids = db.session.scalars(select(OutboxMessage.id).where(
         OutboxMessage.kind == "digest", OutboxMessage.done_at.is_(None),

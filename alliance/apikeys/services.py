@@ -85,7 +85,7 @@ def authenticate(presented: str | None) -> tuple[ApiKey, User] | None:
     """The key and its user for a presented key, or None: unknown, malformed, revoked or
     expired key, or a user who may not act (deactivated, unverified, organisation not
     vetted). Constant-time comparison of the hash."""
-    if not presented or len(presented) > 200:
+    if not presented or len(presented) > 200 or "\x00" in presented:  # NUL: PostgreSQL refuses
         return None
     parts = presented.strip().split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:

@@ -1,6 +1,7 @@
 """Text helpers for names shown in URLs."""
 import re
 import unicodedata
+from functools import lru_cache
 
 
 def slugify(value: str, max_length: int = 60) -> str:
@@ -9,15 +10,35 @@ def slugify(value: str, max_length: int = 60) -> str:
     return value[:max_length].strip("-") or "item"
 
 
+# Text that is longer, or holds more brackets, is shown as plain text, not rendered: even
+# markdown-it has inputs whose cost grows with the square of their length (unclosed "[",
+# link references: 25 s for 30,000 characters), a STIX description may be 1 MB, and a note
+# page renders for every reader. Within both, any text renders in about 0.1 s at most.
+MARKDOWN_MAX = 10_000
+MARKDOWN_MAX_BRACKETS = 200
+
+
+@lru_cache(maxsize=1)
+def _markdown():
+    from markdown_it import MarkdownIt
+
+    # CommonMark (fenced code included) plus tables; raw HTML is shown as text. Its nesting
+    # limit (20) keeps "- - - ... x" from recursing without end: what is nested deeper is
+    # left out. (A higher one multiplies the cost of every "[".)
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
 def render_markdown(text: str):
     """Markdown to HTML that is safe to show: nh3 keeps a small set of tags and attributes,
-    only http, https and mailto links, and adds rel="noopener noreferrer nofollow"."""
-    import markdown
+    only http, https and mailto links, and adds rel="noopener noreferrer nofollow". Text
+    over MARKDOWN_MAX characters or MARKDOWN_MAX_BRACKETS "[" is shown escaped, as it is."""
     import nh3
-    from markupsafe import Markup
+    from markupsafe import Markup, escape
 
-    html = markdown.markdown(text or "", extensions=["fenced_code", "tables"],
-                             output_format="html")
+    text = text or ""
+    if len(text) > MARKDOWN_MAX or text.count("[") > MARKDOWN_MAX_BRACKETS:
+        return Markup('<p class="plain-text">') + escape(text) + Markup("</p>")
+    html = _markdown().render(text)
     clean = nh3.clean(
         html,
         tags={"p", "br", "strong", "em", "code", "pre", "blockquote", "ul", "ol", "li", "a",

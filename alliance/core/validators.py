@@ -15,6 +15,14 @@ def _is_control(ch: str) -> bool:
     return unicodedata.category(ch) in ("Cc", "Zl", "Zp")
 
 
+def one_line(text: str) -> str:
+    """`text` with what SingleLine refuses (control characters, line breaks, bidi overrides)
+    turned into spaces, and runs of spaces into one: for a one-line value taken from content
+    rather than typed into a form (a TAXII report's name as a note's title)."""
+    return " ".join("".join(" " if _is_control(ch) or ch in _BIDI_CONTROLS else ch
+                            for ch in text).split())
+
+
 class SingleLine:
     """A one-line value (a name, a short reason): no control characters, line breaks or bidi
     overrides. Such values end up in e-mail subjects (where a line break would split the

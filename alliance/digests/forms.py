@@ -3,7 +3,7 @@
 answers the form, a hand-made POST and the tests alike, each refusal naming its field."""
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, NumberRange
 
 from alliance.alliances.forms import MultiCheckboxField
 from alliance.digests import schedule
@@ -53,7 +53,8 @@ class WatchTermForm(FlaskForm):
 
 
 class RemoveWatchTermForm(FlaskForm):
-    term_id = IntegerField(validators=[DataRequired()])
+    # An id column's range: a larger number would overflow the query (a 500).
+    term_id = IntegerField(validators=[DataRequired(), NumberRange(1, 2_147_483_647)])
 
 
 class PreviewForm(FlaskForm):

@@ -126,7 +126,7 @@ def add_watch_term():
 def remove_watch_term():
     form = RemoveWatchTermForm()
     if not form.validate_on_submit():
-        abort(400)
+        abort(400, "That is not a watch term of yours to remove.")
     run_and_flash(lambda: services.remove_watch_term(current_user, form.term_id.data),
                   "Watch term removed.")
     return redirect(url_for("digests.preferences") + "#watch-terms")

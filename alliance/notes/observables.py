@@ -66,12 +66,13 @@ def detect(raw: str) -> tuple[str, str] | None:
 def normalise_url(value: str) -> str | None:
     try:
         parts = urlsplit(value.strip())
+        port = parts.port  # raises for a port that is not a number from 0 to 65535
     except ValueError:
         return None
     if parts.scheme.lower() not in ("http", "https", "ftp") or not parts.hostname:
         return None
     host = parts.hostname.lower().rstrip(".")
-    port = parts.port if parts.port not in (None, 80 if parts.scheme == "http" else 443) else None
+    port = port if port not in (None, 80 if parts.scheme == "http" else 443) else None
     netloc = f"{host}:{port}" if port else host
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
 

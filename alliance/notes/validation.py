@@ -120,7 +120,31 @@ def _load(raw: bytes | str, what: str):
                                                   "levels")]) from exc
         raise BundleRejected([Problem("", "", f"not valid JSON ({exc})")]) from exc
     refs = _check_shape(data, max_depth, max_string, max_objects)
+    if b"\\u0000" in raw:  # JSON spells NUL only so (or an escaped backslash and "u0000")
+        _refuse_nul(data)
     return data, refs
+
+
+def _refuse_nul(data) -> None:
+    """422 when a string (or a property name) holds NUL: PostgreSQL refuses it in text and
+    JSON, and no STIX content needs it. The depth was checked before."""
+    level = [data]
+    while level:
+        below = []
+        for value in level:
+            if type(value) is dict:
+                for key, item in value.items():
+                    if "\x00" in key:
+                        raise BundleRejected([Problem("", repr(key)[:60], "a property name "
+                                                      "holds a NUL character (\\u0000)")])
+                    below.append(item)
+            elif type(value) is list:
+                below.extend(value)
+            elif type(value) is str and "\x00" in value:
+                raise BundleRejected([Problem("", "", f"the string {value[:40]!r} holds a NUL "
+                                                      "character (\\u0000), which is not "
+                                                      "stored")])
+        level = below
 
 
 def parse_envelope(raw: bytes | str) -> Parsed:
@@ -167,7 +191,9 @@ def _check_shape(data, max_depth: int, max_string: int, max_objects: int) -> set
     level at a time; on the way, every *_ref / *_refs value of the objects (a bundle's or
     an envelope's "objects", else the whole document: a lone object). Returns those."""
     refs: set[str] = set()
-    objects = data.get("objects") if type(data) is dict else None
+    # A bundle, or an envelope (no type): a lone object's own "objects" is only a property.
+    container = type(data) is dict and data.get("type") in (None, "bundle")
+    objects = data.get("objects") if container else None
     if type(objects) is list:  # a container: its own properties hold no references
         _walk([data], 1, max_depth, max_string, None, skip=objects)
         _walk(objects, 3, max_depth, max_string, refs)
@@ -298,6 +324,10 @@ def check_object(obj) -> list[Problem]:
         except ValueError:
             return [Problem(obj_id, "id", "the part after -- is not a UUID")]
     stix_type = obj["type"]
+    if len(obj_id) > 100:  # the stored id's column; its UUID part is 36 characters
+        return [Problem(obj_id[:60] + "…", "id", f"{len(obj_id)} characters long; ids of at "
+                                                 "most 100 characters (types of at most 62) "
+                                                 "are stored")]
     if stix_type == "bundle":
         return [Problem(obj_id, "type", "a bundle inside a bundle")]
     sco = is_sco(obj)

@@ -2,7 +2,7 @@
 public Insights page and Atom feed. Every read goes through alliance.sharing.policy."""
 import json
 import re
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import orjson
 from flask import (
@@ -48,9 +48,11 @@ TITLES = {"incident": "Incident report", "indicators": "Indicator set",
 def _cursor(raw: str | None):
     try:
         stamp, note_id = raw.split("_", 1)
-        return datetime.fromtimestamp(int(stamp) / 1_000_000, tz=UTC), int(note_id)
+        created, note_id = datetime.fromtimestamp(int(stamp) / 1_000_000, tz=UTC), int(note_id)
     except (AttributeError, ValueError, OverflowError, OSError):
         return None
+    # Outside an id column's range, the query itself would overflow (a 500).
+    return (created, note_id) if 0 < note_id <= 2_147_483_647 else None
 
 
 def _cursor_text(cursor) -> str | None:
@@ -76,10 +78,13 @@ def feed():
         sector=form.sector.data or None, country=form.country.data or None,
         policy_tag=form.tag.data or None, query=form.q.data or None,
         since=datetime.combine(since, time.min, UTC) if since else None,
-        until=datetime.combine(until, time.min, UTC) + timedelta(days=1) if until else None,
+        # Up to the end of that day; the last day there is has no end to put.
+        until=datetime.combine(until, time.min, UTC) + timedelta(days=1)
+        if until and until < date.max else None,
         before=_cursor(request.args.get("before")))
     value, seen_in = services.who_has_seen(principal, form.q.data or "")
-    args = {k: v for k, v in request.args.items() if k != "before"}
+    # The filters only: any other name (url_for's own "endpoint", "_external", ...) is dropped.
+    args = {k: v for k, v in request.args.items() if k in form and k != "before"}
     return render_template("notes/feed.html", form=form, notes=notes, seen_value=value,
                            seen_in=seen_in, next_url=url_for("notes.feed", **args,
                                                              before=_cursor_text(cursor))

@@ -55,12 +55,15 @@ def known_marking_ids() -> set[str]:
 
 
 def strictest_level(objects: list[dict]) -> str | None:
-    """The strictest TLP level marked on any object (object or granular markings)."""
+    """The strictest TLP level marked on any object (object or granular markings). Also
+    called on objects not validated yet (a TAXII envelope's, to choose the note's TLP):
+    markings that are not lists are not markings here (validation refuses them)."""
     best = None
     for obj in objects:
-        refs = list(obj.get("object_marking_refs") or [])
-        refs += [g.get("marking_ref") for g in obj.get("granular_markings") or []
-                 if isinstance(g, dict)]
+        marked, granular = obj.get("object_marking_refs"), obj.get("granular_markings")
+        refs = list(marked) if isinstance(marked, list) else []
+        refs += [g.get("marking_ref") for g in granular if isinstance(g, dict)] if isinstance(
+            granular, list) else []
         for ref in refs:
             level = level_of(ref) if isinstance(ref, str) else None
             if level and (best is None or TLP_RANK[level] > TLP_RANK[best]):

@@ -18,6 +18,7 @@ from sqlalchemy import String, and_, exists, func, or_, select, text, tuple_
 
 from alliance.alliances.models import Alliance, Membership
 from alliance.core.errors import DomainError, NotAllowed, NotFound
+from alliance.core.validators import one_line
 from alliance.extensions import db
 from alliance.notes.models import (
     CollectionObject,
@@ -150,7 +151,10 @@ def _timestamp(value: str, what: str) -> datetime:
                                              "such as 2024-05-01T12:00:00.000Z.") from exc
     if parsed.tzinfo is None:
         raise TaxiiError(400, f"Bad {what}", "The timestamp needs a time zone (Z).")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+01:00 is before the first UTC instant
+        raise TaxiiError(400, f"Bad {what}", f"{value[:60]!r} is out of range.") from exc
 
 
 def parse_filters(args, with_version: bool = True) -> Filters:
@@ -399,8 +403,8 @@ def add_objects(user, collection: Collection, objects: list[dict], refs=None):
         tlp = alliance.default_tlp
     reports = [o for o in objects if isinstance(o, dict) and o.get("type") == "report"
                and isinstance(o.get("name"), str)]
-    title = (reports[0]["name"] if len(reports) == 1 else
-             f"TAXII upload of {len(objects):,} object{'s' if len(objects) != 1 else ''}")
+    title = one_line(reports[0]["name"]) if len(reports) == 1 else ""
+    title = title or f"TAXII upload of {len(objects):,} object{'s' if len(objects) != 1 else ''}"
     note = post_note(user, title=title[:300], tlp=tlp, alliance_ids=[alliance.id],
                      objects=objects, kind="bundle", alerts=False, refs=refs)
     successes = [{"id": o["id"], "version": o.get("modified") or o.get("created")

@@ -96,13 +96,14 @@ class NoteRecipient(db.Model):
 
 class StixObject(db.Model):
     """One version (id + modified) of a STIX object, stored as posted. Unique per
-    organisation: an organisation that cannot see another's copy of an id (SCO ids are
-    derived from values) stores its own rather than learn that the other exists."""
+    organisation and scope: an organisation that cannot see another's copy of an id (SCO ids
+    are derived from values) stores its own rather than learn that the other exists, and so
+    does a colleague whom the TLP:RED note that stored a copy does not name."""
 
     __tablename__ = "stix_objects"
     # TAXII pages walk the collection tables below, not this one (migration a3f9c2e8d1b7
     # dropped its (date_added, id) and (type, date_added, id) indexes).
-    __table_args__ = (UniqueConstraint("stix_id", "modified", "organisation_id"),)
+    __table_args__ = (UniqueConstraint("stix_id", "modified", "organisation_id", "scope"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     stix_id: Mapped[str] = mapped_column(String(100))
@@ -115,6 +116,10 @@ class StixObject(db.Model):
     body: Mapped[dict] = mapped_column(JSON)
     body_hash: Mapped[str] = mapped_column(String(64))
     date_added: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    # 0: a version of the organisation's, which its later posts compare themselves with and
+    # link. A TLP:RED note's id: stored by that note, for it alone — a colleague it does not
+    # name must not learn, by posting, what it holds (migration b7e4d2a9c6f3).
+    scope: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class NoteObject(db.Model):

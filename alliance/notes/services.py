@@ -196,13 +196,19 @@ def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list]:
     return new, existing
 
 
+def _scope(note: Note) -> int:
+    """StixObject.scope of the versions a note stores: a TLP:RED note's are its own."""
+    return note.id if note.tlp == "RED" else 0
+
+
 def _stored_body(row_id: int) -> dict:
     return db.session.scalar(select(StixObject.body).where(StixObject.id == row_id))
 
 
 def _stored_versions(ids: list[str]) -> list:
-    """Every stored version of these STIX ids (rows with the StixObject attributes the
-    versions check reads), in row order."""
+    """Every stored version of these STIX ids that a post may compare itself with and link
+    (scope 0: not a TLP:RED note's own), as rows with the StixObject attributes the versions
+    check reads, in row order."""
     columns = (StixObject.id, StixObject.stix_id, StixObject.modified,
                StixObject.organisation_id, StixObject.body_hash)
     if not ids:
@@ -212,16 +218,19 @@ def _stored_versions(ids: list[str]) -> list:
         # 10,000 objects is one lookup, not twenty queries of 500 bound values.
         wanted = func.json_each(bindparam("stix_ids")).table_valued("value")
         return db.session.execute(
-            select(*columns).where(StixObject.stix_id.in_(select(wanted.c.value)))
+            select(*columns).where(StixObject.stix_id.in_(select(wanted.c.value)),
+                                   StixObject.scope == 0)
             .order_by(StixObject.id), {"stix_ids": orjson.dumps(ids).decode()}).all()
     if db.session.connection().dialect.name == "postgresql":  # the same, as one array
         wanted = bindparam("stix_ids", ids, type_=postgresql.ARRAY(String))
-        return db.session.execute(select(*columns).where(StixObject.stix_id == any_(wanted))
+        return db.session.execute(select(*columns).where(StixObject.stix_id == any_(wanted),
+                                                         StixObject.scope == 0)
                                   .order_by(StixObject.id)).all()
     rows = []
     for chunk in range(0, len(ids), 500):
         rows += db.session.execute(select(*columns).where(
-            StixObject.stix_id.in_(ids[chunk:chunk + 500])).order_by(StixObject.id)).all()
+            StixObject.stix_id.in_(ids[chunk:chunk + 500]), StixObject.scope == 0)
+            .order_by(StixObject.id)).all()
     return rows
 
 
@@ -348,7 +357,8 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
         _insert_rows(StixObject.__table__, ("stix_id", "type", "modified", "body", "body_hash"), [
             (o["id"], o["type"], o.get("modified") or o.get("created") or "", stored,
              _hash(o, stored)) for o in new for stored in (body(o),)], processed=("body",),
-            constants={"organisation_id": org_id, "first_note_id": note_id, "date_added": now})
+            constants={"organisation_id": org_id, "first_note_id": note_id, "date_added": now,
+                       "scope": _scope(note)})
     links = NoteObject.__table__
     if not existing:
         # Every version the note holds is one it stored just now: link them in the database,
@@ -761,7 +771,7 @@ def edit_note(actor, note: Note, *, title: str, description: str) -> Note:
     now = utcnow()
     row = StixObject(stix_id=note.report_id, type="report", modified=body["modified"],
                      organisation_id=note.organisation_id, first_note_id=note.id, body=body,
-                     body_hash=_hash(body), date_added=now)
+                     body_hash=_hash(body), date_added=now, scope=_scope(note))
     db.session.add(row)
     db.session.flush()
     db.session.query(NoteObject).filter_by(note_id=note.id, object_id=current.id).delete()

@@ -91,3 +91,70 @@ def test_migrations_go_down_to_empty_and_up_again(empty_database_url):
             context = MigrationContext.configure(conn, opts={"include_object": include_object})
             assert compare_metadata(context, db.metadata) == []
         db.engine.dispose()
+
+
+def test_the_scope_migration_keeps_every_link_and_marks_red_versions(empty_database_url):
+    """b7e4d2a9c6f3 rebuilds stix_objects on SQLite (a new unique key): with foreign keys on,
+    dropping the old table would have cascaded into every link and collection row. Going
+    down and up again keeps them all; a version only a TLP:RED note holds gets its scope,
+    one a shared note holds too stays shared, and a RED note's copy that a colleague stored
+    again is folded into the shared one on the way down."""
+    from alliance.notes import services
+    from alliance.notes.models import StixObject
+    from tests import factories
+    from tests.notes.helpers import identity
+
+    sco = {"type": "ipv4-addr", "spec_version": "2.1",
+           "id": "ipv4-addr--ff26c055-6336-5bc5-b89d-13d6226742dd", "value": "198.51.100.3"}
+    fresh = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url})
+    with fresh.app_context():
+        upgrade()
+        org = factories.make_org("Scope Org")
+        admin = factories.make_user(org, "admin@scope.example", role="org_admin")
+        colleague = factories.make_user(org, "colleague@scope.example")
+        other = factories.make_user(factories.make_org("Other Org"), "other@other.example")
+        alliance = factories.make_alliance(admin, slug="scope", name="Scope")
+        factories.add_member(alliance, other.organisation, "active")
+        shared = services.post_note(admin, title="Shared", tlp="AMBER",
+                                    alliance_ids=[alliance.id], objects=[identity("Shared")])
+        red = services.post_note(admin, title="Red", tlp="RED", alliance_ids=[alliance.id],
+                                 objects=[dict(sco), identity("Shared")],
+                                 recipient_ids=[other.id])
+        services.post_note(colleague, title="Again", tlp="GREEN", alliance_ids=[alliance.id],
+                           objects=[dict(sco)])  # the colleague's own copy of the RED SCO
+
+        def state():
+            db.session.expire_all()
+            with db.engine.connect() as conn:
+                counts = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()  # noqa: S608
+                          for t in ("note_objects", "collection_objects",
+                                    "organisation_collection_objects")}
+            links = {(n, o.stix_id, o.first_note_id) for n in (shared.id, red.id)
+                     for o in services.note_objects(db.session.get(type(shared), n))}
+            return counts, links
+
+        before = state()
+        scopes = {(o.stix_id, o.first_note_id): o.scope
+                  for o in db.session.scalars(db.select(StixObject))}
+        assert scopes[(sco["id"], red.id)] == red.id  # the RED note's own copy
+        assert {s for (i, n), s in scopes.items() if n == shared.id} == {0}
+        db.session.remove()
+        downgrade(revision="a3f9c2e8d1b7")
+        with db.engine.connect() as conn:
+            # Folded: one version of the SCO, which the RED note now links.
+            assert conn.execute(text("SELECT count(*) FROM stix_objects WHERE stix_id = :i"),
+                                {"i": sco["id"]}).scalar() == 1
+            assert conn.execute(text("SELECT count(*) FROM note_objects WHERE note_id = :n"),
+                                {"n": red.id}).scalar() == 3  # report, SCO, identity
+        upgrade()
+        counts, links = state()
+        assert counts == before[0]
+        assert {(n, i) for n, i, _f in links} == {(n, i) for n, i, _f in before[1]}
+        rows = db.session.scalars(db.select(StixObject)).all()
+        # The folded SCO is held by a shared note now: it stays shared.
+        assert {o.scope for o in rows if o.stix_id == sco["id"]} == {0}
+        # The RED note's report version is its own; the shared note's rows are shared.
+        assert {o.scope for o in rows if o.first_note_id == red.id} == {red.id}
+        assert {o.scope for o in rows if o.first_note_id == shared.id} == {0}
+        db.session.remove()
+        db.engine.dispose()

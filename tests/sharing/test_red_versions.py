@@ -1,0 +1,80 @@
+"""A version a TLP:RED note stores is that note's alone. Posting compares the posted objects
+with the versions the poster's organisation stored; before, that included versions only a
+colleague's RED note held, so a colleague the note does not name learned what it holds: an
+SCO (its id comes from its value) posted changed was a 409 naming the id, and posted
+unchanged it linked the RED note's stored version, whose date then showed in the history."""
+import pytest
+from sqlalchemy import func, select
+
+from alliance.extensions import db
+from alliance.notes import services
+from alliance.notes.models import StixObject
+from alliance.notes.validation import BundleRejected
+from alliance.sharing.policy import Principal, get_readable_note
+
+SCO = {"type": "ipv4-addr", "spec_version": "2.1",
+       "id": "ipv4-addr--ff26c055-6336-5bc5-b89d-13d6226742dd", "value": "198.51.100.3"}
+
+
+def _red(member_admin, alliance, coordinator):
+    red = services.post_note(member_admin, title="Secret", tlp="RED", alliance_ids=[alliance.id],
+                             objects=[dict(SCO)], recipient_ids=[coordinator.id])
+    return red
+
+
+def _versions() -> int:
+    return db.session.scalar(select(func.count()).select_from(StixObject).where(
+        StixObject.stix_id == SCO["id"]))
+
+
+def test_a_colleague_posting_a_changed_copy_learns_nothing(alliance, coordinator,
+                                                           member_admin, member):
+    red = _red(member_admin, alliance, coordinator)
+    assert get_readable_note(Principal.of(member), red.report_id) is None
+    # The same as for a value no one stored: accepted, as a version of its own.
+    note = services.post_note(member, title="Probe", tlp="AMBER", alliance_ids=[alliance.id],
+                              objects=[dict(SCO, x_probe="anything")])
+    assert _versions() == 2
+    [held] = [o for o in services.note_objects(note) if o.stix_id == SCO["id"]]
+    assert held.body["x_probe"] == "anything" and held.first_note_id == note.id
+
+
+def test_a_colleague_posting_the_same_copy_stores_its_own(alliance, coordinator, member_admin,
+                                                          member):
+    red = _red(member_admin, alliance, coordinator)
+    note = services.post_note(member, title="Probe", tlp="AMBER", alliance_ids=[alliance.id],
+                              objects=[dict(SCO)])
+    history = services.history(Principal.of(member), note)
+    assert all(h.first_note_id != red.id for h in history)
+    assert [h.first_note_id for h in history if h.stix_id == SCO["id"]] == [note.id]
+    assert _versions() == 2
+
+
+def test_the_organisations_shared_versions_are_still_linked(alliance, coordinator,
+                                                            member_admin, member):
+    """Outside TLP:RED nothing changes: an identical repost in the organisation links the
+    stored version, and a changed copy with the same modified is still a conflict."""
+    first = services.post_note(member_admin, title="Shared", tlp="AMBER",
+                               alliance_ids=[alliance.id], objects=[dict(SCO)])
+    again = services.post_note(member, title="Again", tlp="GREEN", alliance_ids=[alliance.id],
+                               objects=[dict(SCO)])
+    assert _versions() == 1
+    [held] = [o for o in services.note_objects(again) if o.stix_id == SCO["id"]]
+    assert held.first_note_id == first.id
+    with pytest.raises(BundleRejected) as refused:
+        services.post_note(member, title="Changed", tlp="GREEN", alliance_ids=[alliance.id],
+                           objects=[dict(SCO, x_other="value")])
+    assert refused.value.status_code == 409
+    db.session.rollback()
+    # A RED note of the organisation links it too: that reveals nothing new to anyone.
+    red = _red(member_admin, alliance, coordinator)
+    assert _versions() == 1 and SCO["id"] in {o.stix_id for o in services.note_objects(red)}
+
+
+def test_the_red_notes_author_posting_again_stores_another_private_copy(
+        alliance, coordinator, member_admin):
+    first = _red(member_admin, alliance, coordinator)
+    second = _red(member_admin, alliance, coordinator)
+    scopes = sorted(db.session.scalars(select(StixObject.scope).where(
+        StixObject.stix_id == SCO["id"])).all())
+    assert scopes == [first.id, second.id]

@@ -268,9 +268,12 @@ def configure_request_hooks(app: Flask) -> None:
     @app.before_request
     def _no_nul():
         # A NUL in an address or a query value is never meaningful here, and PostgreSQL
-        # refuses it in text outright (a 500 wherever it reached a query).
-        if "\x00" in request.path or any("\x00" in key or "\x00" in value
-                                          for key, value in request.args.items(multi=True)):
+        # refuses it in text outright (a 500 wherever it reached a query). Such a path
+        # names nothing (404); such a query value is malformed (400).
+        if "\x00" in request.path:
+            abort(404)
+        if any("\x00" in key or "\x00" in value
+               for key, value in request.args.items(multi=True)):
             abort(400, "The address contains a NUL character; remove it and try again.")
 
     @app.after_request

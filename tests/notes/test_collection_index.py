@@ -62,8 +62,10 @@ def post(actor, alliance_ids, objects, tlp="AMBER", **extra):
                               alliance_ids=alliance_ids, objects=copy.deepcopy(objects), **extra)
 
 
-def version_of(stix_id: str) -> StixObject:
-    [row] = [o for o in db.session.scalars(select(StixObject)) if o.stix_id == stix_id]
+def version_of(stix_id: str, note=None) -> StixObject:
+    """The one stored version of an id (`note`: the one that note first stored)."""
+    [row] = [o for o in db.session.scalars(select(StixObject)) if o.stix_id == stix_id
+             and (note is None or o.first_note_id == note.id)]
     return row
 
 
@@ -78,11 +80,13 @@ def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coo
     assert {when for _t, when in dated().values()} == {first.created_at}
 
     # TLP:RED is never served over TAXII: its objects stay out of every collection.
-    post(member, [second.id], [hidden], tlp="RED", recipient_ids=[member.id])
+    red = post(member, [second.id], [hidden], tlp="RED", recipient_ids=[member.id])
     assert not any(o == version_of(hidden["id"]).id for _a, o in dated())
     repost = post(member, [second.id], [shared])  # the stored indicator, now in Pacific too
     post(member, [alliance.id], [shared])  # again in Atlantic: already in its collection
-    served_later = post(member, [second.id], [hidden])  # the RED note's indicator, now served
+    # The RED note's indicator, now posted in a served note: a version of the organisation's
+    # own (the RED note's copy is that note's alone, scope), in the collection from now.
+    served_later = post(member, [second.id], [hidden])
     both = post(member, [alliance.id, second.id], [indicator()])
     services.edit_note(member, first, title="Collections, edited", description="")
     got = dated()
@@ -91,7 +95,9 @@ def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coo
     stored = version_of(shared["id"])  # one stored version, in both alliances' collections
     assert got[(alliance.id, stored.id)][1] == first.created_at == stored.date_added
     assert got[(second.id, stored.id)][1] == repost.created_at > first.created_at
-    assert got[(second.id, version_of(hidden["id"]).id)][1] == served_later.created_at
+    assert got[(second.id, version_of(hidden["id"], served_later).id)][1] \
+        == served_later.created_at
+    assert not any(o == version_of(hidden["id"], red).id for _a, o in got)
     edited = max((o for o in db.session.scalars(select(StixObject))
                   if o.stix_id == first.report_id), key=lambda o: o.modified)
     assert got[(alliance.id, edited.id)][1] == edited.date_added > both.created_at
@@ -102,8 +108,8 @@ def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coo
     assert got == expected()
     own = own_dated()
     assert own == expected(own=True)
-    assert (member.organisation_id, version_of(hidden["id"]).id) not in own
-    assert (second.id, version_of(hidden["id"]).id) not in got
+    assert (member.organisation_id, version_of(hidden["id"], served_later).id) not in own
+    assert (second.id, version_of(hidden["id"], served_later).id) not in got
     assert (second.id, stored.id) in got  # still held by the repost
 
     # The statement bench-data fills the table with gives the same rows and dates.

@@ -48,7 +48,7 @@ from alliance.notes import observables
 from alliance.notes.models import Note, NoteAudience, NoteComment, NoteFacet, Observable
 from alliance.orgs.models import Organisation
 from alliance.outbox.services import PermanentFailure, TemporaryFailure, enqueue, handler
-from alliance.sharing.policy import Principal, readable_note_ids, readable_notes
+from alliance.sharing.policy import Principal, readable_among, readable_note_ids, readable_notes
 from alliance.sharing.tlp import TLP_RANK
 
 DIGEST_ITEMS = 200          # per mail; a longer period says "and N more" with a link
@@ -738,15 +738,19 @@ def alert_limit() -> int:
 
 @handler("watch-scan")
 def scan_note_for_watchers(message) -> None:
-    """After a note is posted: a ledger row per (watching user, note), then an alert, or a
-    fold into the next digest once the user had ALERT_LIMIT alerts in the last hour. Who may
-    read the note is decided again when the alert is sent."""
+    """After a note is posted: a ledger row per (watching user who may read it, note), then
+    an alert, or a fold into the next digest once the user had ALERT_LIMIT alerts in the
+    last hour. A watcher who may not read the note gets no row: it would count towards
+    their limit, and anyone could then hold back their alerts with notes they never see.
+    Who may read the note is decided again when the alert is sent."""
     note_id = message.payload["note_id"]
     matches = _matching_terms([note_id])
     now = utcnow()
     for (user_id, _), terms in sorted(matches.items()):
         user = db.session.get(User, user_id)
         if user is None or not user.can_act or not preferences_of(user).alerts:
+            continue
+        if note_id not in readable_among(Principal.of(user), [note_id]):
             continue
         recent = db.session.scalar(select(func.count()).select_from(Delivery).where(
             Delivery.user_id == user_id, Delivery.kind == "alert",

@@ -352,8 +352,26 @@ def test_no_alert_for_a_note_the_watcher_cannot_read(mails, coordinator, allianc
     run_alerts()
 
     assert mails.to(watcher) == []
+    assert ledger(watcher, "alert") == []  # not even a row: the ledger is read by admins
+
+
+def test_notes_the_watcher_cannot_read_do_not_use_up_their_alerts(
+        app, mails, monkeypatch, coordinator, alliance, watcher):
+    """Before, each matching note made a ledger row first (checked at send time), and those
+    rows counted towards the hourly limit: notes posted where the watcher cannot read them
+    held back the alerts of notes they can."""
+    monkeypatch.setitem(app.config, "ALERT_LIMIT_PER_HOUR", 2)
+    pacific = factories.make_alliance(coordinator, slug="pacific", name="Pacific Alliance")
+    for n in (1, 2, 3):
+        post(coordinator, f"Pacific beacon {n}", "GREEN", [pacific], domain="evil.example")
+    readable = post(coordinator, "Atlantic beacon", "GREEN", [alliance], domain="evil.example")
+
+    run_alerts()
+
+    [mail] = mails.to(watcher, "alert")
+    assert "Atlantic beacon" in parts(mail)[0]
     [row] = ledger(watcher, "alert")
-    assert row.state == "skipped" and row.message_id is None
+    assert (row.state, row.note_id) == ("sent", readable.id)
 
 
 def test_no_second_alert_for_the_same_note(mails, coordinator, alliance, watcher):

@@ -456,13 +456,18 @@ def uncollect_objects(*, note_id: int | None = None, object_id: int | None = Non
     """Out of the collections (alliances' and organisations') where no served note holds
     them any more: one object version (an edit replaced a report version), or every version
     a note holds (it was retracted). If a later note brings one back, it is new to the
-    collection then."""
+    collection then. After a retraction the versions that other served notes still hold
+    are dated again by those notes (collect_every_note): a date the retracted note set would
+    still tell when it was posted. A date only moves later, so no client misses a version."""
     if note_id is not None:
         held, params = "SELECT object_id FROM note_objects WHERE note_id = :id", {"id": note_id}
-    else:
-        held, params = ":id", {"id": object_id}
+        for table in ("collection_objects", "organisation_collection_objects"):
+            db.session.execute(text(f"DELETE FROM {table} "  # noqa: S608 (our names)
+                                    f"WHERE object_id IN ({held})"), params)
+        collect_every_note(f"note_objects.object_id IN ({held})", params)
+        return
     for statement in (UNCOLLECT_SQL, UNCOLLECT_OWN_SQL):
-        db.session.execute(text(statement.format(object_ids=held)), params)
+        db.session.execute(text(statement.format(object_ids=":id")), {"id": object_id})
 
 
 def _identity(value):

@@ -83,7 +83,7 @@ def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coo
     red = post(member, [second.id], [hidden], tlp="RED", recipient_ids=[member.id])
     assert not any(o == version_of(hidden["id"]).id for _a, o in dated())
     repost = post(member, [second.id], [shared])  # the stored indicator, now in Pacific too
-    post(member, [alliance.id], [shared])  # again in Atlantic: already in its collection
+    again = post(member, [alliance.id], [shared])  # in Atlantic again: already collected
     # The RED note's indicator, now posted in a served note: a version of the organisation's
     # own (the RED note's copy is that note's alone, scope), in the collection from now.
     served_later = post(member, [second.id], [hidden])
@@ -111,6 +111,15 @@ def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coo
     assert (member.organisation_id, version_of(hidden["id"], served_later).id) not in own
     assert (second.id, version_of(hidden["id"], served_later).id) not in got
     assert (second.id, stored.id) in got  # still held by the repost
+
+    # Retracting the note that first brought a version to a collection dates it by the next
+    # served note that holds it: the collection no longer shows when the retracted note was
+    # posted (a date only moves later, so no client misses the version).
+    services.retract_note(member, first, "Superseded.")
+    got, own = dated(), own_dated()
+    assert got == expected() and own == expected(own=True)
+    assert got[(alliance.id, stored.id)][1] == again.created_at > first.created_at
+    assert own[(member.organisation_id, stored.id)][1] == repost.created_at
 
     # The statement bench-data fills the table with gives the same rows and dates.
     db.session.execute(text("DELETE FROM collection_objects"))

@@ -41,6 +41,9 @@ class Config:
     STIX_MAX_OBJECTS = int(os.environ.get("STIX_MAX_OBJECTS", "25000"))
     STIX_MAX_DEPTH = int(os.environ.get("STIX_MAX_DEPTH", "48"))
     STIX_MAX_STRING = int(os.environ.get("STIX_MAX_STRING", str(1024 * 1024)))
+    # Characters of indicator patterns per post that the fast checker cannot vouch for and
+    # stix2's own parser must read (about 7 µs a character: 256 KiB is about 2 s).
+    STIX_MAX_SLOW_PATTERNS = int(os.environ.get("STIX_MAX_SLOW_PATTERNS", str(256 * 1024)))
 
     # Signed-token lifetimes, in seconds.
     EMAIL_VERIFY_MAX_AGE = 60 * 60 * 48

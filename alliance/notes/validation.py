@@ -97,6 +97,10 @@ class Parsed:
     refs: set[str] | None = None
 
 
+def _slow_pattern_budget() -> int:
+    return current_app.config["STIX_MAX_SLOW_PATTERNS"]
+
+
 def _limits():
     c = current_app.config
     return (c["STIX_MAX_BYTES"], c["STIX_MAX_OBJECTS"], c["STIX_MAX_DEPTH"],
@@ -306,8 +310,10 @@ def _stix2_problem(obj: dict, exc: Exception) -> Problem:
     return Problem(obj_id, prop or "", reason)
 
 
-def check_object(obj) -> list[Problem]:
-    """The problems of one object on its own (no references, no database)."""
+def check_object(obj, budget: list[int] | None = None) -> list[Problem]:
+    """The problems of one object on its own (no references, no database). `budget`: the
+    characters of pattern the full STIX pattern parser may still read for this post
+    (check_objects); each indicator that needs it uses up its pattern's length."""
     if not isinstance(obj, dict):
         return [Problem("", "", "an object must be a JSON object")]
     obj_id = obj.get("id")
@@ -348,6 +354,17 @@ def check_object(obj) -> list[Problem]:
     verdict = fastcheck.check(obj, pattern_ok=fastpattern.check)
     if verdict is not None and verdict[0]:
         return problems  # certainly what stix2.parse accepts (tests/notes/test_fast*.py)
+    pattern = obj.get("pattern") if stix_type == "indicator" else None
+    if budget is not None and isinstance(pattern, str):
+        # stix2's pattern parser reads about 7 µs a character: 10 MB of patterns it must read
+        # would hold a worker for over a minute.
+        budget[0] -= len(pattern)
+        if budget[0] < 0:
+            return [Problem(obj_id, "pattern", "not checked: the patterns of this post that "
+                                               "need the full STIX pattern parser are longer "
+                                               "than one post may have checked "
+                                               f"({_slow_pattern_budget():,} characters); "
+                                               "post them in smaller bundles")]
     try:
         # Not sure, or refused: the stix2 library decides, and its message is the one shown.
         stix2.parse(obj, allow_custom=True, version="2.1")
@@ -395,8 +412,9 @@ def check_objects(objects: list, progress=None,
     `refs`, if given, are all the references these very objects hold (Parsed.refs)."""
     problems: list[Problem] = []
     distinct: dict[tuple, dict] = {}
+    budget = [_slow_pattern_budget()]
     for obj in objects:
-        found = check_object(obj)
+        found = check_object(obj, budget)
         if progress is not None:
             progress(1)
         problems.extend(found)

@@ -254,3 +254,40 @@ def test_a_timestamp_longer_than_its_column_is_not_a_500(client, member, allianc
     stamp = "2024-05-01T12:00:00." + "0" * 40 + "1Z"
     got = _taxii_post(client, key, alliance, [indicator(created=STAMP, modified=stamp)])
     assert got.status_code in (202, 422), got.get_data(as_text=True)
+
+
+# --- patterns only stix2's own parser can judge ------------------------------------------------
+
+def _long_pattern(n: int) -> str:
+    """A pattern the fast checker cannot vouch for (it does not parse): stix2's parser must."""
+    return "[ipv4-addr:value = '192.0.2.1'" + " OR ipv4-addr:value = '192.0.2.1'" * n + " AND"
+
+
+def test_patterns_for_the_slow_parser_have_a_budget_per_post(app, monkeypatch, client, member,
+                                                             alliance):
+    """stix2's pattern parser reads about 7 µs a character: 10 MB of patterns it must read
+    held a worker for over a minute. Past STIX_MAX_SLOW_PATTERNS characters a post is
+    refused, quickly, saying what to do."""
+    monkeypatch.setitem(app.config, "STIX_MAX_SLOW_PATTERNS", 50_000)
+    key = create_key(member, "SIEM")[1]
+    heavy = [indicator(_long_pattern(100)) for _ in range(40)]  # ~130,000 characters
+    start = time.perf_counter()
+    got = _taxii_post(client, key, alliance, heavy)
+    assert time.perf_counter() - start < 5
+    assert got.status_code == 422
+    reasons = [p["reason"] for p in got.get_json()["details"]["problems"]]
+    assert any("post them in smaller bundles" in r for r in reasons)
+    assert counts() == (0, 0, 0)
+    # Within the budget, stix2's own verdict names the problem.
+    got = _taxii_post(client, key, alliance, heavy[:3])
+    reasons = [p["reason"] for p in got.get_json()["details"]["problems"]]
+    assert got.status_code == 422 and not any("smaller bundles" in r for r in reasons)
+
+
+def test_patterns_the_fast_checker_accepts_use_none_of_the_budget(app, monkeypatch, client,
+                                                                  member, alliance):
+    monkeypatch.setitem(app.config, "STIX_MAX_SLOW_PATTERNS", 10)
+    key = create_key(member, "SIEM")[1]
+    got = _taxii_post(client, key, alliance, [
+        indicator(f"[ipv4-addr:value = '192.0.2.{i}']") for i in range(20)])
+    assert got.status_code == 202, got.get_data(as_text=True)

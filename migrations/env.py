@@ -128,15 +128,17 @@ def run_migrations_online():
             # Batch migrations rebuild a SQLite table (copy, drop, rename): with foreign keys
             # on, dropping the old table would cascade into every table referring to it.
             # Off for the migrations (outside a transaction, where SQLite applies it), checked
-            # after them, and on again before the connection goes back to the pool.
+            # before they commit (a broken reference rolls them back), and on again before the
+            # connection goes back to the pool.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
         try:
             with context.begin_transaction():
                 context.run_migrations()
-            if sqlite:
-                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    raise RuntimeError(f"migrations left broken foreign keys: {broken[:5]}")
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"the migrations would leave broken references: "
+                                           f"{broken[:5]}; nothing was changed")
         finally:
             if sqlite:
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")

@@ -161,7 +161,7 @@ def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list]:
     notes the poster cannot read — a leak for SCOs, whose ids are derived from their values
     (ipv4-addr--uuid5("203.0.113.9")). An unseen version is stored as the poster's own."""
     new, existing, problems, conflicts = [], [], [], []
-    rows = _stored_versions(sorted({o["id"] for o in objects}))
+    rows = _stored_versions(sorted({o["id"] for o in objects}), actor.organisation_id)
     visible = _visible_object_ids(Principal.of(actor), [
         r.id for r in rows if r.organisation_id != actor.organisation_id])
     stored: dict[str, list[StixObject]] = {}
@@ -205,10 +205,13 @@ def _stored_body(row_id: int) -> dict:
     return db.session.scalar(select(StixObject.body).where(StixObject.id == row_id))
 
 
-def _stored_versions(ids: list[str]) -> list:
-    """Every stored version of these STIX ids that a post may compare itself with and link
-    (scope 0: not a TLP:RED note's own), as rows with the StixObject attributes the versions
-    check reads, in row order."""
+def _stored_versions(ids: list[str], organisation_id: int) -> list:
+    """Every stored version of these STIX ids that a post by this organisation may compare
+    itself with and link, as rows with the StixObject attributes the versions check reads,
+    in row order. Not the organisation's own TLP:RED notes' versions (scope): its rows
+    count as seen without asking the read rule, so those would tell a colleague what such a
+    note holds. Other organisations' rows all count here; the versions check keeps those a
+    note the poster may read holds."""
     columns = (StixObject.id, StixObject.stix_id, StixObject.modified,
                StixObject.organisation_id, StixObject.body_hash)
     if not ids:
@@ -219,19 +222,24 @@ def _stored_versions(ids: list[str]) -> list:
         wanted = func.json_each(bindparam("stix_ids")).table_valued("value")
         return db.session.execute(
             select(*columns).where(StixObject.stix_id.in_(select(wanted.c.value)),
-                                   StixObject.scope == 0)
+                                   _seen(organisation_id))
             .order_by(StixObject.id), {"stix_ids": orjson.dumps(ids).decode()}).all()
     if db.session.connection().dialect.name == "postgresql":  # the same, as one array
         wanted = bindparam("stix_ids", ids, type_=postgresql.ARRAY(String))
         return db.session.execute(select(*columns).where(StixObject.stix_id == any_(wanted),
-                                                         StixObject.scope == 0)
+                                                         _seen(organisation_id))
                                   .order_by(StixObject.id)).all()
     rows = []
     for chunk in range(0, len(ids), 500):
         rows += db.session.execute(select(*columns).where(
-            StixObject.stix_id.in_(ids[chunk:chunk + 500]), StixObject.scope == 0)
+            StixObject.stix_id.in_(ids[chunk:chunk + 500]), _seen(organisation_id))
             .order_by(StixObject.id)).all()
     return rows
+
+
+def _seen(organisation_id: int):
+    """_stored_versions' condition: not this organisation's TLP:RED notes' own versions."""
+    return or_(StixObject.scope == 0, StixObject.organisation_id != organisation_id)
 
 
 def _visible_object_ids(principal: Principal, object_ids) -> set[int]:

@@ -39,19 +39,33 @@ def upgrade():
             ['stix_id', 'modified', 'organisation_id', 'scope'])
 
 
-# A RED note's own version that a later post stored again, as the organisation's: the two
-# cannot both stay under the old key, so going down the RED note links the shared one.
-_TWINS = ("FROM stix_objects AS private JOIN stix_objects AS shared ON shared.scope = 0 "
-          "AND shared.stix_id = private.stix_id AND shared.modified = private.modified "
-          "AND shared.organisation_id = private.organisation_id ")
+# Going down, versions may no longer share (id, modified, organisation). A RED note's own
+# version that another of the organisation's versions repeats to the letter (the same
+# body_hash) is folded into it: the notes holding it link the one kept (the shared one
+# first, then the oldest). One that differs cannot be kept under the old key: the downgrade
+# stops, changing nothing, rather than lose what a TLP:RED note holds.
+_SAME = ("keep.stix_id = gone.stix_id AND keep.modified = gone.modified "
+         "AND keep.organisation_id = gone.organisation_id AND keep.body_hash = gone.body_hash")
+_ORDER = " ORDER BY CASE WHEN keep.scope = 0 THEN 0 ELSE 1 END, keep.id LIMIT 1"
+_KEPT = "(SELECT keep.id FROM stix_objects AS keep WHERE " + _SAME + _ORDER + ")"
+_FOLDED = "SELECT gone.id FROM stix_objects AS gone WHERE gone.scope <> 0 AND gone.id <> " + _KEPT
+_RELINK = ("UPDATE note_objects SET object_id = (SELECT keep.id FROM stix_objects AS keep "
+           "JOIN stix_objects AS gone ON gone.id = note_objects.object_id WHERE " + _SAME +
+           _ORDER + ") WHERE object_id IN (" + _FOLDED + ")")
 
 
 def downgrade():
-    op.execute("UPDATE note_objects SET object_id = (SELECT shared.id " + _TWINS +
-               "WHERE private.id = note_objects.object_id) "
-               "WHERE object_id IN (SELECT private.id " + _TWINS + "WHERE private.scope <> 0)")
-    op.execute("DELETE FROM stix_objects WHERE id IN (SELECT private.id " + _TWINS +
-               "WHERE private.scope <> 0)")
+    op.execute(_RELINK)
+    op.execute("DELETE FROM stix_objects WHERE id IN (" + _FOLDED + ")")
+    clashes = op.get_bind().exec_driver_sql(
+        "SELECT count(*) FROM stix_objects AS a JOIN stix_objects AS b "
+        "ON a.stix_id = b.stix_id AND a.modified = b.modified "
+        "AND a.organisation_id = b.organisation_id AND a.id < b.id").scalar()
+    if clashes:
+        raise RuntimeError(
+            f"Cannot go below b7e4d2a9c6f3: {clashes} TLP:RED note version(s) differ from "
+            "another version of the same organisation with the same id and modified, and the "
+            "older schema can keep only one. Nothing was changed.")
     with op.batch_alter_table('stix_objects', schema=None) as batch_op:
         batch_op.drop_constraint('uq_stix_objects_stix_id_modified_organisation_id_scope',
                                  type_='unique')

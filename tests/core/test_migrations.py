@@ -158,3 +158,56 @@ def test_the_scope_migration_keeps_every_link_and_marks_red_versions(empty_datab
         assert {o.scope for o in rows if o.first_note_id == shared.id} == {0}
         db.session.remove()
         db.engine.dispose()
+
+
+def test_the_scope_migration_goes_down_only_when_nothing_is_lost(empty_database_url, caplog):
+    """Going below b7e4d2a9c6f3: two TLP:RED notes' identical copies fold into one; a RED
+    note's copy that differs from the organisation's other copy cannot be kept under the
+    older key, so the downgrade stops and changes nothing (before, it linked the RED note
+    to the other body and deleted what only the RED note held, or failed half-way)."""
+    from alliance.notes import services
+    from alliance.notes.models import StixObject
+    from tests import factories
+
+    sco = {"type": "ipv4-addr", "spec_version": "2.1",
+           "id": "ipv4-addr--ff26c055-6336-5bc5-b89d-13d6226742dd", "value": "198.51.100.3"}
+    fresh = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url})
+    with fresh.app_context():
+        upgrade()
+        org = factories.make_org("Scope Org")
+        admin = factories.make_user(org, "admin@scope.example", role="org_admin")
+        colleague = factories.make_user(org, "colleague@scope.example")
+        alliance = factories.make_alliance(admin, slug="scope", name="Scope")
+        reds = [services.post_note(admin, title=f"Red {n}", tlp="RED", alliance_ids=[alliance.id],
+                                   objects=[dict(sco)], recipient_ids=[colleague.id])
+                for n in (1, 2)]
+        red_ids = sorted(r.id for r in reds)
+        ids = (admin.id, alliance.id, colleague.id)
+        db.session.remove()
+        downgrade(revision="a3f9c2e8d1b7")  # identical copies: folded into the first
+        with db.engine.connect() as conn:
+            [kept] = conn.execute(text("SELECT id FROM stix_objects WHERE stix_id = :i"),
+                                  {"i": sco["id"]}).scalars().all()
+            linked = conn.execute(text("SELECT note_id FROM note_objects WHERE object_id = :o"),
+                                  {"o": kept}).scalars().all()
+        assert sorted(linked) == red_ids
+        upgrade()
+        from alliance.auth.models import User
+
+        services.post_note(db.session.get(User, ids[0]), title="Red 3", tlp="RED",
+                           alliance_ids=[ids[1]], objects=[dict(sco, x_red_only="only here")],
+                           recipient_ids=[ids[2]])
+        before = sorted((o.stix_id, o.scope, o.body_hash)
+                        for o in db.session.scalars(db.select(StixObject)))
+        db.session.remove()
+        with pytest.raises(SystemExit):  # Flask-Migrate reports the migration's error, exits 1
+            downgrade(revision="a3f9c2e8d1b7")
+        assert "Cannot go below b7e4d2a9c6f3" in caplog.text
+        db.session.remove()
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
+                == "b7e4d2a9c6f3"
+        after = sorted((o.stix_id, o.scope, o.body_hash)
+                       for o in db.session.scalars(db.select(StixObject)))
+        assert after == before
+        db.engine.dispose()

@@ -78,3 +78,16 @@ def test_the_red_notes_author_posting_again_stores_another_private_copy(
     scopes = sorted(db.session.scalars(select(StixObject.scope).where(
         StixObject.stix_id == SCO["id"])).all())
     assert scopes == [first.id, second.id]
+
+
+def test_a_named_recipient_in_another_organisation_still_cannot_version_the_object(
+        alliance, coordinator, member_admin):
+    """Only the organisation's own RED versions are set aside: another organisation that
+    may read the RED note still sees its versions, so only the creator adds versions."""
+    _red(member_admin, alliance, coordinator)  # coordinator (another organisation) is named
+    with pytest.raises(BundleRejected) as refused:
+        services.post_note(coordinator, title="New version", tlp="GREEN",
+                           alliance_ids=[alliance.id], objects=[dict(SCO, x_more="yes")])
+    assert refused.value.status_code == 409  # the same id and modified, another body
+    db.session.rollback()
+    assert _versions() == 1

@@ -7,6 +7,7 @@ observables in one transaction — all or nothing."""
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 
 import orjson
 import stix2
@@ -290,13 +291,16 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
               kind: str = "bundle", description: str = "", recipient_ids=(),
               policy_tags=(), sectors=(), countries=(), labels=(),
               publish_public: bool = False, warnings=(), progress=None,
-              alerts: bool = True, refs: set[str] | None = None) -> Note:
+              alerts: bool = True, refs: set[str] | None = None,
+              also: Callable[[Note], None] | None = None) -> Note:
     """Store a new note holding these STIX objects, for this audience. Raises DomainError
     (with .field) for form problems and BundleRejected (with .problems) for STIX ones;
     stores nothing then. `progress`, if given, is called with 1 after each object is
     validated (the CLI import's progress bar). `alerts=False` (bulk imports) sends no watch
     alerts; the note still reaches digests. `refs`: the references these very objects hold,
-    when parsing gathered them (Parsed.refs), so they are not walked again."""
+    when parsing gathered them (Parsed.refs), so they are not walked again. `also`, if
+    given, is called with the stored note before the commit, to store what belongs with it
+    in the same transaction (a TAXII status): both or neither."""
     if not getattr(actor, "can_act", False):
         raise NotAllowed("Only members of vetted organisations can post.")
     title = (title or "").strip()
@@ -348,6 +352,8 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
     # Not attached to an alliance: its coordinators' log must not count notes they cannot read.
     record("note.posted", actor, _audit_target(note), organisation=org,
            objects=len(objects), warnings=list(warnings))
+    if also is not None:
+        also(note)
     db.session.commit()
     return note
 

@@ -405,15 +405,19 @@ def add_objects(user, collection: Collection, objects: list[dict], refs=None):
                and isinstance(o.get("name"), str)]
     title = one_line(reports[0]["name"]) if len(reports) == 1 else ""
     title = title or f"TAXII upload of {len(objects):,} object{'s' if len(objects) != 1 else ''}"
-    note = post_note(user, title=title[:300], tlp=tlp, alliance_ids=[alliance.id],
-                     objects=objects, kind="bundle", alerts=False, refs=refs)
-    successes = [{"id": o["id"], "version": o.get("modified") or o.get("created")
-                  or rfc3339(note.created_at)} for o in objects]
     status = TaxiiStatus(id=str(uuid.uuid4()), user_id=user.id, collection_id=collection.id,
                          status="complete", total_count=len(objects),
-                         success_count=len(objects), successes=successes)
-    db.session.add(status)
-    db.session.commit()
+                         success_count=len(objects))
+
+    def record_status(note):
+        # In the note's own transaction: a status is stored with its note or not at all,
+        # and a client that saw an error may send the envelope again without doubling it.
+        status.successes = [{"id": o["id"], "version": o.get("modified") or o.get("created")
+                             or rfc3339(note.created_at)} for o in objects]
+        db.session.add(status)
+
+    post_note(user, title=title[:300], tlp=tlp, alliance_ids=[alliance.id], objects=objects,
+              kind="bundle", alerts=False, refs=refs, also=record_status)
     return status
 
 

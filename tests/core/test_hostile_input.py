@@ -291,3 +291,34 @@ def test_patterns_the_fast_checker_accepts_use_none_of_the_budget(app, monkeypat
     got = _taxii_post(client, key, alliance, [
         indicator(f"[ipv4-addr:value = '192.0.2.{i}']") for i in range(20)])
     assert got.status_code == 202, got.get_data(as_text=True)
+
+
+# --- a TAXII status is stored with its note, or neither is -----------------------------------
+
+def test_a_taxii_status_that_cannot_be_stored_leaves_no_note_and_a_retry_stores_one(
+        client, member, alliance):
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from alliance.taxii.models import TaxiiStatus
+
+    key = create_key(member, "SIEM")[1]
+    envelope = [indicator()]
+
+    def disk_full(mapper, connection, target):
+        raise OperationalError("INSERT INTO taxii_statuses", {}, Exception("disk I/O error"))
+
+    event.listen(TaxiiStatus, "before_insert", disk_full)
+    try:
+        failed = _taxii_post(client, key, alliance, envelope)
+    finally:
+        event.remove(TaxiiStatus, "before_insert", disk_full)
+    assert failed.status_code == 500  # a server fault, told as a TAXII error
+    assert failed.content_type.startswith(TAXII)
+    db.session.rollback()
+    assert counts() == (0, 0, 0)  # the client saw an error: nothing of the envelope stays
+    retried = _taxii_post(client, key, alliance, envelope)
+    assert retried.status_code == 202, retried.get_data(as_text=True)
+    status = db.session.get(TaxiiStatus, retried.get_json()["id"])
+    assert status.successes == [{"id": envelope[0]["id"], "version": envelope[0]["modified"]}]
+    assert counts()[0] == 1

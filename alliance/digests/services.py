@@ -265,6 +265,21 @@ class NoteView:
         return self.report_id.split("--", 1)[1]
 
 
+def _names_terms(tlp: str) -> bool:
+    """Whether a mail may name the watch term a note carries: that is a piece of the note's
+    content, and AMBER and AMBER+STRICT notes reach mail as title and link only (DESIGN.md)."""
+    return tlp in ("CLEAR", "GREEN")
+
+
+WATCH_REASONS = ("matches your watch term", "matches one of your watch terms")
+
+
+def term_reason(tlp: str, term: str) -> str:
+    """Why a note carrying a watch term is in a mail: the term, where its TLP allows."""
+    return (f"matches your watch term {term}" if _names_terms(tlp)
+            else "matches one of your watch terms")
+
+
 @dataclass
 class Item:
     """One listed note of a digest or alert. The values both parts print are computed once
@@ -491,7 +506,7 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
         terms = _matching_terms(list(notes), [user.id])
         for note_id in notes:
             for term in terms.get((user.id, note_id), []):
-                reason = f"matches your watch term {term}"
+                reason = term_reason(notes[note_id].tlp, term)
                 if reason not in reasons[note_id]:
                     reasons[note_id].append(reason)
     # Comments, opinions and sightings by others on notes the user posted.
@@ -790,12 +805,14 @@ def send_alert(message) -> None:
     if note.tlp == "RED":
         # A RED note reaches mail as a count only (DESIGN.md): not its title, not the term
         # it carries (its content too), not its id — the link is the reader's RED feed.
-        item = Item(note, [], links["red_url"])
+        item, term = Item(note, [], links["red_url"]), None
         subject = "[TLP:RED] CyberPeace alert — 1 TLP:RED note addressed to you"
     else:
-        item = Item(note, [f"matches your watch term {delivery.watch_term}"], _note_link(note))
-        subject = f"[TLP:{note.tlp}] CyberPeace alert — {delivery.watch_term} in a new note"
-    text, html = render_mail("alert", item=item, term=delivery.watch_term, subject=subject,
+        term = delivery.watch_term if _names_terms(note.tlp) else None
+        item = Item(note, [term_reason(note.tlp, delivery.watch_term)], _note_link(note))
+        subject = (f"[TLP:{note.tlp}] CyberPeace alert — "
+                   + (f"{term} in a new note" if term else "a note matches a watch term"))
+    text, html = render_mail("alert", item=item, term=term, subject=subject,
                              red=note.tlp == "RED", **links)
     message_id = deterministic_message_id(f"alert-{user.id}-{delivery.note_id}")
     delivery.items, delivery.strictest_tlp, delivery.message_id = 1, note.tlp, message_id
@@ -865,7 +882,7 @@ def preview_digest(coordinator, alliance, user_id: int, period: str = "day",
     for _, items in digest.groups:
         for item in items:
             item.reasons = list(dict.fromkeys(
-                "matches one of their watch terms" if r.startswith("matches your watch term")
+                "matches one of their watch terms" if r.startswith(WATCH_REASONS)
                 else r for r in item.reasons))
     links = {"unsubscribe_url": external_url("digests.preferences"),
              "preferences_url": external_url("digests.preferences"),

@@ -294,23 +294,61 @@ def watcher(member):
     return member
 
 
-def test_a_watcher_gets_an_alert_when_a_note_carrying_the_term_is_posted(
+def test_a_watcher_gets_an_alert_naming_the_term_when_a_green_note_carries_it(
         mails, coordinator, alliance, watcher):
-    note = post(coordinator, "Beacon to evil.example", "AMBER", [alliance],
+    note = post(coordinator, "Beacon to evil.example", "GREEN", [alliance],
+                "Green detail: seen on three hosts.", domain="evil.example")
+
+    run_alerts()
+
+    [mail] = mails.to(watcher, "alert")
+    text, html = parts(mail)
+    assert mail["Subject"] == "[TLP:GREEN] CyberPeace alert — evil.example in a new note"
+    assert mail["Message-ID"] == f"<alert-{watcher.id}-{note.id}@alliance.test>"
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    for part in (text, html):
+        assert "Beacon to evil.example" in part and "Green detail" in part
+        assert "matches your watch term" in part
+    [row] = ledger(watcher, "alert")
+    assert (row.state, row.note_id, row.watch_term) == ("sent", note.id, "evil.example")
+
+
+@pytest.mark.parametrize("tlp", ["AMBER", "AMBER+STRICT"])
+def test_an_amber_alert_is_title_and_link_only_and_does_not_name_the_term(
+        mails, coordinator, alliance, watcher, tlp):
+    """The term a note carries is a piece of its content: AMBER mail is title and link."""
+    note = post(coordinator, "Beacon seen", tlp, [alliance],
                 "Amber detail: seen on three hosts.", domain="evil.example")
 
     run_alerts()
 
     [mail] = mails.to(watcher, "alert")
     text, html = parts(mail)
-    assert mail["Subject"] == "[TLP:AMBER] CyberPeace alert — evil.example in a new note"
-    assert mail["Message-ID"] == f"<alert-{watcher.id}-{note.id}@alliance.test>"
-    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert mail["Subject"] == f"[TLP:{tlp}] CyberPeace alert — a note matches a watch term"
     for part in (text, html):
-        assert "Beacon to evil.example" in part
-        assert "Amber detail" not in part  # AMBER: title and link only
+        assert "Beacon seen" in part and f"/notes/{note.uuid}" in part
+        assert "Amber detail" not in part and "evil.example" not in part
+        assert "matches one of your watch terms" in part
     [row] = ledger(watcher, "alert")
     assert (row.state, row.note_id, row.watch_term) == ("sent", note.id, "evil.example")
+
+
+def test_a_digest_names_a_watch_term_only_for_clear_and_green_notes(app, coordinator, alliance,
+                                                                    watcher):
+    start = utcnow() - timedelta(minutes=1)
+    post(coordinator, "Green beacon", "GREEN", [alliance], domain="evil.example")
+    post(coordinator, "Amber beacon", "AMBER", [alliance], domain="evil.example")
+    end = utcnow() + timedelta(minutes=1)
+
+    with app.test_request_context():
+        digest = services.build_digest(watcher, start, end)
+        _, text, html = services.render_digest(digest, end.date())
+
+    why = {i.note.title: i.why for _, items in digest.groups for i in items}
+    assert why["Green beacon"].endswith("matches your watch term evil.example")
+    assert why["Amber beacon"].endswith("matches one of your watch terms")
+    for part in (text, html):
+        assert part.count("evil.example") == 1  # the GREEN note's reason, nowhere else
 
 
 def test_a_red_alert_names_neither_the_note_nor_the_term(mails, coordinator, alliance,

@@ -119,8 +119,10 @@ def indicator_set(org, tlp: str, *, observables_text: str, valid_from=None, vali
                           field="observables")
     if not found:
         raise DomainError("Paste at least one observable, one per line.", field="observables")
-    if valid_from and valid_until and valid_until <= valid_from:
-        raise DomainError("Valid until must be later than valid from.", field="valid_until")
+    valid_from = valid_from or datetime.now(UTC)  # STIX needs one; the form may leave it out
+    if valid_until and valid_until <= valid_from:
+        raise DomainError("Valid until must be later than valid from (now, when that is "
+                          "left empty).", field="valid_until")
     indicators, _ = _indicators(org, tlp, found, valid_from=valid_from, valid_until=valid_until,
                                 confidence=confidence)
     return [org.stix_identity] + indicators

@@ -43,3 +43,15 @@ def test_the_compose_form_offers_only_levels_the_users_alliances_allow(client, m
         "observables": "bad.example", "post": "1"})
     assert response.status_code == 422
     assert db.session.scalar(select(func.count()).select_from(Note)) == 0
+
+
+def test_a_valid_until_in_the_past_without_valid_from_is_a_422_naming_the_field(client, member,
+                                                                               alliance):
+    """valid_from left empty is now: a valid_until before it was a 500 from stix2."""
+    factories.login(client, member)
+    response = client.post("/notes/new/indicators", data={
+        "title": "Old", "tlp": "GREEN", "alliances": str(alliance.id),
+        "observables": "bad.example", "valid_until": "2001-01-01T00:00", "post": "1"})
+    assert response.status_code == 422
+    assert "Valid until must be later than valid from" in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Note)) == 0

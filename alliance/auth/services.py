@@ -134,8 +134,7 @@ def change_password(user: User, current: str, new: str) -> None:
         raise DomainError("Your current password is not correct.", field="current_password")
     set_password(user, new)
     user.session_version += 1
-    db.session.commit()
-    sign_in(user)
+    sign_in(user)  # one commit for both: a failure leaves the old password and sessions
 
 
 # --- e-mail verification -------------------------------------------------------------------

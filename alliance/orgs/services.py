@@ -255,7 +255,9 @@ def read_invitation(token: str) -> dict:
 
 
 def accept_invitation(token: str, *, name: str, password: str) -> User:
-    """Create the invited user. The address is verified: the link was mailed to it."""
+    """Create the invited user. The address is verified: the link was mailed to it. The
+    caller commits, with the sign-in (one transaction: a failure leaves the invitation
+    unused, to be tried again)."""
     data = read_invitation(token)
     user = User(email=data["email"], name=name.strip(), role=data["role"],
                 organisation=data["organisation"], password_hash="!",  # noqa: S106
@@ -265,7 +267,6 @@ def accept_invitation(token: str, *, name: str, password: str) -> User:
     db.session.flush()
     record("user.joined", user, user, organisation=data["organisation"], role=user.role,
            invited_by=data.get("by"))
-    db.session.commit()
     return user
 
 

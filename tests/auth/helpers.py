@@ -1,5 +1,7 @@
 """Small helpers shared by the auth and orgs tests: signing in through the real form, telling
 whether a client's session is still honoured, and reading tokens out of queued mail."""
+from contextlib import contextmanager
+
 from tests.factories import PASSWORD, queued_mails
 
 SIGN_IN = "/auth/sign-in"
@@ -47,3 +49,25 @@ def path_of(link: str) -> str:
     from urllib.parse import urlsplit
 
     return urlsplit(link).path
+
+
+@contextmanager
+def sign_in_write_fails():
+    """The write that records a sign-in (last_sign_in_at) fails, as a lost database
+    connection or a lock timeout would: what was stored before it in the same action shows."""
+    from sqlalchemy import event, inspect
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    from alliance.auth.models import User
+
+    def refuse(session, context, instances):
+        for obj in list(session.new) + list(session.dirty):
+            if isinstance(obj, User) and inspect(obj).attrs.last_sign_in_at.history.added:
+                raise OperationalError("UPDATE users", {}, Exception("database is locked"))
+
+    event.listen(Session, "before_flush", refuse)
+    try:
+        yield
+    finally:
+        event.remove(Session, "before_flush", refuse)

@@ -9,7 +9,7 @@ from alliance.auth.services import (
 )
 from alliance.core.errors import DomainError
 from tests import factories
-from tests.auth.helpers import sign_in
+from tests.auth.helpers import is_signed_in, sign_in, sign_in_write_fails
 
 
 @pytest.mark.parametrize("password", ["short-pw-1", "Xy7#kq2!Lm0"])  # 10 and 11 characters
@@ -99,3 +99,25 @@ def test_change_password_page_refuses_a_common_password(make_client, db):
 ])
 def test_one_spelling_per_mailbox(given, expected):
     assert normalise_email(given) == expected
+
+
+def test_a_password_change_that_fails_part_way_changes_nothing(make_client, db):
+    """The new password, the end of other sessions and the renewed sign-in are one write:
+    the error page's "nothing was changed" is true, and the old password still works."""
+    org = factories.make_org("Change Org")
+    user = factories.make_user(org, "change@change.example")
+    elsewhere, client = make_client(), make_client()
+    sign_in(elsewhere, user.email)
+    sign_in(client, user.email)
+
+    with sign_in_write_fails():
+        response = client.post("/auth/password", data={
+            "current_password": factories.PASSWORD, "password": "Harbour-Lantern-Quill-5823",
+            "confirm": "Harbour-Lantern-Quill-5823"})
+
+    assert response.status_code == 500
+    fresh = factories.fresh(user)
+    assert fresh.password_hash == user.password_hash
+    assert fresh.session_version == user.session_version
+    assert is_signed_in(elsewhere)
+    assert sign_in(make_client(), user.email).status_code == 302

@@ -10,7 +10,13 @@ from alliance.auth.tokens import make_token
 from alliance.extensions import db
 from alliance.orgs.services import deactivate_user
 from tests import factories
-from tests.auth.helpers import is_signed_in, mails_with, path_of, sign_in
+from tests.auth.helpers import (
+    is_signed_in,
+    mails_with,
+    path_of,
+    sign_in,
+    sign_in_write_fails,
+)
 
 PASSWORD = "Granite-Meadow-Falcon-4471"
 
@@ -116,6 +122,20 @@ def test_invitation_link_works_only_once(as_org_admin, org, make_client):
     assert response.status_code == 409
     assert user_count() == count
 
+
+def test_an_acceptance_that_fails_part_way_leaves_the_invitation_to_be_used_again(
+        as_org_admin, org, make_client):
+    """The new user and their first sign-in are one write: before, a failure in between left
+    the user stored behind a 500, and the retry was told the invitation was used."""
+    path = invite_path(as_org_admin, org, "retry@outside.example")
+    newcomer = make_client()
+
+    with sign_in_write_fails():
+        assert accept(newcomer, path).status_code == 500
+    assert user_named("retry@outside.example") is None
+
+    assert accept(newcomer, path).status_code == 302
+    assert user_named("retry@outside.example") is not None and is_signed_in(newcomer)
 
 def test_expired_invitation_is_refused(app, as_org_admin, org, make_client, monkeypatch):
     path = invite_path(as_org_admin, org, "late@outside.example")

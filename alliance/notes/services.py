@@ -579,8 +579,9 @@ def note_bundle(note: Note, objects: list[StixObject] | None = None) -> dict:
             "objects": objs}
 
 
-def retract_note(actor, note: Note, reason: str) -> None:
-    """Withdraw a note from every path except its organisation and its coordinators."""
+def retract_note(actor, note: Note, reason: str, *, commit: bool = True) -> None:
+    """Withdraw a note from every path except its organisation and its coordinators.
+    `commit=False`: the caller commits (several notes withdrawn as one action)."""
     from alliance.sharing.policy import can_moderate
 
     if not can_moderate(actor, note):
@@ -598,7 +599,8 @@ def retract_note(actor, note: Note, reason: str) -> None:
     # Not the reason: it is free text about the note (a TAXII deletion names the object),
     # kept on the note for those who may still read it; audit readers may not.
     record("note.retracted", actor, _audit_target(note), organisation=note.organisation)
-    db.session.commit()
+    if commit:
+        db.session.commit()
 
 
 def add_comment(actor, note: Note, kind: str, text: str = "", opinion: str | None = None):

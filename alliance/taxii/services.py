@@ -441,8 +441,9 @@ def get_status(user, status_id: str):
 
 def delete_object(user, collection: Collection, object_id: str) -> int:
     """Withdraw an object from the collection: the notes of the key's organisation in this
-    collection that hold it are retracted (only the creator organisation may). Returns how
-    many notes were retracted."""
+    collection that hold it are retracted (only the creator organisation may), all in one
+    transaction, or none when the key's user may not retract one of them. Returns how many
+    notes were retracted."""
     from alliance.notes.services import retract_note
 
     if not collection.can_write:
@@ -459,9 +460,11 @@ def delete_object(user, collection: Collection, object_id: str) -> int:
     notes = db.session.scalars(readable_notes(Principal.of(user)).where(
         *_served(collection), Note.id.in_(note_ids),
         Note.organisation_id == user.organisation_id)).all()
-    for note in notes:
-        try:
-            retract_note(user, note, f"Deleted over TAXII ({object_id}).")
-        except (NotAllowed, NotFound) as exc:
-            raise TaxiiError(403, "Not allowed", str(exc)) from exc
+    try:  # all of them or none: a refusal part-way must not leave some withdrawn
+        for note in notes:
+            retract_note(user, note, f"Deleted over TAXII ({object_id}).", commit=False)
+    except (NotAllowed, NotFound) as exc:
+        db.session.rollback()
+        raise TaxiiError(403, "Not allowed", f"{exc} Nothing was deleted.") from exc
+    db.session.commit()
     return len(notes)

@@ -322,3 +322,22 @@ def test_a_taxii_status_that_cannot_be_stored_leaves_no_note_and_a_retry_stores_
     status = db.session.get(TaxiiStatus, retried.get_json()["id"])
     assert status.successes == [{"id": envelope[0]["id"], "version": envelope[0]["modified"]}]
     assert counts()[0] == 1
+
+
+def test_a_taxii_delete_refused_for_one_note_retracts_none(client, member, alliance):
+    """A plain member may retract their own notes, not a colleague's: a DELETE of an object
+    both hold is a 403, and before, the member's own note had been retracted all the same."""
+    colleague = factories.make_user(member.organisation, "colleague@member.example")
+    shared = indicator()
+    mine = _taxii_post(client, create_key(member, "SIEM")[1], alliance, [shared])
+    theirs = _taxii_post(client, create_key(colleague, "SIEM")[1], alliance, [shared])
+    assert (mine.status_code, theirs.status_code) == (202, 202)
+
+    got = client.delete(f"/taxii2/api/collections/{alliance_collection_id(alliance.id)}"
+                        f"/objects/{shared['id']}/", headers=_taxii_headers(
+                            create_key(member, "Delete")[1]))
+
+    assert got.status_code == 403, got.get_data(as_text=True)
+    assert "Nothing was deleted" in got.get_json()["description"]
+    db.session.expire_all()
+    assert db.session.scalars(select(Note.retracted_at)).all() == [None, None]

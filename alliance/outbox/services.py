@@ -246,10 +246,13 @@ def max_attempts() -> int:
 
 
 def give_up(message_id: int, error: str) -> None:
-    """Stop retrying a message: it stays visible with its last error."""
-    _finish(message_id, failed_at=utcnow(), claimed_until=None, last_error=error[:2000])
+    """Stop retrying a message: it stays visible with its last error. Its give-up hook (a
+    delivery marked failed) is stored in the same transaction: a message never ends failed
+    while what it was for still looks pending."""
+    db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
+        failed_at=utcnow(), claimed_until=None, last_error=error[:2000]))
     message = db.session.get(OutboxMessage, message_id)
     hook = GIVE_UP_HOOKS.get(message.kind) if message is not None else None
     if hook is not None:
         hook(message.payload, error)
-        db.session.commit()
+    db.session.commit()

@@ -68,6 +68,25 @@ def test_a_message_of_unknown_kind_fails_permanently():
     assert db.session.get(OutboxMessage, message.id).failed_at is not None
 
 
+def test_giving_up_and_its_hook_are_one_transaction():
+    """A give-up hook marks what the message was for (a ledger row) failed: when that write
+    fails, the message is not left failed either (before, it was, and the ledger row stayed
+    pending for ever: nothing would run the message again)."""
+    def hook(payload, error):
+        raise RuntimeError("database is locked")
+
+    services.GIVE_UP_HOOKS["test.hooked"] = hook
+    try:
+        message = services.enqueue("test.hooked")
+        db.session.commit()
+        with pytest.raises(RuntimeError):
+            services.give_up(message.id, "SMTP 550")
+        db.session.rollback()
+        db.session.expire_all()
+        assert db.session.get(OutboxMessage, message.id).failed_at is None
+    finally:
+        services.GIVE_UP_HOOKS.pop("test.hooked")
+
 def test_relay_publishes_unpublished_and_stale_rows_and_stops_when_the_broker_fails(
         app, monkeypatch):
     sent = []

@@ -23,6 +23,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator
@@ -789,6 +790,13 @@ def edit_note(actor, note: Note, *, title: str, description: str) -> Note:
     if body["modified"] <= current.modified:  # same millisecond as the previous version
         raise Conflict("The note changed a moment ago; reload it and edit again.")
     stix2.parse(body, allow_custom=True, version="2.1")
+    # The version this edit read, or nothing: of two edits at once the second would also
+    # replace the version the first replaced, and the note would hold two reports.
+    seen = note.version
+    if db.session.execute(update(Note).where(Note.id == note.id, Note.version == seen)
+                          .values(version=seen + 1)).rowcount != 1:
+        db.session.rollback()
+        raise Conflict("Someone else edited this note meanwhile; reload it and edit again.")
     now = utcnow()
     row = StixObject(stix_id=note.report_id, type="report", modified=body["modified"],
                      organisation_id=note.organisation_id, first_note_id=note.id, body=body,
@@ -796,7 +804,6 @@ def edit_note(actor, note: Note, *, title: str, description: str) -> Note:
     db.session.add(row)
     db.session.flush()
     db.session.query(NoteObject).filter_by(note_id=note.id, object_id=current.id).delete()
-    note.version += 1
     db.session.add(NoteObject(note_id=note.id, object_id=row.id, note_version=note.version))
     db.session.flush()
     collect_objects(note.id)

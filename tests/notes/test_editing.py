@@ -1,11 +1,11 @@
 """Editing a note creates a new version of its report; the history keeps the old ones."""
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from alliance.core.errors import NotAllowed
+from alliance.core.errors import Conflict, NotAllowed
 from alliance.extensions import db
 from alliance.notes import compose, services
-from alliance.notes.models import StixObject
+from alliance.notes.models import Note, NoteObject, StixObject
 from alliance.sharing.policy import Principal
 from tests import factories
 
@@ -38,6 +38,22 @@ def test_editing_adds_a_report_version_and_keeps_the_old_one(member, note):
     assert {v.modified for v in shown if v.stix_id == note.report_id} == \
         {v.modified for v in versions}
 
+
+def test_an_edit_of_a_version_someone_else_replaced_meanwhile_is_a_409(member, note):
+    """Two edits at once: the second read the note before the first stored its version.
+    Before, both replaced the first report and the note held two."""
+    services.edit_note(member, note, title="Second title", description="")
+    db.session.execute(update(Note).where(Note.id == note.id).values(version=Note.version + 1),
+                       execution_options={"synchronize_session": False})  # what `note` missed
+
+    with pytest.raises(Conflict):
+        services.edit_note(member, note, title="Third title", description="")
+
+    db.session.expire_all()
+    held = db.session.scalars(select(StixObject.body).join(
+        NoteObject, NoteObject.object_id == StixObject.id).where(
+        NoteObject.note_id == note.id, StixObject.type == "report")).all()
+    assert [b["name"] for b in held] == ["Second title"]
 
 def test_only_the_author_organisation_edits(note, coordinator):
     with pytest.raises(NotAllowed):

@@ -88,24 +88,24 @@ def _org(spec) -> Organisation:
 
 
 def _reach(alliance: Alliance, org: Organisation, target: str, coordinator: User) -> None:
-    """Drive a membership to the target state through the real services (audit, mail)."""
+    """Drive a membership to the target state through the real services (audit, mail), from
+    where it stands: a run stopped part-way (approved, not yet suspended) is finished by the
+    next one. Each step moves forward only, so a finished membership is left as it is."""
     admin = next(u for u in org.users if u.is_org_admin)
     m = alliances.membership_of(org.id, alliance)
-    if m is not None:
-        return
-    if target == "invited":
-        alliances.invite_organisation(coordinator, alliance, org)
-        return
-    alliances.request_to_join(admin, alliance, message="Demo request",
-                              accept_charter=True)
-    m = alliances.membership_of(org.id, alliance)
-    if target == "requested":
+    if m is None:
+        if target == "invited":
+            alliances.invite_organisation(coordinator, alliance, org)
+            return
+        m = alliances.request_to_join(admin, alliance, message="Demo request",
+                                      accept_charter=True)
+    if target in ("invited", "requested"):
         return
     if m.state == "requested":
-        alliances.decide(coordinator, alliance, m, "approve")
-    if target == "suspended":
+        m = alliances.decide(coordinator, alliance, m, "approve")
+    if m.state == "active" and target == "suspended":
         alliances.decide(coordinator, alliance, m, "suspend", "Demo: suspended for review")
-    elif target == "left":
+    elif m.state == "active" and target == "left":
         alliances.leave(admin, alliance)
 
 

@@ -42,6 +42,34 @@ def test_seed_demo_is_idempotent(app):
     assert json.loads(first.output) == json.loads(second.output)
 
 
+def test_a_seed_stopped_part_way_is_finished_by_the_next_run(app, monkeypatch):
+    """The first run fails after a membership was approved and before it was suspended (a
+    crash, a lost connection); before, the next run saw a membership and left it active."""
+    from alliance.alliances import services as alliances
+
+    decide = alliances.decide
+
+    def crash_on_suspend(actor, alliance, membership, action, reason=""):
+        if action == "suspend":
+            raise RuntimeError("the machine went down")
+        return decide(actor, alliance, membership, action, reason)
+
+    runner = app.test_cli_runner()
+    monkeypatch.setattr(alliances, "decide", crash_on_suspend)
+    assert runner.invoke(args=["alliance", "seed-demo", "--json"]).exit_code != 0
+    db.session.rollback()
+    monkeypatch.setattr(alliances, "decide", decide)
+
+    second = runner.invoke(args=["alliance", "seed-demo", "--json"])
+    assert second.exit_code == 0, second.output
+    states = {(m["alliance"], m["organisation"]): m["state"]
+              for m in json.loads(second.output)["memberships"]}
+    from alliance.demo.services import ALLIANCES
+
+    for spec in ALLIANCES:  # every membership where the demo data says it is
+        for org, state in spec["members"].items():
+            assert states[(spec["slug"], org)] == state, (spec["slug"], org)
+
 def test_seed_demo_prints_the_sign_ins_for_people(app):
     result = app.test_cli_runner().invoke(args=["alliance", "seed-demo"])
     assert result.exit_code == 0

@@ -59,6 +59,8 @@ SETTINGS = settings(max_examples=60, deadline=None, database=None,
 
 # --- the world, as plain data -------------------------------------------------------------
 
+RESPONSE_KINDS = ("comment", "opinion", "sighting")
+
 @dataclass(frozen=True)
 class UserSpec:
     org: int
@@ -358,9 +360,11 @@ def build(world: World) -> Built:
         versions[("report", i)] = report.id
         if spec.slot is not None:
             versions[("indicator", i)] = held[1].id
-        rows = [NoteComment(note_id=note.id, kind="comment", author_id=users[u].id,
-                            organisation_id=users[u].organisation_id, text=f"On {marker(i)}",
-                            stix={}) for u in spec.commenters]
+        # Comments, opinions and sightings in turn: each is a read path of its own.
+        rows = [NoteComment(note_id=note.id, kind=RESPONSE_KINDS[(i + k) % 3],
+                            author_id=users[u].id, organisation_id=users[u].organisation_id,
+                            text=f"On {marker(i)}", stix={})
+                for k, u in enumerate(spec.commenters)]
         db.session.add_all(rows)
         db.session.flush()
         comments[i] = {row.id for row in rows}

@@ -1,9 +1,12 @@
+import secrets
+
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateField,
     DateTimeLocalField,
+    HiddenField,
     IntegerField,
     RadioField,
     SelectField,
@@ -12,7 +15,7 @@ from wtforms import (
     TextAreaField,
     ValidationError,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from alliance.alliances.forms import MultiCheckboxField
 from alliance.core.validators import PlainText, SingleLine
@@ -20,8 +23,18 @@ from alliance.core.vocab import country_choices, policy_tag_choices, sector_choi
 from alliance.sharing.tlp import TLP_LEVELS
 
 
+def submission_field():
+    """A token new on each page that shows the form and kept while it is sent again after an
+    error: what a form stored is recorded under it (FormSubmission), so that the same form
+    sent twice (a double click, a reload of the POST) posts once."""
+    return HiddenField(default=lambda: secrets.token_urlsafe(16), validators=[
+        Optional(), Length(max=64), Regexp(r"^[A-Za-z0-9_-]+$", message="Not a form token.")])
+
+
 class NoteForm(FlaskForm):
     """Title, text and audience: what every kind of note asks for."""
+
+    submission = submission_field()
 
     title = StringField("Title", validators=[DataRequired(), Length(max=300), SingleLine()])
     description = TextAreaField("Description (Markdown)", validators=[
@@ -87,6 +100,7 @@ class RetractForm(FlaskForm):
 
 
 class CommentForm(FlaskForm):
+    submission = submission_field()
     kind = SelectField("Kind", choices=[("comment", "Comment"), ("opinion", "Opinion"),
                                         ("sighting", "We saw this too")])
     opinion = RadioField("Opinion", choices=[("agree", "Agree"), ("neutral", "Neutral"),

@@ -26,6 +26,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 
 from alliance.alliances.models import Alliance, Membership
@@ -37,6 +38,7 @@ from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
 from alliance.notes import fastcheck, observables, search
 from alliance.notes.models import (
+    FormSubmission,
     Note,
     NoteAudience,
     NoteComment,
@@ -54,6 +56,7 @@ from alliance.sharing.policy import (
     TAXII_SERVED_OWN_LINKS_SQL,
     Principal,
     readable_among,
+    readable_notes,
 )
 from alliance.sharing.tlp import TLP_LEVELS, TLP_RANK
 
@@ -274,6 +277,50 @@ def _check_outside_refs(principal: Principal, outside: set[str], objects: list[d
         raise BundleRejected(problems)
 
 
+class AlreadyPosted(Conflict):
+    """The same form, with the same content, was sent before and stored: note_id or
+    comment_id names what it stored. Nothing was stored this time."""
+
+    def __init__(self, done: FormSubmission):
+        super().__init__("This form was sent twice; it is posted once.")
+        self.note_id, self.comment_id = done.note_id, done.comment_id
+
+
+def _submission(actor, key: str) -> FormSubmission | None:
+    return db.session.scalar(select(FormSubmission).where(
+        FormSubmission.user_id == actor.id, FormSubmission.form_key == key))
+
+
+def _check_submission(actor, key: str | None) -> None:
+    """Before any work: a form sent before is AlreadyPosted."""
+    if key and (done := _submission(actor, key)) is not None:
+        raise AlreadyPosted(done)
+
+
+def _record_submission(actor, key: str | None, **stored) -> None:
+    """In the posting transaction, flushed at once. Of two sendings at the same moment, both
+    past _check_submission, the second's insert waits for the first's commit and fails on
+    the unique key: it rolls back, storing nothing, and is AlreadyPosted."""
+    if not key:
+        return
+    db.session.add(FormSubmission(user_id=actor.id, form_key=key, **stored))
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        done = _submission(actor, key)
+        if done is None:
+            raise
+        raise AlreadyPosted(done) from None
+
+
+def submitted_note(actor, note_id: int | None) -> Note | None:
+    """The note a form sent before stored, if the actor may still read it."""
+    if note_id is None:
+        return None
+    return db.session.scalar(readable_notes(Principal.of(actor)).where(Note.id == note_id))
+
+
 def _clean_tags(tags) -> list[str]:
     known = {t for t, _ in policy_tag_choices()}
     unknown = sorted(set(tags or []) - known)
@@ -293,7 +340,8 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
               policy_tags=(), sectors=(), countries=(), labels=(),
               publish_public: bool = False, warnings=(), progress=None,
               alerts: bool = True, refs: set[str] | None = None,
-              also: Callable[[Note], None] | None = None) -> Note:
+              also: Callable[[Note], None] | None = None,
+              submission: str | None = None) -> Note:
     """Store a new note holding these STIX objects, for this audience. Raises DomainError
     (with .field) for form problems and BundleRejected (with .problems) for STIX ones;
     stores nothing then. `progress`, if given, is called with 1 after each object is
@@ -301,9 +349,11 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
     alerts; the note still reaches digests. `refs`: the references these very objects hold,
     when parsing gathered them (Parsed.refs), so they are not walked again. `also`, if
     given, is called with the stored note before the commit, to store what belongs with it
-    in the same transaction (a TAXII status): both or neither."""
+    in the same transaction (a TAXII status): both or neither. `submission`: the compose
+    form's key (its token and content); the same key again is AlreadyPosted."""
     if not getattr(actor, "can_act", False):
         raise NotAllowed("Only members of vetted organisations can post.")
+    _check_submission(actor, submission)
     title = (title or "").strip()
     if not title or len(title) > 300:
         raise DomainError("Give the note a title of at most 300 characters.", field="title")
@@ -346,6 +396,7 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
     note.recipients = [NoteRecipient(user_id=u) for u in recipient_ids]
     db.session.add(note)
     db.session.flush()
+    _record_submission(actor, submission, note_id=note.id)
     _store_objects(note, [report] + new, existing, objects, now)
     from alliance.digests.services import note_posted
 
@@ -604,9 +655,11 @@ def retract_note(actor, note: Note, reason: str, *, commit: bool = True) -> None
         db.session.commit()
 
 
-def add_comment(actor, note: Note, kind: str, text: str = "", opinion: str | None = None):
+def add_comment(actor, note: Note, kind: str, text: str = "", opinion: str | None = None,
+                submission: str | None = None):
     """A comment (STIX note), opinion or sighting on a note the actor has read; it inherits
-    the note's audience and TLP."""
+    the note's audience and TLP. `submission`: as post_note's."""
+    _check_submission(actor, submission)
     if kind not in ("comment", "opinion", "sighting"):
         raise DomainError("Unknown kind of response.")
     text = (text or "").strip()
@@ -636,6 +689,8 @@ def add_comment(actor, note: Note, kind: str, text: str = "", opinion: str | Non
     comment = NoteComment(note_id=note.id, kind=kind, author_id=actor.id, organisation_id=org.id,
                           text=text, opinion=opinion, stix=json.loads(json.dumps(stix)))
     db.session.add(comment)
+    db.session.flush()
+    _record_submission(actor, submission, comment_id=comment.id)
     record(f"note.{kind}", actor, _audit_target(note), organisation=org)
     db.session.commit()
     return comment

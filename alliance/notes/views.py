@@ -1,5 +1,6 @@
 """Notes: feed and search, compose and upload, the note page, retraction, responses, the
 public Insights page and Atom feed. Every read goes through alliance.sharing.policy."""
+import hashlib
 import json
 import re
 from datetime import UTC, date, datetime, time, timedelta
@@ -91,6 +92,37 @@ def feed():
                            if cursor else None)
 
 
+def _submission_key(form) -> str | None:
+    """The form's token (new on each page showing it) with a digest of what was sent in it,
+    the upload included: the same form sent twice with the same content posts once, while
+    one sent again changed (back, edit, send) is a new post. None without a token."""
+    token = form.submission.data
+    if not token:
+        return None
+    digest = hashlib.sha256(orjson.dumps([token, request.path]))
+    for name, value in sorted(request.form.items(multi=True)):
+        if name not in ("csrf_token", "submission"):
+            digest.update(orjson.dumps([name, value]))
+    for name, upload in sorted(request.files.items(multi=True), key=lambda item: item[0]):
+        digest.update(orjson.dumps([name, upload.filename or ""]))
+        stream = upload.stream
+        stream.seek(0)
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+        stream.seek(0)
+    return digest.hexdigest()
+
+
+def _already_posted(exc: services.AlreadyPosted, note=None):
+    """Where a form sent twice leads: to what its first sending posted."""
+    flash("That form was sent twice; it is posted once, here.", "info")
+    note = note or services.submitted_note(current_user, exc.note_id)
+    if note is None:
+        return redirect(url_for("notes.feed"))
+    return redirect(url_for("notes.show", uuid=note.uuid)
+                    + ("#responses" if exc.comment_id else ""))
+
+
 def _form(kind: str):
     alliances = services.audience_choices(current_user)
     chosen = request.form.getlist("alliances", type=int)
@@ -150,6 +182,7 @@ def compose_note(kind):
                                                 form.tlp.data, form.recipients.data or [])
         else:
             try:
+                key = _submission_key(form)
                 objects, warnings, refs = _objects_for(kind, form)
                 note = services.post_note(
                     current_user, title=form.title.data, tlp=form.tlp.data,
@@ -159,7 +192,10 @@ def compose_note(kind):
                     policy_tags=form.policy_tags.data or [],
                     sectors=getattr(form, "sectors", None) and form.sectors.data or [],
                     countries=getattr(form, "countries", None) and form.countries.data or [],
-                    publish_public=form.publish_public.data, warnings=warnings, refs=refs)
+                    publish_public=form.publish_public.data, warnings=warnings, refs=refs,
+                    submission=key)
+            except services.AlreadyPosted as exc:
+                return _already_posted(exc)
             except BundleRejected as exc:
                 db.session.rollback()
                 problems, status = exc.problems, exc.status_code
@@ -282,7 +318,9 @@ def respond(uuid):
         abort(400)
     try:
         services.add_comment(current_user, note, form.kind.data, form.text.data or "",
-                             form.opinion.data or None)
+                             form.opinion.data or None, submission=_submission_key(form))
+    except services.AlreadyPosted as exc:
+        return _already_posted(exc, note)
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")

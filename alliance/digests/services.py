@@ -154,13 +154,24 @@ def unsubscribe(token: str) -> User:
     (an alliance the organisation has left since, a zone gone from the tz database) must
     never stop an unsubscribe."""
     user = unsubscribe_user(token)
-    prefs = preferences_of(user)
-    row = db.session.get(DigestPreference, user.id) or DigestPreference(
-        user_id=user.id, hour=prefs.hour, weekday=prefs.weekday, timezone=prefs.timezone,
-        alliance_ids=prefs.alliance_ids)
-    row.frequency, row.alerts = "off", False
-    db.session.add(row)
-    db.session.commit()
+    # Twice at once (a mail client's one-click POST and the person's own click) with no
+    # row yet: both insert, and the second's insert fails on the key. It then finds the
+    # row the first stored and turns that off: the same page for both, not a conflict.
+    for last in (False, True):
+        prefs = preferences_of(user)
+        row = db.session.get(DigestPreference, user.id) or DigestPreference(
+            user_id=user.id, hour=prefs.hour, weekday=prefs.weekday, timezone=prefs.timezone,
+            alliance_ids=prefs.alliance_ids)
+        row.frequency, row.alerts = "off", False
+        db.session.add(row)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            if last:
+                raise
+        else:
+            break
     return user
 
 

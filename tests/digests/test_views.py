@@ -4,7 +4,8 @@ preview, and the alliance's digest defaults."""
 import pytest
 from flask import session
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from alliance import create_app
 from alliance.alliances import services as alliance_services
@@ -505,3 +506,31 @@ def test_members_find_their_digest_preferences_in_the_navigation(as_member):
 def test_admins_find_the_ledger_in_the_navigation(as_admin):
     assert "Deliveries" in element_text(as_admin.get("/").data, "main-nav")
 
+
+
+def test_two_unsubscribes_at_the_same_moment_both_answer_done(csrf_app, member):
+    """A mail client's one-click POST and the person's own click, with no preferences row
+    yet: the other one stores the row after this one looked for it and before this one's
+    insert. This one still answers "done" (not a 409), and the row it leaves is off."""
+    raced = []
+
+    def other_unsubscribe_first(session, _context, _instances):
+        new = [o for o in session.new if isinstance(o, DigestPreference)]
+        if new and not raced:
+            raced.append(new[0].user_id)
+            with db.engine.begin() as conn:
+                conn.execute(DigestPreference.__table__.insert().values(
+                    user_id=new[0].user_id, frequency="off", alerts=False, hour=new[0].hour,
+                    weekday=new[0].weekday, timezone=new[0].timezone, alliance_ids=[]))
+
+    event.listen(Session, "before_flush", other_unsubscribe_first)
+    try:
+        response = csrf_app.test_client().post(
+            f"/digests/unsubscribe/{_token(csrf_app, member)}")
+    finally:
+        event.remove(Session, "before_flush", other_unsubscribe_first)
+
+    assert raced == [member.id]
+    assert response.status_code == 200
+    assert element_text(response.data, "unsubscribe-done") is not None
+    assert (_prefs_row(member).frequency, _prefs_row(member).alerts) == ("off", False)

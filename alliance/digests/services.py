@@ -706,6 +706,18 @@ def _send(delivery: Delivery, msg) -> None:
     _finish(delivery, "sent", commit=False, sent_at=utcnow(), error=None)
 
 
+def _message(delivery: Delivery, user, subject: str, text: str, html: str, message_id: str):
+    """The mail for a ledger row, or a permanent failure recorded on it: an address the
+    e-mail package refuses is refused the same on every retry (send_queued_mail's rule)."""
+    try:
+        return build_message(user.email, subject, text, html, message_id,
+                             headers=_mail_headers(user))
+    except ValueError as exc:
+        reason = f"cannot build the message: {exc}"[:2000]
+        _finish(delivery, "failed", error=reason)
+        raise PermanentFailure(reason) from exc
+
+
 def _digest_message_id(delivery: Delivery) -> str:
     # "daily:2026-03-29" -> "daily.2026-03-29": a colon is not allowed in a Message-ID's
     # left part (RFC 5322 dot-atom); parsers cut the id there and relays may replace it.
@@ -754,8 +766,7 @@ def send_digest(message) -> None:
     # Committed with the outcome: "sent" (with the outbox row's done_at), "failed", or the
     # temporary error.
     delivery.items, delivery.strictest_tlp = digest.count, digest.strictest
-    _send(delivery, build_message(user.email, subject, text, html, message_id,
-                                  headers=_mail_headers(user)))
+    _send(delivery, _message(delivery, user, subject, text, html, message_id))
 
 
 def alert_limit() -> int:
@@ -828,8 +839,7 @@ def send_alert(message) -> None:
     message_id = deterministic_message_id(f"alert-{user.id}-{delivery.note_id}")
     delivery.items, delivery.strictest_tlp, delivery.message_id = 1, note.tlp, message_id
     db.session.commit()
-    _send(delivery, build_message(user.email, subject, text, html, message_id,
-                                  headers=_mail_headers(user)))
+    _send(delivery, _message(delivery, user, subject, text, html, message_id))
 
 
 def note_posted(note: Note, alerts: bool = True) -> None:

@@ -19,6 +19,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from alliance.auth.models import User
 from alliance.core.models import utcnow
 from alliance.digests import schedule, services
 from alliance.digests.models import Delivery, DigestPreference, WatchTerm
@@ -349,6 +350,24 @@ def test_smtp_550_is_not_retried_and_the_ledger_says_failed(server_app, worker, 
     assert row.state == "failed" and "550" in row.error and row.sent_at is None
     with server_app.app_context():
         assert [d.id for d in services.recent_deliveries("failed")] == [row.id]
+    assert _mails(smtp) == []
+
+
+def test_an_address_no_message_can_be_built_for_is_not_retried(server_app, worker, smtp, due,
+                                                              now):
+    """Stored before addresses were checked as they are now: the e-mail package refuses it
+    on every attempt, so the first is the last, and the ledger says why."""
+    db.session.execute(update(User).where(User.id == due.id).values(
+        email="reader at reader.example"))
+    db.session.commit()
+    assert len(_schedule(server_app, now)) == 1
+    assert _wait(lambda: _ledger()[0].state == "failed"), \
+        f"ledger is {_ledger()[0].state}" + _why(worker)
+    time.sleep(3)  # a retry would have run by now
+    [message] = _outbox("digest")
+    assert message.run_attempts == 1 and message.failed_at is not None
+    [row] = _ledger()
+    assert "cannot build the message" in row.error and row.sent_at is None
     assert _mails(smtp) == []
 
 

@@ -1,0 +1,92 @@
+"""Digests and watch terms in a real browser (Playwright driving Debian's chromium) against
+the app on loopback with a real Celery worker writing mail to a maildir: a member makes the
+digest settings their own and watches an address; another organisation shares a note
+carrying it; the alert arrives once, naming the term (TLP:GREEN) and linking the note; the
+member stops watching it."""
+import mailbox
+import os
+import re
+import time
+from email.header import decode_header, make_header
+
+import pytest
+
+from tests.browser.helpers import sign_in, sign_out
+
+pytestmark = pytest.mark.browser
+NOTE_URL = re.compile(r"/notes/[0-9a-f-]{36}$")
+
+
+def _mails_to(maildir, address, timeout=60.0, settle=2.0) -> list:
+    """The mails to an address once one has arrived, after `settle` more seconds (a second
+    one would have come by then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.isdir(maildir) and any(m["To"] == address
+                                          for m in mailbox.Maildir(maildir, create=False)):
+            time.sleep(settle)
+            return [m for m in mailbox.Maildir(maildir, create=False) if m["To"] == address]
+        time.sleep(0.3)
+    return []
+
+
+def _text(mail) -> str:
+    for part in mail.walk():
+        if part.get_content_type() == "text/plain":
+            return part.get_payload(decode=True).decode()
+    return ""
+
+
+def test_settings_a_watch_term_and_its_alert_mail(live, browser, member, coordinator, alliance):
+    base, maildir = live["url"], live["maildir"]
+    context = browser.new_context()
+    page = context.new_page()
+
+    sign_in(page, base, member.email)
+    page.goto(f"{base}/digests/preferences")
+    assert "You have not chosen yet" in page.inner_text("#defaults-status")
+    page.check("input[name=frequency][value=weekly]")
+    page.select_option("select[name=weekday]", "2")
+    page.select_option("select[name=hour]", "7")
+    page.select_option("select[name=timezone]", "Europe/Vilnius")
+    page.check("input[name=alerts]")
+    page.click("#preferences-submit")
+    page.wait_for_load_state()
+    page.goto(f"{base}/digests/preferences")  # what was stored, not what the form kept
+    assert "These are your own settings" in page.inner_text("#defaults-status")
+    assert page.is_checked("input[name=frequency][value=weekly]")
+    assert page.input_value("select[name=weekday]") == "2"
+    assert page.input_value("select[name=hour]") == "7"
+    assert page.input_value("select[name=timezone]") == "Europe/Vilnius"
+    assert "No watch terms yet" in page.inner_text("#watch-terms")
+
+    page.select_option("#watch-kind", "value")
+    page.fill("#watch-value", "203.0.113.99")
+    page.click("#add-value-submit")
+    page.wait_for_load_state()
+    assert "203.0.113.99" in page.inner_text("#watch-term-list")
+    sign_out(page)
+
+    sign_in(page, base, coordinator.email)
+    page.goto(f"{base}/notes/new/indicators")
+    page.fill("input[name=title]", "Beacon seen at the port authority")
+    page.fill("textarea[name=observables]", "203.0.113.99")
+    page.select_option("select[name=tlp]", "GREEN")
+    page.click("#post-submit")
+    page.wait_for_url(NOTE_URL)
+    note_path = page.url.removeprefix(base)
+    sign_out(page)
+
+    [alert] = _mails_to(maildir, member.email)
+    subject = str(make_header(decode_header(alert["Subject"])))
+    assert subject == "[TLP:GREEN] CyberPeace alert — 203.0.113.99 in a new note"
+    body = _text(alert)
+    assert "Beacon seen at the port authority" in body and note_path in body
+
+    sign_in(page, base, member.email)
+    page.goto(f"{base}/digests/preferences")
+    page.click("#watch-term-list button:has-text('Remove')")
+    page.wait_for_load_state()
+    assert page.locator("#watch-term-list").count() == 0
+    assert "No watch terms yet" in page.inner_text("#watch-terms")
+    context.close()

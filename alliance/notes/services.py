@@ -8,6 +8,8 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 import stix2
@@ -803,20 +805,56 @@ def who_has_seen(principal: Principal, raw_value: str, limit: int = 50) -> tuple
     return hit[1], notes
 
 
-def history(principal: Principal, note: Note) -> list[StixObject]:
+@dataclass(frozen=True)
+class Version:
+    """One stored version of an object (`row`), as a reader's history shows it: `added` is
+    when it became readable to them, not when it was first stored."""
+
+    row: StixObject
+    added: datetime
+
+    def __getattr__(self, name):  # id, stix_id, modified, body, first_note_id: the row's
+        return getattr(self.row, name)
+
+
+def history(principal: Principal, note: Note) -> list[Version]:
     """Versions of the note's objects, newest first — only versions held by notes the
-    principal may read (a version posted in another, unreadable note stays out of sight)."""
+    principal may read (a version posted in another, unreadable note stays out of sight).
+    A version first stored by a note the principal may not read (a TLP:RED note, a note in
+    another alliance) and linked by a later one is dated as that later note: its own date
+    would tell them when the note they may not read was posted."""
     ids = sorted({o.stix_id for o in note_objects(note)})
     rows = []
     for chunk in range(0, len(ids), 500):
         rows += db.session.scalars(select(StixObject).where(
             StixObject.stix_id.in_(ids[chunk:chunk + 500]))).all()
-    held = _visible_object_ids(principal, [r.id for r in rows])
-    # Earlier versions of an edited note's report are held by no note any more; they belong
-    # to the note they were first posted in.
-    first = readable_among(principal, {r.first_note_id for r in rows})
-    kept = [r for r in rows if r.id in held or r.first_note_id in first]
-    return sorted(kept, key=lambda r: (-r.date_added.timestamp(), r.stix_id))
+    holders: dict[int, list[int]] = {}
+    wanted = sorted(r.id for r in rows)
+    for chunk in range(0, len(wanted), 500):
+        for object_id, note_id in db.session.execute(
+                select(NoteObject.object_id, NoteObject.note_id).where(
+                    NoteObject.object_id.in_(wanted[chunk:chunk + 500]))):
+            holders.setdefault(object_id, []).append(note_id)
+    readable = readable_among(principal, {n for held in holders.values() for n in held}
+                              | {r.first_note_id for r in rows})
+    posted, order = {}, sorted(readable)
+    for chunk in range(0, len(order), 500):
+        posted.update((note_id, created) for note_id, created in db.session.execute(
+            readable_notes(principal).with_only_columns(Note.id, Note.created_at)
+            .where(Note.id.in_(order[chunk:chunk + 500]))))
+    versions = []
+    for r in rows:
+        # Earlier versions of an edited note's report are held by no note any more; they
+        # belong to the note they were first posted in.
+        if r.first_note_id in readable:
+            added = r.date_added
+        else:
+            seen = [posted[n] for n in holders.get(r.id, ()) if n in readable]
+            if not seen:
+                continue
+            added = max(r.date_added, min(seen))
+        versions.append(Version(r, added))
+    return sorted(versions, key=lambda v: (-v.added.timestamp(), v.stix_id))
 
 
 def can_edit(user, note: Note) -> bool:

@@ -3,14 +3,17 @@ with the versions the poster's organisation stored; before, that included versio
 colleague's RED note held, so a colleague the note does not name learned what it holds: an
 SCO (its id comes from its value) posted changed was a 409 naming the id, and posted
 unchanged it linked the RED note's stored version, whose date then showed in the history."""
+from datetime import timedelta
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from alliance.extensions import db
 from alliance.notes import services
-from alliance.notes.models import StixObject
+from alliance.notes.models import Note, StixObject
 from alliance.notes.validation import BundleRejected
 from alliance.sharing.policy import Principal, get_readable_note
+from tests import factories
 
 SCO = {"type": "ipv4-addr", "spec_version": "2.1",
        "id": "ipv4-addr--ff26c055-6336-5bc5-b89d-13d6226742dd", "value": "198.51.100.3"}
@@ -91,3 +94,54 @@ def test_a_named_recipient_in_another_organisation_still_cannot_version_the_obje
     assert refused.value.status_code == 409  # the same id and modified, another body
     db.session.rollback()
     assert _versions() == 1
+
+
+def _posted_days_ago(note, days: int):
+    """The note and the versions it stored, as if posted `days` days ago."""
+    past = note.created_at - timedelta(days=days)
+    db.session.execute(update(StixObject).where(StixObject.first_note_id == note.id)
+                       .values(date_added=past))
+    db.session.execute(update(Note).where(Note.id == note.id).values(created_at=past))
+    db.session.commit()
+    return past
+
+
+def _history_dates(client, reader, note) -> str:
+    factories.login(client, reader)
+    page = client.get(f"/notes/{note.uuid}").get_data(as_text=True)
+    return page[page.index('id="history"'):page.index('id="raw"')]
+
+
+@pytest.mark.parametrize("first_in", ["red", "other-alliance"])
+def test_a_linked_version_is_dated_as_the_note_its_reader_may_read(
+        client, alliance, coordinator, member_admin, member, first_in):
+    """A version first stored by a note the reader may not read (a TLP:RED note naming
+    someone else, a note in an alliance they are not in), then linked by a note they may
+    read: the history dates it as the later note, not as the first, whose date would tell
+    them when a note they may not read was posted."""
+    if first_in == "red":
+        third = factories.make_org("Third Org")
+        reposter = factories.make_user(third, "lead@third.example", role="org_admin")
+        factories.add_member(alliance, third, "active")
+        first = services.post_note(member_admin, title="Secret", tlp="RED",
+                                   alliance_ids=[alliance.id], objects=[dict(SCO)],
+                                   recipient_ids=[reposter.id])
+    else:
+        pacific = factories.make_alliance(member_admin, slug="pacific", name="Pacific")
+        reposter = member
+        first = services.post_note(member_admin, title="Elsewhere", tlp="AMBER",
+                                   alliance_ids=[pacific.id], objects=[dict(SCO)])
+    past = _posted_days_ago(first, 5)
+    green = services.post_note(reposter, title="Seen", tlp="GREEN", alliance_ids=[alliance.id],
+                               objects=[dict(SCO)])
+    [linked] = [o for o in services.note_objects(green) if o.stix_id == SCO["id"]]
+    assert linked.first_note_id == first.id  # linked, not stored again: the case in question
+
+    [shown] = [v for v in services.history(Principal.of(coordinator), green)
+               if v.stix_id == SCO["id"]]
+    assert shown.added == green.created_at
+    assert past.strftime("%Y-%m-%d") not in _history_dates(client, coordinator, green)
+    # Who may read the first note still sees its own date.
+    [own] = [v for v in services.history(Principal.of(member_admin), green)
+             if v.stix_id == SCO["id"]]
+    assert own.added == past

@@ -5,6 +5,7 @@ from flask_login import current_user
 from alliance.alliances.services import get_alliance, require_coordinator
 from alliance.audit.services import list_events
 from alliance.auth.access import admin_required, member_required
+from alliance.sharing.policy import Principal
 
 bp = Blueprint("audit", __name__)
 
@@ -24,12 +25,13 @@ def _before() -> int | None:
 def alliance_log(slug):
     alliance = get_alliance(slug)
     require_coordinator(current_user, alliance)
-    events = list_events(alliance=alliance, before_id=_before())
+    events = list_events(alliance=alliance, before_id=_before(),
+                         reader=Principal.of(current_user))
     return render_template("audit/log.html", events=events, alliance=alliance)
 
 
 @bp.route("/admin/audit")
 @admin_required
 def platform_log():
-    events = list_events(before_id=_before())
+    events = list_events(before_id=_before(), reader=Principal.of(current_user))
     return render_template("audit/log.html", events=events, alliance=None)

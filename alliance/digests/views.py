@@ -22,6 +22,7 @@ from alliance.digests.forms import (
 )
 from alliance.digests.models import LEDGER_STATES
 from alliance.extensions import csrf, db
+from alliance.sharing.policy import Principal, readable_among
 
 bp = Blueprint("digests", __name__)
 
@@ -167,10 +168,16 @@ def deliveries():
     if state and state not in LEDGER_STATES:
         abort(400, "Choose a state from the list.")
     counts = services.delivery_counts()
+    rows = services.recent_deliveries(state or None)
+    # An alert's note is named, with its TLP and item count, only when the admin may read
+    # it; a digest's strictest TLP and item count never: they tell what the recipient
+    # reads (a TLP:RED note addressed to them, how busy their alliances are).
+    readable = readable_among(Principal.of(current_user),
+                              {d.note_id for d in rows if d.note_id is not None})
     return render_template(
-        "digests/deliveries.html", state=state, states=LEDGER_STATES,
-        rows=services.recent_deliveries(state or None),
-        chart=[(s, counts.get(s, 0)) for s in LEDGER_STATES], total=sum(counts.values()))
+        "digests/deliveries.html", state=state, states=LEDGER_STATES, rows=rows,
+        readable=readable, chart=[(s, counts.get(s, 0)) for s in LEDGER_STATES],
+        total=sum(counts.values()))
 
 
 # --- an alliance's digests (coordinators) ---------------------------------------------------

@@ -152,6 +152,13 @@ def readable_note_ids(principal: Principal):
     return select(Note.id).where(readable_clause(principal))
 
 
+def names_readable_note(principal: Principal, note_id):
+    """EXISTS: the note whose id `note_id` (a column or expression of the outer query, e.g.
+    the audit log's target) names is one the principal may read. Correlated: one primary-key
+    lookup and the rule per outer row, not the rule over every note."""
+    return exists(select(Note.id).where(Note.id == note_id, readable_clause(principal)))
+
+
 def readable_among(principal: Principal, note_ids) -> set[int]:
     """Which of these note ids the principal may read. Looks the ids up by primary key, so
     its cost follows the number of ids asked about, not the number of notes stored (an

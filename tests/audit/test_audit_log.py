@@ -163,3 +163,36 @@ def test_a_page_cursor_that_cannot_be_an_event_id_shows_the_newest_events(
         response = client.get(f"{path}?before={before}")
         assert response.status_code == 200
         assert newest and _rows(response.data) == newest
+
+
+def test_note_events_are_listed_only_to_those_who_may_read_the_note(
+        client, alliance, coordinator, member, platform_admin):
+    """Who posted a TLP:RED note and who of its named readers answered it are the note's
+    readers' to know: the platform log lists note events only for notes its reader may
+    read. A public TLP:CLEAR note's events are still listed."""
+    from alliance.notes.services import add_comment, post_note
+    from alliance.sharing.policy import Principal
+    from tests.notes.helpers import identity
+
+    services.update_settings(coordinator, alliance, publish_clear_allowed=True)
+    red = post_note(coordinator, title="Red", tlp="RED", alliance_ids=[alliance.id],
+                    objects=[identity()], recipient_ids=[member.id])
+    add_comment(member, red, "sighting", "seen")
+    public = post_note(coordinator, title="Open", tlp="CLEAR", alliance_ids=[alliance.id],
+                       objects=[identity()], publish_public=True)
+
+    def about(events, note):
+        return sorted(e.action for e in events
+                      if e.target_type == "note" and e.target_id == str(note.id))
+
+    admin = list_events(reader=Principal.of(platform_admin))
+    assert about(admin, red) == []
+    assert about(admin, public) == ["note.posted"]
+    assert about(list_events(reader=Principal.of(member)), red) == [
+        "note.posted", "note.sighting"]
+    assert any(e.action == "note.posted" for e in admin) and len(admin) > 2  # others stay
+
+    factories.login(client, platform_admin)
+    page = client.get("/admin/audit").get_data(as_text=True)
+    assert f"note #{public.id}" in page
+    assert f"note #{red.id}" not in page and "note.sighting" not in page

@@ -14,9 +14,11 @@ from alliance.core.models import utcnow
 from alliance.digests import services
 from alliance.digests.models import Delivery, DigestPreference
 from alliance.extensions import db
+from alliance.notes.services import post_note
 from tests import factories
 from tests.alliances.helpers import element_text
 from tests.digests.helpers import post
+from tests.notes.helpers import identity
 
 
 def _prefs_row(user):
@@ -337,8 +339,39 @@ def test_the_ledger_page_lists_deliveries_with_counts_and_failures(as_admin, led
     assert "failed" in failed
     assert "no such user" in page.get_data(as_text=True)
     assert 'class="delivery-failed' in page.get_data(as_text=True)
-    assert f"note #{note.id}" in element_text(page.data, f"delivery-{rows[3].id}")
+    # The admin may not read the AMBER note: it is not named, nor its TLP or count.
+    alert = element_text(page.data, f"delivery-{rows[3].id}")
+    assert "a note you may not read" in alert
+    assert f"#{note.id}" not in alert and "TLP:" not in alert
     assert "Secret ledger title" not in page.get_data(as_text=True)
+
+
+def test_the_ledger_names_only_notes_the_admin_may_read_and_no_digest_counts(
+        as_admin, coordinator, alliance, member):
+    """An alert on a TLP:RED note addressed to a member told the admin the note's id, its
+    TLP and who received it; a digest's strictest TLP and item count told what the member
+    reads. A public TLP:CLEAR note, which the admin may read, is still named."""
+    alliance_services.update_settings(coordinator, alliance, publish_clear_allowed=True)
+    red = post(coordinator, "Red ledger title", "RED", [alliance], recipients=[member])
+    public = post_note(coordinator, title="Public ledger title", tlp="CLEAR",
+                       alliance_ids=[alliance.id], objects=[identity()], publish_public=True)
+    rows = [Delivery(user_id=member.id, kind="alert", period_key=f"alert:{red.id}",
+                     note_id=red.id, watch_term="evil.example", state="sent", items=1,
+                     strictest_tlp="RED", sent_at=utcnow()),
+            Delivery(user_id=member.id, kind="alert", period_key=f"alert:{public.id}",
+                     note_id=public.id, watch_term="evil.example", state="sent", items=1,
+                     strictest_tlp="CLEAR", sent_at=utcnow()),
+            Delivery(user_id=member.id, kind="digest", period_key="daily:2026-03-02",
+                     state="sent", items=98765, strictest_tlp="RED", sent_at=utcnow())]
+    db.session.add_all(rows)
+    db.session.commit()
+
+    page = as_admin.get("/digests/admin/deliveries")
+    hidden, named, digest = (element_text(page.data, f"delivery-{r.id}") for r in rows)
+    assert "a note you may not read" in hidden
+    assert f"#{red.id}" not in hidden and "TLP:RED" not in hidden
+    assert f"note #{public.id}" in named and "TLP:CLEAR" in named
+    assert "daily:2026-03-02" in digest and "TLP:" not in digest and "98765" not in digest
 
 
 def test_the_ledger_page_filters_by_state(as_admin, ledger_rows):

@@ -8,6 +8,7 @@ and about alliances, to someone the read rule does not let read them.
   retraction's reason (free text about the note; a TAXII deletion named the object's STIX
   id in it) stays on the note, for those who may still read it, and out of the log."""
 from alliance.apikeys.services import create_key
+from alliance.audit.services import list_events
 from alliance.notes import services
 from alliance.taxii.services import alliance_collection_id
 from tests import factories
@@ -52,8 +53,12 @@ def test_a_retraction_reason_stays_out_of_the_audit_log(client, make_client, all
         headers={"Accept": TAXII, "Authorization": f"Bearer {key}"})
     assert deleted.status_code == 200, deleted.get_data(as_text=True)
     assert hidden["id"] in note.retraction_reason  # on the note, for those who may read it
+    [event] = [e for e in list_events() if e.action == "note.retracted"]
+    assert event.target_label == f"note #{note.id}"  # logged, by row number only
+    kept = repr((event.reason, event.details, event.target_label))
+    assert hidden["id"] not in kept and "secret-c2" not in kept
+    assert "Deleted over TAXII" not in kept
     factories.login(client, platform_admin)
     page = client.get("/admin/audit").get_data(as_text=True)
-    assert f"note #{note.id}" in page  # the event is logged, by row number only
-    assert hidden["id"] not in page and "secret-c2" not in page
-    assert "Deleted over TAXII" not in page
+    assert f"note #{note.id}" not in page  # an AMBER note the admin may not read
+    assert hidden["id"] not in page and "Deleted over TAXII" not in page

@@ -9,6 +9,9 @@ from flask import Flask
 from config import BASE_DIR, CONFIGS, INSTANCE_DIR
 
 log = logging.getLogger(__name__)
+# The form fields that take a file upload (the bundle upload); any other sent as a file is
+# refused before a form reads it.
+FILE_FIELDS = frozenset({"bundle_file"})
 
 
 def create_app(config: str | type | dict | None = None) -> Flask:
@@ -275,6 +278,23 @@ def configure_request_hooks(app: Flask) -> None:
         if any("\x00" in key or "\x00" in value
                for key, value in request.args.items(multi=True)):
             abort(400, "The address contains a NUL character; remove it and try again.")
+
+    @app.before_request
+    def _forms_only():
+        # The web pages take forms. Flask-WTF would also read a JSON body as a form, and a
+        # multipart body may send any field as a file: the validators then meet a number, a
+        # dict or an upload where they expect text (a 500). TAXII (/taxii2/) has its own
+        # rules.
+        from alliance.taxii.views import is_taxii_request
+
+        if request.method not in ("POST", "PUT", "PATCH", "DELETE") or is_taxii_request():
+            return
+        if request.is_json:
+            abort(415, "This address takes a form, not JSON. Machines use the TAXII 2.1 "
+                       "API at /taxii2/.")
+        stray = sorted(set(request.files) - FILE_FIELDS)
+        if stray:
+            abort(400, f"The field {stray[0][:40]!r} was sent as a file; it takes text.")
 
     @app.after_request
     def _after(response):

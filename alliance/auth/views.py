@@ -48,7 +48,9 @@ def _lockout_recorded(target_type: str, label: str, limit: RequestLimit) -> bool
 
 def _record_lockout(limit: RequestLimit):
     """The per-account limit was reached: one account (known or not) is being guessed."""
-    email = services.normalise_email(request.form.get("email", ""))
+    # Shown, not matched: a NUL (which no stored address holds) is written out, as
+    # PostgreSQL refuses it in text and the lockout must still be recorded.
+    email = services.normalise_email(request.form.get("email", "")).replace("\x00", "\\x00")
     if _lockout_recorded("account", email, limit):
         return None
     user = services.find_user_by_email(email)

@@ -47,6 +47,7 @@ ERROR_TEXT = {
                                   "Use the buttons on the page."),
     409: ("That conflicts with the current state", "Reload the page to see the latest state."),
     413: ("That is too large", "The upload is over the size limit. Split it or make it smaller."),
+    415: ("That kind of content is not taken here", "Send the form from its page."),
     422: ("That could not be accepted", "Check the message above and try again."),
     429: ("Too many attempts", "Wait a few minutes before trying again. If you forgot your "
                               "password, reset it."),
@@ -92,7 +93,7 @@ def register_error_handlers(app) -> None:
         if is_taxii_request():
             return http_error_for_taxii(exc)
         if exc.code in ERROR_TEXT:
-            message = exc.description if exc.code in (400, 413, 422, 429) else None
+            message = exc.description if exc.code in (400, 413, 415, 422, 429) else None
             return _error_page(exc.code, message)
         return exc
 

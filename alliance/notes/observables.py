@@ -24,14 +24,17 @@ COMMON_VALUES = frozenset({
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"})
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def detect(raw: str) -> tuple[str, str] | None:
     """(kind, normalised value) for one pasted line, or None if it is not an observable.
     Kinds: ipv4, ipv6, cidr4, cidr6, domain, url, email, md5, sha1, sha256, cve."""
     if _CANONICAL_IPV4.fullmatch(raw):  # the commonest value, already in its final form
         return "ipv4", raw
     value = raw.strip().strip(",;")
-    if not value or len(value) > 2048:
-        return None
+    if not value or len(value) > 2048 or _CONTROL.search(value):
+        return None  # a control character (NUL: PostgreSQL refuses it) is in no observable
     value = value.replace("[.]", ".").replace("(.)", ".").replace("hxxp", "http")
     if _CANONICAL_IPV4.fullmatch(value):
         return "ipv4", value

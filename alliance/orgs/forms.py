@@ -24,7 +24,7 @@ class RegisterOrganisationForm(FlaskForm):
     sectors = SelectMultipleField("Sectors", validators=[Optional()],
                                   description="From the STIX 2.1 industry-sector vocabulary.")
     website = URLField("Website", validators=[
-        Optional(), URL(require_tld=True), Length(max=300),
+        Optional(), URL(require_tld=True), Length(max=300), SingleLine(),
         Regexp(r"^https?://", message="Use an http(s) address.")])
     domain = StringField("E-mail domain", validators=[
         Optional(), Length(max=253), Regexp(DOMAIN_RE, message="Not a domain name.")],

@@ -2,6 +2,7 @@
 check): every one now gets a clear 4xx, or is taken as it safely can be, and stores nothing
 it should not. Runs on SQLite and on PostgreSQL (where NUL in text is refused outright)."""
 import base64
+import io
 import json
 import time
 import uuid
@@ -341,3 +342,102 @@ def test_a_taxii_delete_refused_for_one_note_retracts_none(client, member, allia
     assert "Nothing was deleted" in got.get_json()["description"]
     db.session.expire_all()
     assert db.session.scalars(select(Note.retracted_at)).all() == [None, None]
+
+
+# --- forms sent other than as forms (an audit of every POST form) -------------------------
+
+def _row_counts():
+    from sqlalchemy import func
+
+    from alliance.digests.models import WatchTerm
+    from alliance.orgs.models import PendingRegistration
+
+    db.session.expire_all()
+    return tuple(db.session.scalar(select(func.count()).select_from(model))
+                 for model in (Note, WatchTerm, PendingRegistration))
+
+
+def test_a_text_field_sent_as_a_file_is_a_400_naming_it(client, member, alliance):
+    """Flask-WTF reads uploads and fields as one form: a text field sent as a file reached
+    the validators (len() of an upload) and our code (.encode()) as a 500, on every form,
+    signed in or not."""
+    for path, data, signed_in in (
+            ("/auth/sign-in", {"email": (io.BytesIO(b"a@b.example"), "e.txt"),
+                               "password": "x"}, False),
+            ("/notes/new/bundle", {"title": "T", "tlp": "AMBER", "alliances": str(alliance.id),
+                                   "post": "1",
+                                   "bundle_text": (io.BytesIO(b"{}"), "b.json")}, True),
+            ("/account/api-keys", {"name": "k", "expires": (io.BytesIO(b"x"), "d.txt")}, True)):
+        if signed_in:
+            factories.login(client, member)
+        response = client.post(path, data=data, content_type="multipart/form-data")
+        assert response.status_code == 400, (path, response.status_code)
+        assert "was sent as a file; it takes text" in response.get_data(as_text=True)
+    assert _row_counts() == (0, 0, 0)
+
+
+def test_an_uploaded_bundle_is_still_taken(client, member, alliance):
+    factories.login(client, member)
+    raw = json.dumps(bundle(identity("Uploaded"))).encode()
+    response = client.post("/notes/new/bundle", content_type="multipart/form-data", data={
+        "title": "Upload", "tlp": "GREEN", "alliances": str(alliance.id), "post": "1",
+        "bundle_file": (io.BytesIO(raw), "bundle.json")})
+    assert response.status_code == 302
+    assert _row_counts()[0] == 1
+
+
+@pytest.mark.parametrize("body", [{"email": 1, "password": "x"}, [1, 2], 1, "x",
+                                  {"title": {"a": 1}}])
+def test_a_json_body_to_a_web_form_is_a_415(client, member, alliance, body):
+    """Flask-WTF builds a form from a JSON body: a number, a list or a dict where text is
+    expected answered 500."""
+    assert client.post("/auth/sign-in", json=body).status_code == 415
+    factories.login(client, member)
+    response = client.post("/notes/new/indicators", json=body)
+    assert response.status_code == 415
+    assert "takes a form, not JSON" in response.get_data(as_text=True)
+    assert _row_counts() == (0, 0, 0)
+
+
+@pytest.mark.parametrize("value", ["a\x00b@evil.example", "http://x.example/\x00",
+                                   "http://a\x00b.example/", "http://x.example/?q=\x00"])
+def test_a_nul_in_an_observable_is_not_an_observable_and_nothing_is_stored(client, member,
+                                                                         alliance, value):
+    """PostgreSQL refuses NUL in text: a watch term or an observable holding one was a 500
+    there (and was stored as it was on SQLite)."""
+    assert detect(value) is None
+    factories.login(client, member)
+    watch = client.post("/digests/watch-terms", data={"kind": "value", "value": value})
+    assert watch.status_code == 422
+    assert "is not an IP address" in watch.get_data(as_text=True)
+    posted = client.post("/notes/new/indicators", data={
+        "title": "T", "tlp": "AMBER", "post": "1", "alliances": str(alliance.id),
+        "observables": f"203.0.113.5\n{value}"})
+    assert posted.status_code == 422
+    assert _row_counts() == (0, 0, 0)
+
+
+def test_a_sign_in_with_a_nul_is_locked_out_and_audited_like_any_other(client, member):
+    """The lockout was recorded with a query PostgreSQL refused: a 500 on every attempt
+    after the fifth, and no audit entry."""
+    from alliance.audit.models import AuditEvent
+
+    codes = [client.post("/auth/sign-in", data={"email": "a\x00@x.example",
+                                                "password": "nope"}).status_code
+             for _ in range(7)]
+    assert codes == [401] * 5 + [429, 429]
+    [event] = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "signin.lockout")).all()
+    assert event.target_label == "a\\x00@x.example"
+
+
+def test_a_registration_with_a_nul_in_its_website_is_refused_before_it_is_stored(client, db):
+    """It was stored pending, and on PostgreSQL every confirmation link then answered 500."""
+    response = client.post("/register", data={
+        "org_name": "Odd Org", "country": "DE", "sectors": "government",
+        "website": "https://odd.example/\x00", "name": "Odd", "email": "odd@odd.example",
+        "password": factories.PASSWORD, "confirm": factories.PASSWORD})
+    assert response.status_code == 422
+    assert "Use letters, digits and punctuation only" in response.get_data(as_text=True)
+    assert _row_counts() == (0, 0, 0)
+    assert factories.queued_mails() == []

@@ -13,3 +13,11 @@ def sign_in(page, base, email, password=factories.PASSWORD):
 def sign_out(page):
     page.click("button:has-text('Sign out')")
     page.wait_for_load_state()
+
+
+def mail_text(mail) -> str:
+    """The text/plain part of a mail read from the maildir."""
+    for part in mail.walk():
+        if part.get_content_type() == "text/plain":
+            return part.get_payload(decode=True).decode()
+    return ""

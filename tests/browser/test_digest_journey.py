@@ -11,7 +11,7 @@ from email.header import decode_header, make_header
 
 import pytest
 
-from tests.browser.helpers import sign_in, sign_out
+from tests.browser.helpers import mail_text, sign_in, sign_out
 
 pytestmark = pytest.mark.browser
 NOTE_URL = re.compile(r"/notes/[0-9a-f-]{36}$")
@@ -28,13 +28,6 @@ def _mails_to(maildir, address, timeout=60.0, settle=2.0) -> list:
             return [m for m in mailbox.Maildir(maildir, create=False) if m["To"] == address]
         time.sleep(0.3)
     return []
-
-
-def _text(mail) -> str:
-    for part in mail.walk():
-        if part.get_content_type() == "text/plain":
-            return part.get_payload(decode=True).decode()
-    return ""
 
 
 def test_settings_a_watch_term_and_its_alert_mail(live, browser, member, coordinator, alliance):
@@ -80,7 +73,7 @@ def test_settings_a_watch_term_and_its_alert_mail(live, browser, member, coordin
     [alert] = _mails_to(maildir, member.email)
     subject = str(make_header(decode_header(alert["Subject"])))
     assert subject == "[TLP:GREEN] CyberPeace alert — 203.0.113.99 in a new note"
-    body = _text(alert)
+    body = mail_text(alert)
     assert "Beacon seen at the port authority" in body and note_path in body
 
     sign_in(page, base, member.email)

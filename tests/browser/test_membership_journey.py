@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests import factories
-from tests.browser.helpers import sign_in, sign_out
+from tests.browser.helpers import mail_text, sign_in, sign_out
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "artifacts")
@@ -25,13 +25,6 @@ def _mails(maildir, predicate, timeout=60.0):
                 return found
         time.sleep(0.3)
     return []
-
-
-def _text(mail) -> str:
-    for part in mail.walk():
-        if part.get_content_type() == "text/plain":
-            return part.get_payload(decode=True).decode()
-    return ""
 
 
 def test_register_vet_found_alliance_request_approve_audit_and_mail(live, browser, db):
@@ -58,7 +51,7 @@ def test_register_vet_found_alliance_request_approve_audit_and_mail(live, browse
     verify = _mails(maildir, lambda m: m["To"] == "hanna@harbour.example"
                     and "Confirm" in m["Subject"])
     assert verify, "no confirmation mail:\n" + live["worker"].log()[-3000:]
-    link = re.search(r"http://\S+/register/confirm/\S+", _text(verify[0])).group(0)
+    link = re.search(r"http://\S+/register/confirm/\S+", mail_text(verify[0])).group(0)
     page.goto(link)
     assert "/auth/sign-in" in page.url and "Harbour CERT is registered" in page.content()
     sign_in(page, base, "hanna@harbour.example")

@@ -336,21 +336,28 @@ def test_a_note_posted_while_redis_is_down_alerts_its_watcher_once_redis_is_back
     assert _mails(smtp) == []  # no digest is due for anyone
 
 
-def test_smtp_550_is_not_retried_and_the_ledger_says_failed(server_app, worker, smtp, due,
-                                                            now):
-    smtp.fail_next = ["550 5.1.1 no such user"]
+def _failed_at_once(server_app, worker, smtp, now, reason: str) -> Delivery:
+    """The due digest, scheduled: it fails on its first attempt, is not retried, and the
+    outbox and the ledger say why. Returns the ledger row."""
     assert len(_schedule(server_app, now)) == 1
     assert _wait(lambda: _ledger()[0].state == "failed"), \
         f"ledger is {_ledger()[0].state}" + _why(worker)
     time.sleep(3)  # a retry would have run by now
     [message] = _outbox("digest")
     assert message.run_attempts == 1 and message.failed_at is not None
-    assert "550" in message.last_error
+    assert reason in message.last_error
     [row] = _ledger()
-    assert row.state == "failed" and "550" in row.error and row.sent_at is None
+    assert row.state == "failed" and reason in row.error and row.sent_at is None
+    assert _mails(smtp) == []
+    return row
+
+
+def test_smtp_550_is_not_retried_and_the_ledger_says_failed(server_app, worker, smtp, due,
+                                                            now):
+    smtp.fail_next = ["550 5.1.1 no such user"]
+    row = _failed_at_once(server_app, worker, smtp, now, "550")
     with server_app.app_context():
         assert [d.id for d in services.recent_deliveries("failed")] == [row.id]
-    assert _mails(smtp) == []
 
 
 def test_an_address_no_message_can_be_built_for_is_not_retried(server_app, worker, smtp, due,
@@ -360,15 +367,7 @@ def test_an_address_no_message_can_be_built_for_is_not_retried(server_app, worke
     db.session.execute(update(User).where(User.id == due.id).values(
         email="reader at reader.example"))
     db.session.commit()
-    assert len(_schedule(server_app, now)) == 1
-    assert _wait(lambda: _ledger()[0].state == "failed"), \
-        f"ledger is {_ledger()[0].state}" + _why(worker)
-    time.sleep(3)  # a retry would have run by now
-    [message] = _outbox("digest")
-    assert message.run_attempts == 1 and message.failed_at is not None
-    [row] = _ledger()
-    assert "cannot build the message" in row.error and row.sent_at is None
-    assert _mails(smtp) == []
+    _failed_at_once(server_app, worker, smtp, now, "cannot build the message")
 
 
 def test_access_is_checked_when_the_digest_is_sent_not_when_it_is_scheduled(

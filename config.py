@@ -44,6 +44,9 @@ class Config:
     # Characters of indicator patterns per post that the fast checker cannot vouch for and
     # stix2's own parser must read (about 7 µs a character: 256 KiB is about 2 s).
     STIX_MAX_SLOW_PATTERNS = int(os.environ.get("STIX_MAX_SLOW_PATTERNS", str(256 * 1024)))
+    # Observables per compose form: the stix2 library builds each (about 0.4 ms), so 30,000
+    # pasted lines held the request for over 10 s. More go in as a bundle or through the CLI.
+    COMPOSE_MAX_OBSERVABLES = int(os.environ.get("COMPOSE_MAX_OBSERVABLES", "5000"))
 
     # Signed-token lifetimes, in seconds.
     EMAIL_VERIFY_MAX_AGE = 60 * 60 * 48

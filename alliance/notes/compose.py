@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime
 
 import stix2
+from flask import current_app
 
 from alliance.core.errors import DomainError
 from alliance.core.vocab import policy_tag_label
@@ -16,11 +17,16 @@ def _plain(obj) -> dict:
 
 
 def parse_lines(text: str) -> tuple[list[tuple[str, str]], list[str]]:
-    """Observables pasted one per line: (kind, value) pairs and the lines not recognised."""
+    """Observables pasted one per line: (kind, value) pairs and the lines not recognised.
+    More lines than COMPOSE_MAX_OBSERVABLES is a DomainError (before any is read)."""
     found, unknown, seen = [], [], set()
-    for line in (text or "").splitlines():
-        if not line.strip():
-            continue
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    limit = current_app.config["COMPOSE_MAX_OBSERVABLES"]
+    if len(lines) > limit:
+        raise DomainError(f"At most {limit:,} observables per form; this has {len(lines):,}. "
+                          "Upload more as a STIX bundle, or import them with the CLI.",
+                          field="observables")
+    for line in lines:
         hit = observables.detect(line)
         if hit is None:
             unknown.append(line.strip()[:100])

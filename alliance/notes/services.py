@@ -249,13 +249,19 @@ def _seen(organisation_id: int):
     return or_(StixObject.scope == 0, StixObject.organisation_id != organisation_id)
 
 
-def _visible_object_ids(principal: Principal, object_ids) -> set[int]:
-    """The stored object versions (by row id) that some note the principal may read holds."""
+def _links(object_ids) -> list[tuple[int, int]]:
+    """(object row id, note id) for every note holding one of these stored versions."""
     links = []
     wanted = sorted(set(object_ids))
     for chunk in range(0, len(wanted), 500):
         links += db.session.execute(select(NoteObject.object_id, NoteObject.note_id).where(
             NoteObject.object_id.in_(wanted[chunk:chunk + 500]))).all()
+    return links
+
+
+def _visible_object_ids(principal: Principal, object_ids) -> set[int]:
+    """The stored object versions (by row id) that some note the principal may read holds."""
+    links = _links(object_ids)
     readable = readable_among(principal, {note_id for _, note_id in links})
     return {object_id for object_id, note_id in links if note_id in readable}
 
@@ -829,15 +835,11 @@ def history(principal: Principal, note: Note) -> list[Version]:
         rows += db.session.scalars(select(StixObject).where(
             StixObject.stix_id.in_(ids[chunk:chunk + 500]))).all()
     holders: dict[int, list[int]] = {}
-    wanted = sorted(r.id for r in rows)
-    for chunk in range(0, len(wanted), 500):
-        for object_id, note_id in db.session.execute(
-                select(NoteObject.object_id, NoteObject.note_id).where(
-                    NoteObject.object_id.in_(wanted[chunk:chunk + 500]))):
-            holders.setdefault(object_id, []).append(note_id)
-    readable = readable_among(principal, {n for held in holders.values() for n in held}
-                              | {r.first_note_id for r in rows})
-    posted, order = {}, sorted(readable)
+    for object_id, note_id in _links(r.id for r in rows):
+        holders.setdefault(object_id, []).append(note_id)
+    # The notes the principal may read among those, with when each was posted.
+    posted, order = {}, sorted({n for held in holders.values() for n in held}
+                               | {r.first_note_id for r in rows})
     for chunk in range(0, len(order), 500):
         posted.update((note_id, created) for note_id, created in db.session.execute(
             readable_notes(principal).with_only_columns(Note.id, Note.created_at)
@@ -846,10 +848,10 @@ def history(principal: Principal, note: Note) -> list[Version]:
     for r in rows:
         # Earlier versions of an edited note's report are held by no note any more; they
         # belong to the note they were first posted in.
-        if r.first_note_id in readable:
+        if r.first_note_id in posted:
             added = r.date_added
         else:
-            seen = [posted[n] for n in holders.get(r.id, ()) if n in readable]
+            seen = [posted[n] for n in holders.get(r.id, ()) if n in posted]
             if not seen:
                 continue
             added = max(r.date_added, min(seen))

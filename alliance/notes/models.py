@@ -222,17 +222,21 @@ class NoteComment(db.Model):
 class FormSubmission(db.Model):
     """What one sending of a compose or response form stored, under the form's key: its
     token (a hidden field, new on each page showing the form) and a digest of what was sent
-    in it (notes.views._submission_key). The same form sent again with the same content (a
-    double click, a reload of the POST, a retry after a timeout) finds this row and leads
-    to what the first stored instead of posting it twice. Unique per user: a key never
-    leads to another user's post."""
+    in it (notes.views._sending), and under the digest alone (content_key). The same form
+    sent again with the same content (a double click, a reload of the POST, a retry after a
+    timeout; Back and send again within services.RESENT_WITHIN) finds this row and leads
+    to what the first stored instead of posting it twice. Per user: a key never leads to
+    another user's post."""
 
     __tablename__ = "form_submissions"
-    __table_args__ = (UniqueConstraint("user_id", "form_key"),)
+    __table_args__ = (UniqueConstraint("user_id", "form_key"),
+                      Index("ix_form_submissions_user_id_content_key", "user_id",
+                            "content_key"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     form_key: Mapped[str] = mapped_column(String(64))
+    content_key: Mapped[str | None] = mapped_column(String(64))
     note_id: Mapped[int | None] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"),
                                                 index=True)
     comment_id: Mapped[int | None] = mapped_column(

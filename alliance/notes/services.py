@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import orjson
 import stix2
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    and_,
     any_,
     bindparam,
     func,
@@ -294,29 +295,52 @@ class AlreadyPosted(Conflict):
         self.note_id, self.comment_id = done.note_id, done.comment_id
 
 
-def _submission(actor, key: str) -> FormSubmission | None:
+# A form sent again with the same content this soon after is the same post, whatever page
+# it came from: Back re-fetches the compose page (signed-in pages are not cached), with a
+# token of its own, and the browser fills the fields in again as they were.
+RESENT_WITHIN = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Sending:
+    """One sending of a compose or response form (notes.views._sending): `key`, its page's
+    token with the digest of what was sent (unique per user: of two sendings at the same
+    moment, one stores); `content`, the digest alone."""
+
+    key: str
+    content: str
+
+
+def _submission(actor, sending: Sending) -> FormSubmission | None:
+    """What the same sending stored before: the same key, or the same content within
+    RESENT_WITHIN."""
     return db.session.scalar(select(FormSubmission).where(
-        FormSubmission.user_id == actor.id, FormSubmission.form_key == key))
+        FormSubmission.user_id == actor.id,
+        or_(FormSubmission.form_key == sending.key,
+            and_(FormSubmission.content_key == sending.content,
+                 FormSubmission.created_at >= utcnow() - RESENT_WITHIN)))
+        .order_by(FormSubmission.id).limit(1))
 
 
-def _check_submission(actor, key: str | None) -> None:
+def _check_submission(actor, sending: Sending | None) -> None:
     """Before any work: a form sent before is AlreadyPosted."""
-    if key and (done := _submission(actor, key)) is not None:
+    if sending and (done := _submission(actor, sending)) is not None:
         raise AlreadyPosted(done)
 
 
-def _record_submission(actor, key: str | None, **stored) -> None:
+def _record_submission(actor, sending: Sending | None, **stored) -> None:
     """In the posting transaction, flushed at once. Of two sendings at the same moment, both
     past _check_submission, the second's insert waits for the first's commit and fails on
     the unique key: it rolls back, storing nothing, and is AlreadyPosted."""
-    if not key:
+    if not sending:
         return
-    db.session.add(FormSubmission(user_id=actor.id, form_key=key, **stored))
+    db.session.add(FormSubmission(user_id=actor.id, form_key=sending.key,
+                                  content_key=sending.content, **stored))
     try:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        done = _submission(actor, key)
+        done = _submission(actor, sending)
         if done is None:
             raise
         raise AlreadyPosted(done) from None
@@ -349,7 +373,7 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
               publish_public: bool = False, warnings=(), progress=None,
               alerts: bool = True, refs: set[str] | None = None,
               also: Callable[[Note], None] | None = None,
-              submission: str | None = None) -> Note:
+              submission: Sending | None = None) -> Note:
     """Store a new note holding these STIX objects, for this audience. Raises DomainError
     (with .field) for form problems and BundleRejected (with .problems) for STIX ones;
     stores nothing then. `progress`, if given, is called with 1 after each object is
@@ -358,7 +382,7 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
     when parsing gathered them (Parsed.refs), so they are not walked again. `also`, if
     given, is called with the stored note before the commit, to store what belongs with it
     in the same transaction (a TAXII status): both or neither. `submission`: the compose
-    form's key (its token and content); the same key again is AlreadyPosted."""
+    form's sending (Sending); the same one again is AlreadyPosted."""
     if not getattr(actor, "can_act", False):
         raise NotAllowed("Only members of vetted organisations can post.")
     _check_submission(actor, submission)
@@ -664,7 +688,7 @@ def retract_note(actor, note: Note, reason: str, *, commit: bool = True) -> None
 
 
 def add_comment(actor, note: Note, kind: str, text: str = "", opinion: str | None = None,
-                submission: str | None = None):
+                submission: Sending | None = None):
     """A comment (STIX note), opinion or sighting on a note the actor has read; it inherits
     the note's audience and TLP. `submission`: as post_note's."""
     _check_submission(actor, submission)

@@ -92,14 +92,15 @@ def feed():
                            if cursor else None)
 
 
-def _submission_key(form) -> str | None:
+def _sending(form) -> services.Sending | None:
     """The form's token (new on each page showing it) with a digest of what was sent in it,
-    the upload included: the same form sent twice with the same content posts once, while
-    one sent again changed (back, edit, send) is a new post. None without a token."""
+    the upload included, and the digest alone: the same form sent twice with the same
+    content posts once, while one sent again changed (back, edit, send) is a new post.
+    None without a token."""
     token = form.submission.data
     if not token:
         return None
-    digest = hashlib.sha256(orjson.dumps([token, request.path]))
+    digest = hashlib.sha256(orjson.dumps(request.path))
     for name, value in sorted(request.form.items(multi=True)):
         if name not in ("csrf_token", "submission"):
             digest.update(orjson.dumps([name, value]))
@@ -110,7 +111,9 @@ def _submission_key(form) -> str | None:
         while chunk := stream.read(1 << 20):
             digest.update(chunk)
         stream.seek(0)
-    return digest.hexdigest()
+    content = digest.hexdigest()
+    return services.Sending(key=hashlib.sha256(orjson.dumps([token, content])).hexdigest(),
+                            content=content)
 
 
 def _already_posted(exc: services.AlreadyPosted, note=None):
@@ -182,7 +185,7 @@ def compose_note(kind):
                                                 form.tlp.data, form.recipients.data or [])
         else:
             try:
-                key = _submission_key(form)
+                sending = _sending(form)
                 objects, warnings, refs = _objects_for(kind, form)
                 note = services.post_note(
                     current_user, title=form.title.data, tlp=form.tlp.data,
@@ -193,7 +196,7 @@ def compose_note(kind):
                     sectors=getattr(form, "sectors", None) and form.sectors.data or [],
                     countries=getattr(form, "countries", None) and form.countries.data or [],
                     publish_public=form.publish_public.data, warnings=warnings, refs=refs,
-                    submission=key)
+                    submission=sending)
             except services.AlreadyPosted as exc:
                 return _already_posted(exc)
             except BundleRejected as exc:
@@ -318,7 +321,7 @@ def respond(uuid):
         abort(400)
     try:
         services.add_comment(current_user, note, form.kind.data, form.text.data or "",
-                             form.opinion.data or None, submission=_submission_key(form))
+                             form.opinion.data or None, submission=_sending(form))
     except services.AlreadyPosted as exc:
         return _already_posted(exc, note)
     except DomainError as exc:

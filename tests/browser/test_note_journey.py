@@ -133,3 +133,36 @@ def test_share_note_clicked_again_while_the_first_answer_is_slow_posts_one_note(
     assert page.url.endswith(f"/notes/{note.uuid}")
     assert "That form was sent twice; it is posted once, here." in page.content()
     context.close()
+
+
+def test_back_after_sharing_and_share_note_again_posts_one_note(live, browser, member,
+                                                                alliance):
+    """Back after the note is shared: the browser fetches the compose page again (signed-in
+    pages are not cached), with a token of its own, and fills some fields in again as they
+    were (chromium: the title, not the observables, which the person pastes again). "Share
+    note" there sends the same note a second time: it leads to the first."""
+    base = live["url"]
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, base, member.email)
+    page.goto(f"{base}/notes/new/indicators")
+    page.fill("input[name=title]", "Shared, then Back")
+    page.fill("textarea[name=observables]", "203.0.113.78")
+    sent_before = live["requests"].count(("POST", "/notes/new/indicators"))
+    page.click("#post-submit")
+    page.wait_for_url(NOTE_URL)
+    [note] = _notes("Shared, then Back")
+    first = page.url
+
+    page.go_back()
+    page.wait_for_url(f"{base}/notes/new/indicators")
+    assert page.input_value("input[name=title]") == "Shared, then Back"
+    page.fill("textarea[name=observables]", "203.0.113.78")
+    page.click("#post-submit")
+    page.wait_for_url(NOTE_URL)
+
+    assert live["requests"].count(("POST", "/notes/new/indicators")) - sent_before == 2
+    assert _notes("Shared, then Back") == [note]
+    assert page.url == first
+    assert "That form was sent twice; it is posted once, here." in page.content()
+    context.close()

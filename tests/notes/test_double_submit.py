@@ -1,9 +1,10 @@
 """A compose or response form sent twice (a double click on "Post", a reload of the POST, a
-retry after a timeout) posts once, and leads the second time to what the first posted. The
-same form sent again with other content (back, edit, send) is a new post, and a token never
-leads to another user's post."""
+retry after a timeout, Back and send again) posts once, and leads the second time to what the
+first posted. The same form sent again with other content (back, edit, send) is a new post,
+the same content long after is a new post, and a token never leads to another user's post."""
 import io
 import re
+from datetime import timedelta
 
 import orjson
 from sqlalchemy import func, select
@@ -48,15 +49,44 @@ def test_a_compose_form_sent_twice_posts_one_note_and_leads_to_it(client, member
     assert "That form was sent twice; it is posted once, here." in page
 
 
-def test_each_page_showing_the_form_has_a_token_of_its_own(client, member, alliance):
-    """Two notes deliberately posted alike, each from a page of its own, are two notes."""
+def test_the_same_content_from_a_page_of_its_own_posts_once_until_some_time_has_passed(
+        client, member, alliance):
+    """Back re-fetches the compose page (signed-in pages are not cached): a new token, and
+    the browser fills the fields in again. Sent again soon after, it is the same post; the
+    same content posted again later is a new note."""
     factories.login(client, member)
-    tokens = [_token(client, "/notes/new/indicators") for _ in range(2)]
-    assert tokens[0] != tokens[1]
-    for token in tokens:
-        assert client.post("/notes/new/indicators",
-                           data=_indicator_form(alliance, token)).status_code == 302
+    tokens = [_token(client, "/notes/new/indicators") for _ in range(3)]
+    assert len(set(tokens)) == 3
+    first = client.post("/notes/new/indicators", data=_indicator_form(alliance, tokens[0]))
+    before = counts()
+    again = client.post("/notes/new/indicators", data=_indicator_form(alliance, tokens[1]))
+    assert again.status_code == 302
+    assert again.headers["Location"] == first.headers["Location"]
+    assert counts() == before
+    assert len(_notes()) == 1
+
+    for row in db.session.scalars(select(FormSubmission)):
+        row.created_at -= services.RESENT_WITHIN + timedelta(seconds=1)
+    db.session.commit()
+    later = client.post("/notes/new/indicators", data=_indicator_form(alliance, tokens[2]))
+    assert later.status_code == 302
+    assert later.headers["Location"] != first.headers["Location"]
     assert len(_notes()) == 2
+
+
+def test_the_same_content_to_another_form_or_by_another_user_is_another_post(
+        client, member, alliance):
+    colleague = factories.make_user(member.organisation, "colleague@member.example")
+    factories.login(client, member)
+    form = _indicator_form(alliance, _token(client, "/notes/new/indicators"))
+    assert client.post("/notes/new/indicators", data=form).status_code == 302
+    incident = {**form, "submission": _token(client, "/notes/new/incident")}
+    assert client.post("/notes/new/incident", data=incident).status_code == 302
+    factories.login(client, colleague)
+    theirs = {**form, "submission": _token(client, "/notes/new/indicators")}
+    assert client.post("/notes/new/indicators", data=theirs).status_code == 302
+    assert [(n.kind, n.author_id) for n in _notes()] == [
+        ("indicators", member.id), ("incident", member.id), ("indicators", colleague.id)]
 
 
 def test_the_form_sent_again_with_other_content_is_a_new_note(client, member, alliance):
@@ -142,7 +172,7 @@ def test_two_sendings_at_the_same_moment_store_one_note(member, alliance, monkey
     def post():
         return services.post_note(member, title="Raced", tlp="GREEN",
                                   alliance_ids=[alliance.id], objects=[indicator()],
-                                  submission="k" * 64)
+                                  submission=services.Sending("k" * 64, "K" * 64))
 
     first = post()
     before = counts()
@@ -160,9 +190,10 @@ def test_a_comment_sent_twice_at_the_same_moment_is_stored_once(member, coordina
     note = services.post_note(member, title="Asked", tlp="GREEN", alliance_ids=[alliance.id],
                               objects=[indicator()])
     monkeypatch.setattr(services, "_check_submission", lambda actor, key: None)
-    first = services.add_comment(coordinator, note, "comment", "once", submission="c" * 64)
+    sending = services.Sending("c" * 64, "C" * 64)
+    first = services.add_comment(coordinator, note, "comment", "once", submission=sending)
     try:
-        services.add_comment(coordinator, note, "comment", "once", submission="c" * 64)
+        services.add_comment(coordinator, note, "comment", "once", submission=sending)
     except services.AlreadyPosted as exc:
         assert exc.comment_id == first.id
     else:

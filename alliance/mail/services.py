@@ -3,6 +3,7 @@ SMTP, SMTPS or into a maildir, as MAIL_URL says. Mail is only ever sent by the o
 below, in a Celery worker, after the transaction that asked for it has committed."""
 import binascii
 import io
+import logging
 import mailbox
 import os
 import re
@@ -21,6 +22,8 @@ import idna
 from flask import current_app, render_template
 
 from alliance.outbox.services import PermanentFailure, TemporaryFailure, enqueue, handler
+
+log = logging.getLogger(__name__)
 
 
 def queue_mail(to: str | list[str], template: str, subject: str, **context) -> None:
@@ -258,12 +261,16 @@ def _send_smtp(url: str, msg: EmailMessage) -> None:
                                context=ssl.create_default_context())
         else:
             client = _SMTP(host, parts.port or 25, timeout=timeout)
-        with client:
+        try:
             if parts.scheme == "smtp" and client.has_extn("starttls"):
                 client.starttls(context=ssl.create_default_context())
             if parts.username:
                 client.login(unquote(parts.username), unquote(parts.password or ""))
             _smtp_send(client, msg)
+        except BaseException:
+            client.close()
+            raise
+        _quit(client)
     except smtplib.SMTPNotSupportedError as exc:
         # e.g. an address that needs SMTPUTF8 and a server without it: no retry will help.
         raise PermanentFailure(f"SMTP: {exc}") from exc
@@ -278,6 +285,18 @@ def _send_smtp(url: str, msg: EmailMessage) -> None:
         raise PermanentFailure(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
     except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
         raise TemporaryFailure(f"SMTP connection: {exc}") from exc
+
+
+def _quit(client: smtplib.SMTP) -> None:
+    """QUIT after the server accepted the message: whatever it answers now (a 421 from a
+    server going down, a dropped connection), the message is delivered, and a retry would
+    send it a second time."""
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError) as exc:
+        log.warning("SMTP QUIT after the message was accepted: %s", exc)
+    finally:
+        client.close()
 
 
 def _smtp_send(client: smtplib.SMTP, msg: EmailMessage) -> None:

@@ -616,6 +616,11 @@ def _active_users():
                Organisation.status == "approved").order_by(User.id)).all()
 
 
+# How far back a digest's window may reach to carry on from the last digest (_window_start):
+# a week's period and a day's slack for zone changes.
+MAX_CATCH_UP = timedelta(days=8)
+
+
 def schedule_due(now: datetime | None = None, publish: bool = True) -> list[int]:
     """One scheduling cycle: a ledger row and an outbox message for every user whose digest
     period has ended and was not yet scheduled. Safe to run twice, or in two beats at once.
@@ -626,10 +631,13 @@ def schedule_due(now: datetime | None = None, publish: bool = True) -> list[int]
     users = _active_users()
     prefs = _effective_preferences(users)
     recent = defaultdict(list)
-    for user_id, key in db.session.execute(
-            select(Delivery.user_id, Delivery.period_key).where(
+    ended: dict[int, datetime] = {}
+    for user_id, key, window_end in db.session.execute(
+            select(Delivery.user_id, Delivery.period_key, Delivery.window_end).where(
                 Delivery.kind == "digest", Delivery.created_at >= now - timedelta(days=9))):
         recent[user_id].append(key)
+        if window_end is not None and (user_id not in ended or window_end > ended[user_id]):
+            ended[user_id] = window_end
     due = []
     for user in users:
         p = prefs[user.id]
@@ -642,9 +650,12 @@ def schedule_due(now: datetime | None = None, publish: bool = True) -> list[int]
                                          last_sent_key=last)
         except ValueError:
             continue  # a zone that vanished from the tz database: skip rather than stop all
-        if period is not None:
+        if period is None:
+            continue
+        start = _window_start(period, ended.get(user.id))
+        if start is not None:
             due.append({"user_id": user.id, "kind": "digest", "period_key": period.key,
-                        "window_start": period.start, "window_end": period.end,
+                        "window_start": start, "window_end": period.end,
                         "state": "pending", "items": 0, "created_at": now})
     created = []
     for start in range(0, len(due), 500):
@@ -654,6 +665,21 @@ def schedule_due(now: datetime | None = None, publish: bool = True) -> list[int]
         while relay_pending():
             pass
     return created
+
+
+def _window_start(period, last_end: datetime | None) -> datetime | None:
+    """Where a digest's window starts: where the user's last digest's window ended, so that
+    after a change of hour, zone, weekday or frequency no note falls between two digests
+    and none is in both (the new schedule's period would start elsewhere). Not further back
+    than MAX_CATCH_UP before the period's end: digests off for a while start afresh. None
+    when the last digest already covered the whole period."""
+    if last_end is None:
+        return period.start
+    if last_end >= period.end:
+        return None
+    if last_end < period.end - MAX_CATCH_UP:
+        return period.start
+    return last_end
 
 
 def _insert_new_deliveries(rows: list[dict]) -> list[int]:

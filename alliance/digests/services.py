@@ -803,23 +803,27 @@ def alert_limit() -> int:
 def scan_note_for_watchers(message) -> None:
     """After a note is posted: a ledger row per (watching user who may read it, note), then
     an alert, or a fold into the next digest once the user had ALERT_LIMIT alerts in the
-    last hour. A watcher who may not read the note gets no row: it would count towards
-    their limit, and anyone could then hold back their alerts with notes they never see.
-    Who may read the note is decided again when the alert is sent."""
+    last hour (a user who gets no digest gets every alert: a fold would lose the match).
+    A watcher who may not read the note gets no row: it would count towards their limit,
+    and anyone could then hold back their alerts with notes they never see. Who may read
+    the note is decided again when the alert is sent."""
     note_id = message.payload["note_id"]
     matches = _matching_terms([note_id])
     now = utcnow()
     for (user_id, _), terms in sorted(matches.items()):
         user = db.session.get(User, user_id)
-        if user is None or not user.can_act or not preferences_of(user).alerts:
+        prefs = preferences_of(user) if user is not None else None
+        if user is None or not user.can_act or not prefs.alerts:
             continue
         if note_id not in readable_among(Principal.of(user), [note_id]):
             continue
-        recent = db.session.scalar(select(func.count()).select_from(Delivery).where(
-            Delivery.user_id == user_id, Delivery.kind == "alert",
-            Delivery.state.in_(("pending", "sent")),
-            Delivery.created_at >= now - timedelta(hours=1)))
-        state = "folded" if recent >= alert_limit() else "pending"
+        state = "pending"
+        if prefs.frequency != "off":  # with no digest to fold into, every match is alerted
+            recent = db.session.scalar(select(func.count()).select_from(Delivery).where(
+                Delivery.user_id == user_id, Delivery.kind == "alert",
+                Delivery.state.in_(("pending", "sent")),
+                Delivery.created_at >= now - timedelta(hours=1)))
+            state = "folded" if recent >= alert_limit() else "pending"
         try:
             with db.session.begin_nested():
                 row = Delivery(user_id=user_id, kind="alert", period_key=f"alert:{note_id}",
@@ -861,7 +865,8 @@ def send_alert(message) -> None:
         subject = (f"[TLP:{note.tlp}] CyberPeace alert — "
                    + (f"{term} in a new note" if term else "a note matches a watch term"))
     text, html = render_mail("alert", item=item, term=term, subject=subject,
-                             red=note.tlp == "RED", **links)
+                             red=note.tlp == "RED",
+                             digests=preferences_of(user).frequency != "off", **links)
     message_id = deterministic_message_id(f"alert-{user.id}-{delivery.note_id}")
     delivery.items, delivery.strictest_tlp, delivery.message_id = 1, note.tlp, message_id
     db.session.commit()

@@ -435,6 +435,8 @@ def test_alerts_past_the_hourly_limit_are_folded_into_the_next_digest(
 
     assert len(mails.to(watcher, "alert")) == 2
     assert [r.state for r in ledger(watcher, "alert")] == ["sent", "sent", "folded"]
+    for part in parts(mails.to(watcher, "alert")[0]):
+        assert "more matches wait for your next" in part
     # Only the fold brings a note into the digest: the notes themselves are made older than
     # the digest's period.
     db.session.execute(update(Note).where(Note.id.in_([n.id for n in notes])).values(
@@ -448,6 +450,27 @@ def test_alerts_past_the_hourly_limit_are_folded_into_the_next_digest(
         assert "Beacon number 3" in part
         assert "Beacon number 1" not in part and "Beacon number 2" not in part
         assert "matches your watch term evil.example" in part
+
+
+def test_a_user_who_gets_no_digest_gets_every_alert_and_is_told_so(
+        app, mails, monkeypatch, coordinator, alliance, watcher):
+    """Alerts only (digests off, as the preferences form and the unsubscribe page offer):
+    past the hourly limit there is no digest to fold a match into, so it is alerted too."""
+    monkeypatch.setitem(app.config, "ALERT_LIMIT_PER_HOUR", 2)
+    services.save_preferences(watcher, frequency="off", hour=8, timezone="UTC", alerts=True)
+    for n in (1, 2, 3):
+        post(coordinator, f"Beacon number {n}", "GREEN", [alliance], domain="evil.example")
+
+    run_alerts()
+
+    assert [r.state for r in ledger(watcher, "alert")] == ["sent", "sent", "sent"]
+    alerts = mails.to(watcher, "alert")
+    assert sorted(next(t for t in ("Beacon number 1", "Beacon number 2", "Beacon number 3")
+                       if t in parts(m)[0]) for m in alerts) == [
+        "Beacon number 1", "Beacon number 2", "Beacon number 3"]
+    for part in parts(alerts[0])[:2]:
+        assert "you get no digest" in part
+        assert "wait for your next" not in part
 
 
 def _write_bundle(tmp_path):

@@ -22,6 +22,7 @@ from alliance.core.views import flash_error
 from alliance.extensions import db, limiter
 
 bp = Blueprint("auth", __name__)
+ACCOUNT_SCOPE = "signin-account"
 
 
 def _account_key() -> str:
@@ -30,8 +31,13 @@ def _account_key() -> str:
     return "signin:" + services.normalise_email(request.form.get("email", ""))[:254]
 
 
-def _failed(response) -> bool:
-    return response.status_code != 302
+def _forget_failed_attempts() -> None:
+    """Signed in: the account's attempts so far no longer count. Every attempt is counted
+    before its password is checked (attempts sent at the same moment cannot all pass a test
+    made before any of them is counted), so a success takes its own back with the rest."""
+    for limit in limiter.current_limits:
+        if limit.request_args[-1].endswith(":" + ACCOUNT_SCOPE):
+            limit.limiter.clear(limit.limit, *limit.request_args)
 
 
 def _lockout_recorded(target_type: str, label: str, limit: RequestLimit) -> bool:
@@ -76,8 +82,7 @@ def _record_ip_lockout(limit: RequestLimit):
 @limiter.limit(lambda: current_app.config["SIGNIN_LIMIT_IP"], methods=["POST"],
                on_breach=_record_ip_lockout, scope="signin-ip")
 @limiter.limit(lambda: current_app.config["SIGNIN_LIMIT_ACCOUNT"], methods=["POST"],
-               key_func=_account_key, deduct_when=_failed, on_breach=_record_lockout,
-               scope="signin-account")
+               key_func=_account_key, on_breach=_record_lockout, scope=ACCOUNT_SCOPE)
 def sign_in():
     if current_user.is_authenticated:
         return redirect(url_for("core.index"))
@@ -87,6 +92,7 @@ def sign_in():
         user = services.authenticate(form.email.data, form.password.data)
         if user is not None:
             services.sign_in(user)
+            _forget_failed_attempts()
             return redirect(next_url if is_safe_next(next_url) else url_for("core.index"))
         form.password.errors.append("The e-mail address or the password is not correct.")
     status = 200 if request.method == "GET" else 401

@@ -1,4 +1,6 @@
 """Sign-in and sign-out: sessions, throttling, cookies and where the user is sent afterwards."""
+import threading
+
 import pytest
 from sqlalchemy import select
 
@@ -136,6 +138,52 @@ def test_lockout_of_one_account_does_not_lock_others(client, analyst):
 def test_successful_sign_ins_do_not_count_towards_the_lockout(make_client, analyst):
     for _ in range(6):
         assert sign_in(make_client(), analyst.email).status_code == 302
+
+
+def test_wrong_passwords_sent_at_the_same_moment_get_no_more_guesses_than_the_limit(
+        app, make_client, analyst, monkeypatch):
+    """Eight guesses in flight at once, from eight addresses, against an account allowed
+    five: each is counted before its password is checked, so five are checked. (Counted
+    after the answer, all eight passed the check before any was counted.) The password
+    check is held until five are inside it, as scrypt's 0.2 s would hold them."""
+    from alliance.auth import services
+
+    limit = 5
+    inside = threading.Barrier(limit, timeout=5)
+    checked = []
+
+    def slow_wrong_password(email, password):
+        checked.append(password)
+        try:
+            inside.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return None
+
+    monkeypatch.setattr(services, "authenticate", slow_wrong_password)
+    email, statuses = analyst.email, []
+
+    def attempt(i):
+        with app.app_context():
+            statuses.append(sign_in(make_client(), email, f"{WRONG}-{i}",
+                                    ip=f"10.0.0.{i + 1}").status_code)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+    assert len(checked) == limit
+    assert sorted(statuses) == [401] * limit + [429] * 3
+
+
+def test_a_sign_in_clears_the_failed_attempts_before_it(make_client, analyst):
+    for _ in range(4):
+        assert sign_in(make_client(), analyst.email, WRONG).status_code == 401
+    assert sign_in(make_client(), analyst.email).status_code == 302
+    for _ in range(4):
+        assert sign_in(make_client(), analyst.email, WRONG).status_code == 401
 
 
 def test_too_many_attempts_from_one_address_are_refused_but_other_addresses_are_not(

@@ -1,4 +1,5 @@
 """Flask extensions, created unbound; the factory binds them to an app."""
+import ipaddress
 import json
 
 import orjson
@@ -47,7 +48,22 @@ db = SQLAlchemy(model_class=Base, engine_options={"json_serializer": _json_dumps
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address)
+def client_network() -> str:
+    """The client a per-address limit counts: its address, or for IPv6 its /64 (the least a
+    network hands one client, who could send each attempt from another address in it)."""
+    address = get_remote_address()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+limiter = Limiter(key_func=client_network)
 
 
 def celery_init_app(app: Flask) -> Celery:

@@ -19,7 +19,7 @@ from alliance.auth.forms import (
 from alliance.core.errors import DomainError
 from alliance.core.urls import is_safe_next
 from alliance.core.views import flash_error
-from alliance.extensions import db, limiter
+from alliance.extensions import client_network, db, limiter
 
 bp = Blueprint("auth", __name__)
 ACCOUNT_SCOPE = "signin-account"
@@ -70,10 +70,11 @@ def _record_lockout(limit: RequestLimit):
 def _record_ip_lockout(limit: RequestLimit):
     """The per-address limit was reached: one client is trying many accounts (password
     spraying, credential stuffing), which no single account's limit shows."""
-    ip = request.remote_addr or "unknown"
-    if _lockout_recorded("ip", ip, limit):
+    network = client_network() or "unknown"
+    if _lockout_recorded("ip", network, limit):
         return None
-    record("signin.lockout", None, ("ip", None, ip), ip=ip, limit=str(limit.limit))
+    record("signin.lockout", None, ("ip", None, network), ip=request.remote_addr,
+           limit=str(limit.limit))
     db.session.commit()
     return None
 

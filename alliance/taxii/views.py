@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from alliance.apikeys.services import authenticate
-from alliance.extensions import csrf, limiter
+from alliance.extensions import client_network, csrf, limiter
 from alliance.notes.validation import BundleRejected, parse_envelope
 from alliance.taxii import services
 from alliance.taxii.services import TaxiiError
@@ -67,11 +67,21 @@ def _presented_key() -> str | None:
     return None
 
 
+def _authenticated():
+    """The presented key's (key, user), or None; checked once a request (the rate limit's
+    key needs it before the view runs)."""
+    if "taxii_auth" not in g:
+        g.taxii_auth = authenticate(_presented_key())
+    return g.taxii_auth
+
+
 def _rate_key() -> str:
-    presented = _presented_key() or ""
-    # maxsplit 2, as in apikeys.services.authenticate: the secret itself may contain "_".
-    parts = presented.split("_", 2)
-    return f"taxii-key:{parts[1]}" if len(parts) == 3 else f"taxii-ip:{request.remote_addr}"
+    """A key's own allowance only once it is checked: a key's prefix is no secret (it names
+    the key on pages and in the audit log), so a bucket chosen by an unchecked one could be
+    emptied by anyone, and a new made-up prefix a request would escape every limit. Anything
+    else counts against the client's address."""
+    found = _authenticated()
+    return f"taxii-key:{found[0].id}" if found else f"taxii-ip:{client_network()}"
 
 
 def api(view):
@@ -81,7 +91,7 @@ def api(view):
     def wrapped(*args, **kwargs):
         if not _accepts_taxii():
             raise TaxiiError(406, "Not acceptable", f"This API answers only {TAXII}.")
-        found = authenticate(_presented_key())
+        found = _authenticated()
         if found is None:
             raise TaxiiError(401, "Authentication required",
                              "Send a valid API key: HTTP Basic with the key as the password, "

@@ -481,6 +481,34 @@ def test_the_rate_limit_is_per_key_and_answers_429_as_a_taxii_error(
         limiter.reset()
 
 
+def test_requests_under_a_forged_secret_do_not_use_up_the_real_keys_allowance(
+        app, client, member, monkeypatch):
+    """A key's prefix is no secret (it names the key on the account page and in the audit
+    log): requests presenting it with a made-up secret count against their own address."""
+    monkeypatch.setitem(app.config, "TAXII_RATE_LIMIT", "3 per minute")
+    key, plaintext = new_key(member)
+    forged = f"cpa_{key.prefix}_{'A' * 43}"
+    try:
+        for _ in range(3):
+            assert client.get("/taxii2/", headers={"Authorization": f"Bearer {forged}",
+                                                   "Accept": TAXII},
+                              environ_base={"REMOTE_ADDR": "198.51.100.66"}).status_code == 401
+        assert taxii_get(client, "/taxii2/", plaintext).status_code == 200
+    finally:
+        limiter.reset()
+
+
+def test_made_up_keys_from_one_address_share_its_allowance(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "TAXII_RATE_LIMIT", "3 per minute")
+    try:
+        statuses = [taxii_get(client, "/taxii2/", f"cpa_{i:012x}_{'B' * 43}").status_code
+                    for i in range(5)]
+        assert statuses == [401, 401, 401, 429, 429]
+        assert_taxii_error(taxii_get(client, "/taxii2/", "cpa_fffffff_x"), 429)
+    finally:
+        limiter.reset()
+
+
 # --- the pages ----------------------------------------------------------------------------
 
 def test_the_account_page_shows_who_you_are_and_where_to_go(as_member, member):

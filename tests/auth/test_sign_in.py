@@ -197,6 +197,20 @@ def test_too_many_attempts_from_one_address_are_refused_but_other_addresses_are_
     assert sign_in(make_client(), analyst.email, ip="198.51.100.4").status_code == 302
 
 
+def test_an_ipv6_client_is_one_client_across_its_64(app, make_client, analyst, monkeypatch):
+    """An IPv6 client holds at least a /64 and could send each attempt from another address
+    in it: the per-address limit counts the /64 (and its lockout is audited once)."""
+    monkeypatch.setitem(app.config, "SIGNIN_LIMIT_IP", "3 per 15 minutes")
+    for n in range(3):
+        assert sign_in(make_client(), f"user{n}@nowhere.example", WRONG,
+                       ip=f"2001:db8:1:2::{n + 1:x}").status_code == 401
+    for n in range(3, 6):
+        assert sign_in(make_client(), f"user{n}@nowhere.example", WRONG,
+                       ip=f"2001:db8:1:2:{n:x}::1").status_code == 429
+    assert sign_in(make_client(), analyst.email, ip="2001:db8:1:3::1").status_code == 302
+    assert [e.target_label for e in lockout_events()] == ["2001:db8:1:2::/64"]
+
+
 def test_too_many_attempts_from_one_address_are_audited_once_per_burst(
         app, make_client, monkeypatch):
     """Many accounts tried from one address (password spraying) is a lockout no account's own

@@ -61,6 +61,7 @@ class Config:
     # Registration mails one address may get (whoever registers with it, from wherever); the
     # rest are dropped without a word, and the form's answer stays the same.
     REGISTER_MAIL_LIMIT = os.environ.get("REGISTER_MAIL_LIMIT", "3 per hour")
+    RESET_MAIL_LIMIT = os.environ.get("RESET_MAIL_LIMIT", "3 per hour")
 
     # Outbox relay: how often beat relays pending rows, and how long a web request may wait
     # on the broker before leaving the row for the relay.

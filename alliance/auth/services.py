@@ -9,6 +9,7 @@ import hmac
 import idna
 from flask import current_app, session
 from flask_login import login_user, logout_user
+from limits import parse as parse_limit
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
@@ -19,7 +20,7 @@ from alliance.auth.tokens import make_token, read_token
 from alliance.core.errors import DomainError
 from alliance.core.models import utcnow
 from alliance.core.urls import external_url
-from alliance.extensions import db
+from alliance.extensions import db, limiter
 from alliance.mail.services import queue_mail
 from alliance.outbox.services import enqueue, handler
 
@@ -179,9 +180,14 @@ def request_password_reset(email: str) -> None:
 @handler(RESET_REQUESTED)
 def send_password_reset(message) -> None:
     """Outbox handler: queue a reset link to the address asked for, when an active account
-    uses it; otherwise do nothing."""
+    uses it; otherwise do nothing. At most RESET_MAIL_LIMIT to one account: the form is
+    limited per client, and anyone may ask for a link to any address from many clients.
+    Counted here, in the worker, so the request takes the same time for every address."""
     user = find_user_by_email(message.payload.get("email", ""))
     if user is None or not user.is_active:
+        return
+    if not limiter.limiter.hit(parse_limit(current_app.config["RESET_MAIL_LIMIT"]),
+                               "reset-mail", str(user.id)):
         return
     token = make_token("reset-password", {"uid": user.id, "fp": _password_fingerprint(user)})
     queue_mail(user.email, "reset_password", "Reset your password", name=user.name,

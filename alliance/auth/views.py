@@ -23,6 +23,7 @@ from alliance.extensions import client_network, db, limiter
 
 bp = Blueprint("auth", __name__)
 ACCOUNT_SCOPE = "signin-account"
+PASSWORD_SCOPE = "password-change"  # noqa: S105 (a limit's name)
 
 
 def _account_key() -> str:
@@ -31,23 +32,25 @@ def _account_key() -> str:
     return "signin:" + services.normalise_email(request.form.get("email", ""))[:254]
 
 
-def _forget_failed_attempts() -> None:
-    """Signed in: the account's attempts so far no longer count. Every attempt is counted
-    before its password is checked (attempts sent at the same moment cannot all pass a test
-    made before any of them is counted), so a success takes its own back with the rest."""
+def _forget_failed_attempts(scope: str) -> None:
+    """Signed in (or the password changed): the attempts so far no longer count. Every
+    attempt is counted before its password is checked (attempts sent at the same moment
+    cannot all pass a test made before any of them is counted), so a success takes its own
+    back with the rest."""
     for limit in limiter.current_limits:
-        if limit.request_args[-1].endswith(":" + ACCOUNT_SCOPE):
+        if limit.request_args[-1].endswith(":" + scope):
             limit.limiter.clear(limit.limit, *limit.request_args)
 
 
-def _lockout_recorded(target_type: str, label: str, limit: RequestLimit) -> bool:
+def _lockout_recorded(target_type: str, label: str, limit: RequestLimit,
+                      action: str = "signin.lockout") -> bool:
     # Audited once per lockout burst. The limiter calls on_breach for every refused attempt, so
     # a burst that is already in the log (an event since the limit's current window began) is
     # not recorded again: hammering a locked account must not flood the audit log. The check
     # is in the database, so it holds across processes.
     window_start = datetime.fromtimestamp(limit.window.reset_time - limit.limit.get_expiry(), UTC)
     return db.session.scalar(select(AuditEvent.id).where(
-        AuditEvent.action == "signin.lockout", AuditEvent.target_type == target_type,
+        AuditEvent.action == action, AuditEvent.target_type == target_type,
         AuditEvent.target_label == label[:300], AuditEvent.created_at >= window_start)
         .limit(1)) is not None
 
@@ -93,7 +96,7 @@ def sign_in():
         user = services.authenticate(form.email.data, form.password.data)
         if user is not None:
             services.sign_in(user)
-            _forget_failed_attempts()
+            _forget_failed_attempts(ACCOUNT_SCOPE)
             return redirect(next_url if is_safe_next(next_url) else url_for("core.index"))
         form.password.errors.append("The e-mail address or the password is not correct.")
     status = 200 if request.method == "GET" else 401
@@ -158,7 +161,29 @@ def reset_password(token):
         request.method == "POST" else 200
 
 
+def _password_change_key() -> str:
+    # The limiter runs before login_required: a visitor signed out is keyed by address.
+    return f"password-change:{current_user.get_id() or client_network()}"
+
+
+def _record_password_lockout(limit: RequestLimit):
+    """The current password was guessed too often: whoever holds this session is not sure
+    of it. Audited once per burst, as a sign-in lockout is."""
+    if not current_user.is_authenticated:
+        return None
+    user = current_user._get_current_object()
+    if _lockout_recorded("user", user.email, limit, action="password.lockout"):
+        return None
+    record("password.lockout", user, ("user", user.id, user.email),
+           organisation=user.organisation, ip=request.remote_addr, limit=str(limit.limit))
+    db.session.commit()
+    return None
+
+
 @bp.route("/password", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["SIGNIN_LIMIT_ACCOUNT"], methods=["POST"],
+               key_func=_password_change_key, on_breach=_record_password_lockout,
+               scope=PASSWORD_SCOPE)
 @login_required
 def change_password():
     form = ChangePasswordForm()
@@ -169,6 +194,7 @@ def change_password():
         except DomainError as exc:
             flash_error(exc, form)
         else:
+            _forget_failed_attempts(PASSWORD_SCOPE)
             flash("Your password is changed; your other sessions are signed out.", "success")
             return redirect(url_for("core.index"))
     return render_template("auth/change_password.html", form=form), 422 if form.errors else 200

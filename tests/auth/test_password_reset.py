@@ -173,3 +173,16 @@ def test_reset_confirms_an_unverified_address(client, db):
     choose(client, path_of(mail["context"]["link"]))
 
     assert factories.fresh(user).email_verified_at is not None
+
+
+def test_reset_mails_to_one_account_are_capped_whoever_asks(client, user):
+    """The form is limited per client; an account gets at most RESET_MAIL_LIMIT (3 an hour)
+    links however many clients ask, the rest dropped without a word to the asker."""
+    for i in range(6):
+        response = client.post("/auth/reset", data={"email": user.email},
+                               environ_base={"REMOTE_ADDR": f"192.0.2.{i + 1}"})
+        assert response.status_code == 200
+        assert "If an account uses that address" in response.get_data(as_text=True)
+    run_outbox("auth.password_reset")
+
+    assert len([m for m in mails_with("reset_password") if m["to"] == user.email]) == 3

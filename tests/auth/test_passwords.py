@@ -121,3 +121,53 @@ def test_a_password_change_that_fails_part_way_changes_nothing(make_client, db):
     assert fresh.session_version == user.session_version
     assert is_signed_in(elsewhere)
     assert sign_in(make_client(), user.email).status_code == 302
+
+
+def test_guessing_the_current_password_on_the_change_form_is_throttled_and_audited(
+        make_client, db):
+    """Whoever holds a stolen or unattended session must not try current passwords without
+    end: the form allows SIGNIN_LIMIT_ACCOUNT (5 in 15 minutes) per user, like sign-in, the
+    right one included once the limit is reached, and a lockout is audited once."""
+    from sqlalchemy import select
+
+    from alliance.audit.models import AuditEvent
+
+    org = factories.make_org("Guess Org")
+    user = factories.make_user(org, "guessed@guess.example")
+    client = make_client()
+    sign_in(client, user.email)
+    new = "Velvet-Harbour-Lantern-8841"
+
+    def change(current):
+        return client.post("/auth/password", data={
+            "current_password": current, "password": new, "confirm": new}).status_code
+
+    assert [change(f"Wrong-Password-Entirely-{i}") for i in range(7)] == [422] * 5 + [429] * 2
+    assert change(factories.PASSWORD) == 429
+    assert factories.fresh(user).password_hash == user.password_hash
+    db.session.expire_all()
+    assert [int(e.target_id) for e in db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "password.lockout"))] == [user.id]
+
+
+def test_a_password_change_clears_the_attempts_before_it(make_client, db):
+    org = factories.make_org("Typo Org")
+    user = factories.make_user(org, "typo@typo.example")
+    client = make_client()
+    sign_in(client, user.email)
+    new = "Velvet-Harbour-Lantern-8841"
+    for i in range(4):
+        assert client.post("/auth/password", data={
+            "current_password": f"Wrong-{i}-Password-Entirely", "password": new,
+            "confirm": new}).status_code == 422
+    assert client.post("/auth/password", data={
+        "current_password": factories.PASSWORD, "password": new,
+        "confirm": new}).status_code == 302
+    sign_in(client, user.email, new)
+    for i in range(4):
+        assert client.post("/auth/password", data={
+            "current_password": f"Wrong-{i}-Password-Entirely", "password": PASSWORD_AGAIN,
+            "confirm": PASSWORD_AGAIN}).status_code == 422
+
+
+PASSWORD_AGAIN = "Saffron-Meridian-Quartz-5520"

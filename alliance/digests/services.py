@@ -325,6 +325,15 @@ class Item:
         return "; ".join(self.reasons)  # not cached: a preview rewrites the reasons
 
     @cached_property
+    def details(self) -> str | None:
+        """Kind, author organisation and time, for CLEAR and GREEN; AMBER and AMBER+STRICT
+        reach mail as title and link only (DESIGN.md): who posted an incident report often
+        names its victim."""
+        if self.note.tlp not in ("CLEAR", "GREEN"):
+            return None
+        return f"{self.kind_label} · {self.organisation_name} · {self.when}"
+
+    @cached_property
     def summary(self) -> str | None:
         """CLEAR and GREEN carry a summary; AMBER and AMBER+STRICT only title and link."""
         if self.note.tlp not in ("CLEAR", "GREEN"):

@@ -75,10 +75,28 @@ def test_each_tlp_level_carries_what_the_design_allows(app, mails, coordinator, 
         assert red_title not in part and red_secret not in part
         assert "1 TLP:RED note addressed to you" in part
         assert "http://alliance.test/notes/?tlp=RED" in part
+        # Who posted it, with the kind and time, for CLEAR and GREEN only.
+        assert part.count(f"Incident report · {coordinator.organisation.name} · ") == 2
     assert NOTES["RED"][0] not in subject
     # Four listed and one counted, all in Atlantic; RED is the strictest level in the mail.
     assert subject == (f"[TLP:RED] CyberPeace digest — 5 new notes in 1 alliance "
                        f"({_day(local_day)})")
+
+
+def test_amber_items_do_not_name_who_posted_them(app, mails, coordinator, alliance, reader):
+    """Title and link only: the author organisation of an AMBER incident report is often
+    its victim. CLEAR and GREEN items show kind, organisation and time."""
+    instant, _ = next_run(services.preferences_of(reader).hour)
+    for level in ("AMBER", "AMBER+STRICT"):
+        post(coordinator, NOTES[level][0], level, [alliance])
+
+    run_digests(app, instant)
+
+    _, text, html = _digest_of(mails, reader)
+    for part in (text, html):
+        assert NOTES["AMBER"][0] in part and NOTES["AMBER+STRICT"][0] in part
+        assert coordinator.organisation.name not in part
+        assert "Incident report" not in part
 
 
 def test_the_subject_carries_the_strictest_level_and_the_counts(app, mails, coordinator,
@@ -329,6 +347,7 @@ def test_an_amber_alert_is_title_and_link_only_and_does_not_name_the_term(
         assert "Beacon seen" in part and f"/notes/{note.uuid}" in part
         assert "Amber detail" not in part and "evil.example" not in part
         assert "matches one of your watch terms" in part
+        assert coordinator.organisation.name not in part  # who posted it: often the victim
     [row] = ledger(watcher, "alert")
     assert (row.state, row.note_id, row.watch_term) == ("sent", note.id, "evil.example")
 

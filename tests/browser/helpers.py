@@ -10,6 +10,14 @@ def sign_in(page, base, email, password=factories.PASSWORD):
     page.wait_for_load_state()
 
 
+def signed_in_page(browser, base, email):
+    """A page of a browser context of its own (its own cookies), signed in as `email`."""
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, base, email)
+    return context, page
+
+
 def sign_out(page):
     page.click("button:has-text('Sign out')")
     page.wait_for_load_state()

@@ -5,7 +5,7 @@ the same key is refused."""
 import pytest
 import requests
 
-from tests.browser.helpers import sign_in
+from tests.browser.helpers import signed_in_page
 
 pytestmark = pytest.mark.browser
 TAXII = "application/taxii+json;version=2.1"
@@ -18,9 +18,7 @@ def _collections(base, key):
 
 def test_create_a_key_use_it_over_taxii_and_revoke_it(live, browser, member, alliance):
     base = live["url"]
-    context = browser.new_context()
-    page = context.new_page()
-    sign_in(page, base, member.email)
+    context, page = signed_in_page(browser, base, member.email)
     page.goto(f"{base}/account")
     page.fill("#new-api-key-form input[name=name]", "SIEM connector")
     page.click("#new-api-key-submit")

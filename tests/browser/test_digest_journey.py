@@ -11,7 +11,7 @@ from email.header import decode_header, make_header
 
 import pytest
 
-from tests.browser.helpers import mail_text, sign_in, sign_out
+from tests.browser.helpers import mail_text, sign_in, sign_out, signed_in_page
 
 pytestmark = pytest.mark.browser
 NOTE_URL = re.compile(r"/notes/[0-9a-f-]{36}$")
@@ -32,10 +32,7 @@ def _mails_to(maildir, address, timeout=60.0, settle=2.0) -> list:
 
 def test_settings_a_watch_term_and_its_alert_mail(live, browser, member, coordinator, alliance):
     base, maildir = live["url"], live["maildir"]
-    context = browser.new_context()
-    page = context.new_page()
-
-    sign_in(page, base, member.email)
+    context, page = signed_in_page(browser, base, member.email)
     page.goto(f"{base}/digests/preferences")
     assert "You have not chosen yet" in page.inner_text("#defaults-status")
     page.check("input[name=frequency][value=weekly]")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from alliance.extensions import db
 from alliance.notes.models import Note, NoteComment
-from tests.browser.helpers import sign_in, sign_out
+from tests.browser.helpers import sign_in, sign_out, signed_in_page
 
 pytestmark = pytest.mark.browser
 NOTE_URL = re.compile(r"/notes/[0-9a-f-]{36}$")
@@ -20,6 +20,15 @@ NOTE_URL = re.compile(r"/notes/[0-9a-f-]{36}$")
 def _notes(title: str) -> list[Note]:
     db.session.expire_all()
     return db.session.scalars(select(Note).where(Note.title == title)).all()
+
+
+def _indicator_set(browser, base, member, title: str, value: str):
+    """A member's page with the indicator-set form filled in, not sent yet."""
+    context, page = signed_in_page(browser, base, member.email)
+    page.goto(f"{base}/notes/new/indicators")
+    page.fill("input[name=title]", title)
+    page.fill("textarea[name=observables]", value)
+    return context, page
 
 
 def test_compose_preview_share_read_answer_and_an_outsider_sees_nothing(
@@ -95,12 +104,7 @@ def test_share_note_clicked_again_while_the_first_answer_is_slow_posts_one_note(
     the form a second time. The answer to the first is held back here (Playwright's route)
     after the server has answered it, as a slow network holds it."""
     base = live["url"]
-    context = browser.new_context()
-    page = context.new_page()
-    sign_in(page, base, member.email)
-    page.goto(f"{base}/notes/new/indicators")
-    page.fill("input[name=title]", "Clicked again")
-    page.fill("textarea[name=observables]", "203.0.113.77")
+    context, page = _indicator_set(browser, base, member, "Clicked again", "203.0.113.77")
     held = []
 
     def slow(route):
@@ -142,12 +146,7 @@ def test_back_after_sharing_and_share_note_again_posts_one_note(live, browser, m
     were (chromium: the title, not the observables, which the person pastes again). "Share
     note" there sends the same note a second time: it leads to the first."""
     base = live["url"]
-    context = browser.new_context()
-    page = context.new_page()
-    sign_in(page, base, member.email)
-    page.goto(f"{base}/notes/new/indicators")
-    page.fill("input[name=title]", "Shared, then Back")
-    page.fill("textarea[name=observables]", "203.0.113.78")
+    context, page = _indicator_set(browser, base, member, "Shared, then Back", "203.0.113.78")
     sent_before = live["requests"].count(("POST", "/notes/new/indicators"))
     page.click("#post-submit")
     page.wait_for_url(NOTE_URL)

@@ -48,6 +48,8 @@ db = SQLAlchemy(model_class=Base, engine_options={"json_serializer": _json_dumps
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+
+
 def client_network() -> str:
     """The client a per-address limit counts: its address, or for IPv6 its /64 (the least a
     network hands one client, who could send each attempt from another address in it)."""

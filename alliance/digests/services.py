@@ -48,7 +48,7 @@ from alliance.notes import observables
 from alliance.notes.models import Note, NoteAudience, NoteComment, NoteFacet, Observable
 from alliance.orgs.models import Organisation
 from alliance.outbox.services import PermanentFailure, TemporaryFailure, enqueue, handler
-from alliance.sharing.policy import Principal, readable_among, readable_note_ids, readable_notes
+from alliance.sharing.policy import Principal, readable_note_ids, readable_notes
 from alliance.sharing.tlp import TLP_RANK
 
 DIGEST_ITEMS = 200          # per mail; a longer period says "and N more" with a link
@@ -814,8 +814,9 @@ def scan_note_for_watchers(message) -> None:
     an alert, or a fold into the next digest once the user had ALERT_LIMIT alerts in the
     last hour (a user who gets no digest gets every alert: a fold would lose the match).
     A watcher who may not read the note gets no row: it would count towards their limit,
-    and anyone could then hold back their alerts with notes they never see. Who may read
-    the note is decided again when the alert is sent."""
+    and anyone could then hold back their alerts with notes they never see. Nor does the
+    author, whose own note is never alerted. Who may read the note is decided again when
+    the alert is sent."""
     note_id = message.payload["note_id"]
     matches = _matching_terms([note_id])
     now = utcnow()
@@ -824,7 +825,8 @@ def scan_note_for_watchers(message) -> None:
         prefs = preferences_of(user) if user is not None else None
         if user is None or not user.can_act or not prefs.alerts:
             continue
-        if note_id not in readable_among(Principal.of(user), [note_id]):
+        note = db.session.scalar(readable_notes(Principal.of(user)).where(Note.id == note_id))
+        if note is None or note.author_id == user_id:
             continue
         state = "pending"
         if prefs.frequency != "off":  # with no digest to fold into, every match is alerted

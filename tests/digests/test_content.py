@@ -521,3 +521,20 @@ def test_the_author_is_not_alerted_about_their_own_note(mails, alliance, watcher
     run_outbox("alert")
 
     assert mails.to(watcher) == []
+
+
+def test_the_authors_own_notes_do_not_use_up_their_alerts(
+        app, mails, monkeypatch, coordinator, alliance, watcher):
+    """Before, the scan made a pending row for the author's own note (skipped only at send
+    time), and that row counted towards the hourly limit: a member who posted two notes
+    lost the alert for a colleague's note that matched the same term."""
+    monkeypatch.setitem(app.config, "ALERT_LIMIT_PER_HOUR", 2)
+    for n in (1, 2):
+        post(watcher, f"My own beacon {n}", "GREEN", [alliance], domain="evil.example")
+    post(coordinator, "Their beacon", "GREEN", [alliance], domain="evil.example")
+
+    run_alerts()
+
+    [mail] = mails.to(watcher, "alert")
+    assert "Their beacon" in parts(mail)[0]
+    assert [r.state for r in ledger(watcher, "alert")] == ["sent"]

@@ -24,6 +24,7 @@ from alliance.extensions import client_network, db, limiter
 bp = Blueprint("auth", __name__)
 ACCOUNT_SCOPE = "signin-account"
 PASSWORD_SCOPE = "password-change"  # noqa: S105 (a limit's name)
+WINDOW_SLACK_SECONDS = 1
 
 
 def _account_key() -> str:
@@ -47,8 +48,11 @@ def _lockout_recorded(target_type: str, label: str, limit: RequestLimit,
     # Audited once per lockout burst. The limiter calls on_breach for every refused attempt, so
     # a burst that is already in the log (an event since the limit's current window began) is
     # not recorded again: hammering a locked account must not flood the audit log. The check
-    # is in the database, so it holds across processes.
-    window_start = datetime.fromtimestamp(limit.window.reset_time - limit.limit.get_expiry(), UTC)
+    # is in the database, so it holds across processes. Redis gives a window's end from the
+    # key's TTL in whole seconds (rounded), so the start it implies wanders by up to half a
+    # second each time it is read: a second's slack keeps a burst's own event in its window.
+    window_start = datetime.fromtimestamp(
+        limit.window.reset_time - limit.limit.get_expiry() - WINDOW_SLACK_SECONDS, UTC)
     return db.session.scalar(select(AuditEvent.id).where(
         AuditEvent.action == action, AuditEvent.target_type == target_type,
         AuditEvent.target_label == label[:300], AuditEvent.created_at >= window_start)

@@ -451,3 +451,36 @@ def test_signed_in_users_opening_sign_in_are_sent_home(client, analyst):
 
     assert response.status_code == 302
     assert response.location == "/"
+
+
+def test_a_lockout_is_found_again_in_its_window_when_the_limits_live_in_redis(
+        app, db, redis_server):
+    """Production keeps the limits in Redis, which gives a window's end from the key's TTL in
+    whole seconds: the window start read back wandered by up to half a second, so a burst's
+    own event, recorded at its first refusal, fell outside it and each later refusal was
+    audited again (three events for one burst over two gunicorn processes). Real Redis,
+    real limits storage; read back every tenth of a second across a full second."""
+    import time
+
+    from flask_limiter import RequestLimit
+    from limits import parse
+    from limits.storage import storage_from_string
+    from limits.strategies import FixedWindowRateLimiter
+
+    from alliance.audit.services import record
+    from alliance.auth.views import _lockout_recorded
+
+    class Extension:  # what RequestLimit reads of the limiter extension: its strategy
+        limiter = FixedWindowRateLimiter(storage_from_string(redis_server.url))
+
+    extension, limit = Extension(), parse("5 per 15 minutes")
+    extension.limiter.hit(limit, "signin:redis", "signin-account")
+    record("signin.lockout", None, ("account", None, "redis@analyst.example"))
+    db.session.commit()
+
+    found = []
+    for _ in range(12):
+        window = RequestLimit(extension, limit, ["signin:redis", "signin-account"], True, False)
+        found.append(_lockout_recorded("account", "redis@analyst.example", window))
+        time.sleep(0.1)
+    assert found == [True] * 12

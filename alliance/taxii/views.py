@@ -21,7 +21,6 @@ csrf.exempt(bp)
 
 TAXII = "application/taxii+json;version=2.1"
 API_ROOT = "/taxii2/api/"
-ACCEPTED = {"*/*", "application/*", "application/taxii+json", TAXII}
 
 
 def _json(body, status: int = 200, headers=None) -> Response:
@@ -45,15 +44,31 @@ def is_taxii_request() -> bool:
     return request.path == "/taxii2" or request.path.startswith("/taxii2/")
 
 
-def _accepts_taxii() -> bool:
-    header = request.headers.get("Accept", "")
+def accepts_taxii(header: str) -> bool:
+    """Whether an Accept header takes TAXII 2.1 JSON: each media range with its parameters
+    (whitespace allowed around ';' and '=', RFC 9110 12.5.1), a q of 0 meaning "not this"."""
     if not header.strip():
         return True
     for part in header.split(","):
-        media = "".join(part.split(";q=")[0].split()).lower()
-        if media in ACCEPTED or media.startswith(TAXII):
+        media, *pieces = (piece.strip().lower() for piece in part.split(";"))
+        params = {}
+        for piece in pieces:
+            name, _, value = piece.partition("=")
+            params[name.strip()] = value.strip().strip('"')
+        try:
+            if not 0 < float(params.pop("q", "1")) <= 1:
+                continue
+        except ValueError:
+            continue
+        if media in ("*/*", "application/*"):
+            return True
+        if media == "application/taxii+json" and params.get("version", "2.1") == "2.1":
             return True
     return False
+
+
+def _accepts_taxii() -> bool:
+    return accepts_taxii(request.headers.get("Accept", ""))
 
 
 def _presented_key() -> str | None:

@@ -383,10 +383,16 @@ def versions(result: Page) -> dict:
 
 # --- writing --------------------------------------------------------------------------------
 
+def _any_unmarked(objects: list) -> bool:
+    return any(isinstance(o, dict) and o.get("type") != "marking-definition"
+               and strictest_level([o]) is None for o in objects)
+
+
 def add_objects(user, collection: Collection, objects: list[dict], refs=None):
     """Store an envelope as one note in the collection's alliance, through the same posting
     service as the web (validation, versions, ownership, TLP). The note's TLP is the strictest
-    TLP marking on its objects, else the alliance's default. Returns the status resource.
+    TLP marking on its objects, and never looser than the alliance's default while any object
+    carries no TLP marking. Returns the status resource.
     `refs`: the references the objects hold, when parsing gathered them (Parsed.refs)."""
     from alliance.notes.services import post_note
     from alliance.taxii.models import TaxiiStatus
@@ -398,8 +404,9 @@ def add_objects(user, collection: Collection, objects: list[dict], refs=None):
     if tlp == "RED":
         raise TaxiiError(422, "TLP:RED over TAXII",
                          "TLP:RED notes need named recipients; post them on the web.")
-    if TLP_RANK[tlp] < TLP_RANK[alliance.default_tlp] and not any(
-            isinstance(o, dict) and o.get("object_marking_refs") for o in objects):
+    if TLP_RANK[tlp] < TLP_RANK[alliance.default_tlp] and _any_unmarked(objects):
+        # An object that carries no TLP marking is shared as the alliance shares by
+        # default: one TLP:CLEAR object beside it does not make it public.
         tlp = alliance.default_tlp
     reports = [o for o in objects if isinstance(o, dict) and o.get("type") == "report"
                and isinstance(o.get("name"), str)]

@@ -108,18 +108,24 @@ class CommentForm(FlaskForm):
     text = TextAreaField("Text", validators=[Optional(), Length(max=20_000), PlainText()])
 
 
+def _stripped(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 class FeedFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
     q = StringField("Search", validators=[Optional(), Length(max=200), SingleLine()])
-    alliance = SelectField("Alliance", coerce=str, validators=[Optional()])
+    # Stripped first: blank input stops at Optional() with its "not a valid choice" dropped,
+    # so " " reached the view as a choice (the alliance filter's int(" ") was a 500).
+    alliance = SelectField("Alliance", coerce=str, filters=[_stripped], validators=[Optional()])
     tlp = SelectField("TLP", choices=[("", "Any TLP")] + [(t, f"TLP:{t}") for t in TLP_LEVELS],
-                      validators=[Optional()])
+                      filters=[_stripped], validators=[Optional()])
     type = StringField("STIX type", validators=[Optional(), Length(max=100)])
-    sector = SelectField("Sector", validators=[Optional()])
-    country = SelectField("Country", validators=[Optional()])
-    tag = SelectField("Policy tag", validators=[Optional()])
+    sector = SelectField("Sector", filters=[_stripped], validators=[Optional()])
+    country = SelectField("Country", filters=[_stripped], validators=[Optional()])
+    tag = SelectField("Policy tag", filters=[_stripped], validators=[Optional()])
     since = DateField("Posted from", validators=[Optional()])
     until = DateField("Posted until", validators=[Optional()])
 

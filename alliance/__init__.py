@@ -54,6 +54,11 @@ def configure_config(app: Flask, config) -> None:
                                "Set it to a long random value (python -c 'import secrets; "
                                "print(secrets.token_hex(32))').")
         app.config["SECRET_KEY"] = _instance_secret_key(app)
+    elif app.config.get("SESSION_COOKIE_SECURE") and _weak_secret(app.config["SECRET_KEY"]):
+        # Anyone who read deploy/alliance.env.example could sign a session cookie as any user.
+        raise RuntimeError("SECRET_KEY is a placeholder or too short: production refuses to "
+                           f"start with it. Use at least {MIN_SECRET_LENGTH} random characters "
+                           "(python -c 'import secrets; print(secrets.token_hex(32))').")
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     for prefix in ("postgres://", "postgresql://"):
         if uri.startswith(prefix):
@@ -183,6 +188,14 @@ def configure_extensions(app: Flask) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():
             _tune_sqlite(db.engine)
+
+
+MIN_SECRET_LENGTH = 32
+
+
+def _weak_secret(key) -> bool:
+    text = key.decode("latin-1") if isinstance(key, bytes) else str(key)
+    return len(text) < MIN_SECRET_LENGTH or "change-me" in text.lower()
 
 
 def _tune_sqlite(engine) -> None:

@@ -26,6 +26,17 @@ def test_production_refuses_to_start_without_a_secret_key(monkeypatch):
         create_app("production")
 
 
+@pytest.mark.parametrize("key", ["change-me", "change-me" + "0" * 40, "short-but-random-91"])
+def test_production_refuses_the_example_or_a_short_secret_key(monkeypatch, key):
+    """deploy/alliance.env.example ships SECRET_KEY=change-me: a deployment that kept it
+    signed sessions and every mailed token with a key anyone can read in the repository."""
+    from config import ProductionConfig
+
+    monkeypatch.setattr(ProductionConfig, "SECRET_KEY", key)
+    with pytest.raises(RuntimeError, match="SECRET_KEY is a placeholder or too short"):
+        create_app("production")
+
+
 def test_production_sends_hsts_and_secure_cookies(app):
     prod = create_app({"SECRET_KEY": "x" * 64, "SESSION_COOKIE_SECURE": True, "HSTS": True,
                        "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"]})

@@ -14,6 +14,16 @@ def slugify(value: str, max_length: int = 60) -> str:
 # markdown-it has inputs whose cost grows with the square of their length (unclosed "[",
 # link references: 25 s for 30,000 characters), a STIX description may be 1 MB, and a note
 # page renders for every reader. Within both, any text renders in about 0.1 s at most.
+# What XML 1.0 forbids (section 2.2): controls but tab, newline and return; surrogates;
+# U+FFFE and U+FFFF. One such character makes a whole Atom feed unreadable.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value) -> str:
+    """The text with the characters XML 1.0 cannot hold dropped (escaping is autoescape's)."""
+    return _NOT_XML.sub("", "" if value is None else str(value))
+
+
 MARKDOWN_MAX = 10_000
 MARKDOWN_MAX_BRACKETS = 200
 

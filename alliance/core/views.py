@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from alliance.core.errors import DomainError
-from alliance.core.text import render_markdown
+from alliance.core.text import render_markdown, xml_text
 from alliance.core.vocab import country_name, policy_tag_label
 
 bp = Blueprint("core", __name__)
@@ -110,6 +110,7 @@ def register_template_helpers(app) -> None:
     app.jinja_env.filters["country_name"] = country_name
     app.jinja_env.filters["policy_tag"] = policy_tag_label
     app.jinja_env.filters["markdown"] = render_markdown
+    app.jinja_env.filters["xml_text"] = xml_text
 
     @app.template_filter("when")
     def when(value):

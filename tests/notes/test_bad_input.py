@@ -78,3 +78,28 @@ def test_more_observables_than_a_form_takes_is_a_422_pointing_elsewhere(client, 
             "import them with the CLI.") in refused.get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(Note)) == 0
     assert send(3).status_code == 302  # blank lines do not count
+
+
+def test_the_atom_feed_stays_well_formed_with_characters_xml_cannot_hold(client, member,
+                                                                        alliance):
+    """U+FFFE and U+FFFF pass the one-line and plain-text checks (they are not control
+    characters), but XML 1.0 forbids them: one published title made the whole public feed
+    unreadable for every subscriber."""
+    import xml.etree.ElementTree as ET
+
+    from alliance.alliances import services as alliances
+
+    alliances.update_settings(alliances.coordinators_of(alliance)[0], alliance,
+                              publish_clear_allowed=True)
+    factories.login(client, member)
+    posted = client.post("/notes/new/analysis", data={
+        "title": "Policy \uffff note", "tlp": "CLEAR", "alliances": str(alliance.id),
+        "description": "Text \ufffe here.", "publish_public": "y"})
+    assert posted.status_code == 302
+
+    feed = ET.fromstring(client.get("/insights/feed.atom").data)  # noqa: S314 (our own feed)
+
+    atom = "{http://www.w3.org/2005/Atom}"
+    [entry] = feed.findall(f"{atom}entry")
+    assert entry.find(f"{atom}title").text == "Policy  note"
+    assert entry.find(f"{atom}summary").text == "Text  here."

@@ -234,14 +234,15 @@ def _reference(prop: props.ReferenceProperty) -> Validator | None:
 
 
 def _list_of(inner: Validator) -> Validator:
-    """ListProperty(<a Property>): a str is wrapped into a one-item list; [] is absent."""
+    """ListProperty(<a Property>): a list. (stix2 also wraps a str into a one-item list, but
+    the body is stored as posted, so that is left to the full check, which refuses it.)"""
     def valid(v: object) -> bool:
-        if type(v) is list:
-            for item in v:
-                if not inner(item):
-                    return False
-            return True
-        return type(v) is str and inner(v)
+        if type(v) is not list:
+            return False
+        for item in v:
+            if not inner(item):
+                return False
+        return True
     return valid
 
 
@@ -584,11 +585,16 @@ def _object_checker(t: str, validators: dict[str, Validator], required: tuple[st
         for k, v in obj.items():
             f = get(k)
             if f is None:  # a custom property: stix2 checks its name only
-                if k in _RESERVED or type(v) not in _PLAIN:
+                if k in _RESERVED or type(v) not in _PLAIN or v is None or v == []:
                     return None
                 if not _name_ok(k):
                     bad_name = k
-            elif v is not None and not f(v) and v != []:
+            elif v is None or v == []:
+                # stix2 takes null and [] as absent; the body keeps them, so the full check
+                # refuses them (a required one is refused below, as stix2 does)
+                if k not in required:
+                    return None
+            elif not f(v):
                 return None
         if bad_name is not None and not _has_toplevel_extension(obj.get("extensions")):
             return (False, bad_name,

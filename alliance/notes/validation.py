@@ -367,12 +367,59 @@ def check_object(obj, budget: list[int] | None = None) -> list[Problem]:
                                                "post them in smaller bundles")]
     try:
         # Not sure, or refused: the stix2 library decides, and its message is the one shown.
-        stix2.parse(obj, allow_custom=True, version="2.1")
+        parsed = stix2.parse(obj, allow_custom=True, version="2.1")
+        # It also turns what it can into the type STIX wants (5 into "5", "abc" into
+        # ["abc"], "50" into 50); the body is stored and served as posted, so such a value
+        # is refused, not kept as invalid STIX.
+        coerced = _coerced(obj, orjson.loads(parsed.serialize()))
+        if coerced is not None:
+            path, posted, wanted = coerced
+            problems.append(Problem(obj_id, path, f"{posted} where STIX 2.1 has {wanted}"))
     except (stix_errors.STIXError, ValueError, TypeError, KeyError) as exc:
         problems.append(_stix2_problem(obj, exc))
     except Exception as exc:  # stix2 raises odd things on odd input; never a 500
         problems.append(Problem(obj_id, "", f"could not be read as STIX 2.1 ({type(exc).__name__})"))
     return problems
+
+
+def _json_kind(value) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
+
+
+def _coerced(posted, parsed, path: str = "") -> tuple[str, str, str] | None:
+    """The first place where stix2's reading of the object holds a value of another JSON
+    kind than the one posted (or a list of another length): (property path, posted kind,
+    kind STIX wants). Properties stix2 added or renamed (hash names) are not compared."""
+    if _json_kind(posted) != _json_kind(parsed):
+        return path, _json_kind(posted), _json_kind(parsed)
+    if isinstance(posted, dict):
+        for key, value in posted.items():
+            if value is None or value == []:
+                where = f"{path}.{key}" if path else key
+                return where, ("null" if value is None else "an empty list"), (
+                    "no value: leave the property out")
+            if key in parsed:
+                found = _coerced(value, parsed[key], f"{path}.{key}" if path else key)
+                if found:
+                    return found
+    elif isinstance(posted, list):
+        if len(posted) != len(parsed):
+            return path, f"a list of {len(posted)}", f"a list of {len(parsed)}"
+        for n, (value, read) in enumerate(zip(posted, parsed, strict=True)):
+            found = _coerced(value, read, f"{path}[{n}]")
+            if found:
+                return found
+    return None
 
 
 def references(obj: dict) -> set[str]:

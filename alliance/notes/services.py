@@ -52,7 +52,7 @@ from alliance.notes.models import (
     StixObject,
     facet_rows,
 )
-from alliance.notes.validation import BundleRejected, Problem, check_objects
+from alliance.notes.validation import BundleRejected, Problem, check_objects, version_key
 from alliance.sharing.markings import marking_id, strictest_level
 from alliance.sharing.policy import (
     TAXII_SERVED_LINKS_SQL,
@@ -182,16 +182,23 @@ def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list]:
             new.append(obj)
             continue
         version = obj.get("modified") or obj.get("created") or ""
-        versions = [r for r in rows if r.modified == version]
+        # Compared as instants: "12:00:00Z" and "12:00:00.000Z" are one version.
+        versions = [r for r in rows if r.modified == version
+                    or version_key(r.modified) == version_key(version)]
         if versions:
             digest = _hash(obj)
             same = next((r for r in versions if r.body_hash == digest), None) or next(
                 (r for r in versions if _stored_body(r.id) == obj), None)
             if same is not None:
                 existing.append(same)
-            else:
+            elif all(r.modified == version for r in versions):
                 conflicts.append(Problem(obj["id"], "modified", "a different object with this "
                                                                 "id and modified is stored"))
+            else:
+                conflicts.append(Problem(obj["id"], "modified", (
+                    f"this version is stored with modified {versions[0].modified}, the same "
+                    f"instant as {version}: the same object must be sent as stored, and a "
+                    "change needs a later modified")))
         elif rows and rows[0].organisation_id != actor.organisation_id:
             problems.append(Problem(obj["id"], "id", "another organisation created this object; "
                                                      "only it may add versions"))

@@ -422,6 +422,14 @@ def _coerced(posted, parsed, path: str = "") -> tuple[str, str, str] | None:
     return None
 
 
+def version_key(timestamp: str) -> str:
+    """A STIX timestamp (checked) as text that is equal for equal instants: the seconds, then
+    the fraction padded to 9 digits. "12:00:00Z" and "12:00:00.000Z" are one version (the
+    same rule as the TAXII pages' _instant)."""
+    fraction = timestamp[19:].removeprefix(".").removesuffix("Z")
+    return timestamp[:19] + (fraction + "000000000")[:9]
+
+
 def references(obj: dict) -> set[str]:
     """Every id the object points to through *_ref / *_refs properties, at any depth
     (bounded by STIX_MAX_DEPTH, checked before)."""
@@ -467,7 +475,7 @@ def check_objects(objects: list, progress=None,
         problems.extend(found)
         if found:
             continue
-        key = (obj["id"], obj.get("modified") or obj.get("created") or "")
+        key = (obj["id"], version_key(obj.get("modified") or obj.get("created") or ""))
         if key in distinct and distinct[key] != obj:
             problems.append(Problem(obj["id"], "modified", "the same id and modified appear twice "
                                                            "with different content"))

@@ -271,3 +271,28 @@ def test_stored_dates_compare_equal_to_the_instant_even_on_a_whole_second(
         StixObject.date_added == whole)) == 6
     assert db.session.scalar(select(func.count()).select_from(StixObject).where(
         StixObject.date_added > whole)) == 0
+
+
+@pytest.mark.parametrize("spelling", ["2024-05-01T12:00:00Z", "2024-05-01T12:00:00.0Z",
+                                      "2024-05-01T12:00:00.000000Z"])
+def test_the_same_instant_written_another_way_is_the_same_version(member, alliance, spelling):
+    """Compared as text, "12:00:00.000Z" and "12:00:00Z" were two versions of one instant:
+    a different body was stored beside the first, and TAXII served both as the latest."""
+    obj = identity("Original Org")  # modified 2024-05-01T12:00:00.000Z
+    post(member, alliance, [obj])
+
+    for changed in (dict(obj, modified=spelling), dict(obj, modified=spelling, name="Other")):
+        exc = refused(member, alliance, [changed])
+        assert exc.status_code == 409
+        assert [(p.object_id, p.property) for p in exc.problems] == [(obj["id"], "modified")]
+        assert "the same instant" in exc.problems[0].reason
+    assert [r.body["name"] for r in rows_of(obj["id"])] == ["Original Org"]
+
+
+def test_one_bundle_may_not_hold_one_instant_twice_with_different_content(member, alliance):
+    obj = identity("Original Org")
+    again = dict(obj, modified="2024-05-01T12:00:00Z", name="Other")
+
+    exc = refused(member, alliance, [obj, again])
+
+    assert [(p.object_id, p.property) for p in exc.problems] == [(obj["id"], "modified")]

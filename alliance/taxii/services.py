@@ -258,7 +258,14 @@ def _statement(user, collection: Collection, filters: Filters, keys: tuple):
     condition = _version_condition(filters, user, collection, added)
     if condition is not None:
         stmt = stmt.where(condition)
-    return stmt
+    # One version is served once. Two organisations can each hold a row of the same object
+    # version (each stored it where the other could not see it; both later shared it here):
+    # of such twins the collection serves the first row.
+    twin = StixObject.__table__.alias("twin")
+    return stmt.where(~exists().where(
+        twin.c.stix_id == StixObject.stix_id, twin.c.id < StixObject.id,
+        _instant(twin.c.modified) == _instant(StixObject.modified),
+        _held(user, collection, twin.c.id)))
 
 
 def _serializer() -> URLSafeSerializer:

@@ -1,0 +1,67 @@
+"""One object version is served once: versions, the manifest and match[version]=last each
+show it once, however many rows hold it."""
+import json
+
+from alliance.apikeys.services import create_key
+from alliance.taxii.services import alliance_collection_id
+from tests import factories
+from tests.notes.helpers import identity, indicator, sid
+
+TAXII = "application/taxii+json;version=2.1"
+
+
+def _get(client, key, alliance, tail="objects/", **query):
+    response = client.get(f"/taxii2/api/collections/{alliance_collection_id(alliance.id)}/{tail}",
+                          headers={"Authorization": f"Bearer {key}", "Accept": TAXII},
+                          query_string=query)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def _post(client, key, alliance, objects):
+    return client.post(f"/taxii2/api/collections/{alliance_collection_id(alliance.id)}/objects/",
+                       data=json.dumps({"objects": objects}), content_type=TAXII,
+                       headers={"Authorization": f"Bearer {key}", "Accept": TAXII})
+
+
+def test_an_instant_written_another_way_is_no_second_latest_version(client, member, alliance):
+    key = create_key(member, "SIEM")[1]
+    ident = sid("identity")
+    first = identity("First", id=ident, created="2024-06-01T12:00:00Z",
+                     modified="2024-06-01T12:00:00Z")
+    other = dict(first, name="Second", modified="2024-06-01T12:00:00.000Z")
+    assert _post(client, key, alliance, [first]).status_code == 202
+
+    assert _post(client, key, alliance, [other]).status_code == 409
+
+    assert [o["name"] for o in _get(client, key, alliance, f"objects/{ident}/")["objects"]] == [
+        "First"]
+    assert _get(client, key, alliance, f"objects/{ident}/versions/")["versions"] == [
+        "2024-06-01T12:00:00Z"]
+
+
+def test_a_version_two_organisations_each_stored_is_served_once(client, member, alliance):
+    """B stored the objects where A could not see them, A stored its own rows of the same
+    versions, then B shared its rows in A's alliance too: each version was served twice."""
+    b_admin = factories.make_user(factories.make_org("B Org"), "b@b.example", role="org_admin")
+    b_only = factories.make_alliance(b_admin, slug="b-only", name="B only")
+    key_a, key_b = create_key(member, "A")[1], create_key(b_admin, "B")[1]
+    ip = {"type": "ipv4-addr", "spec_version": "2.1",
+          "id": "ipv4-addr--ff8c5cd1-67a1-5aa2-9b6f-0d7c8a6b1f11", "value": "198.51.100.9"}
+    shared = indicator("[domain-name:value = 'shared.example']")
+    assert _post(client, key_b, b_only, [ip, shared]).status_code == 202
+    assert _post(client, key_a, alliance, [ip, shared]).status_code == 202
+    factories.add_member(alliance, b_admin.organisation, "active")
+    assert _post(client, key_b, alliance, [ip, shared]).status_code == 202
+
+    for key in (key_a, key_b):
+        objects = _get(client, key, alliance, **{"match[type]": "ipv4-addr,indicator"})
+        assert sorted(o["id"] for o in objects["objects"]) == sorted([ip["id"], shared["id"]])
+        every = _get(client, key, alliance, **{"match[version]": "all",
+                                               "match[id]": shared["id"]})
+        assert len(every["objects"]) == 1
+        manifest = _get(client, key, alliance, "manifest/", **{"match[id]": shared["id"]})
+        assert [(e["id"], e["version"]) for e in manifest["objects"]] == [
+            (shared["id"], shared["modified"])]
+        versions = _get(client, key, alliance, f"objects/{shared['id']}/versions/")
+        assert versions["versions"] == [shared["modified"]]

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import String, and_, exists, func, or_, select, text, tuple_
+from sqlalchemy.exc import IntegrityError
 
 from alliance.alliances.models import Alliance, Membership
 from alliance.core.errors import DomainError, NotAllowed, NotFound
@@ -430,8 +431,18 @@ def add_objects(user, collection: Collection, objects: list[dict], refs=None):
                              or rfc3339(note.created_at)} for o in objects]
         db.session.add(status)
 
-    post_note(user, title=title[:300], tlp=tlp, alliance_ids=[alliance.id], objects=objects,
-              kind="bundle", alerts=False, refs=refs, also=record_status)
+    def post():
+        post_note(user, title=title[:300], tlp=tlp, alliance_ids=[alliance.id],
+                  objects=objects, kind="bundle", alerts=False, refs=refs, also=record_status)
+
+    try:
+        post()
+    except IntegrityError:
+        # Another request stored one of these versions between this one's versions check
+        # and its insert (a client retrying an envelope it thinks was lost, say). Checked
+        # again, an identical version is linked (idempotent) and a different one is a 409.
+        db.session.rollback()
+        post()
     return status
 
 

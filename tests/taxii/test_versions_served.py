@@ -65,3 +65,32 @@ def test_a_version_two_organisations_each_stored_is_served_once(client, member, 
             (shared["id"], shared["modified"])]
         versions = _get(client, key, alliance, f"objects/{shared['id']}/versions/")
         assert versions["versions"] == [shared["modified"]]
+
+
+def test_the_same_envelope_posted_at_the_same_moment_is_stored_once(app, client, member,
+                                                                     alliance, monkeypatch):
+    """A client retrying an envelope it thinks was lost: the retry lands between the first
+    request's versions check and its insert. The first then hit the unique key and answered
+    409, though the versions are identical (DESIGN.md: idempotent)."""
+    from alliance.notes import services as notes_services
+    from tests.notes.helpers import counts
+
+    key = create_key(member, "SIEM")[1]
+    envelope = [indicator("[domain-name:value = 'raced.example']")]
+    real, raced = notes_services._check_versions, []
+
+    def racing(actor, objects):
+        checked = real(actor, objects)  # nothing stored yet
+        if not raced:  # the retry: another request, with its own session, commits now
+            raced.append(None)
+            raced[0] = _post(app.test_client(), key, alliance, envelope)
+        return checked
+
+    monkeypatch.setattr(notes_services, "_check_versions", racing)
+    first = _post(client, key, alliance, envelope)
+
+    assert raced[0].status_code == 202
+    assert first.status_code == 202, first.get_data(as_text=True)
+    _notes, objects, _links = counts()
+    assert objects == 1 + 2  # the indicator once, and each note's report
+    assert len(_get(client, key, alliance)["objects"]) == 3

@@ -427,8 +427,18 @@ def add_objects(user, collection: Collection, objects: list[dict], refs=None):
     def record_status(note):
         # In the note's own transaction: a status is stored with its note or not at all,
         # and a client that saw an error may send the envelope again without doubling it.
+        unversioned = {o["id"] for o in objects if not (o.get("modified") or o.get("created"))}
+        # An SCO's version is the date it entered this collection (_version_text): earlier
+        # than this note when another note brought it first.
+        added = dict(db.session.execute(
+            select(StixObject.stix_id, func.min(CollectionObject.date_added))
+            .join(NoteObject, NoteObject.object_id == StixObject.id)
+            .join(CollectionObject, CollectionObject.object_id == StixObject.id)
+            .where(NoteObject.note_id == note.id, StixObject.stix_id.in_(unversioned),
+                   CollectionObject.alliance_id == alliance.id)
+            .group_by(StixObject.stix_id)).all()) if unversioned else {}
         status.successes = [{"id": o["id"], "version": o.get("modified") or o.get("created")
-                             or rfc3339(note.created_at)} for o in objects]
+                             or rfc3339(added.get(o["id"], note.created_at))} for o in objects]
         db.session.add(status)
 
     def post():

@@ -94,3 +94,20 @@ def test_the_same_envelope_posted_at_the_same_moment_is_stored_once(app, client,
     _notes, objects, _links = counts()
     assert objects == 1 + 2  # the indicator once, and each note's report
     assert len(_get(client, key, alliance)["objects"]) == 3
+
+
+def test_a_status_names_the_version_the_collection_serves(client, member, alliance):
+    """An SCO's version is the date it entered the collection; the status of a second
+    envelope holding it named that envelope's date, a version the collection does not have."""
+    key = create_key(member, "SIEM")[1]
+    ip = {"type": "ipv4-addr", "spec_version": "2.1",
+          "id": "ipv4-addr--ff8c5cd1-67a1-5aa2-9b6f-0d7c8a6b1f11", "value": "198.51.100.9"}
+    assert _post(client, key, alliance, [ip]).status_code == 202
+    second = _post(client, key, alliance, [ip, indicator()])
+    assert second.status_code == 202
+
+    [reported] = [s["version"] for s in second.get_json()["successes"] if s["id"] == ip["id"]]
+    served = _get(client, key, alliance, f"objects/{ip['id']}/versions/")["versions"]
+    assert served == [reported]
+    assert len(_get(client, key, alliance, **{"match[version]": reported,
+                                              "match[id]": ip["id"]})["objects"]) == 1

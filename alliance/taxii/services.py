@@ -477,8 +477,10 @@ def get_status(user, status_id: str):
 def delete_object(user, collection: Collection, object_id: str) -> int:
     """Withdraw an object from the collection: the notes of the key's organisation in this
     collection that hold it are retracted (only the creator organisation may), all in one
-    transaction, or none when the key's user may not retract one of them. Returns how many
-    notes were retracted."""
+    transaction, or none when the key's user may not retract one of them. Refused (409) when
+    it would not be gone (other organisations' notes here hold it) or would take other
+    objects with it (a note that holds more than it; its report id withdraws the whole
+    note). Returns how many notes were retracted."""
     from alliance.notes.services import retract_note
 
     if not collection.can_write:
@@ -490,11 +492,30 @@ def delete_object(user, collection: Collection, object_id: str) -> int:
     if any(r.organisation_id != user.organisation_id for r in rows):
         raise TaxiiError(403, "Not yours", "Only the organisation that created an object may "
                                            "delete it.")
+    row_ids = [r.id for r in rows]
     note_ids = db.session.scalars(select(NoteObject.note_id).where(
-        NoteObject.object_id.in_([r.id for r in rows]))).all()
-    notes = db.session.scalars(readable_notes(Principal.of(user)).where(
-        *_served(collection), Note.id.in_(note_ids),
-        Note.organisation_id == user.organisation_id)).all()
+        NoteObject.object_id.in_(row_ids))).all()
+    holders = db.session.scalars(readable_notes(Principal.of(user)).where(
+        *_served(collection), Note.id.in_(note_ids))).all()
+    notes = [n for n in holders if n.organisation_id == user.organisation_id]
+    if len(notes) < len(holders):
+        # A 200 must mean the object is gone: it would still be served from their notes.
+        raise TaxiiError(409, "Shared by others too", "Notes of other organisations in this "
+                                                      "collection hold this object too, so it "
+                                                      "would stay. Nothing was deleted.")
+    for note in notes:
+        others = db.session.scalar(select(func.count()).select_from(NoteObject).join(
+            StixObject, StixObject.id == NoteObject.object_id).where(
+            NoteObject.note_id == note.id, NoteObject.object_id.not_in(row_ids),
+            StixObject.stix_id != note.report_id))
+        if others and object_id != note.report_id:
+            # DELETE withdraws whole notes: it must not take the objects posted beside this
+            # one with it.
+            raise TaxiiError(409, "Posted with other objects", (
+                f"This object came in a note with {others} other object"
+                f"{'s' if others != 1 else ''} ({note.report_id}); DELETE withdraws whole "
+                "notes. Delete that report to withdraw all of it, or retract it on the web. "
+                "Nothing was deleted."))
     try:  # all of them or none: a refusal part-way must not leave some withdrawn
         for note in notes:
             retract_note(user, note, f"Deleted over TAXII ({object_id}).", commit=False)

@@ -8,6 +8,7 @@ date added and when objects are added while a client pages. The `next` cursor is
 bound to the API key, the collection and the filters: another key's cursor, or a forged one,
 is refused and reveals nothing."""
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,9 +145,18 @@ class Filters:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# RFC 3339 section 5.6 (date-time): fromisoformat alone also takes "2024-05-01 12:00",
+# "20240501T120000" and digits of other scripts.
+RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})",
+                        re.ASCII)
+
+
 def _timestamp(value: str, what: str) -> datetime:
+    value = value.strip()
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        if not RFC3339_RE.fullmatch(value):
+            raise ValueError(value)
+        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError as exc:
         raise TaxiiError(400, f"Bad {what}", f"{value[:60]!r} is not an RFC 3339 timestamp "
                                              "such as 2024-05-01T12:00:00.000Z.") from exc
@@ -316,6 +326,8 @@ def page(user, key_id: int, collection: Collection, filters: Filters, limit: str
     if not collection.can_read:
         raise TaxiiError(403, "Not readable", "This collection cannot be read with your key.")
     try:
+        if limit not in (None, "") and not (limit.isascii() and limit.strip().isdigit()):
+            raise ValueError(limit)
         size = DEFAULT_PAGE if limit in (None, "") else int(limit)
     except ValueError as exc:
         raise TaxiiError(400, "Bad limit", "limit must be a whole number.") from exc

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import String, and_, exists, func, or_, select, text, tuple_
@@ -414,7 +415,7 @@ def add_objects(user, collection: Collection, objects: list[dict], refs=None):
     TLP marking on its objects, and never looser than the alliance's default while any object
     carries no TLP marking. Returns the status resource.
     `refs`: the references the objects hold, when parsing gathered them (Parsed.refs)."""
-    from alliance.notes.services import post_note
+    from alliance.notes.services import AlreadyPosted, Sending, post_note, submitted_note
     from alliance.taxii.models import TaxiiStatus
 
     if not collection.can_write or collection.alliance is None:
@@ -432,9 +433,13 @@ def add_objects(user, collection: Collection, objects: list[dict], refs=None):
                and isinstance(o.get("name"), str)]
     title = one_line(reports[0]["name"]) if len(reports) == 1 else ""
     title = title or f"TAXII upload of {len(objects):,} object{'s' if len(objects) != 1 else ''}"
-    status = TaxiiStatus(id=str(uuid.uuid4()), user_id=user.id, collection_id=collection.id,
+    status = TaxiiStatus(user_id=user.id, collection_id=collection.id,
                          status="complete", total_count=len(objects),
                          success_count=len(objects))
+    # The same envelope from the same user to the same collection within RESENT_WITHIN is
+    # one post (a client retrying what it thinks was lost): the first's status answers.
+    content = hashlib.sha256(orjson.dumps(["taxii", collection.id, objects])).hexdigest()
+    sending = Sending(key=f"taxii:{uuid.uuid4().hex}", content=content)
 
     def record_status(note):
         # In the note's own transaction: a status is stored with its note or not at all,
@@ -451,21 +456,39 @@ def add_objects(user, collection: Collection, objects: list[dict], refs=None):
             .group_by(StixObject.stix_id)).all()) if unversioned else {}
         status.successes = [{"id": o["id"], "version": o.get("modified") or o.get("created")
                              or rfc3339(added.get(o["id"], note.created_at))} for o in objects]
+        status.id = _status_id(note.id)
         db.session.add(status)
 
-    def post():
+    def post(submission):
         post_note(user, title=title[:300], tlp=tlp, alliance_ids=[alliance.id],
-                  objects=objects, kind="bundle", alerts=False, refs=refs, also=record_status)
+                  objects=objects, kind="bundle", alerts=False, refs=refs, also=record_status,
+                  submission=submission)
 
     try:
-        post()
-    except IntegrityError:
-        # Another request stored one of these versions between this one's versions check
-        # and its insert (a client retrying an envelope it thinks was lost, say). Checked
-        # again, an identical version is linked (idempotent) and a different one is a 409.
+        try:
+            post(sending)
+        except IntegrityError:
+            # Another request stored one of these versions between this one's versions
+            # check and its insert (the same envelope sent again at once, say). Checked
+            # again: the same envelope is AlreadyPosted, an identical version is linked, a
+            # different one is a 409.
+            db.session.rollback()
+            post(sending)
+    except AlreadyPosted as exc:
         db.session.rollback()
-        post()
+        first = db.session.get(TaxiiStatus, _status_id(exc.note_id)) if exc.note_id else None
+        note = submitted_note(user, exc.note_id)
+        if first is not None and first.user_id == user.id and note is not None \
+                and note.retracted_at is None:
+            return first
+        post(None)  # the first was withdrawn since (DELETE, then sent again): a new post
     return status
+
+
+def _status_id(note_id: int) -> str:
+    """A TAXII post's status id, derived from its note: an envelope sent again finds the
+    first one's status (only its own user may read a status)."""
+    return str(uuid.uuid5(NAMESPACE, f"taxii-status:{note_id}"))
 
 
 def status_resource(status) -> dict:

@@ -97,14 +97,15 @@ def test_a_version_posted_again_to_the_same_alliance_keeps_its_date_and_one_entr
     before, _ = manifest(world, world.pacific, **{"match[id]": shared["id"]})
     time.sleep(0.01)
 
-    push(world, world.pacific, [shared])
+    # Another envelope (the same one again is the same post): a second note links it.
+    push(world, world.pacific, [shared, indicator("[domain-name:value = 'beside.example']")])
 
     after, response = manifest(world, world.pacific,
                                **{"match[id]": shared["id"], "match[version]": "all"})
     assert after == before and len(response.json()["objects"]) == 1
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(CollectionObject).where(
-        CollectionObject.alliance_id == world.pacific_id)) == 3  # two reports, one indicator
+        CollectionObject.alliance_id == world.pacific_id)) == 4  # two reports, two indicators
 
 
 def test_a_stored_version_a_new_note_links_is_new_to_the_organisations_own_collection(

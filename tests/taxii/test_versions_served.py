@@ -91,9 +91,48 @@ def test_the_same_envelope_posted_at_the_same_moment_is_stored_once(app, client,
 
     assert raced[0].status_code == 202
     assert first.status_code == 202, first.get_data(as_text=True)
-    _notes, objects, _links = counts()
-    assert objects == 1 + 2  # the indicator once, and each note's report
-    assert len(_get(client, key, alliance)["objects"]) == 3
+    assert first.get_json() == raced[0].get_json()  # one post, one status
+    assert counts()[:2] == (1, 2)  # one note: its report and the indicator
+    assert len(_get(client, key, alliance)["objects"]) == 2
+
+
+def test_the_same_envelope_sent_again_is_the_same_post(client, member, alliance):
+    """A client that lost the answer sends the envelope again: the first's status answers,
+    and the feed gets no second "TAXII upload" note. Another envelope is another post, and
+    the same one sent after the first was deleted is posted again."""
+    from tests.notes.helpers import counts
+
+    key = create_key(member, "SIEM")[1]
+    envelope = [indicator("[domain-name:value = 'again.example']")]
+    first = _post(client, key, alliance, envelope)
+    again = _post(client, key, alliance, envelope)
+
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.get_json() == first.get_json()
+    assert counts()[0] == 1
+    status = client.get(f"/taxii2/api/status/{first.get_json()['id']}/",
+                        headers={"Authorization": f"Bearer {key}", "Accept": TAXII})
+    assert status.status_code == 200 and status.get_json()["id"] == first.get_json()["id"]
+
+    other = _post(client, key, alliance, envelope + [identity("Us")])
+    assert other.status_code == 202 and other.get_json()["id"] != first.get_json()["id"]
+    assert counts()[0] == 2
+
+    from sqlalchemy import select
+
+    from alliance.extensions import db
+    from alliance.notes.models import Note
+
+    report_id = db.session.scalar(select(Note.report_id).order_by(Note.id).limit(1))
+    # The first note holds the indicator alone: deleting its report withdraws it.
+    deleted = client.delete(f"/taxii2/api/collections/{alliance_collection_id(alliance.id)}"
+                            f"/objects/{report_id}/",
+                            headers={"Authorization": f"Bearer {key}", "Accept": TAXII})
+    assert deleted.status_code == 200, deleted.get_data(as_text=True)
+    posted_again = _post(client, key, alliance, envelope)
+    assert posted_again.status_code == 202
+    assert posted_again.get_json()["id"] != first.get_json()["id"]
+    assert counts()[0] == 3
 
 
 def test_a_status_names_the_version_the_collection_serves(client, member, alliance):

@@ -631,11 +631,19 @@ def _insert_rows(table, columns: tuple, rows: list[tuple], *, processed=(),
                f"VALUES ({', '.join('?' * len(names))})")
         conn.exec_driver_sql(sql, [row + fixed for row in rows] if fixed else rows)
         return
+    import psycopg
+
     # The session's own connection and transaction: all or nothing still holds.
-    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(
-            f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row + fixed)
+    try:
+        with conn.connection.driver_connection.cursor() as cursor, cursor.copy(
+                f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row + fixed)
+    except psycopg.errors.IntegrityError as exc:
+        # The driver's own error, past SQLAlchemy: given as SQLAlchemy's, so a unique key
+        # lost to a concurrent post is handled (a 409, or checked again) as on SQLite, not
+        # a 500.
+        raise IntegrityError(f"COPY {table.name}", None, exc) from exc
 
 
 def _bulk_insert(table, rows: list[dict]) -> None:

@@ -10,10 +10,6 @@ def slugify(value: str, max_length: int = 60) -> str:
     return value[:max_length].strip("-") or "item"
 
 
-# Text that is longer, or holds more brackets, is shown as plain text, not rendered: even
-# markdown-it has inputs whose cost grows with the square of their length (unclosed "[",
-# link references: 25 s for 30,000 characters), a STIX description may be 1 MB, and a note
-# page renders for every reader. Within both, any text renders in about 0.1 s at most.
 # What XML 1.0 forbids (section 2.2): controls but tab, newline and return; surrogates;
 # U+FFFE and U+FFFF. One such character makes a whole Atom feed unreadable.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -24,6 +20,10 @@ def xml_text(value) -> str:
     return _NOT_XML.sub("", "" if value is None else str(value))
 
 
+# Text that is longer, or holds more brackets, is shown as plain text, not rendered: even
+# markdown-it has inputs whose cost grows with the square of their length (unclosed "[",
+# link references: 25 s for 30,000 characters), a STIX description may be 1 MB, and a note
+# page renders for every reader. Within both, any text renders in about 0.1 s at most.
 MARKDOWN_MAX = 10_000
 MARKDOWN_MAX_BRACKETS = 200
 

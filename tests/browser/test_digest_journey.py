@@ -30,6 +30,25 @@ def _mails_to(maildir, address, timeout=60.0, settle=2.0) -> list:
     return []
 
 
+def _why_no_mail(live) -> str:
+    """What the outbox and the worker say, for a failure message."""
+    from sqlalchemy import select
+
+    from alliance.digests.models import Delivery
+    from alliance.extensions import db
+    from alliance.outbox.models import OutboxMessage
+
+    db.session.rollback()
+    rows = db.session.execute(select(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.done_at,
+                                     OutboxMessage.failed_at, OutboxMessage.claimed_until,
+                                     OutboxMessage.run_attempts, OutboxMessage.last_error)
+                              .order_by(OutboxMessage.id)).all()
+    ledger = db.session.execute(select(Delivery.user_id, Delivery.kind, Delivery.state,
+                                       Delivery.note_id)).all()
+    return (f"outbox: {rows[-20:]}\nledger: {ledger[-20:]}\n"
+            f"worker log:\n{live['worker'].log()[-6000:]}")
+
+
 def test_settings_a_watch_term_and_its_alert_mail(live, browser, member, coordinator, alliance):
     base, maildir = live["url"], live["maildir"]
     context, page = signed_in_page(browser, base, member.email)
@@ -67,7 +86,9 @@ def test_settings_a_watch_term_and_its_alert_mail(live, browser, member, coordin
     note_path = page.url.removeprefix(base)
     sign_out(page)
 
-    [alert] = _mails_to(maildir, member.email)
+    mails = _mails_to(maildir, member.email)
+    assert len(mails) == 1, _why_no_mail(live)
+    [alert] = mails
     subject = str(make_header(decode_header(alert["Subject"])))
     assert subject == "[TLP:GREEN] CyberPeace alert — 203.0.113.99 in a new note"
     body = mail_text(alert)

@@ -52,10 +52,18 @@ class Config:
     EMAIL_VERIFY_MAX_AGE = 60 * 60 * 48
     PASSWORD_RESET_MAX_AGE = 60 * 60
     INVITE_MAX_AGE = 60 * 60 * 24 * 7
+    SIGNIN_LINK_MAX_AGE = 15 * 60
 
-    # Sign-in throttling: failed attempts per account, and attempts per client address.
+    # Sign-in throttling: attempts per account from one client address; per account from
+    # every address together (a ceiling against guessing spread over many addresses, which
+    # also locks the owner out: the one-time sign-in link by mail is the way in meanwhile);
+    # and attempts per client address, whatever the account.
     SIGNIN_LIMIT_ACCOUNT = os.environ.get("SIGNIN_LIMIT_ACCOUNT", "5 per 15 minutes")
+    SIGNIN_LIMIT_ACCOUNT_CEILING = os.environ.get("SIGNIN_LIMIT_ACCOUNT_CEILING",
+                                                  "50 per 15 minutes")
     SIGNIN_LIMIT_IP = os.environ.get("SIGNIN_LIMIT_IP", "30 per 15 minutes")
+    # One-time sign-in links one account may be mailed (asked for from anywhere).
+    SIGNIN_LINK_MAIL_LIMIT = os.environ.get("SIGNIN_LINK_MAIL_LIMIT", "3 per hour")
     # Invitations an org admin may send (each is a mail to an address they typed).
     INVITE_LIMIT = os.environ.get("INVITE_LIMIT", "20 per hour;100 per day")
     # Registration mails one address may get (whoever registers with it, from wherever); the
@@ -122,6 +130,7 @@ class TestingConfig(Config):
     WTF_CSRF_ENABLED = False
     SECRET_KEY = "testing-secret-key-not-for-production"  # noqa: S105 (tests only)
     SIGNIN_LIMIT_ACCOUNT = "5 per 15 minutes"
+    SIGNIN_LIMIT_ACCOUNT_CEILING = "50 per 15 minutes"
     SIGNIN_LIMIT_IP = "30 per 15 minutes"
 
 

@@ -14,6 +14,15 @@ class PasswordResetRequestForm(FlaskForm):
     email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=254)])
 
 
+class SignInLinkRequestForm(FlaskForm):
+    # Named apart from the sign-in form's field: both forms are on the locked sign-in page.
+    link_email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=254)])
+
+
+class SignInLinkForm(FlaskForm):
+    """The button that signs in with a one-time link: nothing but its CSRF token."""
+
+
 class NewPasswordForm(FlaskForm):
     password = PasswordField("New password", validators=[DataRequired(), Length(min=12, max=256)],
                              description="At least 12 characters; a passphrase of a few "

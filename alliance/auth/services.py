@@ -1,4 +1,5 @@
-"""Accounts: passwords, sign-in and sign-out, e-mail verification and password reset.
+"""Accounts: passwords, sign-in and sign-out, one-time sign-in links, e-mail verification and
+password reset.
 
 Session invalidation: every session carries the user's session_version (User.get_id); the
 user loader refuses a session whose version is older, so bumping the version signs out every
@@ -10,11 +11,12 @@ import idna
 from flask import current_app, session
 from flask_login import login_user, logout_user
 from limits import parse as parse_limit
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
+from alliance.audit.services import record
 from alliance.auth.models import User
 from alliance.auth.tokens import make_token, read_token
 from alliance.core.errors import DomainError
@@ -25,6 +27,7 @@ from alliance.mail.services import queue_mail
 from alliance.outbox.services import enqueue, handler
 
 RESET_REQUESTED = "auth.password_reset"
+SIGN_IN_LINK_REQUESTED = "auth.sign_in_link"
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
 _COMMON_PASSWORDS = frozenset(FREQUENCY_LISTS["passwords"])
@@ -204,4 +207,81 @@ def reset_password(token: str, new_password: str) -> User:
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()  # the link proved the address
     db.session.commit()
+    return user
+
+
+# --- one-time sign-in link ----------------------------------------------------------------
+# The way in while sign-in by password is locked for an account (anyone can lock an account
+# by guessing at it; OWASP's authentication guidance asks that the owner still get in). It
+# proves the mailbox, as a password reset link does, and it is made like one: asked for
+# without saying whether the address has an account, mailed by the worker, signed, short-lived.
+
+def _sign_in_fingerprint(user: User) -> str:
+    # Ties a sign-in link to the account's state when the link was made: its last sign-in,
+    # session version and password. Any sign-in (by this link or otherwise), a sign-out
+    # (which ends every session) or a password change makes the link stale: it works once.
+    last = user.last_sign_in_at.isoformat() if user.last_sign_in_at else "never"
+    state = f"{user.id}:{user.session_version}:{last}:{user.password_hash}"
+    return hmac.new(current_app.config["SECRET_KEY"].encode(), state.encode(),
+                    hashlib.sha256).hexdigest()[:32]
+
+
+def request_sign_in_link(email: str) -> None:
+    """Ask for a one-time sign-in link to be mailed to this address; say nothing about
+    whether it has an account. Like request_password_reset, the request does the same work
+    for every address (one outbox row) and the worker looks the address up."""
+    enqueue(SIGN_IN_LINK_REQUESTED, email=normalise_email(email)[:254])
+    db.session.commit()
+
+
+@handler(SIGN_IN_LINK_REQUESTED)
+def send_sign_in_link(message) -> None:
+    """Outbox handler: mail a one-time sign-in link to the address asked for when an active
+    account with a confirmed address uses it (the link proves the mailbox, so it goes only
+    to a mailbox already proven); otherwise do nothing. At most SIGNIN_LINK_MAIL_LIMIT to one
+    account, counted here so the request takes the same time for every address."""
+    user = find_user_by_email(message.payload.get("email", ""))
+    if user is None or not user.is_active or not user.is_verified:
+        return
+    if not limiter.limiter.hit(parse_limit(current_app.config["SIGNIN_LINK_MAIL_LIMIT"]),
+                               "signin-link-mail", str(user.id)):
+        return
+    token = make_token("sign-in-link", {"uid": user.id, "fp": _sign_in_fingerprint(user)})
+    queue_mail(user.email, "sign_in_link", "Your one-time sign-in link", name=user.name,
+               link=external_url("auth.sign_in_with_link", token=token),
+               minutes=current_app.config["SIGNIN_LINK_MAX_AGE"] // 60)
+
+
+def read_sign_in_link(token: str) -> User:
+    """The user a sign-in link is for while it is valid (signed, not expired, not used,
+    account active with a confirmed address); else a DomainError. Reading changes nothing:
+    mail scanners open links before people do."""
+    data = read_token("sign-in-link", token, current_app.config["SIGNIN_LINK_MAX_AGE"])
+    user = db.session.get(User, data.get("uid"))
+    if (user is None or not user.is_active or not user.is_verified
+            or not hmac.compare_digest(str(data.get("fp", "")), _sign_in_fingerprint(user))):
+        raise DomainError("This sign-in link has been used or is no longer valid. "
+                          "Ask for a new one.")
+    return user
+
+
+def sign_in_with_link(token: str, *, ip: str | None = None) -> User:
+    """Sign in with a one-time link (read_sign_in_link's checks), audited. The link is
+    claimed by one conditional UPDATE of the state it was made from: of two requests with
+    the same link at the same moment, the database lets one change that state and the
+    other finds it changed, so only one signs in."""
+    user = read_sign_in_link(token)
+    last = (User.last_sign_in_at.is_(None) if user.last_sign_in_at is None
+            else User.last_sign_in_at == user.last_sign_in_at)
+    claimed = db.session.execute(
+        update(User).where(User.id == user.id, User.session_version == user.session_version,
+                           User.password_hash == user.password_hash, last)
+        .values(last_sign_in_at=utcnow()).execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:
+        db.session.rollback()
+        raise DomainError("This sign-in link has been used or is no longer valid. "
+                          "Ask for a new one.")
+    record("signin.link", user, ("user", user.id, user.email),
+           organisation=user.organisation, ip=ip)
+    sign_in(user)  # commits the claim, the audit event and the session together
     return user

@@ -92,6 +92,8 @@ def register_error_handlers(app) -> None:
 
         if is_taxii_request():
             return http_error_for_taxii(exc)
+        if exc.response is not None:  # a page made for this error (a rate limit's on_breach)
+            return exc.response
         if exc.code in ERROR_TEXT:
             message = exc.description if exc.code in (400, 413, 415, 422, 429) else None
             return _error_page(exc.code, message)

@@ -140,15 +140,19 @@ def test_successful_sign_ins_do_not_count_towards_the_lockout(make_client, analy
         assert sign_in(make_client(), analyst.email).status_code == 302
 
 
+@pytest.mark.parametrize("spread", [False, True], ids=["one-address", "many-addresses"])
 def test_wrong_passwords_sent_at_the_same_moment_get_no_more_guesses_than_the_limit(
-        app, make_client, analyst, monkeypatch):
-    """Eight guesses in flight at once, from eight addresses, against an account allowed
-    five: each is counted before its password is checked, so five are checked. (Counted
-    after the answer, all eight passed the check before any was counted.) The password
-    check is held until five are inside it, as scrypt's 0.2 s would hold them."""
+        app, make_client, analyst, monkeypatch, spread):
+    """Eight guesses in flight at once against an account allowed five, from one address
+    (the per-address limit) or from eight (the account's ceiling, lowered to five here):
+    each is counted before its password is checked, so five are checked. (Counted after the
+    answer, all eight passed the check before any was counted.) The password check is held
+    until five are inside it, as scrypt's 0.2 s would hold them."""
     from alliance.auth import services
 
     limit = 5
+    if spread:
+        monkeypatch.setitem(app.config, "SIGNIN_LIMIT_ACCOUNT_CEILING", "5 per 15 minutes")
     inside = threading.Barrier(limit, timeout=5)
     checked = []
 
@@ -166,7 +170,8 @@ def test_wrong_passwords_sent_at_the_same_moment_get_no_more_guesses_than_the_li
     def attempt(i):
         with app.app_context():
             statuses.append(sign_in(make_client(), email, f"{WRONG}-{i}",
-                                    ip=f"10.0.0.{i + 1}").status_code)
+                                    ip=f"10.0.0.{i + 1}" if spread else "10.0.0.1"
+                                    ).status_code)
 
     threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
     for t in threads:
@@ -225,6 +230,156 @@ def test_too_many_attempts_from_one_address_are_audited_once_per_burst(
     [event] = lockout_events()
     assert (event.target_type, event.target_label) == ("ip", "203.0.113.7")
     assert event.details["limit"].startswith("3 per 15")
+
+
+# --- lockouts that tell nothing and lock nobody out --------------------------------------------
+
+def _lock_out(make_client, email, *, ip="127.0.0.1", attempts=5):
+    for _ in range(attempts):
+        sign_in(make_client(), email, WRONG, ip=ip)
+
+
+def _same_answer(known, unknown):
+    assert known.status_code == unknown.status_code == 429
+    assert known.get_data() == unknown.get_data()
+    # Per request or per client, never per account: the date, the request id, the cookie.
+    strip = {"Date", "X-Request-ID", "Set-Cookie"}
+    assert ({k: v for k, v in known.headers if k not in strip}
+            == {k: v for k, v in unknown.headers if k not in strip})
+    assert (len(known.headers.getlist("Set-Cookie"))
+            == len(unknown.headers.getlist("Set-Cookie")))
+
+
+@pytest.mark.parametrize("tripped", ["account-address", "account-ceiling", "address"])
+def test_a_refused_sign_in_answers_the_same_for_known_and_unknown_accounts(
+        app, make_client, analyst, monkeypatch, tripped):
+    """Whichever limit refuses the attempt, a known account (with its right password) and an
+    unknown one get the same status, body and headers: the answer does not tell which
+    addresses have accounts, nor which limit was reached."""
+    ghost = "ghost@analyst.example"
+    if tripped == "account-address":
+        for email in (analyst.email, ghost):
+            _lock_out(make_client, email)
+        ips = ("127.0.0.1", "127.0.0.1")
+    elif tripped == "account-ceiling":
+        monkeypatch.setitem(app.config, "SIGNIN_LIMIT_ACCOUNT_CEILING", "4 per 15 minutes")
+        for n in range(4):
+            for email in (analyst.email, ghost):
+                sign_in(make_client(), email, WRONG, ip=f"198.51.100.{n + 1}")
+        ips = ("192.0.2.1", "192.0.2.2")
+    else:
+        monkeypatch.setitem(app.config, "SIGNIN_LIMIT_IP", "3 per 15 minutes")
+        for n in range(3):
+            for ip in ("203.0.113.7", "203.0.113.8"):
+                sign_in(make_client(), f"user{n}@nowhere.example", WRONG, ip=ip)
+        ips = ("203.0.113.7", "203.0.113.8")
+
+    known = sign_in(make_client(), analyst.email, PASSWORD, ip=ips[0])
+    unknown = sign_in(make_client(), ghost, WRONG, ip=ips[1])
+
+    _same_answer(known, unknown)
+    assert "one-time sign-in link" in known.get_data(as_text=True)
+
+
+def test_the_refused_answer_is_the_same_whichever_limit_refused_it(app, make_client, analyst,
+                                                                    monkeypatch):
+    monkeypatch.setitem(app.config, "SIGNIN_LIMIT_IP", "5 per 15 minutes")
+    _lock_out(make_client, analyst.email, ip="198.51.100.1")
+    by_account = sign_in(make_client(), analyst.email, ip="198.51.100.1")
+    for n in range(5):
+        sign_in(make_client(), f"user{n}@nowhere.example", WRONG, ip="198.51.100.2")
+    by_address = sign_in(make_client(), analyst.email, ip="198.51.100.2")
+
+    _same_answer(by_account, by_address)
+
+
+def test_an_unknown_account_is_checked_against_a_dummy_hash_as_long_as_a_known_one(
+        make_client, analyst, monkeypatch):
+    """The same work for both: a password hash is checked whether or not the account
+    exists, so the time of the answer does not tell either."""
+    from alliance.auth import services
+
+    checked = []
+    real = services.check_password_hash
+    monkeypatch.setattr(services, "check_password_hash",
+                        lambda stored, password: checked.append(stored) or real(stored, password))
+
+    sign_in(make_client(), analyst.email, WRONG)
+    sign_in(make_client(), "ghost@analyst.example", WRONG)
+
+    assert checked == [analyst.password_hash, services._DUMMY_HASH]
+    assert checked[1].startswith("scrypt:") and checked[0].split("$")[0] == checked[1].split("$")[0]
+
+
+def test_the_owner_signs_in_from_another_address_while_an_attacker_address_is_locked_out(
+        make_client, analyst):
+    _lock_out(make_client, analyst.email, ip="203.0.113.66")
+    assert sign_in(make_client(), analyst.email, PASSWORD, ip="203.0.113.66").status_code == 429
+
+    owner = make_client()
+    assert sign_in(owner, analyst.email, PASSWORD, ip="198.51.100.20").status_code == 302
+    assert is_signed_in(owner)
+    # The owner's sign-in does not lift the attacker's lockout.
+    assert sign_in(make_client(), analyst.email, WRONG, ip="203.0.113.66").status_code == 429
+
+
+def test_the_account_ceiling_refuses_guesses_spread_over_many_addresses(
+        app, make_client, analyst, monkeypatch):
+    monkeypatch.setitem(app.config, "SIGNIN_LIMIT_ACCOUNT_CEILING", "12 per 15 minutes")
+    for n in range(6):  # two guesses from each of six addresses: no address is near its limit
+        for _ in range(2):
+            assert sign_in(make_client(), analyst.email, WRONG,
+                           ip=f"198.51.100.{n + 1}").status_code == 401
+
+    response = sign_in(make_client(), analyst.email, PASSWORD, ip="192.0.2.50")
+
+    assert response.status_code == 429
+    [event] = lockout_events()
+    assert (event.target_type, event.target_id, event.target_label) == (
+        "account", str(analyst.id), analyst.email)
+    assert event.details["kind"] == "ceiling"
+    assert event.details["limit"].startswith("12 per 15")
+    # Still refused, and audited once, from yet another address.
+    assert sign_in(make_client(), analyst.email, PASSWORD, ip="192.0.2.51").status_code == 429
+    assert len(lockout_events()) == 1
+
+
+def test_attempts_refused_for_one_address_do_not_count_towards_the_account_ceiling(
+        app, make_client, analyst, monkeypatch):
+    """One address hammering a locked account must not trip the ceiling, which would lock
+    the owner out everywhere: only the attempts its own limit lets through count."""
+    monkeypatch.setitem(app.config, "SIGNIN_LIMIT_ACCOUNT_CEILING", "10 per 15 minutes")
+    _lock_out(make_client, analyst.email, ip="203.0.113.66", attempts=40)
+
+    assert sign_in(make_client(), analyst.email, ip="198.51.100.20").status_code == 302
+
+
+def test_a_sign_in_takes_back_its_own_attempt_but_not_the_others_from_the_ceiling(
+        app, make_client, analyst, monkeypatch):
+    monkeypatch.setitem(app.config, "SIGNIN_LIMIT_ACCOUNT_CEILING", "4 per 15 minutes")
+    for n in range(3):
+        sign_in(make_client(), analyst.email, WRONG, ip=f"198.51.100.{n + 1}")
+    for _ in range(3):  # the owner's sign-ins neither count nor clear the guesses
+        assert sign_in(make_client(), analyst.email, ip="192.0.2.9").status_code == 302
+
+    assert sign_in(make_client(), analyst.email, WRONG, ip="198.51.100.9").status_code == 401
+    assert sign_in(make_client(), analyst.email, ip="192.0.2.9").status_code == 429
+
+
+def test_lockouts_of_one_account_from_two_addresses_are_audited_once_each(make_client,
+                                                                          analyst):
+    for ip in ("203.0.113.1", "203.0.113.2"):
+        _lock_out(make_client, analyst.email, ip=ip, attempts=7)
+
+    events = lockout_events()
+    assert [(e.target_label, e.details["kind"], e.details["network"]) for e in events] == [
+        (analyst.email, "address", "203.0.113.1"), (analyst.email, "address", "203.0.113.2")]
+
+
+def test_a_wrong_password_page_does_not_offer_the_sign_in_link(make_client, analyst):
+    page = sign_in(make_client(), analyst.email, WRONG).get_data(as_text=True)
+
+    assert "one-time sign-in link" not in page
 
 
 # --- the session cookie ----------------------------------------------------------------------
@@ -484,3 +639,21 @@ def test_a_lockout_is_found_again_in_its_window_when_the_limits_live_in_redis(
         found.append(_lockout_recorded("account", "redis@analyst.example", window))
         time.sleep(0.1)
     assert found == [True] * 12
+
+
+def test_a_sign_in_takes_its_attempt_back_from_the_ceiling_when_the_limits_live_in_redis(
+        redis_server):
+    """A success takes back its own hit on the account's ceiling with a hit of cost -1: in
+    the fixed-window strategy that is a decrement, in Redis as in memory."""
+    from limits import parse
+    from limits.storage import storage_from_string
+    from limits.strategies import FixedWindowRateLimiter
+
+    limiter = FixedWindowRateLimiter(storage_from_string(redis_server.url))
+    limit, args = parse("3 per 15 minutes"), ("signin:taken-back", "signin-account-ceiling")
+    for _ in range(3):
+        assert limiter.hit(limit, *args)
+    limiter.hit(limit, *args, cost=-1)
+
+    assert limiter.hit(limit, *args)
+    assert not limiter.hit(limit, *args)

@@ -25,6 +25,18 @@ COMMON_VALUES = frozenset({
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The longest value observables.value (String(2048), alliance.notes.models.Observable)
+# holds, in characters and in UTF-8 bytes (PostgreSQL's b-tree index on it takes entries
+# of about 2,700 bytes at most): a longer one, as posted or once normalised (a URL gains a
+# "/" path, a host can lower-case longer), is no observable. The object holding it is
+# stored and served as posted; it is only not indexed for search and correlation.
+MAX_VALUE = 2048
+
+
+def _fits(value: str) -> bool:
+    """Within MAX_VALUE characters and UTF-8 bytes (a character is at most 4 bytes)."""
+    return len(value) <= MAX_VALUE // 4 or (
+        len(value) <= MAX_VALUE and len(value.encode("utf-8", "surrogatepass")) <= MAX_VALUE)
 
 
 def detect(raw: str) -> tuple[str, str] | None:
@@ -33,7 +45,7 @@ def detect(raw: str) -> tuple[str, str] | None:
     if _CANONICAL_IPV4.fullmatch(raw):  # the commonest value, already in its final form
         return "ipv4", raw
     value = raw.strip().strip(",;")
-    if not value or len(value) > 2048 or _CONTROL.search(value):
+    if not value or len(value) > MAX_VALUE or _CONTROL.search(value):
         return None  # a control character (NUL: PostgreSQL refuses it) is in no observable
     value = value.replace("[.]", ".").replace("(.)", ".").replace("hxxp", "http")
     if _CANONICAL_IPV4.fullmatch(value):
@@ -55,11 +67,12 @@ def detect(raw: str) -> tuple[str, str] | None:
             pass
     if "://" in value:
         url = normalise_url(value)
-        return ("url", url) if url else None
+        return ("url", url) if url and _fits(url) else None
     if EMAIL_RE.match(value):
         local, _, domain = value.rpartition("@")
         domain = domain.lower().rstrip(".")
-        return ("email", f"{local}@{domain}") if DOMAIN_RE.match(domain) else None
+        email = f"{local}@{domain}"
+        return ("email", email) if DOMAIN_RE.match(domain) and _fits(email) else None
     domain = value.lower().rstrip(".")
     if DOMAIN_RE.match(domain):
         return "domain", domain

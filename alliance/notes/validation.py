@@ -8,6 +8,8 @@ honest); anything it is not sure of, and every refusal, goes through stix2.parse
 Limits are checked before any parsing work that could be expensive: the byte size first
 (413), then orjson's own nesting cap, then one iterative walk for depth, string length and
 object count (422)."""
+import json
+import math
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -44,6 +46,20 @@ def _canonical_id(obj_id: str, stix_type: str) -> bool:
         if len(_TYPES_SEEN) < 10_000:
             _TYPES_SEEN.add(stix_type)
     return True
+
+
+# What the stix_objects columns hold (alliance.notes.models.StixObject): `modified` (or
+# `created` for an object without one) in String(40), ids in String(100). A timestamp with at
+# most 9 fraction digits (nanoseconds) is at most 30 characters, and version_key, which
+# compares versions to the nanosecond, then tells every two different instants apart.
+MAX_FRACTION_DIGITS = 9
+_MAX_TIMESTAMP_LENGTH = len("2024-05-01T12:00:00.Z") + MAX_FRACTION_DIGITS
+# STIX 2.1 (section 2.16): an integer fits a signed 54-bit value. Beyond it a JSON reader
+# (orjson among them, past 64 bits) reads a float, and the value would be served changed.
+MAX_INTEGER = 2**53 - 1
+# orjson reads an integer literal beyond 64 bits as a float (-(2**63) - 1 as -2.0**63):
+# a float outside the integers STIX allows may have been one.
+_FLOAT_FROM_INTEGER = float(MAX_INTEGER)
 
 
 SCO_TYPES = frozenset({
@@ -122,11 +138,45 @@ def _load(raw: bytes | str, what: str):
         if "depth limit" in str(exc):  # orjson's own cap (1,024) on valid but deep JSON
             raise BundleRejected([Problem("", "", f"nested deeper than {max_depth} "
                                                   "levels")]) from exc
+        if "number is infinity" in str(exc):
+            # Valid JSON (1e400, or 400 digits) beyond what a double holds: a limit on the
+            # content (RFC 8259 section 6 lets a reader set one), like the depth above.
+            raise BundleRejected([Problem("", "", "a number too large to be read "
+                                                  f"({str(exc).partition(': ')[2]})")]) from None
         raise BundleRejected([Problem("", "", f"not valid JSON ({exc})")]) from exc
-    refs = _check_shape(data, max_depth, max_string, max_objects)
+    large: list[bool] = []
+    refs = _check_shape(data, max_depth, max_string, max_objects, large)
+    if large:  # a float so large that it may be how orjson read an integer literal
+        _refuse_big_integers(raw, data)
     if b"\\u0000" in raw:  # JSON spells NUL only so (or an escaped backslash and "u0000")
         _refuse_nul(data)
     return data, refs
+
+
+def _objects_of(data) -> list:
+    """The objects of a bundle or an envelope, or the lone object `data` is."""
+    if type(data) is dict and data.get("type") in (None, "bundle"):
+        objects = data.get("objects")
+        return objects if type(objects) is list else []
+    return [data]
+
+
+def _refuse_big_integers(raw: bytes, data) -> None:
+    """422 naming each integer beyond STIX's 54 bits that orjson read as a float (and every
+    other problem of the objects): the text is read again by the standard library, which
+    keeps integers exact (only when orjson found such a float; the depth and the sizes were
+    checked before). The objects are not given on: integers beyond 64 bits are more than
+    orjson writes."""
+    try:
+        exact = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise BundleRejected([Problem("", "", f"a number too large to be read ({exc})")]) \
+            from None
+    objects = _objects_of(exact)
+    if any(type(obj) is dict and _numbers(obj) for obj in objects):
+        # Refused: with every other problem of the objects, as check_objects reports them.
+        problems = check_objects(objects)[1]
+        raise BundleRejected(problems)
 
 
 def _refuse_nul(data) -> None:
@@ -190,19 +240,21 @@ def parse_bundle(raw: bytes | str) -> Parsed:
     return Parsed(objects=objects, warnings=warnings, refs=refs)
 
 
-def _check_shape(data, max_depth: int, max_string: int, max_objects: int) -> set[str]:
+def _check_shape(data, max_depth: int, max_string: int, max_objects: int,
+                 large: list[bool] | None = None) -> set[str]:
     """Depth, string length, property names and object count, in one breadth-first pass a
     level at a time; on the way, every *_ref / *_refs value of the objects (a bundle's or
-    an envelope's "objects", else the whole document: a lone object). Returns those."""
+    an envelope's "objects", else the whole document: a lone object). Returns those.
+    `large`, if given, gets True appended when the objects hold a float beyond 2**53 - 1."""
     refs: set[str] = set()
     # A bundle, or an envelope (no type): a lone object's own "objects" is only a property.
     container = type(data) is dict and data.get("type") in (None, "bundle")
     objects = data.get("objects") if container else None
     if type(objects) is list:  # a container: its own properties hold no references
         _walk([data], 1, max_depth, max_string, None, skip=objects)
-        _walk(objects, 3, max_depth, max_string, refs)
+        _walk(objects, 3, max_depth, max_string, refs, large=large)
     else:
-        _walk([data], 1, max_depth, max_string, refs)
+        _walk([data], 1, max_depth, max_string, refs, large=large)
     objects = data.get("objects") if isinstance(data, dict) else data
     if isinstance(objects, list) and len(objects) > max_objects:
         raise BundleRejected([Problem("", "objects", f"{len(objects):,} objects; the limit is "
@@ -225,9 +277,10 @@ def _name_kind(key: str) -> int:
 
 
 def _walk(level: list, depth: int, max_depth: int, max_string: int, refs: set[str] | None,
-          skip=None) -> None:
+          skip=None, large: list[bool] | None = None) -> None:
     """_check_shape's walk from `level` (at `depth`), collecting references into `refs`
-    unless it is None; `skip` (the objects list, walked on its own) is left out."""
+    unless it is None; `skip` (the objects list, walked on its own) is left out. A float
+    beyond 2**53 - 1 appends True to `large` (if given), once."""
     names = _NAMES
     while level:
         if depth > max_depth:
@@ -251,10 +304,15 @@ def _walk(level: list, depth: int, max_depth: int, max_string: int, refs: set[st
             elif kind is list:
                 if value is not skip:
                     below.extend(value)
-            elif kind is str and len(value) > max_string:
-                raise BundleRejected([Problem("", "", f"a string of {len(value):,} characters; "
-                                                      f"the limit is {max_string:,}")],
-                                     status_code=413)
+            elif kind is str:
+                if len(value) > max_string:
+                    raise BundleRejected([Problem("", "", f"a string of {len(value):,} "
+                                                          f"characters; the limit is "
+                                                          f"{max_string:,}")],
+                                         status_code=413)
+            elif kind is float and large is not None and not large and not (
+                    -_FLOAT_FROM_INTEGER <= value <= _FLOAT_FROM_INTEGER):
+                large.append(True)
         level, depth = below, depth + 1
 
 
@@ -294,7 +352,65 @@ def _timestamp(obj: dict, prop: str, problems: list[Problem]) -> datetime | None
     if verdict is _NOT_REAL:
         problems.append(Problem(obj.get("id", ""), prop, f"{value!r} is not a real date"))
         return None
+    if len(value) > _MAX_TIMESTAMP_LENGTH:  # RFC 3339, so the fraction is what is longer
+        shown = value if len(value) <= 60 else value[:40] + "…"
+        problems.append(Problem(obj.get("id", ""), prop, (
+            f"{shown!r} has {len(value) - _MAX_TIMESTAMP_LENGTH + MAX_FRACTION_DIGITS} "
+            f"fraction digits; at most {MAX_FRACTION_DIGITS} fraction digits (nanoseconds) "
+            "are stored")))
+        return None
     return verdict
+
+
+_MAX_NUMBER_PROBLEMS = 10  # of one object
+
+
+def _numbers(obj: dict) -> list[tuple[str, str]]:
+    """(property path, reason) for each integer of the object, at any depth, outside the
+    54 bits STIX 2.1 allows, and each float that is not a number JSON can carry (NaN and
+    infinities, which only a Python caller can pass): the first few of them."""
+    found: list[tuple[str, str]] = []
+    _number_walk(obj, "", found)
+    return found
+
+
+def _number_problem(value, path: str, found: list) -> None:
+    if type(value) is int:
+        found.append((path, f"{value} is outside the integers STIX 2.1 allows (a signed "
+                            f"54-bit value: {-MAX_INTEGER} to {MAX_INTEGER})"))
+    else:
+        found.append((path, f"{value} is not a number JSON can carry"))
+
+
+def _number_walk(value, path: str, found: list) -> None:
+    if len(found) >= _MAX_NUMBER_PROBLEMS:
+        return
+    if type(value) is dict:
+        for key, item in value.items():
+            kind = type(item)
+            if kind is str:
+                continue
+            if kind is int:
+                if not -MAX_INTEGER <= item <= MAX_INTEGER:
+                    _number_problem(item, f"{path}.{key}" if path else key, found)
+            elif kind is float:
+                if not math.isfinite(item):
+                    _number_problem(item, f"{path}.{key}" if path else key, found)
+            elif kind is dict or kind is list:
+                _number_walk(item, f"{path}.{key}" if path else key, found)
+    elif type(value) is list:
+        for n, item in enumerate(value):
+            kind = type(item)
+            if kind is str:
+                continue
+            if kind is int:
+                if not -MAX_INTEGER <= item <= MAX_INTEGER:
+                    _number_problem(item, f"{path}[{n}]", found)
+            elif kind is float:
+                if not math.isfinite(item):
+                    _number_problem(item, f"{path}[{n}]", found)
+            elif kind is dict or kind is list:
+                _number_walk(item, f"{path}[{n}]", found)
 
 
 def _stix2_problem(obj: dict, exc: Exception) -> Problem:
@@ -349,6 +465,7 @@ def check_object(obj, budget: list[int] | None = None) -> list[Problem]:
         problems.append(Problem(obj_id, "modified", "missing (it is never filled in for you)"))
     if created and modified and modified < created:
         problems.append(Problem(obj_id, "modified", "earlier than created"))
+    problems += [Problem(obj_id, path, reason) for path, reason in _numbers(obj)]
     if problems:
         return problems
     verdict = fastcheck.check(obj, pattern_ok=fastpattern.check)

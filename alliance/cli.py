@@ -109,11 +109,18 @@ def _import_actor(org_slug: str, as_email: str | None):
               help="A named reader of a TLP:RED note (repeat the option for more).")
 @click.option("--alert", is_flag=True, help="Send watch-term alerts for this note (bulk imports "
               "send none by default; the note still reaches digests).")
-def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipients, alert):
+@click.option("--allow-looser-markings", is_flag=True,
+              help="Confirm that objects marked looser than --tlp (a TLP:CLEAR indicator in a "
+                   "TLP:AMBER note) are shared at their own marking; without it they are refused.")
+def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipients, alert,
+                   allow_looser_markings):
     """Post a STIX 2.1 bundle file as one note, validated and stored all or nothing.
 
     Prints the note's report id on success; on failure prints every problem (object id,
-    property, reason) on standard error, stores nothing and exits with status 1."""
+    property, reason) on standard error, stores nothing and exits with status 1. Objects
+    marked looser than the note are listed on standard error either way; they are refused
+    (nothing stored) unless --allow-looser-markings confirms them, as the web form's
+    checkbox does."""
     from pathlib import Path
 
     from sqlalchemy import select
@@ -122,6 +129,7 @@ def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipien
     from alliance.auth.models import User
     from alliance.notes.services import post_note
     from alliance.notes.validation import BundleRejected, parse_bundle
+    from alliance.sharing.markings import looser_than
 
     actor = _import_actor(org_slug, as_email)
     alliance = db.session.scalar(select(Alliance).where(Alliance.slug == alliance_slug))
@@ -145,7 +153,8 @@ def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipien
                              tlp=tlp,
                              alliance_ids=[alliance.id], objects=parsed.objects,
                              recipient_ids=recipient_ids, warnings=parsed.warnings, refs=parsed.refs,
-                             progress=bar.update, alerts=alert)
+                             progress=bar.update, alerts=alert,
+                             looser_confirmed=allow_looser_markings)
     except BundleRejected as exc:
         db.session.rollback()
         click.echo(f"Refused, nothing was stored ({len(exc.problems)} problem(s)):", err=True)
@@ -154,12 +163,31 @@ def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipien
         sys.exit(1)
     except DomainError as exc:
         db.session.rollback()
+        if exc.field == "confirm_looser":
+            _echo_looser(looser_than(parsed.objects, tlp), tlp)
+            raise click.ClickException(
+                f"Refused, nothing was stored: {exc.message} Pass --allow-looser-markings to "
+                "share them so, or mark them at least as strictly as the note.") from exc
         raise click.ClickException(exc.message) from exc
     for warning in parsed.warnings:
         click.echo(f"Note: {warning}.", err=True)
+    _echo_looser(looser_than(parsed.objects, tlp), tlp)
     click.echo(f"Stored {len(parsed.objects):,} object(s) as a TLP:{tlp} note for "
                f"{alliance.name}.", err=True)
     click.echo(note.report_id)
+
+
+def _echo_looser(looser: list[dict], tlp: str) -> None:
+    """List, on standard error, the objects marked looser than the note (markings.looser_than)."""
+    if not looser:
+        return
+    click.echo(f"Warning: {len(looser)} object(s) are marked looser than the note's TLP:{tlp}; "
+               "consumers that enforce markings per object treat each at its own level:",
+               err=True)
+    for obj in looser:
+        name = f" {obj['name']!r}" if obj["name"] else ""
+        where = f" on {', '.join(obj['selectors'])}" if obj["selectors"] else ""
+        click.echo(f"  {obj['id']} ({obj['type']}){name}: TLP:{obj['level']}{where}", err=True)
 
 
 @alliance_cli.command("bench-data")

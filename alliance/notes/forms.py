@@ -87,6 +87,9 @@ class AnalysisForm(NoteForm):
 class UploadForm(NoteForm):
     bundle_file = FileField("STIX 2.1 bundle (.json)")
     bundle_text = TextAreaField("…or paste it", validators=[Optional()])
+    # Checked when posting (post_note's looser_confirmed), against the objects actually sent.
+    confirm_looser = BooleanField("I confirm these objects are shared at their own looser "
+                                  "marking")
 
 
 class EditNoteForm(FlaskForm):

@@ -53,7 +53,7 @@ from alliance.notes.models import (
     facet_rows,
 )
 from alliance.notes.validation import BundleRejected, Problem, check_objects, version_key
-from alliance.sharing.markings import marking_id, strictest_level
+from alliance.sharing.markings import looser_than, marking_id, strictest_level
 from alliance.sharing.policy import (
     TAXII_SERVED_LINKS_SQL,
     TAXII_SERVED_OWN_LINKS_SQL,
@@ -380,7 +380,7 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
               publish_public: bool = False, warnings=(), progress=None,
               alerts: bool = True, refs: set[str] | None = None,
               also: Callable[[Note], None] | None = None,
-              submission: Sending | None = None) -> Note:
+              submission: Sending | None = None, looser_confirmed: bool = True) -> Note:
     """Store a new note holding these STIX objects, for this audience. Raises DomainError
     (with .field) for form problems and BundleRejected (with .problems) for STIX ones;
     stores nothing then. `progress`, if given, is called with 1 after each object is
@@ -389,7 +389,10 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
     when parsing gathered them (Parsed.refs), so they are not walked again. `also`, if
     given, is called with the stored note before the commit, to store what belongs with it
     in the same transaction (a TAXII status): both or neither. `submission`: the compose
-    form's sending (Sending); the same one again is AlreadyPosted."""
+    form's sending (Sending); the same one again is AlreadyPosted. `looser_confirmed=False`
+    (the web forms, the CLI without --allow-looser-markings) refuses objects marked looser
+    than the note (markings.looser_than) with a DomainError on field "confirm_looser": a
+    person must confirm they go out at their own marking; machines (TAXII) cannot."""
     if not getattr(actor, "can_act", False):
         raise NotAllowed("Only members of vetted organisations can post.")
     _check_submission(actor, submission)
@@ -405,6 +408,10 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
     if strictest and TLP_RANK[strictest] > TLP_RANK[tlp]:
         raise DomainError(f"An object in this note is marked TLP:{strictest}; the note cannot "
                           f"be shared more widely (TLP:{tlp}).", field="tlp")
+    if not looser_confirmed and (looser := looser_than(objects, tlp)):
+        raise DomainError(f"{len(looser)} object(s) are marked looser than the note's TLP:{tlp}; "
+                          "confirm that they are shared at their own looser marking.",
+                          field="confirm_looser")
     _check_outside_refs(Principal.of(actor), outside, objects)
     new, existing = _check_versions(actor, objects)
 

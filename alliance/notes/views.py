@@ -36,6 +36,7 @@ from alliance.notes.forms import (
     UploadForm,
 )
 from alliance.notes.validation import BundleRejected, parse_bundle
+from alliance.sharing.markings import looser_than
 from alliance.sharing.policy import Principal, can_moderate, get_readable_note_or_404
 
 bp = Blueprint("notes", __name__)
@@ -169,6 +170,20 @@ def _objects_for(kind: str, form) -> tuple[list[dict], list[str], set[str] | Non
     return parsed.objects, parsed.warnings, parsed.refs
 
 
+def _preview_objects(kind: str, form) -> tuple[list[dict], list | None]:
+    """For the preview of a form that carries STIX objects of the poster's (the upload): the
+    objects marked looser than the chosen TLP, and the problems parsing found, if any."""
+    if "confirm_looser" not in form:
+        return [], None
+    try:
+        objects = _objects_for(kind, form)[0]
+    except BundleRejected as exc:
+        return [], exc.problems
+    except DomainError:
+        return [], None  # no bundle chosen yet: the preview is of the audience alone
+    return looser_than(objects, form.tlp.data), None
+
+
 @bp.route("/new/<kind>", methods=["GET", "POST"])
 @member_required
 def compose_note(kind):
@@ -178,12 +193,15 @@ def compose_note(kind):
     if not alliances:
         return render_template("notes/no_audience.html"), 200
     preview = problems = None
+    looser = []
     status = 200
     if form.validate_on_submit():
         if "preview" in request.form:
             preview = services.audience_preview(current_user, form.alliances.data,
                                                 form.tlp.data, form.recipients.data or [])
+            looser, problems = _preview_objects(kind, form)
         else:
+            objects = []
             try:
                 sending = _sending(form)
                 objects, warnings, refs = _objects_for(kind, form)
@@ -196,7 +214,8 @@ def compose_note(kind):
                     sectors=getattr(form, "sectors", None) and form.sectors.data or [],
                     countries=getattr(form, "countries", None) and form.countries.data or [],
                     publish_public=form.publish_public.data, warnings=warnings, refs=refs,
-                    submission=sending)
+                    submission=sending,
+                    looser_confirmed="confirm_looser" in form and form.confirm_looser.data)
             except services.AlreadyPosted as exc:
                 return _already_posted(exc)
             except BundleRejected as exc:
@@ -206,6 +225,8 @@ def compose_note(kind):
                 db.session.rollback()
                 flash_error(exc, form)
                 status = exc.status_code
+                if exc.field == "confirm_looser":
+                    looser = looser_than(objects, form.tlp.data)
             else:
                 for warning in warnings:
                     flash(f"Note: {warning}.", "info")
@@ -214,7 +235,7 @@ def compose_note(kind):
     elif request.method == "POST":
         status = 422
     return render_template("notes/compose.html", form=form, kind=kind, title=TITLES[kind],
-                           preview=preview, problems=problems), status
+                           preview=preview, problems=problems, looser=looser), status
 
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -69,3 +69,51 @@ def strictest_level(objects: list[dict]) -> str | None:
             if level and (best is None or TLP_RANK[level] > TLP_RANK[best]):
                 best = level
     return best
+
+
+def _tlp_levels(refs) -> list[str]:
+    return [level for ref in (refs if isinstance(refs, list) else [])
+            if isinstance(ref, str) and (level := level_of(ref))]
+
+
+def _strings(value) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def looser_than(objects: list[dict], tlp: str) -> list[dict]:
+    """The objects marked looser than their note's TLP level `tlp` (a TLP:CLEAR indicator in a
+    TLP:AMBER note), in the order given, each as {"id", "type", "name", "level",
+    "selectors"}: `level` is the looser TLP level (TLP 1.0 WHITE reads as CLEAR) and
+    `selectors` the properties it marks, empty when it marks the whole object.
+
+    Consumers that enforce markings per object (OpenCTI, MISP) treat such an object, or the
+    marked properties, at that looser level whatever the note says, so the poster must see and
+    confirm it. An object's own level is the strictest TLP among its object_marking_refs; when
+    that is not looser, a granular TLP marking looser than the note still counts (for its
+    selectors). Unmarked objects are not listed: they claim no looser level. Like
+    strictest_level, safe on objects not validated yet (the preview's): markings of the wrong
+    shape are not markings here."""
+    rank = TLP_RANK[tlp]
+    found = []
+    for obj in objects:
+        if not isinstance(obj, dict):
+            continue
+        own = _tlp_levels(obj.get("object_marking_refs"))
+        level = max(own, key=TLP_RANK.__getitem__) if own else None
+        selectors: list[str] = []
+        if level is None or TLP_RANK[level] >= rank:
+            granular = obj.get("granular_markings")
+            looser = [(found_level, marking)
+                      for marking in (granular if isinstance(granular, list) else [])
+                      if isinstance(marking, dict)
+                      for found_level in _tlp_levels([marking.get("marking_ref")])
+                      if TLP_RANK[found_level] < rank]
+            level = min((lv for lv, _ in looser), key=TLP_RANK.__getitem__, default=None)
+            selectors = sorted({s for _, marking in looser
+                                for s in _strings(marking.get("selectors"))})
+        if level is not None:
+            name = obj.get("name")
+            found.append({"id": obj.get("id"), "type": obj.get("type"),
+                          "name": name if isinstance(name, str) else None,
+                          "level": level, "selectors": selectors})
+    return found

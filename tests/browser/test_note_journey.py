@@ -3,6 +3,7 @@ the app on loopback: compose an incident report with hostile Markdown, preview i
 share it, read it as a member (TLP banner, objects, links, search), answer it with a
 sighting as another member, and find nothing of it as an outsider. And a double click on
 "Share note", as people do, posts one note."""
+import json
 import re
 import time
 
@@ -164,4 +165,41 @@ def test_back_after_sharing_and_share_note_again_posts_one_note(live, browser, m
     assert _notes("Shared, then Back") == [note]
     assert page.url == first
     assert "That form was sent twice; it is posted once, here." in page.content()
+    context.close()
+
+
+def test_a_looser_marked_object_is_shown_in_the_preview_and_shared_only_once_confirmed(
+        live, browser, member, alliance):
+    """A TLP:CLEAR indicator pasted into a TLP:AMBER upload: the preview lists it with the
+    warning, "Share note" without the confirmation is refused on the checkbox, and ticked it
+    posts."""
+    from alliance.sharing.markings import marking_id
+    from tests.notes.helpers import bundle, indicator
+
+    base = live["url"]
+    clear = indicator(name="Widely shared", object_marking_refs=[marking_id("CLEAR")])
+    context, page = signed_in_page(browser, base, member.email)
+    page.goto(f"{base}/notes/new/bundle")
+    page.fill("input[name=title]", "Looser inside")
+    page.fill("textarea[name=bundle_text]", json.dumps(bundle(clear)))
+    page.select_option("select[name=tlp]", "AMBER")
+
+    page.click("#preview-submit")
+    page.wait_for_load_state()
+    warning = page.inner_text("#looser-markings")
+    assert clear["id"] in warning and "Widely shared" in warning
+    assert "TLP:CLEAR" in warning and "TLP:AMBER" in warning
+    assert not page.is_checked("input[name=confirm_looser]")
+
+    page.click("#post-submit")
+    page.wait_for_load_state()
+    assert "marked looser than the note's TLP:AMBER" in page.inner_text(
+        "#confirm_looser-errors")
+    assert _notes("Looser inside") == []
+
+    page.check("input[name=confirm_looser]")
+    page.click("#post-submit")
+    page.wait_for_url(NOTE_URL)
+    [note] = _notes("Looser inside")
+    assert page.url.endswith(f"/notes/{note.uuid}")
     context.close()

@@ -1,12 +1,14 @@
 """`flask alliance import PATH --org ORG --alliance ALLIANCE --tlp LEVEL`: the bulk path, through
 the same post_note as the web."""
+import orjson
 import pytest
 from sqlalchemy import select
 
 from alliance.extensions import db
 from alliance.notes.models import Note, NoteObject, StixObject
+from alliance.sharing.markings import marking_id
 from tests import factories
-from tests.notes.helpers import CORPUS, counts
+from tests.notes.helpers import CORPUS, bundle, counts, identity, indicator
 
 ATTACK_MOBILE = CORPUS / "valid" / "attack__mobile-attack-17.1.json"
 BAD = CORPUS / "invalid" / "elevator__default__indicator-for-c2-ip-address.json"
@@ -65,9 +67,40 @@ def test_red_needs_named_recipients(app, args, coordinator):
     no_one = run_import(app, path, *args, "--tlp", "RED")
     assert no_one.exit_code != 0 and "Name the people" in no_one.output
 
-    result = run_import(app, path, *args, "--tlp", "RED", "--recipient", coordinator.email)
+    # Its AMBER and WHITE objects are looser than a RED note: confirmed by the flag.
+    result = run_import(app, path, *args, "--tlp", "RED", "--recipient", coordinator.email,
+                        "--allow-looser-markings")
     assert result.exit_code == 0, result.output
     assert counts()[0] == 1
+
+
+def test_objects_marked_looser_than_the_note_need_the_flag(app, args, tmp_path):
+    clear = indicator(object_marking_refs=[marking_id("CLEAR")])
+    amber = indicator(object_marking_refs=[marking_id("AMBER")])
+    path = tmp_path / "looser.json"
+    path.write_bytes(orjson.dumps(bundle(clear, amber, identity("Unmarked"))))
+
+    refused = run_import(app, path, *args, "--tlp", "AMBER")
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert "--allow-looser-markings" in refused.stderr and "nothing was stored" in refused.stderr
+    assert f"{clear['id']} (indicator) 'C2 address': TLP:CLEAR" in refused.stderr
+    assert amber["id"] not in refused.stderr
+    assert counts() == (0, 0, 0)
+
+    result = run_import(app, path, *args, "--tlp", "AMBER", "--allow-looser-markings")
+    assert result.exit_code == 0, result.output
+    assert "1 object(s) are marked looser than the note's TLP:AMBER" in result.stderr
+    assert f"{clear['id']} (indicator) 'C2 address': TLP:CLEAR" in result.stderr
+    assert counts()[0] == 1
+
+
+def test_objects_marked_as_strictly_as_the_note_need_no_flag(app, args, tmp_path):
+    path = tmp_path / "strict.json"
+    path.write_bytes(orjson.dumps(bundle(indicator(object_marking_refs=[marking_id("AMBER")]),
+                                         identity("Unmarked"))))
+    result = run_import(app, path, *args, "--tlp", "AMBER")
+    assert result.exit_code == 0, result.output
+    assert "looser" not in result.stderr and counts()[0] == 1
 
 
 def test_an_invalid_file_prints_every_problem_and_stores_nothing(app, args):

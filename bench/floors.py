@@ -52,17 +52,30 @@ def same_rows(path: str, note_id: int, org_id: int, raw: bytes) -> float:
     SQLite database at `path`."""
     from alliance.notes.observables import extract
     from alliance.notes.services import COLLECT_OWN_SQL, COLLECT_SQL
+    from alliance.notes.validation import UNVERSIONED, is_sco
 
-    before = orjson.loads(raw)["objects"]
+    conn = sqlite3.connect(path, isolation_level=None)
+    creator = conn.execute("SELECT stix_id FROM organisations WHERE id = ?",
+                           (org_id,)).fetchone()[0]
+    uncreated = UNVERSIONED | {"identity"}
+
+    def fill(objects):
+        """What an import stores: the poster as the creator of objects that name none."""
+        for o in objects:
+            if "created_by_ref" not in o and "created" in o and o["type"] not in uncreated \
+                    and not is_sco(o):
+                o["created_by_ref"] = creator
+        return objects
+
+    before = fill(orjson.loads(raw)["objects"])
     found = sorted({hit for obj in before for hit in extract(obj)})
     hashes = [hashlib.sha256(orjson.dumps(o)).hexdigest() for o in before]
-    conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA journal_mode=WAL")
     last = conn.execute("SELECT coalesce(max(id), 0) FROM stix_objects").fetchone()[0]
     added = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     start = time.perf_counter()
-    objects = orjson.loads(raw)["objects"]
+    objects = fill(orjson.loads(raw)["objects"])
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO stix_objects (stix_id, type, modified, organisation_id, first_note_id, "

@@ -96,3 +96,15 @@ def fresh(obj):
     """Reload an object from the database (a request ran in another session)."""
     db.session.expire_all()
     return db.session.get(type(obj), obj.id)
+
+
+def as_served(obj: dict, poster_identity: str) -> dict:
+    """A posted object as the platform serves it (DESIGN.md, "Posting": authorship): an
+    object that can name its creator (one with `created`, not an SCO, an identity or a
+    marking definition) and names none is served created by the poster's organisation."""
+    from alliance.notes.validation import is_sco
+
+    if ("created" in obj and "created_by_ref" not in obj and not is_sco(obj)
+            and obj.get("type") not in ("identity", "marking-definition")):
+        return {**obj, "created_by_ref": poster_identity}
+    return obj

@@ -40,6 +40,7 @@ from alliance.core.models import utcnow
 from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
 from alliance.notes import fastcheck, observables, search
+from alliance.notes.authorship import check_authorship, needs_creator, platform_creators
 from alliance.notes.models import (
     FormSubmission,
     Note,
@@ -52,7 +53,14 @@ from alliance.notes.models import (
     StixObject,
     facet_rows,
 )
-from alliance.notes.validation import BundleRejected, Problem, check_objects, version_key
+from alliance.notes.validation import (
+    UNVERSIONED,
+    BundleRejected,
+    Problem,
+    check_objects,
+    is_sco,
+    version_key,
+)
 from alliance.sharing.markings import looser_than, marking_id, strictest_level
 from alliance.sharing.policy import (
     TAXII_SERVED_LINKS_SQL,
@@ -159,36 +167,59 @@ def _check_audience(actor, tlp: str, alliance_ids, recipient_ids, publish_public
     return [allowed[a] for a in alliance_ids], recipient_ids
 
 
-def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list]:
-    """Split objects into new versions to store and stored versions to link. Refuses a new
-    version of someone else's object (only its creator organisation may add versions) and a
-    different body for a stored id + modified (409).
-
-    Only versions the poster can see count: its own organisation's, and those held by notes
-    it may read. Checking against every stored row would answer "is this id stored?" for
-    notes the poster cannot read — a leak for SCOs, whose ids are derived from their values
-    (ipv4-addr--uuid5("203.0.113.9")). An unseen version is stored as the poster's own."""
-    new, existing, problems, conflicts = [], [], [], []
-    rows = _stored_versions(sorted({o["id"] for o in objects}), actor.organisation_id)
-    visible = _visible_object_ids(Principal.of(actor), [
-        r.id for r in rows if r.organisation_id != actor.organisation_id])
-    stored: dict[str, list[StixObject]] = {}
+def _owners(rows) -> dict[str, tuple[int, str | None]]:
+    """stix id -> (organisation that posted its first version on the platform, the creator
+    that version names), from _stored_versions' rows (in row order)."""
+    owners: dict[str, tuple[int, str | None]] = {}
     for row in rows:
-        if row.organisation_id == actor.organisation_id or row.id in visible:
+        owners.setdefault(row.stix_id, (row.organisation_id, row.creator))
+    return owners
+
+
+def _check_versions(actor, objects: list[dict], all_rows: list) -> tuple[list[dict], list]:
+    """Split objects into new versions to store and stored versions to link, by the
+    authorship rules (alliance.notes.authorship), and name a creator where an object that
+    carries one names none (in `objects`): the creator of the versions of its id the poster
+    can see (a re-share of them), else the poster's organisation.
+
+    Only the organisation that posted an id's first version on the platform (_owners) may
+    add versions of it. Another organisation may repost a version, and may post its own
+    versions of a third-party object (its first version created by no platform
+    organisation): those are its own copy, which never replaces the first poster's
+    (taxii.services serves one organisation's versions of an id per collection). A
+    different body for a stored id + modified is a 409.
+
+    Only versions the poster can see are linked, compared for a 409 or lend their creator:
+    its own organisation's, and those held by notes it may read. Comparing with every stored
+    row would answer "is this version stored, and by whom?" for notes the poster cannot
+    read (SCO ids are derived from their values: ipv4-addr--uuid5("203.0.113.9")). Who posted
+    an id first is asked of every row: an SDO's id is random, so only who has seen the
+    object can name it, and a refusal tells no more than that it was posted before."""
+    new, existing, problems, conflicts = [], [], [], []
+    org_id, mine = actor.organisation_id, actor.organisation.stix_id
+    owners = _owners(all_rows)
+    rows = [r for r in all_rows if r.scope == 0 or r.organisation_id != org_id]
+    visible = _visible_object_ids(Principal.of(actor), [
+        r.id for r in rows if r.organisation_id != org_id])
+    stored: dict[str, list] = {}
+    for row in rows:
+        if row.organisation_id == org_id or row.id in visible:
             stored.setdefault(row.stix_id, []).append(row)
-    for obj in objects:
-        rows = stored.get(obj["id"])
-        if not rows:  # never stored (or not visible to the poster): a new version
-            new.append(obj)
-            continue
+    third_party = _third_party(owners)
+    for index, obj in enumerate(objects):
+        sent = None
+        if needs_creator(obj):
+            seen = stored.get(obj["id"], ())
+            sent, objects[index] = obj, {**obj, "created_by_ref": next(
+                (r.creator for r in seen if r.creator), mine)}
+            obj = objects[index]
         version = obj.get("modified") or obj.get("created") or ""
+        digests = {_hash(obj)} | ({_hash(sent)} if sent is not None else set())
         # Compared as instants: "12:00:00Z" and "12:00:00.000Z" are one version.
-        versions = [r for r in rows if r.modified == version
-                    or version_key(r.modified) == version_key(version)]
+        versions = _same_version(stored.get(obj["id"], ()), version)
         if versions:
-            digest = _hash(obj)
-            same = next((r for r in versions if r.body_hash == digest), None) or next(
-                (r for r in versions if _stored_body(r.id) == obj), None)
+            same = next((r for r in versions if r.body_hash in digests), None) or next(
+                (r for r in versions if _stored_body(r.id) in (obj, sent)), None)
             if same is not None:
                 existing.append(same)
             elif all(r.modified == version for r in versions):
@@ -199,16 +230,40 @@ def _check_versions(actor, objects: list[dict]) -> tuple[list[dict], list]:
                     f"this version is stored with modified {versions[0].modified}, the same "
                     f"instant as {version}: the same object must be sent as stored, and a "
                     "change needs a later modified")))
-        elif rows and rows[0].organisation_id != actor.organisation_id:
-            problems.append(Problem(obj["id"], "id", "another organisation created this object; "
-                                                     "only it may add versions"))
-        else:
+            continue
+        owner, creator = owners.get(obj["id"], (org_id, None))
+        if owner == org_id or not version or obj["type"] in UNVERSIONED or is_sco(obj):
             new.append(obj)
+        elif obj["id"] in third_party and obj.get("created_by_ref") == creator:
+            new.append(obj)  # the poster's own copy of a third-party object
+        elif obj["type"] == "identity" and "created_by_ref" not in obj:
+            new.append(obj)  # a third party's identity, describing itself (not a platform
+            # organisation's: check_authorship refused those): the poster's own copy
+        elif sent is not None and _same_version(
+                [r for r in all_rows if r.stix_id == obj["id"] and r.organisation_id == owner],
+                version):
+            new.append(obj)  # a version its first poster holds, reposted with no creator
+        else:
+            problems.append(Problem(obj["id"], "id", "another organisation posted this object "
+                                                     "first; only it may add versions"))
     if conflicts:
         raise BundleRejected(conflicts + problems, status_code=409)
     if problems:
         raise BundleRejected(problems)
     return new, existing
+
+
+def _same_version(rows, version: str) -> list:
+    return [r for r in rows if r.modified == version
+            or version_key(r.modified) == version_key(version)]
+
+
+def _third_party(owners: dict) -> set[str]:
+    """The ids whose first version names a creator that is no platform organisation."""
+    creators = {creator for _, creator in owners.values() if creator}
+    platform = platform_creators(creators)
+    return {stix_id for stix_id, (_, creator) in owners.items()
+            if creator and creator not in platform}
 
 
 def _scope(note: Note) -> int:
@@ -220,15 +275,16 @@ def _stored_body(row_id: int) -> dict:
     return db.session.scalar(select(StixObject.body).where(StixObject.id == row_id))
 
 
-def _stored_versions(ids: list[str], organisation_id: int) -> list:
-    """Every stored version of these STIX ids that a post by this organisation may compare
-    itself with and link, as rows with the StixObject attributes the versions check reads,
-    in row order. Not the organisation's own TLP:RED notes' versions (scope): its rows
+def _stored_versions(ids: list[str]) -> list:
+    """Every stored version of these STIX ids, as rows with the StixObject attributes the
+    versions check reads, in row order (the first row of an id is its first poster's).
+    _check_versions leaves out the poster's own TLP:RED notes' versions (scope): its rows
     count as seen without asking the read rule, so those would tell a colleague what such a
-    note holds. Other organisations' rows all count here; the versions check keeps those a
-    note the poster may read holds."""
+    note holds; of other organisations' rows it keeps those a note the poster may read
+    holds."""
     columns = (StixObject.id, StixObject.stix_id, StixObject.modified,
-               StixObject.organisation_id, StixObject.body_hash)
+               StixObject.organisation_id, StixObject.body_hash, StixObject.scope,
+               StixObject.body["created_by_ref"].as_string().label("creator"))
     if not ids:
         return []
     if db.session.connection().dialect.name == "sqlite":
@@ -236,25 +292,17 @@ def _stored_versions(ids: list[str], organisation_id: int) -> list:
         # 10,000 objects is one lookup, not twenty queries of 500 bound values.
         wanted = func.json_each(bindparam("stix_ids")).table_valued("value")
         return db.session.execute(
-            select(*columns).where(StixObject.stix_id.in_(select(wanted.c.value)),
-                                   _seen(organisation_id))
+            select(*columns).where(StixObject.stix_id.in_(select(wanted.c.value)))
             .order_by(StixObject.id), {"stix_ids": orjson.dumps(ids).decode()}).all()
     if db.session.connection().dialect.name == "postgresql":  # the same, as one array
         wanted = bindparam("stix_ids", ids, type_=postgresql.ARRAY(String))
-        return db.session.execute(select(*columns).where(StixObject.stix_id == any_(wanted),
-                                                         _seen(organisation_id))
+        return db.session.execute(select(*columns).where(StixObject.stix_id == any_(wanted))
                                   .order_by(StixObject.id)).all()
     rows = []
     for chunk in range(0, len(ids), 500):
         rows += db.session.execute(select(*columns).where(
-            StixObject.stix_id.in_(ids[chunk:chunk + 500]), _seen(organisation_id))
-            .order_by(StixObject.id)).all()
-    return rows
-
-
-def _seen(organisation_id: int):
-    """_stored_versions' condition: not this organisation's TLP:RED notes' own versions."""
-    return or_(StixObject.scope == 0, StixObject.organisation_id != organisation_id)
+            StixObject.stix_id.in_(ids[chunk:chunk + 500])).order_by(StixObject.id)).all()
+    return sorted(rows, key=lambda row: row.id)
 
 
 def _links(object_ids) -> list[tuple[int, int]]:
@@ -276,6 +324,8 @@ def _visible_object_ids(principal: Principal, object_ids) -> set[int]:
 
 def _check_outside_refs(principal: Principal, outside: set[str], objects: list[dict]) -> None:
     """References to objects not in the bundle must name objects the poster can read."""
+    # Organisations' identities are the platform's own: every reader may name them.
+    outside = outside - platform_creators(outside)
     if not outside:
         return
     candidates = db.session.execute(select(StixObject.id, StixObject.stix_id).where(
@@ -412,8 +462,12 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
         raise DomainError(f"{len(looser)} object(s) are marked looser than the note's TLP:{tlp}; "
                           "confirm that they are shared at their own looser marking.",
                           field="confirm_looser")
+    problems = check_authorship(actor.organisation, objects)
+    if problems:
+        raise BundleRejected(problems)
     _check_outside_refs(Principal.of(actor), outside, objects)
-    new, existing = _check_versions(actor, objects)
+    new, existing = _check_versions(actor, objects,
+                                    _stored_versions(sorted({o["id"] for o in objects})))
 
     org = actor.organisation
     now, stamp = utcnow(), _stix_now()
@@ -870,16 +924,21 @@ class Version:
 
 
 def history(principal: Principal, note: Note) -> list[Version]:
-    """Versions of the note's objects, newest first — only versions held by notes the
-    principal may read (a version posted in another, unreadable note stays out of sight).
+    """Versions of the note's objects, newest first, by the organisations whose versions the
+    note holds — only versions held by notes the principal may read (a version posted in
+    another, unreadable note stays out of sight).
     A version first stored by a note the principal may not read (a TLP:RED note, a note in
     another alliance) and linked by a later one is dated as that later note: its own date
     would tell them when the note they may not read was posted."""
-    ids = sorted({o.stix_id for o in note_objects(note)})
+    held = {(o.stix_id, o.organisation_id) for o in note_objects(note)}
+    ids = sorted({stix_id for stix_id, _ in held})
     rows = []
     for chunk in range(0, len(ids), 500):
         rows += db.session.scalars(select(StixObject).where(
             StixObject.stix_id.in_(ids[chunk:chunk + 500]))).all()
+    # One organisation's versions of an id are one history: another organisation's copy
+    # of the same id (a third-party object it re-shared) is not this note's.
+    rows = [r for r in rows if (r.stix_id, r.organisation_id) in held]
     holders: dict[int, list[int]] = {}
     for object_id, note_id in _links(r.id for r in rows):
         holders.setdefault(object_id, []).append(note_id)

@@ -214,8 +214,10 @@ def _version_condition(filters: Filters, user, collection: Collection, added):
         if version in ("first", "last"):
             mine, theirs = _instant(StixObject.modified), _instant(later.c.modified)
             newer = theirs > mine if version == "last" else theirs < mine
-            conditions.append(~exists().where(later.c.stix_id == StixObject.stix_id, newer,
-                                              _held(user, collection, later.c.id)))
+            conditions.append(~exists().where(
+                later.c.stix_id == StixObject.stix_id, newer,
+                later.c.organisation_id == StixObject.organisation_id,
+                _held(user, collection, later.c.id)))
         else:
             stamp = _timestamp(version, "match[version]")
             conditions.append(_instant(StixObject.modified)
@@ -277,7 +279,28 @@ def _statement(user, collection: Collection, filters: Filters, keys: tuple):
     return stmt.where(~exists().where(
         twin.c.stix_id == StixObject.stix_id, twin.c.id < StixObject.id,
         _instant(twin.c.modified) == _instant(StixObject.modified),
-        _held(user, collection, twin.c.id)))
+        _held(user, collection, twin.c.id)), _not_a_later_copy(user, collection))
+
+
+def _not_a_later_copy(user, collection: Collection):
+    """One organisation's versions of an object id per collection: those of the organisation
+    that posted it first among those whose versions the collection holds. Another
+    organisation's versions of the same id (its own copy of a third-party object,
+    notes.authorship) never replace or revoke them here. SCOs (no `modified`) are per-value
+    copies and served as before."""
+    earlier = StixObject.__table__.alias("earlier")
+
+    def first_of(organisation_id):
+        rows = StixObject.__table__.alias()
+        return select(func.min(rows.c.id)).where(
+            rows.c.stix_id == StixObject.stix_id, rows.c.organisation_id == organisation_id
+        ).correlate_except(rows).scalar_subquery()
+
+    return or_(StixObject.modified == "", ~exists().where(
+        earlier.c.stix_id == StixObject.stix_id,
+        earlier.c.organisation_id != StixObject.organisation_id,
+        first_of(earlier.c.organisation_id) < first_of(StixObject.organisation_id),
+        _held(user, collection, earlier.c.id)))
 
 
 def _serializer() -> URLSafeSerializer:

@@ -19,6 +19,7 @@ from alliance.notes import services
 from alliance.notes.validation import BundleRejected, parse_bundle
 from alliance.sharing.markings import marking_id, strictest_level, tlp2_ids
 from alliance.sharing.tlp import TLP_RANK
+from tests.factories import as_served
 from tests.notes.helpers import CORPUS, counts
 
 TLP2_EXTENSION = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
@@ -203,9 +204,11 @@ def test_valid_file(name, member, alliance, coordinator):
     posted = {(o["id"], _version(o)): o for o in parsed.objects}
     got = {(o["id"], _version(o)): o for o in orjson.loads(text)["objects"]}
     # Every posted object comes back with the same body, and nothing else but our report, the
-    # TLP 2.0 marking definitions the note uses and their extension definition.
+    # TLP 2.0 marking definitions the note uses and their extension definition. An object
+    # that can name its creator (not an SCO, a marking or an identity) and names none comes
+    # back created by the poster's organisation (DESIGN.md, "Posting": authorship).
     for key, obj in posted.items():
-        assert got.get(key) == obj, key
+        assert got.get(key) == as_served(obj, member.organisation.stix_id), key
     extra = {key[0]: got[key] for key in set(got) - set(posted)}
     report = extra.pop(note.report_id)
     assert set(extra) <= set(tlp2_ids()) | {TLP2_EXTENSION}, sorted(extra)

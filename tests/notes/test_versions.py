@@ -129,7 +129,7 @@ def test_the_creator_org_adds_versions_and_no_one_else(member, member_admin, sec
     exc = refused(second_member, alliance, [dict(obj, modified=LATER, name="Hijacked")])
     assert exc.status_code == 422
     assert (exc.problems[0].object_id, exc.problems[0].property) == (obj["id"], "id")
-    assert "another organisation created this object" in exc.problems[0].reason
+    assert "another organisation posted this object first" in exc.problems[0].reason
 
     post(member_admin, alliance, [dict(obj, modified=LATER, name="Renamed Org")])
     assert [(r.modified, r.body["name"]) for r in rows_of(obj["id"])] == [
@@ -220,13 +220,23 @@ def test_the_pystix2_malware_versions_import_in_turn(member, second_member, alli
     db.session.rollback()
     assert caught.value.problems[0].property == "spec_version"
 
-    # Another organisation may repost a stored version but not add one.
+    # Another organisation may repost a stored version. The malware is MITRE's, no platform
+    # organisation's: another organisation's newer version is stored as its own copy, and
+    # the first poster's history does not show it.
     latest = parse_bundle((CORPUS / "valid" / names[-1]).read_bytes()).objects
     post(second_member, alliance, latest)
     newer = [dict(latest[0], modified="2019-01-01T00:00:00.000Z")]
-    exc = refused(second_member, alliance, newer)
-    assert "another organisation created this object" in exc.problems[0].reason
-    assert len(rows_of(malware_id)) == 4
+    post(second_member, alliance, newer)
+    rows = rows_of(malware_id)
+    assert [(r.modified, r.organisation_id) for r in rows[4:]] == [
+        ("2019-01-01T00:00:00.000Z", second_member.organisation_id)]
+    assert {r.organisation_id for r in rows[:4]} == {member.organisation_id}
+    # It may not claim the object as its own creation, though.
+    mine = second_member.organisation.stix_id
+    exc = refused(second_member, alliance, [dict(latest[0], modified="2020-01-01T00:00:00.000Z",
+                                                 created_by_ref=mine)])
+    assert [(p.object_id, p.property) for p in exc.problems] == [(malware_id, "id")]
+    assert "another organisation posted this object first" in exc.problems[0].reason
 
 
 def test_a_stored_sco_in_an_unreadable_note_is_not_revealed_by_a_conflict(alliance, member,

@@ -267,7 +267,7 @@ def test_attack_mobile_round_trip(live, keys, member, alliance, client):
     served = [o for p in pages for o in p["objects"]]
     by_key = {key_of(o): o for o in served}
     assert len(by_key) == len(served) == len(objects) + len(notes)
-    sent = {key_of(o): o for o in objects}
+    sent = {key_of(o): factories.as_served(o, member.organisation.stix_id) for o in objects}
     assert {k: by_key.get(k) for k in sent} == sent  # same (id, modified), identical bodies
     assert {k[0] for k in set(by_key) - set(sent)} == {n.report_id for n in notes}
 
@@ -553,6 +553,7 @@ def test_delete_withdraws_the_object_for_everyone(live, keys, member, coordinato
     theirs = collection(live, keys.coordinator, collection_id)
     own = collection(live, keys.member, organisation_collection_id(member.organisation_id))
     doomed, kept = indicator(), indicator("[domain-name:value = 'kept.example']")
+    doomed, kept = (factories.as_served(o, member.organisation.stix_id) for o in (doomed, kept))
     mine.add_objects({"objects": [doomed]}, wait_for_completion=False)
     mine.add_objects({"objects": [kept]}, wait_for_completion=False)
     assert theirs.get_object(doomed["id"])["objects"] == [doomed]

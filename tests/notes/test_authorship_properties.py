@@ -6,6 +6,8 @@ speaks for whom": which posts are accepted, and, per collection and object id, w
 and which latest version TAXII serves.
 
 The model is plain Python over the sequence; it does not import alliance.notes."""
+import copy
+import uuid
 from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, example, given, settings
@@ -16,6 +18,7 @@ from alliance.alliances.models import Membership
 from alliance.core.errors import DomainError
 from alliance.extensions import db
 from alliance.notes import services
+from alliance.sharing.markings import marking_id, tlp2_objects
 from alliance.taxii import services as taxii
 from tests import factories
 from tests.sharing.helpers import reset_database
@@ -30,6 +33,9 @@ THIRD_PARTY_IDENTITY = {"type": "identity", "spec_version": "2.1", "id": THIRD_P
                         "identity_class": "organization"}
 MODIFIED = ["2024-01-01T00:00:00.000Z", "2024-02-01T00:00:00.000Z",
             "2024-03-01T00:00:00.000Z"]
+# An organisation's identity is made today: its versions are later.
+IDENTITY_MODIFIED = ["2098-01-01T00:00:00.000Z", "2098-02-01T00:00:00.000Z",
+                     "2098-03-01T00:00:00.000Z"]
 
 SETTINGS = settings(max_examples=60, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -47,6 +53,22 @@ class Post:
 
 
 @dataclass(frozen=True)
+class PostIdentity:
+    """An identity object under organisation `whose`'s id, named as organisation `named`."""
+    org: int
+    whose: int
+    named: int
+    version: int
+
+
+@dataclass(frozen=True)
+class PostMarking:
+    org: int
+    level: str
+    forged: bool
+
+
+@dataclass(frozen=True)
 class Membership_:
     org: int
     alliance: str
@@ -58,9 +80,15 @@ posts = st.builds(Post, org=st.integers(0, ORGS - 1), alliance=st.sampled_from(s
                   creator=st.sampled_from(["none", "self", "third", "third", "none"]
                                           + [f"org:{k}" for k in range(ORGS)]),
                   revoked=st.booleans())
+identities = st.builds(PostIdentity, org=st.integers(0, ORGS - 1),
+                       whose=st.integers(0, ORGS - 1), named=st.integers(0, ORGS - 1),
+                       version=st.integers(0, len(MODIFIED) - 1))
+markings = st.builds(PostMarking, org=st.integers(0, ORGS - 1),
+                     level=st.sampled_from(["CLEAR", "GREEN", "AMBER"]), forged=st.booleans())
 moves = st.builds(Membership_, org=st.integers(0, ORGS - 1),
                   alliance=st.sampled_from(sorted(ALLIANCES)), active=st.booleans())
-steps = st.lists(st.one_of(posts, posts, posts, moves), min_size=1, max_size=10)
+steps = st.lists(st.one_of(posts, posts, posts, identities, markings, moves), min_size=1,
+                 max_size=10)
 
 
 # --- the reference model --------------------------------------------------------------------
@@ -119,6 +147,20 @@ class Model:
             return True
         return False  # only the first poster adds versions of a platform organisation's object
 
+    def post_identity(self, step: PostIdentity, alliance: str) -> bool:
+        """Only an organisation's own identity, under its vetted name."""
+        if (step.org, alliance) not in self.active or step.whose != step.org \
+                or step.named != step.org:
+            return False
+        stix_id, modified = self.identities[step.org], IDENTITY_MODIFIED[step.version]
+        same = [r for r in self.rows if r.stix_id == stix_id and r.modified == modified]
+        if same:
+            same[0].alliances.add(alliance)
+        else:
+            self.rows.append(Row(len(self.rows), stix_id, modified, step.org, None, False,
+                                 {alliance}))
+        return True
+
     def served(self, alliance: str, stix_id: str) -> tuple | None:
         """(creator, modified, revoked) of the version the collection serves as the latest."""
         held = [r for r in self.rows if r.stix_id == stix_id and alliance in r.alliances]
@@ -149,6 +191,19 @@ def _body(step: Post, identities: dict) -> dict:
         obj["created_by_ref"] = THIRD_PARTY
     if step.revoked:
         obj["revoked"] = True
+    return obj
+
+
+def _identity_body(step: PostIdentity, users: list) -> dict:
+    whose = users[step.whose].organisation
+    return dict(whose.stix_identity, modified=IDENTITY_MODIFIED[step.version],
+                name=users[step.named].organisation.name)
+
+
+def _marking_body(step: PostMarking) -> dict:
+    obj = copy.deepcopy(tlp2_objects()[step.level])
+    if step.forged:  # the same id, claiming to be TLP:CLEAR
+        obj["name"] = "TLP:CLEAR" if step.level != "CLEAR" else "TLP:RED"
     return obj
 
 
@@ -192,20 +247,38 @@ def test_served_creators_and_latest_versions_follow_the_rules(app, sequence):
                 (model.active.add if step.active else model.active.discard)(
                     (step.org, step.alliance))
             continue
-        expected = model.post(step)
+        alliance = getattr(step, "alliance", "x")
+        if isinstance(step, PostIdentity):
+            expected = model.post_identity(step, alliance)
+            objects = [_identity_body(step, users)]
+        elif isinstance(step, PostMarking):
+            expected = (step.org, alliance) in model.active and not step.forged
+            objects = [_marking_body(step), dict(_body(Post(step.org, alliance, 0, 0, "self",
+                                                             False), model.identities),
+                                                  id=f"indicator--{uuid.uuid4()}",
+                                                  object_marking_refs=[marking_id(step.level)])]
+        else:
+            expected = model.post(step)
+            objects = [_body(step, model.identities)] + (
+                [THIRD_PARTY_IDENTITY] if step.creator == "third" else [])
         try:
-            services.post_note(users[step.org], title="Step", tlp="GREEN",
-                               alliance_ids=[alliances[step.alliance].id],
-                               objects=[_body(step, model.identities)] + (
-                                   [THIRD_PARTY_IDENTITY] if step.creator == "third" else []))
+            services.post_note(users[step.org], title="Step", tlp="AMBER",
+                               alliance_ids=[alliances[alliance].id], objects=objects)
             accepted = True
         except DomainError:
             db.session.rollback()
             accepted = False
         assert accepted == expected, (step, model.rows)
 
+        # What is served under an official TLP id is the official object.
+        for collection in collections.values():
+            for level, official in tlp2_objects().items():
+                result = taxii.page(reader, 0, collection, taxii.parse_filters(
+                    MultiDict({"match[id]": official["id"]})), None, None)
+                assert all(r.body == official for r in result.rows), level
+
         for slug, collection in collections.items():
-            for stix_id in IDS:
+            for stix_id in IDS + list(model.identities.values()):
                 result = taxii.page(reader, 0, collection, taxii.parse_filters(
                     MultiDict({"match[id]": stix_id})), None, None)
                 got = [(r.body.get("created_by_ref"), r.body["modified"],

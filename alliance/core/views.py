@@ -1,9 +1,18 @@
 """Home, status page, error pages and the helpers every template uses."""
-from flask import Blueprint, flash, has_request_context, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    flash,
+    has_request_context,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from alliance.core.errors import DomainError
 from alliance.core.text import render_markdown, xml_text
@@ -88,6 +97,13 @@ def register_error_handlers(app) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
+        response = make_response(_http_error(exc))
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            # RFC 9110 15.5.6: a 405 names the methods the resource takes.
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return response
+
+    def _http_error(exc):
         from alliance.taxii.views import http_error_for_taxii, is_taxii_request
 
         if is_taxii_request():

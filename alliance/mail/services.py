@@ -136,7 +136,12 @@ def build_message(to: str, subject: str, text: str, html: str, message_id: str,
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = message_id
     msg["Auto-Submitted"] = "auto-generated"
-    for name, value in (headers or {}).items():
+    headers = dict(headers or {})
+    if "List-Unsubscribe" in headers and "List-Id" not in headers:
+        # RFC 2919: mail one can unsubscribe from names its list, so that clients and
+        # filters can tell it apart (and RFC 8058's one-click unsubscribe is offered).
+        headers["List-Id"] = list_id()
+    for name, value in headers.items():
         msg[name] = header_text(value)
     # A large part gets its headers from set_content (an empty body, base64) and then the
     # payload that set_content would have computed, encoded in C (_base64_lines).
@@ -198,6 +203,25 @@ def flatten(msg: EmailMessage, linesep: str = "\r\n") -> bytes:
             raise RuntimeError("flatten: a body token is not where it was put")
         data = data.replace(token, body)
     return data
+
+
+def _list_namespace() -> str:
+    """RFC 2919's list-id-namespace: the site's domain name (BASE_URL's host, in ASCII), or
+    "localhost" when it has none (an IP address)."""
+    host = (urlsplit(current_app.config["BASE_URL"]).hostname or "").rstrip(".")
+    try:
+        host = idna.encode(host, uts46=True).decode("ascii") if not host.isascii() else host
+    except idna.IDNAError:
+        host = ""
+    if not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*", host) or host.replace(".", "").isdigit():
+        return "localhost"
+    return host.lower()
+
+
+def list_id(label: str = "digests") -> str:
+    """The List-Id header (RFC 2919) of the platform's automated mail one can unsubscribe
+    from: digests and watch-term alerts, which one link turns off."""
+    return f"CyberPeace Alliance digests and alerts <{label}.{_list_namespace()}>"
 
 
 def deterministic_message_id(key: str) -> str:

@@ -373,5 +373,8 @@ def atom():
     notes, _ = services.feed(Principal.anonymous(), limit=50)
     body = render_template("notes/insights.atom", notes=notes,
                            base_url=current_app.config["BASE_URL"].rstrip("/"),
-                           updated=(notes[0].updated_at if notes else datetime.now(UTC)))
-    return Response(body, mimetype="application/atom+xml")
+                           updated=services.feed_updated(notes))
+    response = Response(body, mimetype="application/atom+xml")
+    # Feed readers poll: the same feed answers If-None-Match with a 304 (RFC 9110 13.1.2).
+    response.add_etag()
+    return response.make_conditional(request)

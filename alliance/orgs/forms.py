@@ -61,3 +61,8 @@ class RoleForm(FlaskForm):
 
 class DeactivateForm(FlaskForm):
     reason = StringField("Reason", validators=[Optional(), Length(max=500), SingleLine()])
+
+
+class ConfirmRegistrationForm(FlaskForm):
+    """The button that confirms a registration from its mailed link: nothing but its CSRF
+    token (opening the link registers nothing)."""

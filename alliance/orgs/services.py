@@ -106,16 +106,24 @@ def register_organisation(*, name: str, country: str, sectors: list[str], websit
     db.session.commit()
 
 
-def confirm_registration(token: str) -> User:
-    """Create the organisation (pending until vetted) and its first user, an org admin whose
-    address is confirmed by this very link. Platform admins are told there is an
-    organisation to vet. The link works once, within EMAIL_VERIFY_MAX_AGE."""
+def read_registration(token: str) -> PendingRegistration:
+    """The registration a confirmation link is for while it is valid (not used, within
+    EMAIL_VERIFY_MAX_AGE); else a DomainError. Reading changes nothing: mail scanners open
+    links before people do, so the page the link opens confirms with a POST."""
     max_age = current_app.config["EMAIL_VERIFY_MAX_AGE"]
     pending = db.session.scalar(select(PendingRegistration).where(
         PendingRegistration.token_hash == secret_digest(token or "")))
     if pending is None or pending.created_at < utcnow() - timedelta(seconds=max_age):
         raise DomainError("This link is not valid any more: it was used already, or it is "
                           "too old. Register again.")
+    return pending
+
+
+def confirm_registration(token: str) -> User:
+    """Create the organisation (pending until vetted) and its first user, an org admin whose
+    address is confirmed by this very link. Platform admins are told there is an
+    organisation to vet. The link works once, within EMAIL_VERIFY_MAX_AGE."""
+    pending = read_registration(token)
     details = pending.details
     db.session.delete(pending)
     if find_user_by_email(pending.email) is not None:

@@ -20,6 +20,7 @@ from alliance.core.views import flash_error, run_and_flash
 from alliance.extensions import db, limiter
 from alliance.orgs import services
 from alliance.orgs.forms import (
+    ConfirmRegistrationForm,
     DeactivateForm,
     InviteUserForm,
     RegisterOrganisationForm,
@@ -68,17 +69,32 @@ def registered():
     return render_template("orgs/registered.html", address=address)
 
 
-@bp.route("/register/confirm/<token>")
+def _not_confirmed(exc: DomainError):
+    # A link that is not (or no longer) valid is a bad request; a clash is a 409.
+    return render_template("auth/message.html", title="Registration not completed",
+                           message=exc.message), (400 if type(exc) is DomainError
+                                                  else exc.status_code)
+
+
+@bp.route("/register/confirm/<token>", methods=["GET", "POST"])
 @limiter.limit("30 per hour")
 def confirm_registration(token):
+    # GET (and HEAD) only show the button: mail scanners and link previews open links
+    # before people do, and opening must not register anything. The POST, with its CSRF
+    # token, creates the organisation and the account.
+    try:
+        pending = services.read_registration(token)
+    except DomainError as exc:
+        return _not_confirmed(exc)
+    form = ConfirmRegistrationForm()
+    if not form.validate_on_submit():
+        return render_template("orgs/confirm_registration.html", form=form,
+                               org_name=pending.details["name"], email=pending.email)
     try:
         user = services.confirm_registration(token)
     except DomainError as exc:
         db.session.rollback()
-        # A link that is not (or no longer) valid is a bad request; a clash is a 409.
-        return render_template("auth/message.html", title="Registration not completed",
-                               message=exc.message), (400 if type(exc) is DomainError
-                                                      else exc.status_code)
+        return _not_confirmed(exc)
     flash(f"{user.organisation.name} is registered and your address is confirmed. Sign in: "
           "a platform administrator vets the organisation, and you get an e-mail when that "
           "is done.", "success")

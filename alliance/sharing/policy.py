@@ -107,6 +107,13 @@ def _public_clause():
                 Note.retracted_at.is_(None), public_alliance)
 
 
+def last_public_retraction():
+    """When a note of the public feed (TLP:CLEAR, published) was last retracted, or None:
+    the feed's <updated> never goes back. A public note's retraction time reveals nothing."""
+    return db.session.scalar(select(func.max(Note.retracted_at)).where(
+        Note.tlp == "CLEAR", Note.publish_public.is_(True)))
+
+
 def readable_clause(principal: Principal):
     """The SQL condition on Note that is true exactly for the notes the principal may read."""
     return _readable_clause(principal, db.session.get_bind().dialect.name == "postgresql")

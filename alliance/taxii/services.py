@@ -70,12 +70,29 @@ class Collection:
                 "media_types": [STIX_MEDIA_TYPE]}
 
 
+def _v4(name: str) -> str:
+    """A stable id in the form TAXII 2.1 requires (a version 4 UUID): the name's version 5
+    UUID with the version bits set to 4. Before 2026-12 ids were those version 5 UUIDs
+    themselves (_legacy); they still answer."""
+    return str(uuid.UUID(bytes=uuid.uuid5(NAMESPACE, name).bytes, version=4))
+
+
+def _legacy(name: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, name))
+
+
 def alliance_collection_id(alliance_id: int) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"alliance:{alliance_id}"))
+    return _v4(f"alliance:{alliance_id}")
 
 
 def organisation_collection_id(organisation_id: int) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"organisation:{organisation_id}"))
+    return _v4(f"organisation:{organisation_id}")
+
+
+def _legacy_collection_id(collection: "Collection") -> str:
+    if collection.alliance is not None:
+        return _legacy(f"alliance:{collection.alliance.id}")
+    return _legacy(f"organisation:{collection.organisation_id}")
 
 
 def collections_for(user) -> list[Collection]:
@@ -97,7 +114,7 @@ def collections_for(user) -> list[Collection]:
 
 def get_collection(user, collection_id: str) -> Collection:
     for collection in collections_for(user):
-        if collection.id == collection_id:
+        if collection_id in (collection.id, _legacy_collection_id(collection)):
             return collection
     raise TaxiiError(404, "Collection not found",
                      "There is no such collection, or your key cannot see it.")
@@ -169,25 +186,55 @@ def _timestamp(value: str, what: str) -> datetime:
         raise TaxiiError(400, f"Bad {what}", f"{value[:60]!r} is out of range.") from exc
 
 
+STIX_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,248}[a-z0-9]--[0-9a-f]{8}-[0-9a-f]{4}-"
+                        r"[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+STIX_TYPE_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,248}[a-z0-9]", re.ASCII)  # STIX 2.1 3.1
+SPEC_VERSION_RE = re.compile(r"\d+\.\d+", re.ASCII)
+# The URL parameters of TAXII 2.1 section 3.4; each may be given once.
+PARAMETERS = ("added_after", "limit", "next", "match[id]", "match[type]", "match[version]",
+              "match[spec_version]")
+
+
+def check_parameters(args) -> None:
+    """TAXII 2.1 3.4: a parameter given twice is a bad request (which would count?). `args`:
+    the request's MultiDict (a plain dict, from the service's own callers, has each once)."""
+    if not hasattr(args, "getlist"):
+        return
+    for name in PARAMETERS:
+        if len(args.getlist(name)) > 1:
+            raise TaxiiError(400, f"Bad {name}", f"{name} may be given once; give several "
+                                                 "values comma-separated.")
+
+
 def parse_filters(args, with_version: bool = True) -> Filters:
-    def listed(name):
+    check_parameters(args)
+
+    def listed(name, grammar=None, what=""):
         raw = args.get(name)
         if raw is None:
             return ()
         values = tuple(v.strip() for v in raw.split(",") if v.strip())
         if not values or len(values) > 100:
             raise TaxiiError(400, f"Bad {name}", "Give 1 to 100 comma-separated values.")
+        for value in values:
+            if grammar is not None and not grammar.fullmatch(value):
+                raise TaxiiError(400, f"Bad {name}", f"{value[:60]!r} is not {what}.")
         return values
 
-    filters = Filters(ids=listed("match[id]"), types=listed("match[type]"),
-                      spec_versions=listed("match[spec_version]"))
-    if args.get("added_after"):
+    filters = Filters(
+        ids=listed("match[id]", STIX_ID_RE, "a STIX identifier (type--UUID)"),
+        types=listed("match[type]", STIX_TYPE_RE, "a STIX type name"),
+        spec_versions=listed("match[spec_version]", SPEC_VERSION_RE, "a STIX version (2.1)"))
+    if "added_after" in args:
         filters.added_after = _timestamp(args["added_after"], "added_after")
-    if with_version and args.get("match[version]"):
+    if with_version and "match[version]" in args:
         versions = listed("match[version]")
         for v in versions:
             if v not in ("first", "last", "all"):
                 _timestamp(v, "match[version]")
+        if "all" in versions and len(versions) > 1:
+            raise TaxiiError(400, "Bad match[version]", "all takes every version: give it "
+                                                        "alone.")
         filters.versions = versions
     return filters
 
@@ -400,29 +447,31 @@ def _walk(stmt) -> list:
             db.session.execute(text(f"RESET {name}"))
 
 
-def envelope(result: Page) -> dict:
-    body = {"more": result.more, "objects": [row.body for row in result.rows]}
+def _listing(result: Page, name: str, items: list) -> dict:
+    """A TAXII list resource: `more`, the list only when it holds something (STIX and TAXII
+    lists are never empty: an empty page is {"more": false}), `next` when there is more."""
+    body = {"more": result.more}
+    if items:
+        body[name] = items
     if result.next:
         body["next"] = result.next
     return body
+
+
+def envelope(result: Page) -> dict:
+    return _listing(result, "objects", [row.body for row in result.rows])
 
 
 def manifest(result: Page) -> dict:
-    body = {"more": result.more, "objects": [
+    return _listing(result, "objects", [
         {"id": row.stix_id, "date_added": rfc3339(added),
          "version": _version_text(row, added), "media_type": STIX_MEDIA_TYPE}
-        for row, added in zip(result.rows, result.added, strict=True)]}
-    if result.next:
-        body["next"] = result.next
-    return body
+        for row, added in zip(result.rows, result.added, strict=True)])
 
 
 def versions(result: Page) -> dict:
-    body = {"more": result.more, "versions": [
-        _version_text(row, added) for row, added in zip(result.rows, result.added, strict=True)]}
-    if result.next:
-        body["next"] = result.next
-    return body
+    return _listing(result, "versions", [
+        _version_text(row, added) for row, added in zip(result.rows, result.added, strict=True)])
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -499,7 +548,7 @@ def add_objects(user, collection: Collection, objects: list[dict], refs=None):
             post(sending)
     except AlreadyPosted as exc:
         db.session.rollback()
-        first = db.session.get(TaxiiStatus, _status_id(exc.note_id)) if exc.note_id else None
+        first = _posted_status(exc.note_id) if exc.note_id else None
         note = submitted_note(user, exc.note_id)
         if first is not None and first.user_id == user.id and note is not None \
                 and note.retracted_at is None:
@@ -511,16 +560,29 @@ def add_objects(user, collection: Collection, objects: list[dict], refs=None):
 def _status_id(note_id: int) -> str:
     """A TAXII post's status id, derived from its note: an envelope sent again finds the
     first one's status (only its own user may read a status)."""
-    return str(uuid.uuid5(NAMESPACE, f"taxii-status:{note_id}"))
+    return _v4(f"taxii-status:{note_id}")
+
+
+def _posted_status(note_id: int):
+    """The status a post stored (its id as made then: version 4, or before 2026-12 the
+    legacy version 5 id)."""
+    from alliance.taxii.models import TaxiiStatus
+
+    return db.session.get(TaxiiStatus, _status_id(note_id)) or db.session.get(
+        TaxiiStatus, _legacy(f"taxii-status:{note_id}"))
 
 
 def status_resource(status) -> dict:
-    return {"id": status.id, "status": status.status,
+    body = {"id": status.id, "status": status.status,
             "request_timestamp": rfc3339(status.request_timestamp),
             "total_count": status.total_count, "success_count": status.success_count,
-            "successes": status.successes, "failure_count": status.failure_count,
-            "failures": status.failures, "pending_count": status.pending_count,
-            "pendings": []}
+            "failure_count": status.failure_count, "pending_count": status.pending_count}
+    # Optional lists, never empty (TAXII 2.1 4.3.1): an empty one is left out.
+    for name, items in (("successes", status.successes), ("failures", status.failures),
+                        ("pendings", [])):
+        if items:
+            body[name] = items
+    return body
 
 
 def get_status(user, status_id: str):
@@ -532,19 +594,27 @@ def get_status(user, status_id: str):
     return status
 
 
-def delete_object(user, collection: Collection, object_id: str) -> int:
+def delete_object(user, collection: Collection, object_id: str,
+                  filters: Filters | None = None) -> int:
     """Withdraw an object from the collection: the notes of the key's organisation in this
     collection that hold it are retracted (only the creator organisation may), all in one
     transaction, or none when the key's user may not retract one of them. Refused (409) when
     it would not be gone (other organisations' notes here hold it) or would take other
     objects with it (a note that holds more than it; its report id withdraws the whole
-    note). Returns how many notes were retracted."""
+    note). `filters`: match[version] / match[spec_version] (TAXII 2.1 5.7): only the
+    versions they name (as GET …/objects/{id}/ finds them) are withdrawn; without them,
+    every version. Returns how many notes were retracted."""
     from alliance.notes.services import retract_note
 
     if not collection.can_write:
         raise TaxiiError(403, "Not writable", "This collection is read-only for your key.")
-    rows = db.session.scalars(select(StixObject).where(
-        StixObject.stix_id == object_id, _visible(user, collection))).all()
+    if filters is None:
+        rows = db.session.scalars(select(StixObject).where(
+            StixObject.stix_id == object_id, _visible(user, collection))).all()
+    else:
+        filters.ids, filters.added_after = (object_id,), None
+        rows = [row for row, _added in db.session.execute(
+            _statement(user, collection, filters, _keys(collection))).all()]
     if not rows:
         raise TaxiiError(404, "Object not found", "No such object in this collection.")
     if any(r.organisation_id != user.organisation_id for r in rows):

@@ -67,6 +67,35 @@ def accepts_taxii(header: str) -> bool:
     return False
 
 
+def _media_type(value: str) -> tuple[str, dict | None]:
+    """A media type and its parameters (names lower case, values unquoted), or None for the
+    parameters when one is malformed or given twice."""
+    media, *pieces = (piece.strip() for piece in value.split(";"))
+    params: dict | None = {}
+    for piece in pieces:
+        name, equals, val = (p.strip() for p in piece.partition("="))
+        name = name.lower()
+        if not equals or not name or name in params:
+            return media.lower(), None
+        if len(val) >= 2 and val[0] == val[-1] == '"':
+            val = val[1:-1]
+        params[name] = val
+    return media.lower(), params
+
+
+def is_taxii_content(value: str) -> bool:
+    """Whether a Content-Type is TAXII 2.1 JSON: application/taxii+json with version 2.1, or
+    with no version at all: the newest this server supports (TAXII 2.1 1.6.8.2), which is
+    2.1. Matched exactly: version=2.10 or 2.1x is not 2.1. A charset may be given."""
+    media, params = _media_type(value or "")
+    if media != "application/taxii+json" or params is None:
+        return False
+    if set(params) - {"version", "charset"}:
+        return False
+    return params.get("version", "2.1") == "2.1" and \
+        params.get("charset", "utf-8").lower() == "utf-8"
+
+
 def _accepts_taxii() -> bool:
     return accepts_taxii(request.headers.get("Accept", ""))
 
@@ -112,7 +141,12 @@ def api(view):
                              "Send a valid API key: HTTP Basic with the key as the password, "
                              "or Authorization: Bearer <key>.")
         g.api_key, g.api_user = found
-        return view(*args, **kwargs)
+        response = view(*args, **kwargs)
+        if request.method in ("GET", "HEAD") and response.status_code == 200:
+            # A client polling an unchanged page or status gets a 304 (RFC 9110 13.1.2).
+            response.add_etag()
+            response.make_conditional(request)
+        return response
 
     return limiter.limit(lambda: current_app.config["TAXII_RATE_LIMIT"],
                          key_func=_rate_key)(wrapped)
@@ -185,8 +219,7 @@ def add_objects(collection_id):
     coll = services.get_collection(g.api_user, collection_id)
     if not coll.can_write:
         raise TaxiiError(403, "Not writable", "This collection is read-only for your key.")
-    media = (request.content_type or "").replace(" ", "").lower()
-    if not media.startswith(TAXII):
+    if not is_taxii_content(request.headers.get("Content-Type", "")):
         raise TaxiiError(415, "Unsupported media type", f"Send the envelope as {TAXII}.")
     try:
         parsed = parse_envelope(request.get_data(cache=False))
@@ -217,7 +250,14 @@ def get_object(collection_id, object_id):
 @api
 def delete_object(collection_id, object_id):
     coll = services.get_collection(g.api_user, collection_id)
-    services.delete_object(g.api_user, coll, object_id)
+    services.check_parameters(request.args)
+    # TAXII 2.1 5.7: match[version] and match[spec_version] narrow what is deleted.
+    filters = None
+    if {"match[version]", "match[spec_version]"} & set(request.args):
+        filters = services.parse_filters(request.args)
+        if "match[version]" not in request.args:
+            filters.versions = ("all",)  # every version, as without filters
+    services.delete_object(g.api_user, coll, object_id, filters)
     return Response(status=200, content_type=TAXII)
 
 

@@ -220,6 +220,7 @@ def test_every_digest_has_one_click_unsubscribe_headers_and_a_stable_message_id(
     mail, text, html = _digest_of(mails, reader)
     assert mail["Message-ID"] == f"<digest-{reader.id}-daily.{local_day.isoformat()}@alliance.test>"
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert mail["List-Id"] == "CyberPeace Alliance digests and alerts <digests.alliance.test>"
     link = mail["List-Unsubscribe"]
     assert link.startswith("<http://alliance.test/digests/unsubscribe/") and link.endswith(">")
     assert link[1:-1] in text and link[1:-1] in html
@@ -324,6 +325,7 @@ def test_a_watcher_gets_an_alert_naming_the_term_when_a_green_note_carries_it(
     assert mail["Subject"] == "[TLP:GREEN] CyberPeace alert — evil.example in a new note"
     assert mail["Message-ID"] == f"<alert-{watcher.id}-{note.id}@alliance.test>"
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert mail["List-Id"] == "CyberPeace Alliance digests and alerts <digests.alliance.test>"
     for part in (text, html):
         assert "Beacon to evil.example" in part and "Green detail" in part
         assert "matches your watch term" in part

@@ -179,3 +179,20 @@ def test_the_maildir_page_shows_a_non_ascii_recipient_as_written(app, as_admin):
     for shown in (inbox, page):
         assert "josé@xn--bcher-kva.example" in shown
         assert "\ufffd" not in shown and "=?" not in shown
+
+
+@pytest.mark.parametrize(("base", "namespace"), [
+    ("https://alliance.example.org", "alliance.example.org"),
+    ("http://127.0.0.1:5000", "localhost"),
+    ("https://bücher.example", "xn--bcher-kva.example")])
+def test_mail_one_can_unsubscribe_from_names_its_list(app, monkeypatch, base, namespace):
+    """RFC 2919: List-Id next to List-Unsubscribe; before, only List-Unsubscribe was sent."""
+    monkeypatch.setitem(app.config, "BASE_URL", base)
+    with app.test_request_context():
+        msg = build_message("reader@example.com", "Digest", "text", "<p>html</p>", "<k@x>",
+                            headers={"List-Unsubscribe": "<https://x.example/u/t>"})
+        plain = build_message("reader@example.com", "Welcome", "text", "<p>html</p>", "<k@y>")
+    raw = msg.as_bytes()
+    assert f"List-Id: CyberPeace Alliance digests and alerts <digests.{namespace}>".encode() in raw
+    assert msg["List-Unsubscribe"] == "<https://x.example/u/t>"
+    assert "List-Id" not in plain  # a mail one cannot unsubscribe from is no list's

@@ -7,7 +7,7 @@ exactly those of the set-based statement bench-data fills the table with. The sa
 organisation_collection_objects (each organisation's own collection: what its served notes
 hold, dated when one first held the version)."""
 import copy
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, text
 
@@ -57,6 +57,25 @@ def expected(own: bool = False) -> dict[tuple, tuple]:
     return rows
 
 
+def collected(got: dict, want: dict) -> bool:
+    """The rows `expected` computes, each dated no earlier than it entered the collection,
+    and no two rows of one collection (alliance or organisation) on the same date: a client
+    polling with added_after = the last date it saw must miss none (dates of one insert are
+    a microsecond apart, after the collection's latest)."""
+    assert {k: t for k, (t, _when) in got.items()} == {k: t for k, (t, _when) in want.items()}
+    assert all(got[k][1] >= want[k][1] for k in want), (got, want)
+    per_collection = {}
+    for (owner, _object_id), (_t, when) in got.items():
+        per_collection.setdefault(owner, []).append(when)
+    assert all(len(set(dates)) == len(dates) for dates in per_collection.values())
+    return True
+
+
+def near(when, entered) -> bool:
+    """Dated when it entered, give or take the microseconds that keep dates unique."""
+    return entered <= when < entered + timedelta(milliseconds=1)
+
+
 def post(actor, alliance_ids, objects, tlp="AMBER", **extra):
     return services.post_note(actor, title="Collections", tlp=tlp,
                               alliance_ids=alliance_ids, objects=copy.deepcopy(objects), **extra)
@@ -75,9 +94,11 @@ def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coo
     factories.add_member(second, member.organisation, "active")
     shared, hidden = indicator(), indicator("[ipv4-addr:value = '198.51.100.4']")
     first = post(member, [alliance.id], [shared, identity("Collected Org")])
-    assert dated() == expected() and len(dated()) == 3  # the report, two objects
-    assert own_dated() == expected(own=True) and len(own_dated()) == 3
-    assert {when for _t, when in dated().values()} == {first.created_at}
+    assert collected(dated(), expected()) and len(dated()) == 3  # the report, two objects
+    assert collected(own_dated(), expected(own=True)) and len(own_dated()) == 3
+    # One note into an empty collection: its rows a microsecond apart from its post on.
+    assert sorted(when for _t, when in dated().values()) == [
+        first.created_at + timedelta(microseconds=i) for i in range(3)]
 
     # TLP:RED is never served over TAXII: its objects stay out of every collection.
     red = post(member, [second.id], [hidden], tlp="RED", recipient_ids=[member.id])
@@ -90,40 +111,50 @@ def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coo
     both = post(member, [alliance.id, second.id], [indicator()])
     services.edit_note(member, first, title="Collections, edited", description="")
     got = dated()
-    assert got == expected()
-    assert own_dated() == expected(own=True)
+    assert collected(got, expected())
+    assert collected(own_dated(), expected(own=True))
     stored = version_of(shared["id"])  # one stored version, in both alliances' collections
-    assert got[(alliance.id, stored.id)][1] == first.created_at == stored.date_added
-    assert got[(second.id, stored.id)][1] == repost.created_at > first.created_at
-    assert got[(second.id, version_of(hidden["id"], served_later).id)][1] \
-        == served_later.created_at
+    assert first.created_at == stored.date_added
+    assert near(got[(alliance.id, stored.id)][1], first.created_at)
+    assert near(got[(second.id, stored.id)][1], repost.created_at)
+    assert repost.created_at > first.created_at
+    assert near(got[(second.id, version_of(hidden["id"], served_later).id)][1],
+                served_later.created_at)
     assert not any(o == version_of(hidden["id"], red).id for _a, o in got)
     edited = max((o for o in db.session.scalars(select(StixObject))
                   if o.stix_id == first.report_id), key=lambda o: o.modified)
-    assert got[(alliance.id, edited.id)][1] == edited.date_added > both.created_at
+    assert near(got[(alliance.id, edited.id)][1], edited.date_added)
+    assert edited.date_added > both.created_at
 
     # A retraction takes what no other served note holds out of the collection.
     services.retract_note(member, served_later, "Posted by mistake.")
     got = dated()
-    assert got == expected()
+    assert collected(got, expected())
     own = own_dated()
-    assert own == expected(own=True)
+    assert collected(own, expected(own=True))
     assert (member.organisation_id, version_of(hidden["id"], served_later).id) not in own
     assert (second.id, version_of(hidden["id"], served_later).id) not in got
     assert (second.id, stored.id) in got  # still held by the repost
 
-    # Retracting the note that first brought a version to a collection dates it by the next
-    # served note that holds it: the collection no longer shows when the retracted note was
-    # posted (a date only moves later, so no client misses the version).
+    # Retracting the note that first brought a version to a collection dates it again, after
+    # every date the collection holds: the collection no longer shows when the retracted
+    # note was posted, and a date only moves later, past what any client has seen, so no
+    # client polling with added_after misses the version.
+    latest = max(when for (a, _o), (_t, when) in got.items() if a == alliance.id)
+    own_latest = max(when for _t, when in own.values())
     services.retract_note(member, first, "Superseded.")
     got, own = dated(), own_dated()
-    assert got == expected() and own == expected(own=True)
-    assert got[(alliance.id, stored.id)][1] == again.created_at > first.created_at
-    assert own[(member.organisation_id, stored.id)][1] == repost.created_at
+    assert collected(got, expected()) and collected(own, expected(own=True))
+    assert got[(alliance.id, stored.id)][1] > latest > again.created_at
+    assert own[(member.organisation_id, stored.id)][1] > own_latest
+    assert got[(alliance.id, stored.id)][1] > first.retracted_at - timedelta(seconds=1)
 
-    # The statement bench-data fills the table with gives the same rows and dates.
+    # The statement bench-data fills the table with gives the same rows, each dated when it
+    # entered (a microsecond apart within a collection).
     db.session.execute(text("DELETE FROM collection_objects"))
     db.session.execute(text("DELETE FROM organisation_collection_objects"))
     services.collect_every_note()
-    assert dated() == got and own_dated() == own
+    assert collected(dated(), expected()) and collected(own_dated(), expected(own=True))
+    assert all(near(when, want) for (when, want) in (
+        (dated()[k][1], w) for k, (_t, w) in expected().items()))
     assert all(isinstance(when, datetime) for _t, when in got.values())

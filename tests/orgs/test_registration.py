@@ -42,7 +42,7 @@ def register(client, **overrides):
     response = start(client, **overrides)
     mailed = mails_with("register_confirm")[before:]
     if mailed:
-        client.get(path_of(mailed[-1]["context"]["link"]))
+        client.post(path_of(mailed[-1]["context"]["link"]))  # the button on the link's page
     return response
 
 
@@ -101,7 +101,7 @@ def test_the_form_creates_nothing_and_says_to_check_the_mail(client, platform_ad
 def test_the_link_creates_the_organisation_and_the_user_signs_in(client):
     start(client)
 
-    confirmed = client.get(confirm_path())
+    confirmed = client.post(confirm_path())
     assert confirmed.status_code == 302 and confirmed.location == "/auth/sign-in"
     assert "Baltic CERT is registered" in client.get("/auth/sign-in").get_data(as_text=True)
     sign_in(client, "kadri@cert.baltic.example", PASSWORD)
@@ -111,13 +111,39 @@ def test_the_link_creates_the_organisation_and_the_user_signs_in(client):
     assert client.get("/").location == "/status"
 
 
+def test_opening_the_link_registers_nothing_the_button_does(app, client):
+    """Before: a GET or HEAD of the mailed link (a mail scanner, a link preview) created the
+    organisation and the account. A GET or HEAD changes nothing (RFC 9110 9.2.1): the page
+    it opens confirms with a POST carrying its CSRF token."""
+    start(client)
+    path = confirm_path()
+    before = counts()
+
+    assert client.head(path).status_code == 200
+    page = client.get(path)
+
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "Baltic CERT" in text and 'method="post"' in text
+    assert counts() == before and the_org() is None and pending_count() == 1
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        assert client.post(path).status_code == 400  # no CSRF token: refused
+        assert the_org() is None and pending_count() == 1
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+    assert client.post(path).status_code == 302
+    assert the_org() is not None and pending_count() == 0
+
+
 def test_the_link_works_once(client):
     start(client)
     path = confirm_path()
-    client.get(path)
+    client.post(path)
     before = counts()
 
-    again = client.get(path)
+    assert client.get(path).status_code == 400
+    again = client.post(path)
 
     assert again.status_code == 400 and b"not valid any more" in again.data
     assert counts() == before
@@ -128,9 +154,10 @@ def test_an_unknown_link_is_refused_and_creates_nothing(client, token):
     start(client)
     before = counts()
 
-    response = client.get(f"/register/confirm/{token}")
+    response = client.post(f"/register/confirm/{token}")
 
     assert response.status_code in (400, 404)
+    assert client.get(f"/register/confirm/{token}").status_code in (400, 404)
     assert counts() == before and pending_count() == 1
 
 
@@ -139,7 +166,7 @@ def test_an_old_link_is_refused_and_creates_nothing(app, client, monkeypatch):
     path = confirm_path()
     monkeypatch.setitem(app.config, "EMAIL_VERIFY_MAX_AGE", 0)
 
-    response = client.get(path)
+    response = client.post(path)
 
     assert response.status_code == 400
     assert the_org() is None
@@ -149,9 +176,9 @@ def test_a_name_taken_meanwhile_is_refused_at_the_link(make_client):
     first, second = make_client(), make_client()
     start(first)
     start(second, email="other@elsewhere.example")  # the same name, not taken yet
-    first.get(confirm_path())
+    first.post(confirm_path())
 
-    response = second.get(confirm_path("other@elsewhere.example"))
+    response = second.post(confirm_path("other@elsewhere.example"))
 
     assert response.status_code == 409 and b"registered in the meantime" in response.data
     assert [u.email for u in the_org().users] == ["kadri@cert.baltic.example"]
@@ -162,9 +189,9 @@ def test_two_links_for_one_address_make_one_account(make_client):
     start(first)
     start(second, org_name="Second Baltic CERT")
     links = [path_of(m["context"]["link"]) for m in mails_with("register_confirm")]
-    first.get(links[0])
+    first.post(links[0])
 
-    response = second.get(links[1])
+    response = second.post(links[1])
 
     assert response.status_code == 409 and b"has an account already" in response.data
     assert the_org("Second Baltic CERT") is None

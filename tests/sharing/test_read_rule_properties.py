@@ -356,7 +356,7 @@ def build(world: World) -> Built:
         db.session.add_all(NoteObject(note_id=note.id, object_id=row.id) for row in held)
         db.session.flush()
         # As posting does: the alliance collections TAXII walks.
-        services.collect_objects(note.id)
+        services.collect_objects(note)
         versions[("report", i)] = report.id
         if spec.slot is not None:
             versions[("indicator", i)] = held[1].id

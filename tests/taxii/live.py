@@ -4,14 +4,15 @@ server gives, and envelopes cut so that references stay resolvable."""
 import re
 import threading
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from graphlib import CycleError, TopologicalSorter
 
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from alliance.extensions import db
-from alliance.notes.models import StixObject
+from alliance.notes.models import CollectionObject, StixObject
 from alliance.notes.validation import references
 from alliance.taxii.services import rfc3339
 from tests.servers import free_port
@@ -110,12 +111,25 @@ def version_of(obj: dict) -> str | None:
 
 
 def stored_dates() -> dict[tuple[str, str], str]:
-    """(STIX id, modified) -> the row's real date added in RFC 3339, read fresh."""
+    """(STIX id, modified) -> the row's real date added in RFC 3339, read fresh: the date
+    it entered the (first) alliance collection that holds it, which is unique within that
+    collection (a microsecond or so after the row was stored)."""
     db.session.rollback()
     db.session.expire_all()
-    rows = db.session.execute(select(StixObject.stix_id, StixObject.modified,
-                                     StixObject.date_added)).all()
-    return {(stix_id, modified): rfc3339(added) for stix_id, modified, added in rows}
+    rows = db.session.execute(
+        select(StixObject.stix_id, StixObject.modified,
+               func.coalesce(func.min(CollectionObject.date_added), StixObject.date_added))
+        .outerjoin(CollectionObject, CollectionObject.object_id == StixObject.id)
+        .group_by(StixObject.id, StixObject.stix_id, StixObject.modified,
+                  StixObject.date_added)).all()
+    return {(stix_id, modified): rfc3339(_aware(added)) for stix_id, modified, added in rows}
+
+
+def _aware(value):
+    """coalesce() loses the column type: SQLite answers text, both answer naive UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def date_of(obj: dict, dates: dict) -> str:

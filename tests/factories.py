@@ -98,13 +98,21 @@ def fresh(obj):
     return db.session.get(type(obj), obj.id)
 
 
-def as_served(obj: dict, poster_identity: str) -> dict:
-    """A posted object as the platform serves it (DESIGN.md, "Posting": authorship): an
-    object that can name its creator (one with `created`, not an SCO, an identity or a
-    marking definition) and names none is served created by the poster's organisation."""
+def as_served(obj: dict, poster_identity: str, tlp: str | None = None) -> dict:
+    """A posted object as the platform serves it (DESIGN.md, "Posting"): an object that can
+    name its creator (one with `created`, not an SCO, an identity or a marking definition)
+    and names none is served created by the poster's organisation; with the note's `tlp`,
+    an object the poster created or that names no creator, with no TLP marking of its own
+    (not a marking definition), is served with the note's marking after its others."""
     from alliance.notes.validation import is_sco
+    from alliance.sharing.markings import level_of, marking_id
 
     if ("created" in obj and "created_by_ref" not in obj and not is_sco(obj)
             and obj.get("type") not in ("identity", "marking-definition")):
-        return {**obj, "created_by_ref": poster_identity}
+        obj = {**obj, "created_by_ref": poster_identity}
+    refs = obj.get("object_marking_refs") or []
+    if (tlp is not None and obj.get("type") != "marking-definition"
+            and obj.get("created_by_ref", poster_identity) == poster_identity
+            and not any(level_of(r) for r in refs)):
+        obj = {**obj, "object_marking_refs": [*refs, marking_id(tlp)]}
     return obj

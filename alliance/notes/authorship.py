@@ -24,7 +24,13 @@ from sqlalchemy import func, select
 from alliance.extensions import db
 from alliance.notes.validation import UNVERSIONED, Problem, is_sco
 from alliance.orgs.models import Organisation
-from alliance.sharing.markings import TLP1_IDS, tlp2_extension_definition, tlp2_objects
+from alliance.sharing.markings import (
+    TLP1_IDS,
+    level_of,
+    marking_id,
+    tlp2_extension_definition,
+    tlp2_objects,
+)
 
 _TLP1_WORDS = {"CLEAR": {"white", "clear"}, "GREEN": {"green"}, "AMBER": {"amber"},
                "RED": {"red"}}
@@ -153,3 +159,32 @@ def platform_creators(creators: set[str]) -> set[str]:
         return set()
     return set(db.session.scalars(select(Organisation.stix_id).where(
         Organisation.stix_id.in_(sorted(creators)))))
+
+
+def with_note_marking(obj: dict, tlp: str, poster_stix_id: str) -> dict:
+    """The note's TLP travels with its objects: an object the poster created (or that names
+    no creator) and that carries no TLP marking of its own gets the note's, after any
+    markings it has. Marking definitions carry none; an object created by another identity
+    is served as posted; a TLP marking the poster chose is kept (a looser one needed their
+    confirmation)."""
+    if obj["type"] == "marking-definition" or obj.get("created_by_ref", poster_stix_id) != \
+            poster_stix_id:
+        return obj
+    refs = obj.get("object_marking_refs")
+    if type(refs) is list and any(type(r) is str and level_of(r) for r in refs):
+        return obj
+    return {**obj, "object_marking_refs": [*(refs or ()), marking_id(tlp)]}
+
+
+def as_sent_with(sent: dict, stored: dict) -> bool:
+    """Whether a stored body is what was sent with only the platform's additions (a
+    creator, a TLP marking after the others): the same version, posted again, perhaps under
+    another TLP."""
+    candidate = dict(sent)
+    if "created_by_ref" not in sent and "created_by_ref" in stored:
+        candidate["created_by_ref"] = stored["created_by_ref"]
+    refs, kept = sent.get("object_marking_refs") or [], stored.get("object_marking_refs")
+    if type(kept) is list and kept[:-1] == refs and type(kept[-1]) is str and level_of(
+            kept[-1]) and not any(type(r) is str and level_of(r) for r in refs):
+        candidate["object_marking_refs"] = kept
+    return candidate == stored

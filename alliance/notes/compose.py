@@ -52,18 +52,28 @@ def _common(org, tlp: str) -> dict:
             "allow_custom": False}
 
 
+# What an indicator's description calls each kind of observable.
+KIND_LABELS = {"ipv4": "IPv4 address", "ipv6": "IPv6 address", "cidr4": "IPv4 range",
+               "cidr6": "IPv6 range", "domain": "Domain name",
+               "url": "URL", "email": "Email address", "md5": "MD5 hash", "sha1": "SHA-1 hash",
+               "sha256": "SHA-256 hash"}
+
+
 def _indicators(org, tlp, found, *, valid_from=None, valid_until=None, confidence=None):
     objects, refs = [], []
     for kind, value in found:
         if kind == "cve":
+            # No url: stix2-validator's strict mode wants a hash beside any url (a page's
+            # hash means nothing); the CVE id is the reference.
             obj = stix2.v21.Vulnerability(name=value, external_references=[
-                {"source_name": "cve", "external_id": value,
-                 "url": f"https://www.cve.org/CVERecord?id={value}"}], **_common(org, tlp))
+                {"source_name": "cve", "external_id": value}], **_common(org, tlp))
         else:
             extra = {"confidence": confidence} if confidence is not None else {}
             if valid_until:
                 extra["valid_until"] = valid_until
-            obj = stix2.v21.Indicator(name=value, pattern=observables.pattern_for(kind, value),
+            obj = stix2.v21.Indicator(name=value, description=f"{KIND_LABELS.get(kind, kind)} "
+                                      f"{value}, seen by {org.name}.",
+                                      pattern=observables.pattern_for(kind, value),
                                       pattern_type="stix", indicator_types=["malicious-activity"],
                                       valid_from=valid_from or datetime.now(UTC),
                                       **extra, **_common(org, tlp))
@@ -75,11 +85,10 @@ def _indicators(org, tlp, found, *, valid_from=None, valid_until=None, confidenc
 def _attack_patterns(org, tlp, ids):
     objects = []
     for technique in ids:
-        path = technique.replace(".", "/")
         objects.append(_plain(stix2.v21.AttackPattern(
             name=technique, external_references=[{
-                "source_name": "mitre-attack", "external_id": technique,
-                "url": f"https://attack.mitre.org/techniques/{path}/"}], **_common(org, tlp))))
+                "source_name": "mitre-attack", "external_id": technique}],
+            **_common(org, tlp))))
     return objects
 
 

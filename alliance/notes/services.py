@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import stix2
@@ -40,7 +40,13 @@ from alliance.core.models import utcnow
 from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
 from alliance.notes import fastcheck, observables, search
-from alliance.notes.authorship import check_authorship, needs_creator, platform_creators
+from alliance.notes.authorship import (
+    as_sent_with,
+    check_authorship,
+    needs_creator,
+    platform_creators,
+    with_note_marking,
+)
 from alliance.notes.models import (
     FormSubmission,
     Note,
@@ -66,6 +72,7 @@ from alliance.sharing.policy import (
     TAXII_SERVED_LINKS_SQL,
     TAXII_SERVED_OWN_LINKS_SQL,
     Principal,
+    last_public_retraction,
     readable_among,
     readable_notes,
 )
@@ -176,11 +183,13 @@ def _owners(rows) -> dict[str, tuple[int, str | None]]:
     return owners
 
 
-def _check_versions(actor, objects: list[dict], all_rows: list) -> tuple[list[dict], list]:
+def _check_versions(actor, objects: list[dict], all_rows: list,
+                    tlp: str) -> tuple[list[dict], list]:
     """Split objects into new versions to store and stored versions to link, by the
     authorship rules (alliance.notes.authorship), and name a creator where an object that
     carries one names none (in `objects`): the creator of the versions of its id the poster
-    can see (a re-share of them), else the poster's organisation.
+    can see (a re-share of them), else the poster's organisation; and give the poster's
+    objects that carry no TLP marking the note's (`tlp`: authorship.with_note_marking).
 
     Only the organisation that posted an id's first version on the platform (_owners) may
     add versions of it. Another organisation may repost a version, and may post its own
@@ -206,20 +215,21 @@ def _check_versions(actor, objects: list[dict], all_rows: list) -> tuple[list[di
         if row.organisation_id == org_id or row.id in visible:
             stored.setdefault(row.stix_id, []).append(row)
     third_party = _third_party(owners)
-    for index, obj in enumerate(objects):
-        sent = None
-        if needs_creator(obj):
+    for index, sent in enumerate(objects):
+        obj, filled = sent, needs_creator(sent)
+        if filled:
             seen = stored.get(obj["id"], ())
-            sent, objects[index] = obj, {**obj, "created_by_ref": next(
-                (r.creator for r in seen if r.creator), mine)}
-            obj = objects[index]
+            obj = {**obj, "created_by_ref": next((r.creator for r in seen if r.creator), mine)}
+        objects[index] = obj = with_note_marking(obj, tlp, mine)
+        if obj is sent:
+            sent = None
         version = obj.get("modified") or obj.get("created") or ""
         digests = {_hash(obj)} | ({_hash(sent)} if sent is not None else set())
         # Compared as instants: "12:00:00Z" and "12:00:00.000Z" are one version.
         versions = _same_version(stored.get(obj["id"], ()), version)
         if versions:
             same = next((r for r in versions if r.body_hash in digests), None) or next(
-                (r for r in versions if _stored_body(r.id) in (obj, sent)), None)
+                (r for r in versions if _same_object(_stored_body(r.id), obj, sent)), None)
             if same is not None:
                 existing.append(same)
             elif all(r.modified == version for r in versions):
@@ -239,7 +249,7 @@ def _check_versions(actor, objects: list[dict], all_rows: list) -> tuple[list[di
         elif obj["type"] == "identity" and "created_by_ref" not in obj:
             new.append(obj)  # a third party's identity, describing itself (not a platform
             # organisation's: check_authorship refused those): the poster's own copy
-        elif sent is not None and _same_version(
+        elif filled and _same_version(
                 [r for r in all_rows if r.stix_id == obj["id"] and r.organisation_id == owner],
                 version):
             new.append(obj)  # a version its first poster holds, reposted with no creator
@@ -251,6 +261,12 @@ def _check_versions(actor, objects: list[dict], all_rows: list) -> tuple[list[di
     if problems:
         raise BundleRejected(problems)
     return new, existing
+
+
+def _same_object(stored: dict, obj: dict, sent: dict | None) -> bool:
+    """A stored body is this object: as it would be stored, as sent, or as sent with the
+    platform's additions for another note (another TLP, a creator named then)."""
+    return stored == obj or (sent is not None and (stored == sent or as_sent_with(sent, stored)))
 
 
 def _same_version(rows, version: str) -> list:
@@ -320,27 +336,6 @@ def _visible_object_ids(principal: Principal, object_ids) -> set[int]:
     links = _links(object_ids)
     readable = readable_among(principal, {note_id for _, note_id in links})
     return {object_id for object_id, note_id in links if note_id in readable}
-
-
-def _check_outside_refs(principal: Principal, outside: set[str], objects: list[dict]) -> None:
-    """References to objects not in the bundle must name objects the poster can read."""
-    # Organisations' identities are the platform's own: every reader may name them.
-    outside = outside - platform_creators(outside)
-    if not outside:
-        return
-    candidates = db.session.execute(select(StixObject.id, StixObject.stix_id).where(
-        StixObject.stix_id.in_(sorted(outside)))).all()
-    visible = _visible_object_ids(principal, [row_id for row_id, _ in candidates])
-    readable = {stix_id for row_id, stix_id in candidates if row_id in visible}
-    from alliance.notes.validation import references
-
-    problems = []
-    for ref in sorted(outside - readable):
-        holder = next(o["id"] for o in objects if ref in references(o))
-        problems.append(Problem(holder, "*_ref", f"points to {ref}, which is neither in the "
-                                                 "bundle nor shared with you"))
-    if problems:
-        raise BundleRejected(problems)
 
 
 class AlreadyPosted(Conflict):
@@ -451,7 +446,10 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
         raise DomainError("Give the note a title of at most 300 characters.", field="title")
     alliances, recipient_ids = _check_audience(actor, tlp, alliance_ids, recipient_ids,
                                                publish_public)
-    objects, problems, outside = check_objects(objects, progress=progress, refs=refs)
+    objects, problems, _unresolved = check_objects(objects, progress=progress, refs=refs)
+    # Every problem in one answer: the platform's authorship rules too, on the objects that
+    # are valid STIX.
+    problems += check_authorship(actor.organisation, objects)
     if problems:
         raise BundleRejected(problems)
     strictest = strictest_level(objects)
@@ -462,12 +460,8 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
         raise DomainError(f"{len(looser)} object(s) are marked looser than the note's TLP:{tlp}; "
                           "confirm that they are shared at their own looser marking.",
                           field="confirm_looser")
-    problems = check_authorship(actor.organisation, objects)
-    if problems:
-        raise BundleRejected(problems)
-    _check_outside_refs(Principal.of(actor), outside, objects)
     new, existing = _check_versions(actor, objects,
-                                    _stored_versions(sorted({o["id"] for o in objects})))
+                                    _stored_versions(sorted({o["id"] for o in objects})), tlp)
 
     org = actor.organisation
     now, stamp = utcnow(), _stix_now()
@@ -539,7 +533,7 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
         _insert_rows(links, ("object_id",), [
             (object_id,) for object_id in sorted(set(stored) | {r.id for r in existing})],
             constants={"note_id": note_id, "note_version": 1})
-    collect_objects(note_id)
+    collect_objects(note)
     extract = observables.extract
     found = sorted({hit for obj in objects for hit in extract(obj)})
     if found:
@@ -563,16 +557,49 @@ _ENTERED = ("CASE WHEN notes.created_at > stix_objects.date_added THEN notes.cre
 _JOIN_OBJECTS = "JOIN stix_objects ON stix_objects.id = note_objects.object_id WHERE {where} "
 
 
-def _collect(table: str, owner: str, links: str, *, every_note: bool) -> str:
+def _us(value: str) -> str:
+    """SQLite: a stored timestamp ('YYYY-MM-DD HH:MM:SS.ffffff', SQLAlchemy's form) as whole
+    microseconds since 1970."""
+    return (f"(CAST(strftime('%s', substr({value}, 1, 19)) AS INTEGER) * 1000000 "
+            f"+ CAST(substr({value}, 21, 6) AS INTEGER))")
+
+
+def _date_added(dialect: str, table: str, column: str, source: str, entered: str,
+                floor: bool) -> str:
+    """A row's date added: unique and strictly increasing within its collection, so that a
+    client polling with added_after = the last page's X-TAXII-Date-Added-Last gets every
+    version once (TAXII has no tie-breaker: versions that share an instant with the last one
+    it saw would be skipped). The latest of when it entered (`entered`), one microsecond
+    after the collection's latest date and (`floor`) the bound :floor, plus the row's rank
+    in this insert (in order of entering, then row id). Dates then move at most a
+    microsecond a row past the later of those."""
+    rank = (f"(ROW_NUMBER() OVER (PARTITION BY {source} "
+            f"ORDER BY {entered}, stix_objects.id) - 1)")
+    latest = (f"(SELECT MAX(latest.date_added) FROM {table} latest "  # noqa: S608
+              f"WHERE latest.{column} = {source})")
+    if dialect == "postgresql":
+        bound = ", CAST(:floor AS TIMESTAMP)" if floor else ""
+        return (f"GREATEST({entered}, {latest} + INTERVAL '1 microsecond'{bound}) "
+                f"+ {rank} * INTERVAL '1 microsecond'")
+    bound = f", {_us(':floor')}" if floor else ""
+    at = f"(MAX({_us(entered)}, COALESCE({_us(latest)} + 1, 0){bound}) + {rank})"
+    return (f"strftime('%Y-%m-%d %H:%M:%S', {at} / 1000000, 'unixepoch') "
+            f"|| '.' || printf('%06d', {at} % 1000000)")
+
+
+def _collect(table: str, owner: str, links: str, *, every_note: bool,
+             dialect: str = "sqlite", floor: bool = False) -> str:
     """INSERT of a collection table's rows (`owner`: its alliance or organisation column and
     where it comes from). One note's rows (a version the collection holds already keeps its
     row and date), or with `every_note` the rows of many notes at once (bench-data, tests):
-    each version dated by the first served note that brought it there."""
+    each version dated by the first served note that brought it there (_date_added: never
+    at or before a date the collection holds)."""
     column, source = owner.split("=")
     entered = f"MIN({_ENTERED})" if every_note else _ENTERED
     group = (f"GROUP BY {source}, stix_objects.id, stix_objects.type " if every_note else "")
+    date = _date_added(dialect, table, column, source, entered, floor)
     return (f"INSERT INTO {table} ({column}, date_added, object_id, type) "  # noqa: S608
-            f"SELECT {source}, {entered}, stix_objects.id, stix_objects.type "
+            f"SELECT {source}, {date}, stix_objects.id, stix_objects.type "
             f"FROM {links} {_JOIN_OBJECTS}{group}"
             f"ON CONFLICT (object_id, {column}) DO NOTHING")
 
@@ -591,31 +618,59 @@ _ALLIANCES = ("collection_objects", "alliance_id=note_audiences.alliance_id",
               TAXII_SERVED_LINKS_SQL)
 _ORGANISATIONS = ("organisation_collection_objects", "organisation_id=notes.organisation_id",
                   TAXII_SERVED_OWN_LINKS_SQL)
-COLLECT_SQL = _collect(*_ALLIANCES, every_note=False)
+COLLECT_SQL = _collect(*_ALLIANCES, every_note=False)  # SQLite's (bench/floors.py)
 COLLECT_OWN_SQL = _collect(*_ORGANISATIONS, every_note=False)
-COLLECT_ALL_SQL = _collect(*_ALLIANCES, every_note=True)
-COLLECT_OWN_ALL_SQL = _collect(*_ORGANISATIONS, every_note=True)
+# (dialect, every_note, floor) -> the statements for the alliances' and the organisations'
+# tables (floor: no date before :floor).
+_COLLECT = {(dialect, every, floor): tuple(
+    _collect(*which, every_note=every, dialect=dialect, floor=floor)
+    for which in (_ALLIANCES, _ORGANISATIONS))
+    for dialect in ("sqlite", "postgresql") for every in (False, True) for floor in (False, True)}
 UNCOLLECT_SQL = _uncollect(*_ALLIANCES)
 UNCOLLECT_OWN_SQL = _uncollect(*_ORGANISATIONS)
 
 
-def collect_objects(note_id: int) -> None:
+def collect_objects(note: Note) -> None:
     """The note's objects into its alliances' collections (CollectionObject) and its
     organisation's own (OrganisationCollectionObject), when TAXII serves the note. A
     version a collection holds already keeps its date; one new to it is dated now, even
     when it was stored long ago (an identical repost to another alliance, a version of
     another organisation's linked), so that a client reading the collection with
-    added_after gets it."""
-    for statement in (COLLECT_SQL, COLLECT_OWN_SQL):
+    added_after gets it.
+
+    On PostgreSQL the collections' dates are taken under a transaction lock per collection
+    (held to the commit): a post that dates its rows after another's commits after it, so a
+    client that has read up to a date never misses a row dated before it later. SQLite has
+    one writer at a time."""
+    dialect = db.session.connection().dialect.name
+    if dialect == "postgresql":
+        keys = sorted({_COLLECTION_LOCK + a.alliance_id for a in note.audiences}
+                      | {_COLLECTION_LOCK + _OWN_COLLECTION + note.organisation_id})
+        for key in keys:  # in one order: two posts never wait on each other's
+            db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    for statement in _COLLECT[dialect, False, False]:
         db.session.execute(text(statement.format(where="note_objects.note_id = :note_id")),
-                           {"note_id": note_id})
+                           {"note_id": note.id})
 
 
-def collect_every_note(where: str = "1 = 1", params: dict | None = None) -> None:
+# Advisory lock keys of the collections (bigint): an alliance's, an organisation's own.
+_COLLECTION_LOCK = 0x5441584949 << 24   # "TAXII"
+_OWN_COLLECTION = 1 << 23
+
+
+def collect_every_note(where: str = "1 = 1", params: dict | None = None, *,
+                       after=None) -> None:
     """The collection rows of every note `where` (SQL on note_objects) selects, at once:
-    for bulk fills (bench-data) and rebuilds."""
-    for statement in (COLLECT_ALL_SQL, COLLECT_OWN_ALL_SQL):
-        db.session.execute(text(statement.format(where=where)), params or {})
+    for bulk fills (bench-data) and rebuilds. `after`: no row dated before it (a rebuild
+    after rows were taken out: a date they had may be later than what is left)."""
+    params = dict(params or {})
+    dialect = db.session.connection().dialect.name
+    if after is not None:
+        params["floor"] = (after.astimezone(UTC).replace(tzinfo=None)
+                           if dialect == "postgresql" else
+                           after.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
+    for statement in _COLLECT[dialect, True, after is not None]:
+        db.session.execute(text(statement.format(where=where)), params)
 
 
 def uncollect_objects(*, note_id: int | None = None, object_id: int | None = None) -> None:
@@ -630,7 +685,9 @@ def uncollect_objects(*, note_id: int | None = None, object_id: int | None = Non
         for table in ("collection_objects", "organisation_collection_objects"):
             db.session.execute(text(f"DELETE FROM {table} "  # noqa: S608 (our names)
                                     f"WHERE object_id IN ({held})"), params)
-        collect_every_note(f"note_objects.object_id IN ({held})", params)
+        # Dated from now on: a date the rows just taken out had is never given again, so
+        # a client polling with added_after misses no version dated anew.
+        collect_every_note(f"note_objects.object_id IN ({held})", params, after=utcnow())
         return
     for statement in (UNCOLLECT_SQL, UNCOLLECT_OWN_SQL):
         db.session.execute(text(statement.format(object_ids=":id")), {"id": object_id})
@@ -724,18 +781,34 @@ def note_objects(note: Note) -> list[StixObject]:
 
 def note_bundle(note: Note, objects: list[StixObject] | None = None) -> dict:
     """A STIX 2.1 bundle of the note with the TLP 2.0 marking definitions it uses and, when
-    it uses any, their extension definition. `objects`: the note's objects (note_objects),
+    it uses any, their extension definition and its creator, and the identities of the platform
+    organisations that created its objects. `objects`: the note's objects (note_objects),
     when the caller has them already (the note page), so they are not read twice."""
-    from alliance.sharing.markings import tlp2_extension_definition, tlp2_objects
+    from alliance.sharing.markings import (
+        tlp2_extension_creator,
+        tlp2_extension_definition,
+        tlp2_objects,
+    )
 
     objs = [row.body for row in (note_objects(note) if objects is None else objects)]
     used = {ref for o in objs for ref in o.get("object_marking_refs", [])}
     shipped = [m for m in tlp2_objects().values() if m["id"] in used]
     if shipped:
-        shipped.append(tlp2_extension_definition())
+        shipped += [tlp2_extension_definition(), tlp2_extension_creator()]
     present = {o["id"] for o in objs}
     objs += [m for m in shipped if m["id"] not in present]
-    return {"type": "bundle", "id": f"bundle--{uuid.uuid5(uuid.NAMESPACE_URL, note.report_id)}",
+    # The identities of the platform organisations that created its objects, so that every
+    # created_by_ref resolves: as the platform vetted them, with the note's marking.
+    from alliance.orgs.models import Organisation
+
+    creators = {o.get("created_by_ref") for o in objs} - present - {None}
+    if creators:
+        objs += [with_note_marking(identity, note.tlp, identity["id"])
+                 for identity in db.session.scalars(select(Organisation.stix_identity).where(
+                     Organisation.stix_id.in_(sorted(creators))))]
+    # A bundle is a wrapper, not an object with a life of its own: a version 4 id each time,
+    # as STIX 2.1 says ids SHOULD be (stix2-validator's strict mode checks it).
+    return {"type": "bundle", "id": f"bundle--{uuid.uuid4()}",
             "objects": objs}
 
 
@@ -842,6 +915,16 @@ def feed(principal: Principal, *, alliance_id=None, tlp=None, stix_type=None, se
                               .limit(limit + 1)).all()
     cursor = (rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], cursor
+
+
+def feed_updated(notes) -> datetime:
+    """The public feed's <updated>: the last time anything in it changed, which never goes
+    back (RFC 4287 4.2.15). A retraction takes a note out of the feed: when it happened
+    counts too, or the feed would seem older after it (the retracted note was public, so its
+    retraction time reveals nothing)."""
+    retracted = last_public_retraction()
+    times = [n.updated_at for n in notes] + ([retracted] if retracted else [])
+    return max(times) if times else datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _text_match(query: str):
@@ -1006,7 +1089,7 @@ def edit_note(actor, note: Note, *, title: str, description: str) -> Note:
     db.session.query(NoteObject).filter_by(note_id=note.id, object_id=current.id).delete()
     db.session.add(NoteObject(note_id=note.id, object_id=row.id, note_version=note.version))
     db.session.flush()
-    collect_objects(note.id)
+    collect_objects(note)
     uncollect_objects(object_id=current.id)
     changed = [f for f, old, new in (("title", note.title, title),
                                      ("description", note.description or "", description or ""))

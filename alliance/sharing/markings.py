@@ -35,6 +35,12 @@ def tlp2_extension_definition() -> dict:
     return next(obj for obj in _shipped() if obj["id"] == EXTENSION_ID)
 
 
+def tlp2_extension_creator() -> dict:
+    """The identity the TLP 2.0 extension definition names as its creator (CISA)."""
+    creator = tlp2_extension_definition()["created_by_ref"]
+    return next(obj for obj in _shipped() if obj["id"] == creator)
+
+
 @cache
 def tlp2_ids() -> dict[str, str]:
     """Marking-definition id -> level, for TLP 2.0."""

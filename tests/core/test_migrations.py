@@ -101,11 +101,15 @@ def test_the_scope_migration_keeps_every_link_and_marks_red_versions(empty_datab
     again is folded into the shared one on the way down."""
     from alliance.notes import services
     from alliance.notes.models import StixObject
+    from alliance.sharing.markings import marking_id
     from tests import factories
     from tests.notes.helpers import identity
 
+    # Marked by its poster, so that the RED note and the GREEN one store the same body (an
+    # unmarked object gets its note's marking).
     sco = {"type": "ipv4-addr", "spec_version": "2.1",
-           "id": "ipv4-addr--ff26c055-6336-5bc5-b89d-13d6226742dd", "value": "198.51.100.3"}
+           "id": "ipv4-addr--ff26c055-6336-5bc5-b89d-13d6226742dd", "value": "198.51.100.3",
+           "object_marking_refs": [marking_id("GREEN")]}
     fresh = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url})
     with fresh.app_context():
         upgrade()
@@ -167,10 +171,14 @@ def test_the_scope_migration_goes_down_only_when_nothing_is_lost(empty_database_
     to the other body and deleted what only the RED note held, or failed half-way)."""
     from alliance.notes import services
     from alliance.notes.models import StixObject
+    from alliance.sharing.markings import marking_id
     from tests import factories
 
+    # Marked by its poster, so that the RED note and the GREEN one store the same body (an
+    # unmarked object gets its note's marking).
     sco = {"type": "ipv4-addr", "spec_version": "2.1",
-           "id": "ipv4-addr--ff26c055-6336-5bc5-b89d-13d6226742dd", "value": "198.51.100.3"}
+           "id": "ipv4-addr--ff26c055-6336-5bc5-b89d-13d6226742dd", "value": "198.51.100.3",
+           "object_marking_refs": [marking_id("GREEN")]}
     fresh = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url})
     with fresh.app_context():
         upgrade()

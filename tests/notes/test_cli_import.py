@@ -30,6 +30,19 @@ def args(member_admin, alliance):
     return ["--org", member_admin.organisation.slug, "--alliance", alliance.slug]
 
 
+def test_the_attack_ics_18_bundle_imports_unedited(app, args):
+    """ATT&CK ICS 18: detection strategies and analytics, five data components whose
+    x_mitre_data_source_ref is "" (data, not a broken reference), empty lists inside custom
+    properties (x_mitre_related_assets[].related_asset_sectors) and references to objects
+    the file does not hold."""
+    path = CORPUS / "valid" / "attack__ics-attack-18.0.json"
+    objects = orjson.loads(path.read_bytes())["objects"]
+    assert sum(o.get("x_mitre_data_source_ref") == "" for o in objects) == 5
+    result = run_import(app, path, *args, "--tlp", "green")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert counts() == (1, len(objects) + 1, len(objects) + 1)
+
+
 def test_the_attack_mobile_bundle_imports(app, args, member_admin):
     result = run_import(app, ATTACK_MOBILE, *args, "--tlp", "amber", "--title", "ATT&CK Mobile")
 

@@ -25,8 +25,8 @@ COERCED = [({"name": 5}, "name", "a number where STIX 2.1 has a string"),
             "external_references[0].source_name", "a number where STIX 2.1 has a string"),
            ({"description": None}, "description", "null where STIX 2.1 has no value: leave "
                                                   "the property out"),
-           ({"labels": []}, "labels", "an empty list where STIX 2.1 has no value: leave the "
-                                      "property out")]
+           ({"labels": []}, "labels", "an empty list: STIX 2.1 lists hold at least one item "
+                                      "(leave the property out)")]
 
 
 @pytest.mark.parametrize(("extra", "where", "reason"), COERCED)

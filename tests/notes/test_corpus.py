@@ -1,11 +1,10 @@
 """The shared STIX corpus (tests/data/stix, a copy of ../shared/data/stix; see its PROVENANCE.md
 and invalid/NOTES.md).
 
-valid/: a file stix2-validator accepts imports as a note and its download round-trips; the
-files it does not accept, and those the project refuses on purpose (references to objects
-neither in the bundle nor shared with the poster), are listed below with the behaviour each
-one gets. invalid/: every file is refused with a problem naming what is wrong, and nothing is
-stored."""
+valid/: a file stix2-validator accepts imports as a note and its download round-trips (its
+references to objects not in the file accepted, unresolved); the files it does not accept are
+listed below with the behaviour each one gets. invalid/: every file is refused with a problem
+naming what is wrong, and nothing is stored."""
 import json
 from functools import cache
 
@@ -23,25 +22,23 @@ from tests.factories import as_served
 from tests.notes.helpers import CORPUS, counts
 
 TLP2_EXTENSION = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
+TLP2_CREATOR = "identity--b3bca3c2-1f3d-4b54-b44f-dac42c3a8f01"  # CISA, the extension's author
 
 VALID = sorted(p.name for p in (CORPUS / "valid").glob("*.json"))
 INVALID = sorted(p.name for p in (CORPUS / "invalid").glob("*.json"))
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:stix2validator.*")
 
-DANGLING = "neither in the bundle nor shared with you"
 
 # valid/ files stix2-validator refuses (or crashes on), and what we do with each:
 # (what the validator says, [(object id, property, reason fragment) our refusal names]).
 VALIDATOR_FAILS = {
     "elevator__extensions__Mandiant_APT1_Report.json": (
         "'hugesoft.org' is not a 'uri'",
-        # The validator's complaint is a harmless quirk we accept (url.value is not checked as
-        # a URI); the file is refused for its 19 references to objects the elevator did not
-        # emit (project decision, listed in the README).
-        [("relationship--7952be0c-4086-4436-8709-2154e57e400e", "*_ref",
-          f"points to attack-pattern--a553392e-5210-41ab-ae5d-e113f854c39b, which is {DANGLING}"),
-         ("", "*_ref", "marking-definition--01d8ae23-a694-47c6-96a0-ef76d39a122f")]),
+        # A url whose value is a bare host name: stix2 takes it, the validator does not, and
+        # what is stored is served back as posted, so it is refused naming the value. (Its
+        # references to objects the elevator did not emit are accepted as unresolved.)
+        [("url--64cbbdc1-a7b3-5a54-ac07-97bfb44bb009", "value", "is not a URL")]),
     "opencti__DATA-TEST-STIX2_v2.json": (
         "crash: KeyError",
         # Refused for its object problems (it has no dangling references).
@@ -59,23 +56,6 @@ VALIDATOR_FAILS = {
           "the same id and modified appear twice with different content"),
          ("user-account--0d5b424b-93b8-5cd8-ac36-306e1789d63c", "modified",
           "the same id and modified appear twice with different content")]),
-}
-
-# valid/ files the validator accepts that we refuse on purpose: references to objects neither
-# in the bundle nor readable by the poster (the issue's rule; listed in the README).
-MALWARE_REFS = ["identity--c78cb6e5-0c4b-4611-8297-d1b8b55e40b5",
-                "marking-definition--fa42a846-8d90-4e51-bc29-71d5b4802168"]
-REFUSED_DANGLING = {
-    "elevator__extensions__campaign-v-actors.json": [
-        "incident--229ab6ba-0eb2-415b-bdf2-079e6b42f51e",
-        "incident--517cf274-038d-4ed4-a3ec-3ac18ad9db8a",
-        "incident--7d8cf96f-91cb-42d0-a1e0-bfa38ea08621"],
-    # The MITRE identity and copyright marking are in the ATT&CK bundles, not in these files;
-    # test_versions shows they import once those objects are shared with the poster.
-    "pystix2__malware-6b616fc1__v1_20170531213258226477.json": MALWARE_REFS,
-    "pystix2__malware-6b616fc1__v2_20181101232448456000.json": MALWARE_REFS,
-    "pystix2__malware-6b616fc1__v3_20181101232448457000.json": MALWARE_REFS,
-    "pystix2__malware-6b616fc1__v4_latest.json": MALWARE_REFS,
 }
 
 # invalid/: what the refusal must name (object id, property, reason fragment).
@@ -154,8 +134,8 @@ def _version(obj: dict) -> str:
 
 
 def test_the_corpus_is_where_ci_has_it():
-    assert len(VALID) == 31 and len(INVALID) == 13, CORPUS
-    assert set(VALIDATOR_FAILS) | set(REFUSED_DANGLING) <= set(VALID)
+    assert len(VALID) == 32 and len(INVALID) == 13, CORPUS
+    assert set(VALIDATOR_FAILS) <= set(VALID)
     assert set(INVALID_EXPECTED) == set(INVALID)
 
 
@@ -176,16 +156,6 @@ def test_valid_file(name, member, alliance, coordinator):
         return
 
     assert accepted, f"stix2-validator refuses {name}: {messages}"
-    if name in REFUSED_DANGLING:
-        with pytest.raises(BundleRejected) as caught:
-            _post(member, alliance, raw)
-        db.session.rollback()
-        _assert_refused(caught.value, [("", "*_ref", f"points to {ref}, which is {DANGLING}")
-                                       for ref in REFUSED_DANGLING[name]])
-        assert all(DANGLING in p.reason for p in caught.value.problems)
-        assert counts() == before
-        return
-
     parsed = parse_bundle(raw)
     tlp = _note_tlp(parsed.objects)
     note = _post(member, alliance, raw, tlp=tlp,
@@ -208,13 +178,18 @@ def test_valid_file(name, member, alliance, coordinator):
     # that can name its creator (not an SCO, a marking or an identity) and names none comes
     # back created by the poster's organisation (DESIGN.md, "Posting": authorship).
     for key, obj in posted.items():
-        assert got.get(key) == as_served(obj, member.organisation.stix_id), key
+        assert got.get(key) == as_served(obj, member.organisation.stix_id, tlp), key
     extra = {key[0]: got[key] for key in set(got) - set(posted)}
     report = extra.pop(note.report_id)
-    assert set(extra) <= set(tlp2_ids()) | {TLP2_EXTENSION}, sorted(extra)
+    # The poster's identity, as the platform vetted it, resolves its created_by_ref.
+    mine = extra.pop(member.organisation.stix_id)
+    assert (mine["name"], mine["object_marking_refs"]) == (member.organisation.name,
+                                                         [marking_id(tlp)])
+    assert set(extra) <= set(tlp2_ids()) | {TLP2_EXTENSION, TLP2_CREATOR}, sorted(extra)
     assert marking_id(tlp) in extra or marking_id(tlp) in {k[0] for k in posted}
     if set(extra) & set(tlp2_ids()):  # shipped markings travel with their extension
         assert TLP2_EXTENSION in extra or TLP2_EXTENSION in {k[0] for k in posted}
+        assert TLP2_CREATOR in extra or TLP2_CREATOR in {k[0] for k in posted}
     assert report["object_marking_refs"] == [marking_id(tlp)]
     assert report["created_by_ref"] == member.organisation.stix_id
     assert report["object_refs"] == sorted({k[0] for k in posted})

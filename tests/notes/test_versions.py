@@ -14,7 +14,7 @@ from alliance.notes.models import NoteObject, StixObject
 from alliance.notes.validation import BundleRejected, parse_bundle
 from alliance.sharing.markings import TLP1_IDS, marking_id
 from tests import factories
-from tests.notes.helpers import CORPUS, bundle, counts, identity
+from tests.notes.helpers import CORPUS, bundle, counts, identity, indicator
 
 LATER = "2024-06-01T08:30:00.000Z"
 
@@ -65,7 +65,7 @@ def test_an_identical_repost_links_the_stored_version(member, alliance):
     assert counts()[1] == objects_before + 1  # only the new note's report
     assert row.id in linked(again) and row.id in linked(first)
     bodies = [o for o in services.note_bundle(again)["objects"] if o["id"] == obj["id"]]
-    assert bodies == [obj]
+    assert bodies == [factories.as_served(obj, member.organisation.stix_id, "AMBER")]
 
 
 def test_a_repost_with_its_properties_in_another_order_is_the_same_object(member, alliance):
@@ -123,7 +123,9 @@ def test_a_different_body_for_a_stored_id_and_modified_is_a_409(member, second_m
 
 def test_the_creator_org_adds_versions_and_no_one_else(member, member_admin, second_member,
                                                         alliance):
-    obj = identity("Versioned Org")
+    # An indicator naming no creator is the poster's. (A third party's identity naming none
+    # describes itself: another organisation's version of it is that one's own copy.)
+    obj = indicator(name="Versioned Org")
     post(member, alliance, [obj])
 
     exc = refused(second_member, alliance, [dict(obj, modified=LATER, name="Hijacked")])
@@ -259,7 +261,7 @@ def test_a_stored_sco_in_an_unreadable_note_is_not_revealed_by_a_conflict(allian
     except DomainError as exc:  # pragma: no cover - the failure this test guards against
         raise AssertionError(f"the outsider learned the SCO is stored: {exc.message}") from exc
     bodies = [o.body for o in services.note_objects(note) if o.type == "ipv4-addr"]
-    assert bodies == [changed]
+    assert bodies == [factories.as_served(changed, outsider.organisation.stix_id, "AMBER")]
 
 
 def test_stored_dates_compare_equal_to_the_instant_even_on_a_whole_second(

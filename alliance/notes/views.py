@@ -36,7 +36,7 @@ from alliance.notes.forms import (
     UploadForm,
 )
 from alliance.notes.validation import BundleRejected, parse_bundle
-from alliance.sharing.markings import looser_than
+from alliance.sharing.markings import created_by_others, looser_than
 from alliance.sharing.policy import Principal, can_moderate, get_readable_note_or_404
 
 bp = Blueprint("notes", __name__)
@@ -170,18 +170,20 @@ def _objects_for(kind: str, form) -> tuple[list[dict], list[str], set[str] | Non
     return parsed.objects, parsed.warnings, parsed.refs
 
 
-def _preview_objects(kind: str, form) -> tuple[list[dict], list | None]:
+def _preview_objects(kind: str, form) -> tuple[list[dict], list[dict], list | None]:
     """For the preview of a form that carries STIX objects of the poster's (the upload): the
-    objects marked looser than the chosen TLP, and the problems parsing found, if any."""
+    objects marked looser than the chosen TLP, those created by another identity (served as
+    posted, with their own markings or none), and the problems parsing found, if any."""
     if "confirm_looser" not in form:
-        return [], None
+        return [], [], None
     try:
         objects = _objects_for(kind, form)[0]
     except BundleRejected as exc:
-        return [], exc.problems
+        return [], [], exc.problems
     except DomainError:
-        return [], None  # no bundle chosen yet: the preview is of the audience alone
-    return looser_than(objects, form.tlp.data), None
+        return [], [], None  # no bundle chosen yet: the preview is of the audience alone
+    return (looser_than(objects, form.tlp.data),
+            created_by_others(objects, current_user.organisation.stix_id), None)
 
 
 @bp.route("/new/<kind>", methods=["GET", "POST"])
@@ -193,13 +195,13 @@ def compose_note(kind):
     if not alliances:
         return render_template("notes/no_audience.html"), 200
     preview = problems = None
-    looser = []
+    looser, others = [], []
     status = 200
     if form.validate_on_submit():
         if "preview" in request.form:
             preview = services.audience_preview(current_user, form.alliances.data,
                                                 form.tlp.data, form.recipients.data or [])
-            looser, problems = _preview_objects(kind, form)
+            looser, others, problems = _preview_objects(kind, form)
         else:
             objects = []
             try:
@@ -235,7 +237,8 @@ def compose_note(kind):
     elif request.method == "POST":
         status = 422
     return render_template("notes/compose.html", form=form, kind=kind, title=TITLES[kind],
-                           preview=preview, problems=problems, looser=looser), status
+                           preview=preview, problems=problems, looser=looser,
+                           others=others), status
 
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -6,6 +6,7 @@ object by id, versions, manifest, status, delete, X-TAXII-Date-Added-First/Last 
 to the real date added, TAXII error bodies, and `application/taxii+json;version=2.1` on every
 answer (the `answers` fixture checks each one)."""
 import random
+import uuid
 from types import SimpleNamespace
 
 import orjson
@@ -22,7 +23,7 @@ from alliance.apikeys.services import create_key, revoke_key
 from alliance.extensions import db
 from alliance.notes.models import Note
 from alliance.notes.services import note_bundle
-from alliance.sharing.markings import EXTENSION_ID, marking_id, tlp2_ids
+from alliance.sharing.markings import EXTENSION_ID, marking_id, tlp2_extension_creator
 from alliance.taxii.services import alliance_collection_id, organisation_collection_id
 from tests import factories
 from tests.notes.helpers import CORPUS, counts, identity, indicator, sid
@@ -300,16 +301,20 @@ def test_attack_mobile_round_trip(live, keys, member, alliance, client):
     assert [o for p in as_pages(own.get_objects, per_request=1000) for o in p["objects"]] == \
         served
 
-    # What the web export of the same notes gives, bar the TLP 2.0 definitions it adds.
+    # What the web export of the same notes gives, bar the TLP 2.0 definitions it adds, the
+    # extension's creator (CISA) and the poster's identity (so every created_by_ref resolves).
     exported = {key_of(o): o for note in notes for o in note_bundle(note)["objects"]}
     assert {k: exported.get(k) for k in by_key} == by_key
     added_by_export = set(exported) - set(by_key)
-    assert {k[0] for k in added_by_export} == {marking_id("AMBER"), EXTENSION_ID}
-    assert {k[0] for k in added_by_export} <= set(tlp2_ids()) | {EXTENSION_ID}
+    assert {k[0] for k in added_by_export} == {
+        marking_id("AMBER"), EXTENSION_ID, tlp2_extension_creator()["id"],
+        member.organisation.stix_id}
     factories.login(client, member)
     download = client.get(f"/notes/{notes[0].uuid}/bundle.json")
     assert download.status_code == 200
-    assert orjson.loads(download.data) == note_bundle(notes[0])
+    downloaded = orjson.loads(download.data)
+    assert downloaded["objects"] == note_bundle(notes[0])["objects"]
+    assert uuid.UUID(downloaded["id"].split("--")[1]).version == 4  # a new wrapper each time
 
     # stix2-validator accepts what is served (a sample: ~5 ms an object), every report.
     sample = random.Random(2148).sample(served, 300)

@@ -224,10 +224,10 @@ def _check_versions(actor, objects: list[dict], all_rows: list,
         if obj is sent:
             sent = None
         version = obj.get("modified") or obj.get("created") or ""
-        digests = {_hash(obj)} | ({_hash(sent)} if sent is not None else set())
         # Compared as instants: "12:00:00Z" and "12:00:00.000Z" are one version.
         versions = _same_version(stored.get(obj["id"], ()), version)
         if versions:
+            digests = {_hash(obj)} | ({_hash(sent)} if sent is not None else set())
             same = next((r for r in versions if r.body_hash in digests), None) or next(
                 (r for r in versions if _same_object(_stored_body(r.id), obj, sent)), None)
             if same is not None:

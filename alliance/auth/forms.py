@@ -23,6 +23,11 @@ class SignInLinkForm(FlaskForm):
     """The button that signs in with a one-time link: nothing but its CSRF token."""
 
 
+class ConfirmEmailForm(FlaskForm):
+    """The button that confirms an address from its mailed link: nothing but its CSRF token
+    (opening the link changes nothing: mail scanners open links too)."""
+
+
 class NewPasswordForm(FlaskForm):
     password = PasswordField("New password", validators=[DataRequired(), Length(min=12, max=256)],
                              description="At least 12 characters; a passphrase of a few "

@@ -149,11 +149,18 @@ def send_verification(user: User) -> None:
                name=user.name, link=external_url("auth.verify_email", token=token))
 
 
-def verify_email(token: str) -> User:
+def verification_user(token: str) -> User:
+    """The user a confirmation link is for, if it is still good (changes nothing: opening
+    the link only shows the button that confirms)."""
     data = read_token("verify-email", token, current_app.config["EMAIL_VERIFY_MAX_AGE"])
     user = db.session.get(User, data.get("uid"))
     if user is None or user.email != data.get("email"):
         raise DomainError("This link is not valid any more.")
+    return user
+
+
+def verify_email(token: str) -> User:
+    user = verification_user(token)
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
         db.session.commit()

@@ -21,6 +21,7 @@ from alliance.auth import services
 from alliance.auth.forms import (
     AcceptInviteForm,
     ChangePasswordForm,
+    ConfirmEmailForm,
     NewPasswordForm,
     PasswordResetRequestForm,
     SignInForm,
@@ -217,9 +218,15 @@ def sign_out():
     return redirect(url_for("auth.sign_in"))
 
 
-@bp.route("/verify/<token>")
+@bp.route("/verify/<token>", methods=["GET", "POST"])
 def verify_email(token):
+    """Opening the link (GET, HEAD) shows a button; its POST confirms the address. A GET
+    never changes state: a mail scanner that opens links must not confirm an address."""
+    form = ConfirmEmailForm()
     try:
+        if not form.validate_on_submit():
+            user = services.verification_user(token)
+            return render_template("auth/confirm_email.html", form=form, email=user.email)
         services.verify_email(token)
     except DomainError as exc:
         return render_template("auth/message.html", title="E-mail not confirmed",

@@ -34,8 +34,18 @@ def test_registration_mails_a_link_to_confirm_the_address(client, db):
     assert mail["context"]["link"].startswith("http://alliance.test/register/confirm/")
 
 
-def test_verification_link_confirms_the_address(client, unverified, verification_link):
-    response = client.get(path_of(verification_link))
+def test_opening_the_link_confirms_nothing_and_its_button_does(client, unverified,
+                                                              verification_link):
+    """A GET or HEAD never changes state: a mail scanner that opens the link must not
+    confirm the address. The page it opens has the button; its POST confirms."""
+    for method in (client.get, client.head):
+        response = method(path_of(verification_link))
+        assert response.status_code == 200
+        assert factories.fresh(unverified).email_verified_at is None
+    page = client.get(path_of(verification_link)).get_data(as_text=True)
+    assert 'id="confirm-email"' in page and unverified.email in page
+
+    response = client.post(path_of(verification_link))
 
     assert response.status_code == 302
     assert factories.fresh(unverified).email_verified_at is not None
@@ -43,7 +53,7 @@ def test_verification_link_confirms_the_address(client, unverified, verification
 
 def test_verification_link_works_for_the_visitor_without_signing_them_in(
         client, unverified, verification_link):
-    client.get(path_of(verification_link))
+    client.post(path_of(verification_link))
 
     with client.session_transaction() as sess:
         assert "_user_id" not in sess
@@ -57,6 +67,7 @@ def test_tampered_verification_token_is_refused_and_changes_nothing(client, unve
     response = client.get(f"/auth/verify/{tampered}")
 
     assert response.status_code == 400
+    assert client.post(f"/auth/verify/{tampered}").status_code == 400
     assert factories.fresh(unverified).email_verified_at is None
 
 
@@ -68,6 +79,7 @@ def test_expired_verification_token_is_refused_and_changes_nothing(app, client, 
     response = client.get(path_of(verification_link))
 
     assert response.status_code == 400
+    assert client.post(path_of(verification_link)).status_code == 400
     assert factories.fresh(unverified).email_verified_at is None
 
 
@@ -108,7 +120,7 @@ def test_unverified_user_sees_the_status_page(client, unverified):
 
 
 def test_verified_user_is_not_held_on_the_status_page(client, unverified, verification_link):
-    client.get(path_of(verification_link))
+    client.post(path_of(verification_link))
     factories.login(client, factories.fresh(unverified))
 
     response = client.get("/status")

@@ -137,7 +137,10 @@ def _form(kind: str):
     allowed = {level for a in alliances for level in a.allowed_tlps}
     form.tlp.choices = [(v, label) for v, label in form.tlp.choices if v in allowed]
     if request.method == "GET":
-        form.alliances.data = [a.id for a in alliances][:1]
+        # No audience is chosen for the poster: a form that opened with an alliance ticked
+        # shared with it whenever the poster forgot to untick it. Share without one is an
+        # error on the field.
+        form.alliances.data = []
         form.tlp.data = alliances[0].default_tlp if alliances else "AMBER"
     return form, alliances
 

@@ -81,6 +81,7 @@ def test_settings_a_watch_term_and_its_alert_mail(live, browser, member, coordin
     page.fill("input[name=title]", "Beacon seen at the port authority")
     page.fill("textarea[name=observables]", "203.0.113.99")
     page.select_option("select[name=tlp]", "GREEN")
+    page.check(f"input[name=alliances][value='{alliance.id}']")
     page.click("#post-submit")
     page.wait_for_url(NOTE_URL)
     note_path = page.url.removeprefix(base)

@@ -29,6 +29,7 @@ def _indicator_set(browser, base, member, title: str, value: str):
     page.goto(f"{base}/notes/new/indicators")
     page.fill("input[name=title]", title)
     page.fill("textarea[name=observables]", value)
+    page.check("input[name=alliances]")  # the member's one alliance: nothing is ticked for them
     return context, page
 
 
@@ -50,7 +51,13 @@ def test_compose_preview_share_read_answer_and_an_outsider_sees_nothing(
     page.fill("textarea[name=observables]", "198.51.100.23\nevil-login.example\nCVE-2024-3094")
     page.fill("input[name=attack_ids]", "T1566.001")
     page.select_option("select[name=tlp]", "AMBER")
-    assert page.is_checked(f"input[name=alliances][value='{alliance.id}']")
+    # Nothing is ticked for the poster; sharing with no audience is an error beside the field.
+    assert not page.is_checked(f"input[name=alliances][value='{alliance.id}']")
+    page.click("#post-submit")
+    page.wait_for_load_state()
+    assert "Choose at least one alliance" in page.inner_text("main")
+    assert _notes(title) == []
+    page.check(f"input[name=alliances][value='{alliance.id}']")
 
     page.click("#preview-submit")
     page.wait_for_load_state()
@@ -183,6 +190,7 @@ def test_a_looser_marked_object_is_shown_in_the_preview_and_shared_only_once_con
     page.fill("input[name=title]", "Looser inside")
     page.fill("textarea[name=bundle_text]", json.dumps(bundle(clear)))
     page.select_option("select[name=tlp]", "AMBER")
+    page.check(f"input[name=alliances][value='{alliance.id}']")
 
     page.click("#preview-submit")
     page.wait_for_load_state()

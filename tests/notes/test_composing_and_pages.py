@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from alliance.audit.models import AuditEvent
 from alliance.core.errors import DomainError
@@ -16,7 +16,7 @@ from alliance.notes import compose, services
 from alliance.notes.models import Note, NoteComment
 from alliance.sharing.markings import marking_id
 from tests import factories
-from tests.notes.helpers import STAMP, bundle, identity, sid
+from tests.notes.helpers import STAMP, bundle, identity, indicator, sid
 
 
 def _post(user, alliance, objects, tlp="AMBER", **extra):
@@ -222,3 +222,22 @@ def test_platform_made_stix_meets_the_validators_strict_mode(member, alliance):
     assert uuid.UUID(bundle["id"].split("--")[1]).version == 4
     result = validate_string(json.dumps(bundle), ValidationOptions(version="2.1", strict=True))
     assert result.is_valid, [e.message for e in result.errors]
+
+
+@pytest.mark.parametrize("kind", ["incident", "indicators", "analysis", "bundle"])
+def test_no_audience_is_chosen_for_the_poster(as_member, alliance, kind):
+    """Every compose form opens with no alliance ticked (one ticked for the poster shared an
+    energy incident with whatever alliance came first), and Share without an audience is an
+    error on the field that stores nothing."""
+    page = as_member.get(f"/notes/new/{kind}").get_data(as_text=True)
+    boxes = re.findall(r'<input[^>]*name="alliances"[^>]*>', page)
+    assert boxes and not any("checked" in box for box in boxes)
+
+    before = db.session.scalar(select(func.count()).select_from(Note))
+    response = as_member.post(f"/notes/new/{kind}", data={
+        "title": "No audience", "tlp": "AMBER", "post": "1", "description": "What happened.",
+        "observables": "203.0.113.5", "bundle_text": json.dumps(
+            {"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": [indicator()]})})
+    assert response.status_code == 422
+    assert "Choose at least one alliance to share with." in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Note)) == before

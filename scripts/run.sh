@@ -43,6 +43,8 @@ echo "CyberPeace Alliance is running at $BASE_URL"
 echo "Sign in with a demo account above; mail the platform sends is at $BASE_URL/admin/mail/"
 echo "(as the platform admin). Logs: instance/*.log. Stop with Ctrl-C."
 echo
-$VENV/bin/gunicorn --bind "$HOST:$PORT" --workers 1 --threads 8 wsgi:app  # the app logs each request &
+# In the background like the others (the app logs each request), so that the wait below
+# ends everything when any of them stops.
+$VENV/bin/gunicorn --bind "$HOST:$PORT" --workers 1 --threads 8 wsgi:app &
 pids+=($!)
 wait -n "${pids[@]}"

@@ -65,3 +65,11 @@ def test_taxii_gets_answer_if_none_match_with_304(client, member, alliance):
         assert first.status_code == 200 and first.headers.get("ETag"), path
         again = client.get(path, headers=headers | {"If-None-Match": first.headers["ETag"]})
         assert again.status_code == 304 and again.data == b"", path
+
+
+def test_the_feed_is_discoverable_from_the_insights_page_head(client):
+    page = client.get("/insights/").get_data(as_text=True)
+    head = page[:page.index("</head>")]
+    link = re.search(r'<link rel="alternate" type="application/atom\+xml"[^>]*>', head)
+    assert link and 'href="/insights/feed.atom"' in link.group(0)
+    assert client.get("/insights/feed.atom").status_code == 200

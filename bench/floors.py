@@ -50,30 +50,21 @@ def same_rows(path: str, note_id: int, org_id: int, raw: bytes) -> float:
     """Objects per second: the rows an import of `raw` stores for its objects, added to an
     existing note (`note_id`, of organisation `org_id`, with its audience) in the migrated
     SQLite database at `path`."""
+    from alliance.notes.authorship import needs_creator, with_note_marking
     from alliance.notes.observables import extract
     from alliance.notes.services import COLLECT_OWN_SQL, COLLECT_SQL
-    from alliance.notes.validation import UNVERSIONED, is_sco
-    from alliance.sharing.markings import level_of, marking_id
 
     conn = sqlite3.connect(path, isolation_level=None)
     creator = conn.execute("SELECT stix_id FROM organisations WHERE id = ?",
                            (org_id,)).fetchone()[0]
-    tlp = marking_id(conn.execute("SELECT tlp FROM notes WHERE id = ?",
-                                  (note_id,)).fetchone()[0])
-    uncreated = UNVERSIONED | {"identity"}
+    tlp = conn.execute("SELECT tlp FROM notes WHERE id = ?", (note_id,)).fetchone()[0]
 
     def fill(objects):
-        """What an import stores: the poster as the creator of objects that name none, and
-        the note's TLP marking on the poster's objects that carry none."""
-        for o in objects:
-            if "created_by_ref" not in o and "created" in o and o["type"] not in uncreated \
-                    and not is_sco(o):
-                o["created_by_ref"] = creator
-            refs = o.get("object_marking_refs") or []
-            if o["type"] != "marking-definition" and o.get("created_by_ref", creator) == \
-                    creator and not any(level_of(r) for r in refs):
-                o["object_marking_refs"] = [*refs, tlp]
-        return objects
+        """What an import stores (the one rule, notes.authorship): the poster as the creator
+        of objects that name none, and the note's TLP marking on the poster's objects that
+        carry none."""
+        return [with_note_marking({**o, "created_by_ref": creator} if needs_creator(o) else o,
+                                  tlp, creator) for o in objects]
 
     before = fill(orjson.loads(raw)["objects"])
     found = sorted({hit for obj in before for hit in extract(obj)})

@@ -187,17 +187,26 @@ def request_password_reset(email: str) -> None:
     db.session.commit()
 
 
+def _mailed_user(message, limit: str, scope: str, verified: bool = False) -> User | None:
+    """The active account (with a confirmed address, if `verified`) a mailed link asked for
+    by address is for, while the `limit` setting allows it one more mail; else None. The
+    worker looks the address up, so the request takes the same time for every address."""
+    user = find_user_by_email(message.payload.get("email", ""))
+    if user is None or not user.is_active or (verified and not user.is_verified):
+        return None
+    if not limiter.limiter.hit(parse_limit(current_app.config[limit]), scope, str(user.id)):
+        return None
+    return user
+
+
 @handler(RESET_REQUESTED)
 def send_password_reset(message) -> None:
     """Outbox handler: queue a reset link to the address asked for, when an active account
     uses it; otherwise do nothing. At most RESET_MAIL_LIMIT to one account: the form is
     limited per client, and anyone may ask for a link to any address from many clients.
     Counted here, in the worker, so the request takes the same time for every address."""
-    user = find_user_by_email(message.payload.get("email", ""))
-    if user is None or not user.is_active:
-        return
-    if not limiter.limiter.hit(parse_limit(current_app.config["RESET_MAIL_LIMIT"]),
-                               "reset-mail", str(user.id)):
+    user = _mailed_user(message, "RESET_MAIL_LIMIT", "reset-mail")
+    if user is None:
         return
     token = make_token("reset-password", {"uid": user.id, "fp": _password_fingerprint(user)})
     queue_mail(user.email, "reset_password", "Reset your password", name=user.name,
@@ -247,11 +256,8 @@ def send_sign_in_link(message) -> None:
     account with a confirmed address uses it (the link proves the mailbox, so it goes only
     to a mailbox already proven); otherwise do nothing. At most SIGNIN_LINK_MAIL_LIMIT to one
     account, counted here so the request takes the same time for every address."""
-    user = find_user_by_email(message.payload.get("email", ""))
-    if user is None or not user.is_active or not user.is_verified:
-        return
-    if not limiter.limiter.hit(parse_limit(current_app.config["SIGNIN_LINK_MAIL_LIMIT"]),
-                               "signin-link-mail", str(user.id)):
+    user = _mailed_user(message, "SIGNIN_LINK_MAIL_LIMIT", "signin-link-mail", verified=True)
+    if user is None:
         return
     token = make_token("sign-in-link", {"uid": user.id, "fp": _sign_in_fingerprint(user)})
     queue_mail(user.email, "sign_in_link", "Your one-time sign-in link", name=user.name,

@@ -94,6 +94,11 @@ class NoteRecipient(db.Model):
     user = relationship("User")
 
 
+# StixObject.scope of the platform's objects served beside notes' objects (notes.served_with):
+# organisations' identities, the TLP 2.0 marking definitions and their extension's.
+SERVED_WITH = -1
+
+
 class StixObject(db.Model):
     """One version (id + modified) of a STIX object, stored as posted. Unique per
     organisation and scope: an organisation that cannot see another's copy of an id (SCO ids
@@ -118,7 +123,8 @@ class StixObject(db.Model):
     date_added: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     # 0: a version of the organisation's, which its later posts compare themselves with and
     # link. A TLP:RED note's id: stored by that note, for it alone — a colleague it does not
-    # name must not learn, by posting, what it holds (migration b7e4d2a9c6f3).
+    # name must not learn, by posting, what it holds (migration b7e4d2a9c6f3). SERVED_WITH:
+    # the platform's, served beside a note's objects (notes.served_with).
     scope: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 

@@ -39,7 +39,7 @@ from alliance.core.errors import Conflict, DomainError, NotAllowed
 from alliance.core.models import utcnow
 from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
-from alliance.notes import fastcheck, observables, search
+from alliance.notes import fastcheck, observables, search, served_with
 from alliance.notes.authorship import (
     as_sent_with,
     check_authorship,
@@ -48,6 +48,7 @@ from alliance.notes.authorship import (
     with_note_marking,
 )
 from alliance.notes.models import (
+    SERVED_WITH,
     FormSubmission,
     Note,
     NoteAudience,
@@ -303,21 +304,22 @@ def _stored_versions(ids: list[str]) -> list:
                StixObject.body["created_by_ref"].as_string().label("creator"))
     if not ids:
         return []
+    posted = StixObject.scope != SERVED_WITH  # not the platform's own (served_with)
     if db.session.connection().dialect.name == "sqlite":
         # One statement, the ids as one JSON array that SQLite walks itself: a bundle of
         # 10,000 objects is one lookup, not twenty queries of 500 bound values.
         wanted = func.json_each(bindparam("stix_ids")).table_valued("value")
         return db.session.execute(
-            select(*columns).where(StixObject.stix_id.in_(select(wanted.c.value)))
+            select(*columns).where(StixObject.stix_id.in_(select(wanted.c.value)), posted)
             .order_by(StixObject.id), {"stix_ids": orjson.dumps(ids).decode()}).all()
     if db.session.connection().dialect.name == "postgresql":  # the same, as one array
         wanted = bindparam("stix_ids", ids, type_=postgresql.ARRAY(String))
-        return db.session.execute(select(*columns).where(StixObject.stix_id == any_(wanted))
+        return db.session.execute(select(*columns).where(StixObject.stix_id == any_(wanted), posted)
                                   .order_by(StixObject.id)).all()
     rows = []
     for chunk in range(0, len(ids), 500):
         rows += db.session.execute(select(*columns).where(
-            StixObject.stix_id.in_(ids[chunk:chunk + 500])).order_by(StixObject.id)).all()
+            StixObject.stix_id.in_(ids[chunk:chunk + 500]), posted).order_by(StixObject.id)).all()
     return sorted(rows, key=lambda row: row.id)
 
 
@@ -533,6 +535,7 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
         _insert_rows(links, ("object_id",), [
             (object_id,) for object_id in sorted(set(stored) | {r.id for r in existing})],
             constants={"note_id": note_id, "note_version": 1})
+    served_with.link(note, [new[0], *objects], now)  # its creators' identities, markings
     collect_objects(note)
     extract = observables.extract
     found = sorted({hit for obj in objects for hit in extract(obj)})
@@ -776,36 +779,18 @@ def note_objects(note: Note) -> list[StixObject]:
     """The objects of a note the caller has already read through the policy."""
     return db.session.scalars(
         select(StixObject).join(NoteObject, NoteObject.object_id == StixObject.id)
-        .where(NoteObject.note_id == note.id).order_by(StixObject.type, StixObject.stix_id)).all()
+        .where(NoteObject.note_id == note.id, StixObject.scope != SERVED_WITH)
+        .order_by(StixObject.type, StixObject.stix_id)).all()
 
 
 def note_bundle(note: Note, objects: list[StixObject] | None = None) -> dict:
-    """A STIX 2.1 bundle of the note with the TLP 2.0 marking definitions it uses and, when
-    it uses any, their extension definition and its creator, and the identities of the platform
-    organisations that created its objects. `objects`: the note's objects (note_objects),
-    when the caller has them already (the note page), so they are not read twice."""
-    from alliance.sharing.markings import (
-        tlp2_extension_creator,
-        tlp2_extension_definition,
-        tlp2_objects,
-    )
-
+    """A STIX 2.1 bundle of the note with what its objects need beside them (served_with):
+    the identities of the platform organisations that created them, the TLP 2.0 marking
+    definitions they use with their extension definition and its creator. `objects`: the
+    note's objects (note_objects), when the caller has them already (the note page), so they
+    are not read twice."""
     objs = [row.body for row in (note_objects(note) if objects is None else objects)]
-    used = {ref for o in objs for ref in o.get("object_marking_refs", [])}
-    shipped = [m for m in tlp2_objects().values() if m["id"] in used]
-    if shipped:
-        shipped += [tlp2_extension_definition(), tlp2_extension_creator()]
-    present = {o["id"] for o in objs}
-    objs += [m for m in shipped if m["id"] not in present]
-    # The identities of the platform organisations that created its objects, so that every
-    # created_by_ref resolves: as the platform vetted them, with the note's marking.
-    from alliance.orgs.models import Organisation
-
-    creators = {o.get("created_by_ref") for o in objs} - present - {None}
-    if creators:
-        objs += [with_note_marking(identity, note.tlp, identity["id"])
-                 for identity in db.session.scalars(select(Organisation.stix_identity).where(
-                     Organisation.stix_id.in_(sorted(creators))))]
+    objs += [body for _owner, body in served_with.needed(db.session, objs, note.tlp)]
     # A bundle is a wrapper, not an object with a life of its own: a version 4 id each time,
     # as STIX 2.1 says ids SHOULD be (stix2-validator's strict mode checks it).
     return {"type": "bundle", "id": f"bundle--{uuid.uuid4()}",

@@ -24,6 +24,7 @@ from alliance.core.errors import DomainError, NotAllowed, NotFound
 from alliance.core.validators import one_line
 from alliance.extensions import db
 from alliance.notes.models import (
+    SERVED_WITH,
     CollectionObject,
     Note,
     NoteAudience,
@@ -617,6 +618,11 @@ def delete_object(user, collection: Collection, object_id: str,
             _statement(user, collection, filters, _keys(collection))).all()]
     if not rows:
         raise TaxiiError(404, "Object not found", "No such object in this collection.")
+    if any(r.scope == SERVED_WITH for r in rows):
+        raise TaxiiError(403, "Served by the platform", (
+            "The platform serves this object beside the objects that need it (an "
+            "organisation's identity, a TLP marking definition); it goes when they go. "
+            "Nothing was deleted."))
     if any(r.organisation_id != user.organisation_id for r in rows):
         raise TaxiiError(403, "Not yours", "Only the organisation that created an object may "
                                            "delete it.")
@@ -635,7 +641,7 @@ def delete_object(user, collection: Collection, object_id: str,
         others = db.session.scalar(select(func.count()).select_from(NoteObject).join(
             StixObject, StixObject.id == NoteObject.object_id).where(
             NoteObject.note_id == note.id, NoteObject.object_id.not_in(row_ids),
-            StixObject.stix_id != note.report_id))
+            StixObject.stix_id != note.report_id, StixObject.scope != SERVED_WITH))
         if others and object_id != note.report_id:
             # DELETE withdraws whole notes: it must not take the objects posted beside this
             # one with it.

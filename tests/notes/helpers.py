@@ -5,7 +5,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from alliance.extensions import db
-from alliance.notes.models import Note, NoteObject, StixObject
+from alliance.notes.models import SERVED_WITH, Note, NoteObject, StixObject
 
 # A copy of ../shared/data/stix (the public corpus, with its PROVENANCE.md and licences), kept
 # in the repository so that a clone anywhere runs every test.
@@ -15,10 +15,15 @@ STAMP = "2024-05-01T12:00:00.000Z"
 
 
 def counts() -> tuple[int, int, int]:
-    """(notes, stix_objects, note_objects) rows, read fresh."""
+    """(notes, stix_objects, note_objects) rows of what was posted, read fresh: not the
+    platform's objects served beside them (scope SERVED_WITH: alliance.notes.served_with,
+    tested in tests/taxii/test_served_with.py), which no row holds without its note."""
     db.session.expire_all()
-    return tuple(db.session.scalar(select(func.count()).select_from(model))
-                 for model in (Note, StixObject, NoteObject))
+    posted = StixObject.scope != SERVED_WITH
+    return (db.session.scalar(select(func.count()).select_from(Note)),
+            db.session.scalar(select(func.count()).select_from(StixObject).where(posted)),
+            db.session.scalar(select(func.count()).select_from(NoteObject).join(
+                StixObject, StixObject.id == NoteObject.object_id).where(posted)))
 
 
 def sid(stix_type: str) -> str:

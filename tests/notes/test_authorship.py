@@ -12,7 +12,7 @@ from sqlalchemy import select
 from alliance.apikeys.services import create_key
 from alliance.extensions import db
 from alliance.notes import services
-from alliance.notes.models import Note, StixObject
+from alliance.notes.models import SERVED_WITH, Note, StixObject
 from alliance.notes.validation import BundleRejected
 from alliance.sharing.markings import marking_id, tlp2_objects
 from alliance.taxii.services import alliance_collection_id
@@ -279,7 +279,7 @@ def test_platform_made_objects_name_the_poster(client, alliance, mallory):
                               objects=[indicator()])
     services.add_comment(mallory, note, "comment", "We saw this too")
     db.session.expire_all()
-    rows = db.session.scalars(select(StixObject)).all()
+    rows = db.session.scalars(select(StixObject).where(StixObject.scope != SERVED_WITH)).all()
     assert rows and {r.body.get("created_by_ref") for r in rows} == {
         mallory.organisation.stix_id}
     assert db.session.scalar(select(Note.organisation_id)) == mallory.organisation_id

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from alliance.extensions import db
-from alliance.notes.models import Note, NoteObject, StixObject
+from alliance.notes.models import SERVED_WITH, Note, NoteObject, StixObject
 from alliance.sharing.markings import marking_id
 from tests import factories
 from tests.notes.helpers import CORPUS, bundle, counts, identity, indicator
@@ -55,8 +55,8 @@ def test_the_attack_mobile_bundle_imports(app, args, member_admin):
     assert note.title == "ATT&CK Mobile" and note.tlp == "AMBER"
     assert note.author_id == member_admin.id  # an active org admin of --org
     stored = db.session.scalars(select(StixObject.stix_id).join(
-        NoteObject, NoteObject.object_id == StixObject.id).where(NoteObject.note_id == note.id)
-    ).all()
+        NoteObject, NoteObject.object_id == StixObject.id).where(
+        NoteObject.note_id == note.id, StixObject.scope != SERVED_WITH)).all()
     assert len(stored) == 2148 + 1 and report_id in stored
     assert counts() == (1, 2149, 2149)
 

@@ -181,10 +181,12 @@ def test_valid_file(name, member, alliance, coordinator):
         assert got.get(key) == as_served(obj, member.organisation.stix_id, tlp), key
     extra = {key[0]: got[key] for key in set(got) - set(posted)}
     report = extra.pop(note.report_id)
-    # The poster's identity, as the platform vetted it, resolves its created_by_ref.
+    # The poster's identity, as the platform vetted it, resolves its created_by_ref: marked
+    # TLP:AMBER+STRICT wherever it is served (as strict as any note TAXII serves), TLP:RED
+    # with a TLP:RED note (README, "TAXII").
     mine = extra.pop(member.organisation.stix_id)
-    assert (mine["name"], mine["object_marking_refs"]) == (member.organisation.name,
-                                                         [marking_id(tlp)])
+    assert (mine["name"], mine["object_marking_refs"]) == (member.organisation.name, [
+        marking_id("RED" if tlp == "RED" else "AMBER+STRICT")])
     assert set(extra) <= set(tlp2_ids()) | {TLP2_EXTENSION, TLP2_CREATOR}, sorted(extra)
     assert marking_id(tlp) in extra or marking_id(tlp) in {k[0] for k in posted}
     if set(extra) & set(tlp2_ids()):  # shipped markings travel with their extension

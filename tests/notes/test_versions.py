@@ -10,7 +10,7 @@ from sqlalchemy import select
 from alliance.core.errors import DomainError
 from alliance.extensions import db
 from alliance.notes import services
-from alliance.notes.models import NoteObject, StixObject
+from alliance.notes.models import SERVED_WITH, NoteObject, StixObject
 from alliance.notes.validation import BundleRejected, parse_bundle
 from alliance.sharing.markings import TLP1_IDS, marking_id
 from tests import factories
@@ -40,8 +40,10 @@ def rows_of(stix_id):
 
 
 def linked(note):
-    return set(db.session.scalars(select(NoteObject.object_id)
-                                  .where(NoteObject.note_id == note.id)).all())
+    """The versions the note holds (not the platform's objects served beside them)."""
+    return set(db.session.scalars(select(NoteObject.object_id).join(
+        StixObject, StixObject.id == NoteObject.object_id).where(
+        NoteObject.note_id == note.id, StixObject.scope != SERVED_WITH)).all())
 
 
 @pytest.fixture
@@ -280,7 +282,7 @@ def test_stored_dates_compare_equal_to_the_instant_even_on_a_whole_second(
                        objects=[identity(f"Org {i}") for i in range(5)])
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(StixObject).where(
-        StixObject.date_added == whole)) == 6
+        StixObject.date_added == whole, StixObject.scope != SERVED_WITH)) == 6
     assert db.session.scalar(select(func.count()).select_from(StixObject).where(
         StixObject.date_added > whole)) == 0
 

@@ -110,6 +110,28 @@ def version_of(obj: dict) -> str | None:
     return obj.get("modified") or obj.get("created")
 
 
+def served_with_ids() -> set[str]:
+    """The ids of what a collection serves beside notes' objects (alliance.notes.served_with):
+    the platform organisations' identities, the TLP 2.0 marking definitions, their extension
+    definition and its creator's identity."""
+    from alliance.orgs.models import Organisation
+    from alliance.sharing.markings import (
+        tlp2_extension_creator,
+        tlp2_extension_definition,
+        tlp2_objects,
+    )
+
+    return {*db.session.scalars(select(Organisation.stix_id)),
+            *(o["id"] for o in tlp2_objects().values()), tlp2_extension_definition()["id"],
+            tlp2_extension_creator()["id"]}
+
+
+def posted_only(objects) -> list:
+    """Of served objects (or their ids), those that are no platform object served beside them."""
+    platform = served_with_ids()
+    return [o for o in objects if (o["id"] if isinstance(o, dict) else o) not in platform]
+
+
 def stored_dates() -> dict[tuple[str, str], str]:
     """(STIX id, modified) -> the row's real date added in RFC 3339, read fresh: the date
     it entered the (first) alliance collection that holds it, which is unique within that

@@ -18,7 +18,14 @@ from alliance.apikeys.services import create_key
 from alliance.extensions import db
 from alliance.notes.models import Note
 from alliance.notes.services import note_bundle
-from alliance.sharing.markings import level_of, marking_id, strictest_level
+from alliance.sharing.markings import (
+    level_of,
+    marking_id,
+    strictest_level,
+    tlp2_extension_creator,
+    tlp2_extension_definition,
+    tlp2_objects,
+)
 from alliance.sharing.tlp import TLP_RANK
 from alliance.taxii.services import alliance_collection_id
 from tests import factories
@@ -88,8 +95,17 @@ def test_a_public_file_posts_unedited_in_envelopes_of_500_and_comes_back(name, l
         for obj in envelope:
             assert by_key.get((obj["id"], version_of(obj))) == factories.as_served(
                 obj, mine, note.tlp), obj["id"]
-    assert set(by_key) - {(o["id"], version_of(o)) for o in objects} == {
+    # Beside them: the notes' reports, and what the platform serves with them so that the
+    # references it adds resolve (the poster's identity, the TLP 2.0 definitions).
+    platform = {mine, *(o["id"] for o in tlp2_objects().values()),
+                tlp2_extension_definition()["id"], tlp2_extension_creator()["id"]}
+    extra = set(by_key) - {(o["id"], version_of(o)) for o in objects}
+    assert {key for key in extra if key[0] not in platform} == {
         (n.report_id, version_of(r)) for n in notes for r in served if r["id"] == n.report_id}
+    added = {ref for o in served for ref in [o.get("created_by_ref"),
+                                              *o.get("object_marking_refs", [])]
+             if ref in platform}
+    assert added <= {o["id"] for o in served}, added - {o["id"] for o in served}
     if len(served) < 1000:  # the validator takes seconds a thousand objects
         bundle = {"type": "bundle", "id": f"bundle--{sid('x')[3:]}", "objects": served}
         result = validate_string(json.dumps(bundle), ValidationOptions(version="2.1"))
@@ -127,10 +143,12 @@ def test_an_amber_bundle_comes_back_marked_amber_object_by_object(live, member, 
         assert where[ours[3]["id"]]["object_marking_refs"] == [marking_id("AMBER")]
         assert where[theirs["id"]] == theirs  # another identity's: as posted
     assert served[ours[0]["id"]]["created_by_ref"] == member.organisation.stix_id
-    # In the download every created_by_ref resolves: the vendor's identity was posted, the
-    # poster's organisation's comes as the platform vetted it.
-    creators = {o.get("created_by_ref") for o in download.values()} - {None}
-    assert creators <= set(download), creators - set(download)
+    # In the collection and in the download every created_by_ref resolves: the vendor's
+    # identity was posted, the poster's organisation's comes as the platform vetted it.
+    for where in (served, download):
+        creators = {o.get("created_by_ref") for o in where.values()} - {None}
+        assert creators <= set(where), creators - set(where)
+    assert served[member.organisation.stix_id]["name"] == member.organisation.name
     assert download[member.organisation.stix_id]["name"] == member.organisation.name
 
 

@@ -254,11 +254,15 @@ def digests_cli():
 
 
 @digests_cli.command("run")
-@click.option("--now", "now_text", metavar="TIMESTAMP",
-              help="Act as if it were this instant (ISO 8601, e.g. 2026-03-02T07:05:00Z).")
-def digests_run(now_text):
+@click.option("--now", "now_flag", is_flag=True,
+              help="Run for this instant (the default; takes no argument).")
+@click.option("--at", "at_text", metavar="TIMESTAMP",
+              help="Run as if it were this instant instead, for tests and catching up "
+                   "(ISO 8601, e.g. 2026-05-01T07:00Z; no offset means UTC).")
+def digests_run(now_flag, at_text):
     """One scheduling cycle in the foreground: find due digests and send them here, without a
-    worker. Each (user, period) is still sent once, whatever runs at the same time."""
+    worker. Each (user, period) is still sent once, whatever runs at the same time. Links in
+    the mails come from BASE_URL, as in the worker's: set it to the site's address."""
     from datetime import UTC, datetime
 
     from sqlalchemy import select
@@ -268,18 +272,21 @@ def digests_run(now_text):
     from alliance.outbox.models import OutboxMessage
     from alliance.outbox.services import TemporaryFailure, run_message
 
+    if now_flag and at_text:
+        raise click.UsageError("Choose --now or --at TIMESTAMP, not both.")
     now = None
-    if now_text:
+    if at_text:
         try:
-            now = datetime.fromisoformat(now_text.replace("Z", "+00:00"))
+            now = datetime.fromisoformat(at_text.replace("Z", "+00:00"))
         except ValueError as exc:
-            raise click.ClickException(f"--now: {now_text!r} is not an ISO 8601 instant.") \
+            raise click.ClickException(f"--at: {at_text!r} is not an ISO 8601 instant.") \
                 from exc
         now = now if now.tzinfo else now.replace(tzinfo=UTC)
         # Periods are worked out a week either side in every time zone: near year 1 or
         # 9999 that overflows.
         if not datetime(1970, 1, 1, tzinfo=UTC) <= now < datetime(9000, 1, 1, tzinfo=UTC):
-            raise click.ClickException(f"--now: {now_text!r} is out of range (1970 to 8999).")
+            raise click.ClickException(f"--at: {at_text!r} is out of range (1970 to 8999).")
+    click.echo(f"Links in mails point to BASE_URL={current_app.config['BASE_URL']}", err=True)
     created = services.schedule_due(now, publish=False)
     message_ids = db.session.scalars(select(OutboxMessage.id).where(
         OutboxMessage.kind == "digest", OutboxMessage.done_at.is_(None),

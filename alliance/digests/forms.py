@@ -57,6 +57,10 @@ class RemoveWatchTermForm(FlaskForm):
     term_id = IntegerField(validators=[DataRequired(), NumberRange(1, 2_147_483_647)])
 
 
+class TestMailForm(FlaskForm):
+    """"Send me a test mail": no fields, only the CSRF token (it sends a mail)."""
+
+
 class PreviewForm(FlaskForm):
     """The coordinator's preview: whose digest, over which period (a GET form)."""
 

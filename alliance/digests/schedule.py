@@ -2,9 +2,13 @@
 
 A user's schedule is a frequency ("off", "daily" or "weekly" on a chosen weekday, 0=Monday),
 a local delivery hour (0-23) and an IANA zone. Each delivery closes a Period: the window of
-content from the previous delivery instant (inclusive) to this one (exclusive), keyed by the
-local calendar date of delivery ("daily:2026-03-29", "weekly:2026-03-30") so the ledger's
-unique (user, period key) stops a second send.
+content from the previous delivery instant (inclusive) to this one (exclusive), named by the
+local calendar date of delivery ("daily:2026-03-29", "weekly:2026-03-30").
+
+Which period comes next is next_period's answer, for the scheduler and the page that tells
+the user alike. It tells periods apart by where their content window ends, never by the
+calendar day or the hour a digest ran: after the delivery hour moves, a second window can
+close on a day that already had a digest under the old hour, and it is a digest of its own.
 
 Every instant is computed from the local calendar, never by adding 24 hours in UTC: a day with
 a DST change gives a 23- or 25-hour window, and consecutive periods tile time exactly (period
@@ -16,7 +20,6 @@ happens at the first instant at which the local clock reads hour:00 or later on 
 """
 import functools
 import importlib.resources
-import re
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -32,14 +35,14 @@ _STEP = {DAILY: timedelta(days=1), WEEKLY: timedelta(days=7)}
 # More than enough: the period ending on the local day before "now" (or on the chosen weekday
 # before it) has always passed; only a skipped calendar day (Samoa, 2011-12-30) needs a 3rd.
 _MAX_STEPS_BACK = 8
-_KEY_RE = re.compile(r"^(daily|weekly):(\d{4}-\d{2}-\d{2})$")
 
 
 @dataclass(frozen=True)
 class Period:
     """One digest: content from start (inclusive) to end (exclusive), sent at end.
 
-    key: stable ledger key, "<frequency>:<ISO local delivery date>".
+    key: the period's name, "<frequency>:<ISO local delivery date>" (for people and tests;
+      the delivery ledger keys a digest by its window's end, digests.services.ledger_key).
     start: aware UTC, the previous delivery instant of the same schedule.
     end: aware UTC, this delivery instant.
     local_date: the local calendar date of delivery (for the subject, e.g. "Mon 2 Mar")."""
@@ -135,43 +138,58 @@ def current_period(
     return Period(key=f"{frequency}:{day.isoformat()}", start=start, end=end, local_date=day)
 
 
-def due_period(
+def next_period(
     now: datetime,
     frequency: str,
     hour: int,
     tz_name: str,
     weekday: int | None = None,
-    last_sent_key: str | None = None,
+    covered_until: datetime | None = None,
 ) -> Period | None:
-    """The current period if it has not been sent yet, else None.
+    """The period this schedule builds next, seen at `now`: the one rule both the scheduler
+    (which builds it once its end has passed) and the page that promises it go by.
 
-    Not due when last_sent_key is the current key, or is a period key ("daily:..." or
-    "weekly:...") whose local date is on or after the current period's date: after a change
-    of hour, weekday, zone or frequency the current period can be an earlier one than the
-    last sent, and sending it would mail the user twice.
+    covered_until: where the last digest window built for the user ended (the delivery
+    ledger's latest window_end, whatever the digest's outcome: sent, empty, skipped), or
+    None. A period is covered when its end is at or before covered_until.
 
-    A user who missed several periods (the beat was down for three days) gets only the current
-    period, and its window is just that period (start..end), not everything since the last
-    digest: older content is not collected again. A caller that wants the gap covered can widen
-    the window itself from its ledger."""
+    - The current period (the latest to end at or before now) while it is not covered: it
+      is due now. After the hour moved later the same day it ends on a day that already had
+      a digest under the old hour, and is its own window (the day's content is not skipped).
+    - Otherwise the first period ending after covered_until, which ends after now too. After
+      the hour moved earlier it is not the current period (already covered, so nothing is
+      built twice); covered_until may even lie ahead of now (a run for an instant ahead).
+
+    Missed periods are not built one by one: the current one is, and the caller decides
+    where its content window starts. "off" gives None. Raises ValueError as current_period
+    does, and for a naive covered_until."""
     period = current_period(now, frequency, hour, tz_name, weekday)
-    if period is None or last_sent_key == period.key:
-        return None
-    last_date = period_key_date(last_sent_key)
-    if last_date is not None and last_date >= period.local_date:
-        return None
-    return period
+    if period is None or covered_until is None:
+        return period
+    if covered_until.utcoffset() is None:
+        raise ValueError(f"covered_until must be an aware datetime, got {covered_until!r}")
+    if period.end > covered_until:
+        return period
+    # The period that ends at or before covered_until is covered; the one after it is not.
+    last_covered = current_period(covered_until, frequency, hour, tz_name, weekday)
+    return _following(last_covered, frequency, hour, _zone(tz_name))
 
 
-def period_key_date(key: str | None) -> date | None:
-    """The local delivery date of a period key ("daily:2026-03-29"), or None if not a key."""
-    match = _KEY_RE.match(key or "")
-    if match is None:
-        return None
-    try:
-        return date.fromisoformat(match.group(2))
-    except ValueError:
-        return None
+def _following(period: Period, frequency: str, hour: int, tz: ZoneInfo) -> Period:
+    """The period after `period`: it starts where `period` ends. A local day that did not
+    exist shares its delivery instant with the day after; as in current_period, the period
+    is named by the later day."""
+    step = _STEP[frequency]
+    day = period.local_date + step
+    for _ in range(_MAX_STEPS_BACK):
+        end = delivery_instant(day, hour, tz)
+        if end > period.end:
+            while delivery_instant(day + step, hour, tz) == end:
+                day += step
+            return Period(key=f"{frequency}:{day.isoformat()}", start=period.end, end=end,
+                          local_date=day)
+        day += step
+    raise RuntimeError(f"no {frequency} delivery found after {period.end}")  # pragma: no cover
 
 
 def timezone_for_country(country_code: str) -> str:

@@ -1,10 +1,11 @@
 """E-mail digests and watch alerts (DESIGN.md, "Digests and alerts").
 
 How a digest goes out, once:
-1. The beat task runs schedule_due() every few minutes. For each user whose period has ended
-   (alliance.digests.schedule, in the user's time zone) it inserts a ledger row (Delivery,
-   unique on user + period key) and an outbox message in one transaction. A second beat or a
-   second run trips over the unique key and enqueues nothing.
+1. The beat task runs schedule_due() every few minutes. For each user whose next digest is
+   due (plan_digest: the one rule the "Next digest" page shows too) it inserts a ledger row
+   (Delivery, unique on user + the key of the content window's end) and an outbox message in
+   one transaction. A second beat or a second run trips over the unique key and enqueues
+   nothing.
 2. The outbox relays the message to a worker; the outbox claim runs it at most once at a time
    (acks_late, reject on worker loss, leases, retries with backoff for 4xx, none for 5xx).
 3. The handler builds the digest AS THE USER, AT SEND TIME, through the read rule, renders
@@ -16,12 +17,13 @@ users watching a term the note carries, writes one ledger row per (user, note) a
 the alert — or, past ALERT_LIMIT alerts in the last hour, folds it into the next digest."""
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from limits import parse as parse_limit
 from markupsafe import Markup
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -37,7 +39,7 @@ from alliance.core.urls import external_url
 from alliance.core.vocab import country_choices, policy_tag_choices, sector_choices
 from alliance.digests import schedule
 from alliance.digests.models import Delivery, DigestPreference, WatchTerm
-from alliance.extensions import db
+from alliance.extensions import db, limiter
 from alliance.mail.services import (
     build_message,
     deterministic_message_id,
@@ -408,9 +410,10 @@ class Digest:
 
     @property
     def strictest(self) -> str:
+        """The strictest TLP of what the mail shows: its listed notes. TLP:RED notes are
+        only counted and the "N more" only numbered, never shown, so they add nothing: a
+        mail that carries nothing but counts is TLP:CLEAR."""
         levels = [item.tlp for _, items in self.groups for item in items]
-        if self.red_count:
-            levels.append("RED")
         return max(levels, key=TLP_RANK.__getitem__, default="CLEAR")
 
     @property
@@ -556,12 +559,14 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
     return digest
 
 
-def digest_subject(digest: Digest, local_day: date) -> str:
+def digest_subject(digest: Digest, local_day: date, test: bool = False) -> str:
+    """"[TLP:AMBER] CyberPeace digest — 3 new notes in 1 alliance (Mon 2 Mar)"; a test mail
+    says so right after the TLP tag (which mail filters read first)."""
     n, k = digest.count, digest.alliance_count
     where = f" in {k} alliance{'s' if k != 1 else ''}" if k else ""
     day = f"{local_day:%a} {local_day.day} {local_day:%b}"
-    return (f"[TLP:{digest.strictest}] CyberPeace digest — {n} new note{'s' if n != 1 else ''}"
-            f"{where} ({day})")
+    return (f"[TLP:{digest.strictest}] {'[TEST] ' if test else ''}CyberPeace digest — "
+            f"{n} new note{'s' if n != 1 else ''}{where} ({day})")
 
 
 # Links in mails come from BASE_URL (alliance.core.urls): a worker or the CLI has no request
@@ -581,13 +586,14 @@ def _links(user) -> dict:
             "feed_url": external_url("notes.feed")}
 
 
-def render_digest(digest: Digest, local_day: date, links: dict | None = None
-                  ) -> tuple[str, str, str]:
+def render_digest(digest: Digest, local_day: date, links: dict | None = None,
+                  test_of: datetime | None = None) -> tuple[str, str, str]:
     """(subject, text, html) of a digest; both bodies autoescaped. `links` replaces the
-    recipient's own links (a preview must not carry their unsubscribe token)."""
-    subject = digest_subject(digest, local_day)
+    recipient's own links (a coordinator's preview must not carry their unsubscribe token).
+    `test_of`: a test mail of the digest due then (local time), marked as a test."""
+    subject = digest_subject(digest, local_day, test=test_of is not None)
     text, html = render_mail("digest", digest=digest, subject=subject, local_day=local_day,
-                             **(links or _links(digest.user)))
+                             test_of=test_of, **(links or _links(digest.user)))
     return subject, text, html
 
 
@@ -628,43 +634,98 @@ def _active_users():
 # How far back a digest's window may reach to carry on from the last digest (_window_start):
 # a week's period and a day's slack for zone changes.
 MAX_CATCH_UP = timedelta(days=8)
+# Ledger rows older than this say nothing about the next digest: a window ending before
+# MAX_CATCH_UP is not carried on from (the scan of the ledger stays within recent rows).
+_LEDGER_LOOKBACK = MAX_CATCH_UP + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class DigestPlan:
+    """A user's next digest as the scheduler will build it: content from `start` (inclusive)
+    to `end` (exclusive), built once `end` has passed, under the ledger key `key`. due_now:
+    `end` had passed when the plan was made; the next scheduling cycle builds it."""
+    key: str
+    start: datetime
+    end: datetime
+    timezone: str
+    due_now: bool
+
+    @property
+    def local_end(self) -> datetime:
+        """When it is built, on the user's clock."""
+        return self.end.astimezone(ZoneInfo(self.timezone))
+
+
+def ledger_key(end: datetime) -> str:
+    """The ledger key of the digest whose window ends at `end`: "until:2026-03-29T06:00:00Z".
+    Periods are told apart by their content window, not by the local day or the hour they
+    ran: after the hour moves later, a second window can close on a day that had a digest
+    under the old hour, and must not trip over that day's key. Two schedulers building the
+    same window build the same key, and the unique (user, key) stops the second."""
+    return f"until:{end.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def plan_digest(prefs: Preferences, covered_until: datetime | None,
+                now: datetime) -> DigestPlan | None:
+    """THE rule of when a user's next digest is built and what it covers: the scheduler
+    (schedule_due) builds the plans that are due, and the preferences page shows the plan's
+    end as the next digest, so the page says what the scheduler will do.
+
+    covered_until: where the user's last digest window ended (last_window_ends). The period
+    is schedule.next_period's; the window starts where the last one ended (_window_start),
+    so that a change of hour, zone, weekday or frequency neither skips nor doubles content.
+    None when digests are off or the stored zone has vanished from the tz database."""
+    if prefs.frequency == schedule.OFF:
+        return None
+    try:
+        period = schedule.next_period(now, prefs.frequency, prefs.hour, prefs.timezone,
+                                      prefs.weekday, covered_until=covered_until)
+    except ValueError:
+        return None
+    if period is None:
+        return None
+    return DigestPlan(key=ledger_key(period.end), start=_window_start(period, covered_until),
+                      end=period.end, timezone=prefs.timezone, due_now=period.end <= now)
+
+
+def last_window_ends(user_ids, now: datetime) -> dict[int, datetime]:
+    """user id -> where their latest digest window ended, whatever became of it (sent,
+    empty, skipped, failed, or still pending), from ledger rows of the last few days."""
+    if not user_ids:
+        return {}
+    stmt = (select(Delivery.user_id, func.max(Delivery.window_end))
+            .where(Delivery.kind == "digest", Delivery.window_end.is_not(None),
+                   Delivery.created_at >= now - _LEDGER_LOOKBACK)
+            .group_by(Delivery.user_id))
+    if len(user_ids) <= 500:
+        stmt = stmt.where(Delivery.user_id.in_(list(user_ids)))
+    wanted = set(user_ids)
+    return {user_id: end for user_id, end in db.session.execute(stmt)
+            if user_id in wanted and end is not None}
+
+
+def next_digest(user, now: datetime | None = None) -> DigestPlan | None:
+    """The user's next digest, as the scheduler will build it (plan_digest)."""
+    now = now or utcnow()
+    return plan_digest(preferences_of(user), last_window_ends([user.id], now).get(user.id), now)
 
 
 def schedule_due(now: datetime | None = None, publish: bool = True) -> list[int]:
-    """One scheduling cycle: a ledger row and an outbox message for every user whose digest
-    period has ended and was not yet scheduled. Safe to run twice, or in two beats at once.
+    """One scheduling cycle: a ledger row and an outbox message for every user whose next
+    digest (plan_digest) is due. Safe to run twice, or in two beats at once.
     Returns the new ledger row ids."""
     from alliance.outbox.services import relay_pending
 
     now = now or utcnow()
     users = _active_users()
     prefs = _effective_preferences(users)
-    recent = defaultdict(list)
-    ended: dict[int, datetime] = {}
-    for user_id, key, window_end in db.session.execute(
-            select(Delivery.user_id, Delivery.period_key, Delivery.window_end).where(
-                Delivery.kind == "digest", Delivery.created_at >= now - timedelta(days=9))):
-        recent[user_id].append(key)
-        if window_end is not None and (user_id not in ended or window_end > ended[user_id]):
-            ended[user_id] = window_end
+    covered = last_window_ends([u.id for u in users], now)
     due = []
     for user in users:
-        p = prefs[user.id]
-        if p.frequency == "off":
-            continue
-        last = max(recent[user.id], key=lambda k: schedule.period_key_date(k) or date.min,
-                   default=None)
-        try:
-            period = schedule.due_period(now, p.frequency, p.hour, p.timezone, p.weekday,
-                                         last_sent_key=last)
-        except ValueError:
-            continue  # a zone that vanished from the tz database: skip rather than stop all
-        if period is None:
-            continue
-        start = _window_start(period, ended.get(user.id))
-        if start is not None:
-            due.append({"user_id": user.id, "kind": "digest", "period_key": period.key,
-                        "window_start": start, "window_end": period.end,
+        plan = plan_digest(prefs[user.id], covered.get(user.id), now)
+        if plan is not None and plan.due_now:
+            due.append({"user_id": user.id, "kind": "digest", "period_key": plan.key,
+                        "window_start": plan.start, "window_end": plan.end,
                         "state": "pending", "items": 0, "created_at": now})
     created = []
     for start in range(0, len(due), 500):
@@ -676,17 +737,13 @@ def schedule_due(now: datetime | None = None, publish: bool = True) -> list[int]
     return created
 
 
-def _window_start(period, last_end: datetime | None) -> datetime | None:
+def _window_start(period, last_end: datetime | None) -> datetime:
     """Where a digest's window starts: where the user's last digest's window ended, so that
     after a change of hour, zone, weekday or frequency no note falls between two digests
     and none is in both (the new schedule's period would start elsewhere). Not further back
-    than MAX_CATCH_UP before the period's end: digests off for a while start afresh. None
-    when the last digest already covered the whole period."""
-    if last_end is None:
-        return period.start
-    if last_end >= period.end:
-        return None
-    if last_end < period.end - MAX_CATCH_UP:
+    than MAX_CATCH_UP before the period's end: digests off for a while start afresh.
+    (schedule.next_period never gives a period that ends at or before last_end.)"""
+    if last_end is None or last_end < period.end - MAX_CATCH_UP:
         return period.start
     return last_end
 
@@ -790,7 +847,7 @@ def send_digest(message) -> None:
     if digest.empty:
         _finish(delivery, "empty", message_id=None)
         return
-    local_day = schedule.period_key_date(delivery.period_key) or delivery.window_end.date()
+    local_day = _local_day(delivery.window_end, prefs.timezone)
     subject, text, html = render_digest(digest, local_day)
     message_id = _digest_message_id(delivery)
     if delivery.message_id != message_id:
@@ -868,8 +925,9 @@ def send_alert(message) -> None:
     if note.tlp == "RED":
         # A RED note reaches mail as a count only (DESIGN.md): not its title, not the term
         # it carries (its content too), not its id — the link is the reader's RED feed.
+        # The subject's tag names the content the mail carries (Digest.strictest): a count.
         item, term = Item(note, [], links["red_url"]), None
-        subject = "[TLP:RED] CyberPeace alert — 1 TLP:RED note addressed to you"
+        subject = "[TLP:CLEAR] CyberPeace alert — 1 TLP:RED note addressed to you"
     else:
         term = delivery.watch_term if _names_terms(note.tlp) else None
         item = Item(note, [term_reason(note.tlp, delivery.watch_term)], _note_link(note))
@@ -888,6 +946,80 @@ def note_posted(note: Note, alerts: bool = True) -> None:
     """Called in the posting transaction: scan for watchers once it commits."""
     if alerts:
         enqueue("watch-scan", note_id=note.id)
+
+
+# --- a member's own preview and test mail --------------------------------------------------
+
+TEST_MAIL_LIMIT = "5 per hour"  # per user: each is a mail to their own address
+
+
+@dataclass
+class OwnPreview:
+    """What the user's next digest carries so far, rendered as the mail would be."""
+    plan: DigestPlan
+    until: datetime  # the content window as far as built: [plan.start, until)
+    digest: Digest
+    subject: str
+    text: str
+    html: str
+
+
+def _build_next(user, now: datetime, test: bool = False) -> OwnPreview | None:
+    """The user's next digest (next_digest) built now, as the user, through the read rule:
+    its window up to now, or whole when it is due. Nothing is recorded. None when the user's
+    digests are off."""
+    plan = next_digest(user, now)
+    if plan is None:
+        return None
+    until = max(plan.start, min(now, plan.end))
+    digest = build_digest(user, plan.start, until, preferences_of(user).alliance_ids)
+    subject, text, html = render_digest(digest, plan.local_end.date(),
+                                        test_of=plan.local_end if test else None)
+    return OwnPreview(plan, until, digest, subject, text, html)
+
+
+def preview_own_digest(user, now: datetime | None = None) -> OwnPreview:
+    """The member's "preview my digest": their next digest as it stands now, built as they
+    would get it (same read rule, same rendering, their own links), never sent, nothing
+    recorded in the ledger. Raises DomainError when their digests are off."""
+    preview = _build_next(user, now or utcnow())
+    if preview is None:
+        raise DomainError("Your digests are off: choose daily or weekly to preview one.")
+    return preview
+
+
+def request_test_digest(user) -> None:
+    """Queue a test mail of the user's next digest to the user themselves. It goes the way
+    a digest goes (outbox, worker, SMTP) and is built in the worker at send time, marked as
+    a test; it writes no ledger row, so the period is not marked delivered and the digest
+    still comes when due. At most TEST_MAIL_LIMIT per user; refused when digests are off."""
+    if preferences_of(user).frequency == schedule.OFF:
+        raise DomainError("Your digests are off: choose daily or weekly to get a test mail.")
+    if not limiter.limiter.hit(parse_limit(TEST_MAIL_LIMIT), "digest-test-mail", str(user.id)):
+        raise DomainError("You asked for several test mails in the last hour: the next one "
+                          "can wait a little.")
+    enqueue("digest-test", user_id=user.id)
+    db.session.commit()
+
+
+@handler("digest-test")
+def send_test_digest(message) -> None:
+    """Outbox handler: the test mail request_test_digest asked for. Built now, as the user;
+    nothing to do for a user who is gone, inactive or has turned digests off since."""
+    user = db.session.get(User, message.payload.get("user_id"))
+    if user is None or not user.can_act:
+        return
+    preview = _build_next(user, utcnow(), test=True)
+    if preview is None:
+        return
+    # One id per request: a retried send of this message keeps it, another request differs.
+    message_id = deterministic_message_id(f"test-digest-{user.id}-{message.id}")
+    try:
+        msg = build_message(user.email, preview.subject, preview.text, preview.html,
+                            message_id, headers=_mail_headers(user))
+    except ValueError as exc:
+        raise PermanentFailure(f"cannot build the message: {exc}") from exc
+    send_message(msg)
 
 
 # --- what coordinators and admins see ------------------------------------------------------

@@ -1,15 +1,21 @@
 """Digest pages: a member's preferences and watch terms, the one-click unsubscribe, the
 platform admins' delivery ledger and a coordinator's view of the alliance's digests."""
-from datetime import timedelta
-from zoneinfo import ZoneInfo
-
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from alliance.alliances.services import get_alliance, require_coordinator
 from alliance.auth.access import admin_required, member_required
 from alliance.core.errors import DomainError, NotFound
-from alliance.core.models import utcnow
 from alliance.core.views import flash_error, run_and_flash
 from alliance.core.vocab import country_choices, policy_tag_choices, sector_choices
 from alliance.digests import schedule, services
@@ -18,6 +24,7 @@ from alliance.digests.forms import (
     PreferencesForm,
     PreviewForm,
     RemoveWatchTermForm,
+    TestMailForm,
     WatchTermForm,
 )
 from alliance.digests.models import LEDGER_STATES
@@ -44,20 +51,9 @@ def _preferences_form(prefs, alliances, formdata=None) -> PreferencesForm:
         else [a.id for a in alliances]})
 
 
-def _next_digest(prefs, now=None):
-    """The local time of the next delivery after now, or None when digests are off (or the
-    stored zone has vanished from the tz database)."""
-    if prefs.frequency == schedule.OFF:
-        return None
-    now = now or utcnow()
-    try:
-        period = schedule.current_period(now, prefs.frequency, prefs.hour, prefs.timezone,
-                                         prefs.weekday)
-    except ValueError:
-        return None
-    zone = ZoneInfo(prefs.timezone)
-    step = timedelta(days=7 if prefs.frequency == schedule.WEEKLY else 1)
-    return schedule.delivery_instant(period.local_date + step, prefs.hour, zone).astimezone(zone)
+def _scan_minutes() -> int:
+    """How soon a due digest goes out: the beat looks for due digests this often."""
+    return max(1, round(current_app.config["DIGEST_SCAN_SECONDS"] / 60))
 
 
 def _same_as_defaults(prefs, defaults) -> bool:
@@ -73,13 +69,17 @@ def _preferences_page(form=None, watch_form=None):
     defaults = services.default_preferences(user)
     alliances = services.member_alliances(user)
     failed = any(f is not None and f.errors for f in (form, watch_form))
+    # The scheduler's own answer (services.plan_digest), never a second calculation.
+    plan = services.next_digest(user)
     return render_template(
         "digests/preferences.html", prefs=prefs, defaults=defaults,
         same_as_defaults=_same_as_defaults(prefs, defaults), alliances=alliances,
         form=form if form is not None else _preferences_form(prefs, alliances),
         watch_form=watch_form if watch_form is not None else WatchTermForm(formdata=None),
         remove_form=RemoveWatchTermForm(formdata=None), terms=services.watch_terms_of(user),
-        next_at=_next_digest(prefs), kind_labels=WATCH_KIND_LABELS,
+        next_plan=plan,
+        scan_minutes=_scan_minutes(), test_form=TestMailForm(formdata=None),
+        kind_labels=WATCH_KIND_LABELS,
         term_choices={"sector": sector_choices(), "country": country_choices(),
                       "policy_tag": policy_tag_choices()}), 422 if failed else 200
 
@@ -131,6 +131,46 @@ def remove_watch_term():
     run_and_flash(lambda: services.remove_watch_term(current_user, form.term_id.data),
                   "Watch term removed.")
     return redirect(url_for("digests.preferences") + "#watch-terms")
+
+
+# --- preview my digest, and a test mail -----------------------------------------------------
+
+@bp.route("/preview")
+@member_required
+def preview():
+    """The member's next digest as it stands now: built as them, shown, never sent."""
+    try:
+        own = services.preview_own_digest(current_user)
+    except DomainError as exc:
+        flash(exc.message, "info")
+        return redirect(url_for("digests.preferences"))
+    return render_template("digests/preview.html", preview=own, scan_minutes=_scan_minutes(),
+                           test_form=TestMailForm(formdata=None))
+
+
+@bp.route("/preview.html")
+@member_required
+def preview_html():
+    """The preview's HTML part as the member's mail client would show it."""
+    try:
+        own = services.preview_own_digest(current_user)
+    except DomainError as exc:
+        abort(404, exc.message)
+    response = make_response(own.html)
+    response.headers["Content-Security-Policy"] = PREVIEW_CSP
+    return response
+
+
+@bp.route("/preview/test-mail", methods=["POST"])
+@member_required
+def send_test_mail():
+    form = TestMailForm()
+    if not form.validate_on_submit():
+        abort(400, "The form expired: open the preview again and send it from there.")
+    run_and_flash(lambda: services.request_test_digest(current_user),
+                  f"A test mail of your next digest is on its way to {current_user.email}. "
+                  "It changes nothing: your digest still comes when it is due.")
+    return redirect(url_for("digests.preview"))
 
 
 # --- one-click unsubscribe ------------------------------------------------------------------

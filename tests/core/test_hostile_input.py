@@ -148,7 +148,7 @@ def test_the_feed_next_link_keeps_only_its_filters(client, member, alliance):
 
 def test_the_cli_refuses_a_digest_run_out_of_range(app):
     result = app.test_cli_runner().invoke(
-        args=["alliance", "digests", "run", "--now", "0001-01-01T00:00:00Z"])
+        args=["alliance", "digests", "run", "--at", "0001-01-01T00:00:00Z"])
     assert result.exit_code != 0 and "out of range" in result.output
 
 

@@ -40,7 +40,7 @@ def far_hour(zone: str = ZONE, now: datetime | None = None) -> int:
 
 def next_run(hour: int, zone: str = ZONE, now: datetime | None = None):
     """(instant, local date): a minute after the next daily delivery at `hour` in `zone`.
-    `digests run --now instant` sends the period that holds `now`."""
+    `digests run --at instant` sends the period that holds `now`."""
     now = now or datetime.now(UTC)
     tz = ZoneInfo(zone)
     current = schedule.current_period(now, "daily", hour, zone)
@@ -51,7 +51,7 @@ def next_run(hour: int, zone: str = ZONE, now: datetime | None = None):
 
 def run_digests(app, instant: datetime):
     result = app.test_cli_runner().invoke(
-        args=["alliance", "digests", "run", "--now", instant.isoformat()])
+        args=["alliance", "digests", "run", "--at", instant.isoformat()])
     db.session.expire_all()
     assert result.exit_code == 0, result.output
     return result

@@ -1,6 +1,6 @@
 """What digest and alert mails carry (DESIGN.md, "Who may read a note" and "Digests and
 alerts"): each TLP level as the design's table says, only notes the recipient may read at send
-time, autoescaped, once. Mails are sent by `flask alliance digests run --now ...` or by running
+time, autoescaped, once. Mails are sent by `flask alliance digests run --at ...` or by running
 the outbox messages as a worker would, into the test maildir, and read back from it."""
 import io
 import json
@@ -78,8 +78,9 @@ def test_each_tlp_level_carries_what_the_design_allows(app, mails, coordinator, 
         # Who posted it, with the kind and time, for CLEAR and GREEN only.
         assert part.count(f"Incident report · {coordinator.organisation.name} · ") == 2
     assert NOTES["RED"][0] not in subject
-    # Four listed and one counted, all in Atlantic; RED is the strictest level in the mail.
-    assert subject == (f"[TLP:RED] CyberPeace digest — 5 new notes in 1 alliance "
+    # Four listed and one counted, all in Atlantic. The RED note is only counted, so the
+    # strictest level whose content the mail carries is AMBER+STRICT (a title).
+    assert subject == (f"[TLP:AMBER+STRICT] CyberPeace digest — 5 new notes in 1 alliance "
                        f"({_day(local_day)})")
 
 
@@ -209,7 +210,7 @@ def test_hostile_strings_are_text_in_both_parts(app, mails, coordinator, allianc
 
 def test_every_digest_has_one_click_unsubscribe_headers_and_a_stable_message_id(
         app, mails, monkeypatch, coordinator, alliance, reader):
-    instant, local_day = next_run(services.preferences_of(reader).hour)
+    instant, _ = next_run(services.preferences_of(reader).hour)
     post(coordinator, "Anything", "GREEN", [alliance])
     sent = []
     deliver = services.send_message
@@ -218,7 +219,10 @@ def test_every_digest_has_one_click_unsubscribe_headers_and_a_stable_message_id(
     run_digests(app, instant)
 
     mail, text, html = _digest_of(mails, reader)
-    assert mail["Message-ID"] == f"<digest-{reader.id}-daily.{local_day.isoformat()}@alliance.test>"
+    # Keyed by where the digest's window ends (next_run: a minute after it), not by the day.
+    end = instant - timedelta(minutes=1)
+    assert mail["Message-ID"] == (
+        f"<digest-{reader.id}-until.{end:%Y-%m-%dT%H.%M.%S}Z@alliance.test>")
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert mail["List-Id"] == "CyberPeace Alliance digests and alerts <digests.alliance.test>"
     link = mail["List-Unsubscribe"]
@@ -387,7 +391,8 @@ def test_a_red_alert_names_neither_the_note_nor_the_term(mails, coordinator, all
         assert "Red beacon" not in part and "Red detail" not in part
         assert "evil.example" not in part and "one of your watch terms" not in part
         assert note.uuid not in part and note.report_id not in part
-    assert mail["Subject"] == "[TLP:RED] CyberPeace alert — 1 TLP:RED note addressed to you"
+    # The mail carries a count, not RED content: its tag says so.
+    assert mail["Subject"] == "[TLP:CLEAR] CyberPeace alert — 1 TLP:RED note addressed to you"
     for part in (text, html):
         assert "1 TLP:RED note addressed to you" in part
         assert "http://alliance.test/notes/?tlp=RED" in part

@@ -31,8 +31,9 @@ def _carrying(mails, user, title: str) -> int:
 
 def test_a_note_posted_before_the_delivery_hour_is_moved_later_is_in_the_next_digest(
         app, mails, coordinator, alliance, member):
-    """Daily at 08:00, moved to 20:00 after the 14th's digest: the next period by the new
-    hour starts on the 14th at 20:00, and a note of the 14th at 12:00 was in no window."""
+    """Daily at 08:00, moved to 20:00 after the 14th's digest: by the new hour the period
+    closing on the 14th at 20:00 would start on the 13th at 20:00; the digest's window starts
+    where the last one ended instead, so a note of the 14th at 12:00 is in exactly one."""
     services.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
     run_digests(app, DAY + timedelta(hours=8, minutes=5))
     services.save_preferences(member, frequency="daily", hour=20, timezone="UTC")

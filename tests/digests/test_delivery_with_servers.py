@@ -184,7 +184,8 @@ def _schedule(server_app, now, publish: bool = True) -> list[int]:
 
 
 def _message_id(user, now) -> str:
-    return f"<digest-{user.id}-{_period(now).key.replace(':', '.')}@alliance.test>"
+    return f"<digest-{user.id}-{services.ledger_key(_period(now).end).replace(':', '.')}" \
+           "@alliance.test>"
 
 
 def _expect_one_digest(smtp, worker, user, now, settle: float = 3.0):

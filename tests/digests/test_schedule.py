@@ -23,8 +23,7 @@ from alliance.digests.schedule import (
     Period,
     current_period,
     delivery_instant,
-    due_period,
-    period_key_date,
+    next_period,
     timezone_for_country,
     valid_timezones,
 )
@@ -346,38 +345,64 @@ def test_weekly_on_sunday_uses_local_weekday():
     assert earlier.key == "weekly:2026-03-22"
 
 
-# --- due_period ------------------------------------------------------------------------------
+# --- next_period -----------------------------------------------------------------------------
 
 
-def test_due_period():
+def test_next_period_is_the_current_one_until_it_is_covered():
     now = utc(2026, 3, 29, 12)
     current = current_period(now, "daily", 8, "Europe/Berlin")
-    assert due_period(now, "daily", 8, "Europe/Berlin") == current
-    assert due_period(now, "daily", 8, "Europe/Berlin", last_sent_key="daily:2026-03-28") == current
-    assert due_period(now, "daily", 8, "Europe/Berlin", last_sent_key="daily:2026-03-29") is None
-    assert due_period(now, "daily", 8, "Europe/Berlin", last_sent_key="not a key") == current
-    assert due_period(now, "off", 8, "Europe/Berlin", last_sent_key=None) is None
-    # Missed days: only the current period, with its own window.
-    assert due_period(now, "daily", 8, "Europe/Berlin", last_sent_key="daily:2026-03-25") == current
+    assert next_period(now, "daily", 8, "Europe/Berlin") == current
+    assert next_period(now, "daily", 8, "Europe/Berlin", covered_until=current.start) == current
+    # Missed days: only the current period (the caller decides where its window starts).
+    assert next_period(now, "daily", 8, "Europe/Berlin",
+                       covered_until=current.start - 4 * 24 * H) == current
+    covered = next_period(now, "daily", 8, "Europe/Berlin", covered_until=current.end)
+    assert (covered.key, covered.start, covered.end) == (
+        "daily:2026-03-30", current.end, utc(2026, 3, 30, 6))
+    assert next_period(now, "off", 8, "Europe/Berlin", covered_until=current.end) is None
 
 
-def test_due_period_after_a_settings_change_does_not_send_an_earlier_period():
-    # Sent today's 08:00 digest, then moved the hour to 20:00: the current period is
-    # yesterday's, which must not go out again.
-    now = utc(2026, 6, 10, 10)
-    assert current_period(now, "daily", 20, "Europe/Berlin").key == "daily:2026-06-09"
-    assert due_period(now, "daily", 20, "Europe/Berlin", last_sent_key="daily:2026-06-10") is None
-    # Switched from daily to weekly on Mondays after Wednesday's daily went out.
-    assert due_period(now, "weekly", 9, "Europe/Berlin", 0, last_sent_key="daily:2026-06-10") is None
-    assert due_period(utc(2026, 6, 15, 8), "weekly", 9, "Europe/Berlin", 0,
-                      last_sent_key="daily:2026-06-10").key == "weekly:2026-06-15"
+def test_moving_the_hour_later_the_same_day_makes_a_window_of_its_own_that_day():
+    """08:00's digest (empty or not) went out; the hour moves to 23:00 at 10:00. The day's
+    23:00 period ends after what is covered: it is next, that day, not the day after (the
+    day's content is not skipped, the promise of "23:00 today" holds)."""
+    covered = utc(2026, 6, 10, 6)  # 08:00 CEST
+    now = utc(2026, 6, 10, 8)      # 10:00 CEST
+    upcoming = next_period(now, "daily", 23, "Europe/Berlin", covered_until=covered)
+    assert upcoming.end == utc(2026, 6, 10, 21) and upcoming.local_date == date(2026, 6, 10)
+    assert next_period(utc(2026, 6, 10, 21, 5), "daily", 23, "Europe/Berlin",
+                       covered_until=covered).end == upcoming.end
 
 
-def test_period_key_date():
-    assert period_key_date("daily:2026-03-29") == date(2026, 3, 29)
-    assert period_key_date("weekly:2026-03-30") == date(2026, 3, 30)
-    for key in (None, "", "daily:2026-02-30", "monthly:2026-03-01", "daily:2026-03-29x"):
-        assert period_key_date(key) is None
+def test_moving_the_hour_earlier_never_builds_a_covered_window_again():
+    """20:00's digest went out; the hour moves to 08:00. Today's 08:00 period is covered,
+    so the next is tomorrow's; a covered_until ahead of now (a run for a later instant)
+    is honoured too."""
+    covered = utc(2026, 6, 10, 18)  # 20:00 CEST
+    now = utc(2026, 6, 10, 19)
+    assert next_period(now, "daily", 8, "Europe/Berlin", covered_until=covered).end == (
+        utc(2026, 6, 11, 6))
+    ahead = utc(2026, 6, 12, 6)
+    assert next_period(now, "daily", 8, "Europe/Berlin", covered_until=ahead).end == (
+        utc(2026, 6, 13, 6))
+    # From daily to weekly on Mondays after Wednesday's daily went out.
+    assert next_period(now, "weekly", 9, "Europe/Berlin", 0, covered_until=covered).end == (
+        utc(2026, 6, 15, 7))
+    assert next_period(utc(2026, 6, 15, 8), "weekly", 9, "Europe/Berlin", 0,
+                       covered_until=covered).key == "weekly:2026-06-15"
+
+
+def test_moving_the_hour_to_midnight_makes_the_passed_midnight_due_now():
+    """Daily at 08:00, last window ended yesterday at 08:00; at 02:00 the hour moves to 00:00.
+    Today's midnight has passed and is not covered: it is due now, not tomorrow."""
+    now = utc(2026, 1, 14, 2)
+    upcoming = next_period(now, "daily", 0, "UTC", covered_until=utc(2026, 1, 13, 8))
+    assert upcoming.end == utc(2026, 1, 14) <= now
+
+
+def test_next_period_refuses_a_naive_covered_until():
+    with pytest.raises(ValueError, match="aware"):
+        next_period(utc(2026, 1, 14), "daily", 8, "UTC", covered_until=datetime(2026, 1, 14))
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -408,7 +433,7 @@ def test_invalid_input_raises_value_error(args, message):
     with pytest.raises(ValueError, match=message):
         current_period(*args)
     with pytest.raises(ValueError, match=message):
-        due_period(*args)
+        next_period(*args)
 
 
 def test_delivery_instant_validates_hour():
@@ -616,8 +641,13 @@ def check_period(zone, now, frequency, hour, weekday):
         shift = period.end.astimezone(tz).utcoffset() - period.start.astimezone(tz).utcoffset()
         assert period.end - period.start == step - shift
 
-    assert due_period(now, frequency, hour, zone, weekday, last_sent_key=period.key) is None
-    assert due_period(now, frequency, hour, zone, weekday, last_sent_key=before.key) == period
+    # What comes next: this period until it is covered, then the one after it, which starts
+    # where this one ends and ends after now.
+    assert next_period(now, frequency, hour, zone, weekday) == period
+    assert next_period(now, frequency, hour, zone, weekday, covered_until=before.end) == period
+    after = next_period(now, frequency, hour, zone, weekday, covered_until=period.end)
+    assert after.start == period.end and after.end > now and after.local_date > period.local_date
+    assert after == current_period(after.end, frequency, hour, zone, weekday)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

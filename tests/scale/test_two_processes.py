@@ -339,7 +339,7 @@ def _run_digest_cycles(platform) -> list[subprocess.Popen]:
     env = {**os.environ, **platform["env"], "PYTHONPATH": ROOT}
     return [subprocess.Popen(
         [os.path.join(ROOT, ".venv", "bin", "flask"), "--app", "wsgi", "alliance", "digests",
-         "run", "--now", instant], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+         "run", "--at", instant], cwd=ROOT, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True) for _ in range(2)]
 
 

@@ -1,10 +1,13 @@
 """Compose forms -> STIX 2.1 objects, built with the stix2 library. Every object created here
-carries the author organisation's identity as created_by_ref and the note's TLP 2.0 marking."""
+carries the author organisation's identity as created_by_ref and the note's TLP 2.0 marking.
+And the upload form's chosen file, kept through "Preview audience" (keep_upload)."""
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import stix2
 from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from alliance.core.errors import DomainError
 from alliance.core.vocab import policy_tag_label
@@ -151,3 +154,97 @@ def policy_analysis(org, tlp: str, *, title: str, description: str, policy_tags)
     note = stix2.v21.Note(abstract=title, content=description, object_refs=[org.stix_id],
                           external_references=refs or None, **_common(org, tlp))
     return [org.stix_identity, _plain(note)]
+
+
+# --- the upload form's file, kept through "Preview audience" --------------------------------
+#
+# A browser never sends a chosen file again: the page that answers "Preview audience" (or a
+# Share refused for a missing title) holds an empty file input, and Share then found nothing.
+# The file goes back to the browser instead, in a hidden field of the form: compressed, signed
+# with the app's secret, bound to the user and to the form's own token (UploadForm.submission,
+# new on each fresh form), and valid for an hour. Nothing is stored on the server (any worker
+# of any machine reads it back), a copy taken from one form or one user's page is refused by
+# another, and the signature is checked before anything is decompressed, so only what the
+# server itself compressed is ever inflated. A file whose kept form would not fit in a form
+# field (Flask's MAX_FORM_MEMORY_SIZE, 500 kB by default) is not kept: the page says to choose
+# it again. Its content is checked again at Share like any upload.
+
+KEEP_MAX_AGE = 60 * 60
+KEEP_SALT = "alliance.notes.kept-upload"
+KEEP_NAME_MAX = 200
+
+
+@dataclass(frozen=True)
+class KeptUpload:
+    name: str
+    raw: bytes
+
+    @property
+    def size(self) -> str:
+        return f"{len(self.raw) / 1024:,.0f} KB" if len(self.raw) >= 1024 else \
+            f"{len(self.raw)} bytes"
+
+
+def _keeper() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=KEEP_SALT)
+
+
+def _keep_limit() -> int:
+    """The longest kept value a form field may carry back (with room for the other fields)."""
+    return int(current_app.config.get("MAX_FORM_MEMORY_SIZE") or 500_000) - 1024
+
+
+def keep_upload(upload: KeptUpload, user_id: int, form_token: str) -> str | None:
+    """The hidden field's value that carries `upload` to the form's next sending, or None
+    when it cannot be kept (too large for a form field, or no form token to bind it to)."""
+    if not form_token or len(upload.raw) > current_app.config["STIX_MAX_BYTES"]:
+        return None
+    # surrogateescape: bytes that are not UTF-8 come back as they were sent, for the
+    # validator to refuse by name, as it refuses them in a file.
+    value = _keeper().dumps([user_id, form_token, upload.name[:KEEP_NAME_MAX],
+                             upload.raw.decode("utf-8", "surrogateescape")])
+    return value if len(value) <= _keep_limit() else None
+
+
+def kept_upload(value: str, user_id: int, form_token: str) -> KeptUpload:
+    """The upload a hidden field kept for this user's form; a DomainError on the file field
+    when it has expired or was not made for this user and form."""
+    try:
+        kept_for, token, name, text = _keeper().loads(value, max_age=KEEP_MAX_AGE)
+    except SignatureExpired as exc:
+        raise DomainError("The file kept from your preview has expired (after an hour). "
+                          "Choose it again.", field="bundle_file") from exc
+    except (BadSignature, ValueError, TypeError) as exc:
+        raise DomainError("The file kept from your preview cannot be used. Choose it again.",
+                          field="bundle_file") from exc
+    if kept_for != user_id or token != form_token or not isinstance(text, str):
+        raise DomainError("The file kept from your preview cannot be used. Choose it again.",
+                          field="bundle_file")
+    return KeptUpload(name=str(name), raw=text.encode("utf-8", "surrogateescape"))
+
+
+def bundle_source(form, user_id: int) -> KeptUpload | None:
+    """The file an UploadForm shares: one chosen now, else the one kept from the form's last
+    sending (unless the poster dropped it), else None (the pasted text is shared). A
+    DomainError on the file field when the kept one cannot be used."""
+    upload = form.bundle_file.data
+    if upload:
+        upload.stream.seek(0)  # the view's digest of the sending read it already
+        return KeptUpload(name=upload.filename or "bundle.json", raw=upload.read())
+    if form.kept_bundle.data and not form.drop_kept.data:
+        return kept_upload(form.kept_bundle.data, user_id, form.submission.data or "")
+    return None
+
+
+def carry_upload(form, user_id: int) -> tuple[KeptUpload | None, bool]:
+    """For a page that answers a sending of an UploadForm without posting it (a preview, a
+    refusal): its file, put in the form's hidden field for the next sending, and whether it
+    fitted there. (None, False) when no file was sent or kept."""
+    try:
+        source = bundle_source(form, user_id)
+    except DomainError:
+        source = None  # expired or not this form's: said on the file field when it was used
+    value = keep_upload(source, user_id, form.submission.data or "") if source else None
+    form.kept_bundle.data = value
+    form.drop_kept.data = False
+    return source, value is not None

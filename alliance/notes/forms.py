@@ -87,6 +87,10 @@ class AnalysisForm(NoteForm):
 class UploadForm(NoteForm):
     bundle_file = FileField("STIX 2.1 bundle (.json)")
     bundle_text = TextAreaField("…or paste it", validators=[Optional()])
+    # The chosen file, carried through "Preview audience" (compose.keep_upload: signed, bound
+    # to the user and this form's token, an hour). A file chosen again replaces it.
+    kept_bundle = HiddenField(validators=[Optional()])
+    drop_kept = BooleanField("Do not share the kept file (use the pasted text instead)")
     # Checked when posting (post_note's looser_confirmed), against the objects actually sent.
     confirm_looser = BooleanField("I confirm these objects are shared at their own looser "
                                   "marking")

@@ -1084,3 +1084,10 @@ def edit_note(actor, note: Note, *, title: str, description: str) -> Note:
            version=note.version, changed=changed)
     db.session.commit()
     return note
+
+
+def check_audience(actor, tlp: str, alliance_ids, recipient_ids=(),
+                   publish_public: bool = False) -> None:
+    """The audience checks of post_note alone: a DomainError on the field at fault. For a
+    compose form that lists every error of a refused Share at once, and for its preview."""
+    _check_audience(actor, tlp, alliance_ids, recipient_ids, publish_public)

@@ -24,7 +24,7 @@ from alliance.auth.access import member_required
 from alliance.core.errors import DomainError
 from alliance.core.views import flash_error
 from alliance.extensions import db
-from alliance.notes import compose, services
+from alliance.notes import compose, services, tombstones
 from alliance.notes.forms import (
     AnalysisForm,
     CommentForm,
@@ -37,7 +37,12 @@ from alliance.notes.forms import (
 )
 from alliance.notes.validation import BundleRejected, parse_bundle
 from alliance.sharing.markings import created_by_others, looser_than
-from alliance.sharing.policy import Principal, can_moderate, get_readable_note_or_404
+from alliance.sharing.policy import (
+    Principal,
+    can_moderate,
+    get_readable_note,
+    get_readable_note_or_404,
+)
 
 bp = Blueprint("notes", __name__)
 
@@ -70,9 +75,10 @@ def feed():
     principal = Principal.of(current_user)
     form = FeedFilterForm(request.args, alliances=active_alliances_of(current_user.organisation_id))
     if not form.validate():
-        problems = "; ".join(f"{form[name].label.text}: {errors[0]}"
-                             for name, errors in form.errors.items())
-        abort(400, f"A filter is not valid ({problems}).")
+        # On the feed itself, beside the filter at fault, with every filter as sent: fixing
+        # one is an edit, not a fresh start from an error page. 400: no note list answers it.
+        return render_template("notes/feed.html", form=form, notes=[], seen_value=None,
+                               seen_in=[], next_url=None, invalid=True), 400
     since, until = form.since.data, form.until.data
     notes, cursor = services.feed(
         principal, alliance_id=int(form.alliance.data) if form.alliance.data else None,
@@ -165,26 +171,72 @@ def _objects_for(kind: str, form) -> tuple[list[dict], list[str], set[str] | Non
         return compose.policy_analysis(org, tlp, title=form.title.data,
                                        description=form.description.data or "",
                                        policy_tags=form.policy_tags.data or []), [], None
-    upload = form.bundle_file.data
-    raw = upload.read() if upload else (form.bundle_text.data or "").encode()
+    source = compose.bundle_source(form, current_user.id)
+    raw = source.raw if source else (form.bundle_text.data or "").encode()
     if not raw.strip():
         raise DomainError("Choose a bundle file or paste one.", field="bundle_text")
     parsed = parse_bundle(raw)
     return parsed.objects, parsed.warnings, parsed.refs
 
 
+def _form_error(exc: DomainError, form) -> None:
+    """A domain error on the field it names, else among the form's own errors: either way in
+    the summary at the top of the compose form, not in a flash above the page. Once."""
+    errors = form[exc.field].errors if exc.field and exc.field in form else form.form_errors
+    if exc.message in errors:
+        return
+    if exc.field and exc.field in form:
+        form[exc.field].errors = list(errors) + [exc.message]
+    else:
+        form.form_errors.append(exc.message)
+
+
+# Fields the STIX content is built from that stix2 refuses when out of range (a confidence of
+# 500): while one of them is refused, the content is not built.
+_CONTENT_INPUTS = ("tlp", "valid_from", "valid_until", "confidence", "sectors", "countries",
+                   "policy_tags")
+
+
+def _every_error(kind: str, form, *, content: bool = True) -> list | None:
+    """What Share refuses besides what was found already, put on the form so that a refused
+    Share (and a preview) lists every error at once: the audience, as post_note checks it,
+    and with `content` the form's STIX content (observables, ATT&CK ids, the bundle). Returns
+    the bundle's problems, if any. A field refused already is not checked again."""
+    if not any(form[name].errors for name in ("tlp", "alliances", "recipients",
+                                              "publish_public")):
+        try:
+            services.check_audience(current_user, form.tlp.data, form.alliances.data or [],
+                                    form.recipients.data or [], bool(form.publish_public.data))
+        except DomainError as exc:
+            _form_error(exc, form)
+    if not content or any(name in form and form[name].errors for name in _CONTENT_INPUTS):
+        return None
+    try:
+        _objects_for(kind, form)
+    except BundleRejected as exc:
+        return exc.problems
+    except DomainError as exc:
+        _form_error(exc, form)
+    return None
+
+
 def _preview_objects(kind: str, form) -> tuple[list[dict], list[dict], list | None]:
-    """For the preview of a form that carries STIX objects of the poster's (the upload): the
-    objects marked looser than the chosen TLP, those created by another identity (served as
-    posted, with their own markings or none), and the problems parsing found, if any."""
-    if "confirm_looser" not in form:
-        return [], [], None
+    """For the preview: the form's objects built and checked as Share would (observables,
+    ATT&CK ids, the bundle), their errors put on the form. For a form that carries STIX
+    objects of the poster's (the upload): the objects marked looser than the chosen TLP, those
+    created by another identity (served as posted, with their own markings or none), and the
+    problems parsing found, if any."""
     try:
         objects = _objects_for(kind, form)[0]
     except BundleRejected as exc:
         return [], [], exc.problems
-    except DomainError:
-        return [], [], None  # no bundle chosen yet: the preview is of the audience alone
+    except DomainError as exc:
+        # No bundle chosen yet is no error here: the preview is of the audience alone.
+        if not (kind == "bundle" and exc.field == "bundle_text"):
+            _form_error(exc, form)
+        return [], [], None
+    if "confirm_looser" not in form:
+        return [], [], None
     return (looser_than(objects, form.tlp.data),
             created_by_others(objects, current_user.organisation.stix_id), None)
 
@@ -205,6 +257,7 @@ def compose_note(kind):
             preview = services.audience_preview(current_user, form.alliances.data,
                                                 form.tlp.data, form.recipients.data or [])
             looser, others, problems = _preview_objects(kind, form)
+            _every_error(kind, form, content=False)
         else:
             objects = []
             try:
@@ -226,12 +279,14 @@ def compose_note(kind):
             except BundleRejected as exc:
                 db.session.rollback()
                 problems, status = exc.problems, exc.status_code
+                _every_error(kind, form, content=False)
             except DomainError as exc:
                 db.session.rollback()
-                flash_error(exc, form)
+                _form_error(exc, form)
                 status = exc.status_code
                 if exc.field == "confirm_looser":
                     looser = looser_than(objects, form.tlp.data)
+                _every_error(kind, form, content=False)
             else:
                 for warning in warnings:
                     flash(f"Note: {warning}.", "info")
@@ -239,9 +294,12 @@ def compose_note(kind):
                 return redirect(url_for("notes.show", uuid=note.uuid))
     elif request.method == "POST":
         status = 422
+        problems = _every_error(kind, form)
+    kept, kept_fits = compose.carry_upload(form, current_user.id) \
+        if request.method == "POST" and kind == "bundle" else (None, False)
     return render_template("notes/compose.html", form=form, kind=kind, title=TITLES[kind],
                            preview=preview, problems=problems, looser=looser,
-                           others=others), status
+                           others=others, kept=kept, kept_fits=kept_fits), status
 
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -256,13 +314,24 @@ def _report_id(uuid: str) -> str:
 
 
 def _note_or_404(uuid: str):
-    return get_readable_note_or_404(Principal.of(current_user), _report_id(uuid))
+    """The note, if the reader may read it; its tombstone (410) if it is retracted and they
+    could read it before; otherwise the same 404 as for a note that never existed."""
+    principal, report_id = Principal.of(current_user), _report_id(uuid)
+    note = get_readable_note(principal, report_id)
+    if note is None:
+        tombstones.abort_if_former_reader(principal, report_id)
+        abort(404)
+    return note
 
 
 @bp.route("/<uuid>")
 @member_required
 def show(uuid):
-    note = _note_or_404(uuid)
+    return _note_page(_note_or_404(uuid))
+
+
+def _note_page(note, comment_form=None):
+    """The note page; `comment_form`: a response form sent with errors, shown beside it."""
     objects = services.note_objects(note)
     return render_template(
         "notes/show.html", note=note, objects=objects,
@@ -271,7 +340,7 @@ def show(uuid):
         history=services.history(Principal.of(current_user), note),
         can_moderate=can_moderate(current_user, note),
         can_edit=services.can_edit(current_user, note),
-        retract_form=RetractForm(), comment_form=CommentForm(),
+        retract_form=RetractForm(), comment_form=comment_form or CommentForm(),
         # The raw view of a very large note (an ATT&CK bundle) would make a 10 MB page.
         raw=_pretty_json(services.note_bundle(note, objects))
         if len(objects) <= RAW_JSON_MAX_OBJECTS else None)
@@ -344,17 +413,26 @@ def retract(uuid):
 def respond(uuid):
     note = _note_or_404(uuid)
     form = CommentForm()
-    if not form.validate_on_submit():
-        abort(400)
-    try:
-        services.add_comment(current_user, note, form.kind.data, form.text.data or "",
-                             form.opinion.data or None, submission=_sending(form))
-    except services.AlreadyPosted as exc:
-        return _already_posted(exc, note)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    return redirect(url_for("notes.show", uuid=uuid) + "#responses")
+    if form.validate_on_submit():
+        try:
+            services.add_comment(current_user, note, form.kind.data, form.text.data or "",
+                                 form.opinion.data or None, submission=_sending(form))
+        except services.AlreadyPosted as exc:
+            return _already_posted(exc, note)
+        except DomainError as exc:
+            db.session.rollback()
+            if exc.status_code in (403, 404):
+                abort(exc.status_code)
+            if exc.field and exc.field in form:
+                flash_error(exc, form)
+            else:
+                form.form_errors.append(exc.message)
+        else:
+            return redirect(url_for("notes.show", uuid=uuid) + "#responses")
+    # The page again, with what was typed and the error beside the response form: the form's
+    # action carries #response-form, which the browser keeps and scrolls to (a flash at the
+    # top of the page sat some 8,600 px above where it landed).
+    return _note_page(note, comment_form=form), 422
 
 
 # --- public Insights ---------------------------------------------------------------------

@@ -12,7 +12,8 @@ The rule, decided at read time:
   alliance, and the author.
 - Always: users of the author's organisation read its non-RED notes.
 - A retracted note is readable only (within the rule above) by its author's organisation and
-  the coordinators of its alliances.
+  the coordinators of its alliances. Those the rule without its retraction term admits are
+  its former readers (former_readable_clause): they are told it was retracted, and no more.
 A principal that is not a usable account (deactivated, unverified, organisation not vetted) is
 anonymous. Not-found and not-allowed are the same 404. The filter fails closed: an unknown
 TLP value matches no branch."""
@@ -131,18 +132,28 @@ def _readable_clause(principal: Principal, postgresql: bool):
     uid, oid = principal.user_id, principal.organisation_id
     if oid is None:
         return false()
+    not_withdrawn = or_(Note.retracted_at.is_(None), Note.organisation_id == oid,
+                        _coordinator_of_audience(postgresql, uid, oid))
+    return and_(_may_read_clause(principal, postgresql), not_withdrawn)
+
+
+def _may_read_clause(principal: Principal, postgresql: bool):
+    """The rule for a signed-in principal as if no note were retracted: readable_clause is
+    this and the retraction term, former_readable_clause this and the note being retracted.
+    Anonymous and organisation-less principals match nothing here (the public page has its
+    own clause, which a retraction leaves; nobody is told there)."""
+    uid, oid = principal.user_id, principal.organisation_id
+    if principal.is_anonymous or oid is None:
+        return false()
     own_org = Note.organisation_id == oid
     named = exists().where(NoteRecipient.note_id == Note.id, NoteRecipient.user_id == uid)
-    may_read = or_(
+    return or_(
         and_(Note.tlp.in_(("CLEAR",) + SHARED_LEVELS), own_org),
         and_(Note.tlp == "RED", Note.author_id == uid),
         Note.tlp == "CLEAR",
         and_(Note.tlp.in_(SHARED_LEVELS), _member_of_audience(postgresql, oid)),
         and_(Note.tlp == "RED", named, _member_of_audience(postgresql, oid)),
     )
-    not_withdrawn = or_(Note.retracted_at.is_(None), own_org,
-                        _coordinator_of_audience(postgresql, uid, oid))
-    return and_(may_read, not_withdrawn)
 
 
 def readable_notes(principal: Principal, *first):
@@ -199,6 +210,31 @@ def get_readable_note_or_404(principal: Principal, report_id: str) -> Note:
 def can_read(principal: Principal, note_id: int) -> bool:
     return db.session.scalar(select(func.count()).select_from(Note).where(
         Note.id == note_id, readable_clause(principal))) > 0
+
+
+def former_readable_clause(principal: Principal):
+    """The SQL condition on Note that is true exactly for the retracted notes the principal
+    would read if they were not retracted: its former readers, decided by the same rule at
+    read time (an organisation that has left since is not one). Anonymous visitors are nobody's
+    former readers: a public note's retraction is not announced to the world."""
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    return and_(Note.retracted_at.is_not(None), _may_read_clause(principal, postgresql))
+
+
+def former_reader(principal: Principal, note: Note) -> bool:
+    """Whether the principal could read this retracted note before it was retracted (False
+    for a note that is not retracted). For the tombstone that tells them it was withdrawn."""
+    return db.session.scalar(select(func.count()).select_from(Note).where(
+        Note.id == note.id, former_readable_clause(principal))) > 0
+
+
+def get_retracted_note_for_former_reader(principal: Principal, report_id: str) -> Note | None:
+    """The retracted note, if the principal is one of its former readers; else None, the
+    same for a note that never existed, one never shared with them, and one not retracted.
+    Only a tombstone may be shown from it (title, who retracted it, when and why), never its
+    content: the caller shows the note itself only through get_readable_note."""
+    return db.session.scalar(select(Note).where(Note.report_id == report_id,
+                                                former_readable_clause(principal)))
 
 
 def can_moderate(user, note: Note) -> bool:

@@ -13,7 +13,8 @@ requested, invited or rejected, of organisations that were active when the notes
 removed, a platform admin (no organisation), and an anonymous visitor. Also a coordinator of
 the alliance who is an active member but not named on the RED note must see nothing of that
 note. A control reader (an active member) sees the strings, so that the check can fail. The
-CLEAR note is retracted after being published publicly: it leaves every path."""
+CLEAR note is retracted after being published publicly: it leaves every path, and becomes a
+tombstone (its title, no content) for the signed-in users who could read it before."""
 import uuid
 from urllib.parse import unquote_plus, urlencode
 
@@ -191,11 +192,19 @@ def test_an_alliances_notes_never_reach_outsiders(world, app):
             response = client.get(path)
             body, asked = response.get_data(as_text=True), unquote_plus(path)
             expected = _expected_status(endpoint, path, hidden, usable)
+            # The retracted CLEAR note was readable by every signed-in user: its pages are a
+            # tombstone for them (410: its title, who retracted it, when and why), and the
+            # rest of its content stays hidden (tests/notes/test_tombstones.py).
+            tombstone = (usable and secret is FRAGMENTS and notes[0].uuid in path
+                         and endpoint.startswith("notes."))
+            if tombstone:
+                expected = 410
             if expected and response.status_code != expected:
                 problems.append(f"{label}: GET {path} -> {response.status_code}, not {expected}")
             if response.status_code >= 500:
                 problems.append(f"{label}: GET {path} -> {response.status_code}")
-            leaked = [name for name, text in secret.items() if text in body and text not in asked]
+            leaked = [name for name, text in secret.items() if text in body and text not in asked
+                      and not (tombstone and name == "title")]
             leaked += [f"the id of the {n.tlp} note" for n in hidden
                        if n.uuid in body and n.uuid not in asked]
             if leaked:

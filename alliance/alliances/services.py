@@ -5,15 +5,17 @@ Every membership change goes through _move(), which allows only the DESIGN.md st
     active <-> suspended                active -> left
     active | suspended -> removed
 plus how a membership starts or starts again: (none | rejected | left) -> requested and
-(none | rejected | left | removed) -> invited. A removed organisation comes back only when a
-coordinator invites it. Coordinators act only while their own organisation is an active member;
-an alliance always keeps at least one such coordinator."""
+(none | rejected | left | removed) -> invited, and invited -> rejected when the organisation
+declines an invitation (it may ask to join, or be invited, again). A removed organisation
+comes back only when a coordinator invites it. Coordinators act only while their own
+organisation is an active member; an alliance always keeps at least one such coordinator."""
 import re
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from alliance.alliances.models import JOIN_POLICIES, Alliance, Coordinator, Membership
-from alliance.audit.services import record
+from alliance.audit.services import latest_event_at, record
 from alliance.auth.models import User
 from alliance.core.errors import Conflict, DomainError, NotAllowed, NotFound
 from alliance.core.models import utcnow
@@ -28,6 +30,7 @@ from alliance.sharing.tlp import TLP_LEVELS
 STATE_EDGES = frozenset({
     (None, "requested"), ("rejected", "requested"), ("left", "requested"),
     (None, "invited"), ("rejected", "invited"), ("left", "invited"), ("removed", "invited"),
+    ("invited", "rejected"),
     ("requested", "active"), ("requested", "rejected"), ("invited", "active"),
     ("active", "suspended"), ("suspended", "active"), ("active", "left"),
     ("active", "removed"), ("suspended", "removed"),
@@ -152,6 +155,19 @@ def is_coordinator(user, alliance: Alliance) -> bool:
 def require_coordinator(user, alliance: Alliance) -> None:
     if not is_coordinator(user, alliance):
         raise NotAllowed("Only a coordinator of this alliance can do that.")
+
+
+def coordinated_alliances(user) -> list[Alliance]:
+    """The alliances the user acts for as a coordinator now (is_coordinator's rule: an
+    active user whose organisation is an active member), by name."""
+    if not getattr(user, "is_authenticated", False) or not user.can_act:
+        return []
+    return db.session.scalars(
+        select(Alliance).join(Coordinator, Coordinator.alliance_id == Alliance.id)
+        .join(Membership, (Membership.alliance_id == Alliance.id)
+              & (Membership.organisation_id == user.organisation_id))
+        .where(Coordinator.user_id == user.id, Membership.state == "active")
+        .order_by(Alliance.name)).all()
 
 
 def can_see_members(user, alliance: Alliance) -> bool:
@@ -343,6 +359,24 @@ def accept_invitation(actor, alliance: Alliance, *, accept_charter: bool = False
     return membership
 
 
+def decline_invitation(actor, alliance: Alliance) -> Membership:
+    """An org admin declines an invitation to their organisation: the membership becomes
+    rejected, from where the organisation may still ask to join or be invited again."""
+    lock_alliance(alliance)
+    org = _require_org_admin(actor)
+    membership = membership_of(org.id, alliance)
+    if membership is None:
+        raise Conflict("Your organisation has no open invitation to this alliance.")
+    if membership.state != "invited":
+        raise Conflict(f"Your organisation's membership is {membership.state}: only an invited "
+                       "one becomes rejected by declining an invitation.")
+    _move(membership, "rejected")
+    membership.decision_reason = "Invitation declined by the organisation."
+    record("membership.declined", actor, org, alliance=alliance, organisation=org)
+    db.session.commit()
+    return membership
+
+
 def _check_keeps_a_coordinator(alliance: Alliance, losing_org_id: int) -> None:
     """Refuse a change that would leave the alliance with no effective coordinator."""
     remaining = db.session.scalar(select(func.count()).select_from(
@@ -448,6 +482,34 @@ def invite_organisation(actor, alliance: Alliance, org: Organisation) -> Members
     record("membership.invited", actor, org, alliance=alliance, organisation=org)
     queue_mail(_org_admin_emails(org), "membership_invited",
                f"{alliance.name} invites {org.name}", org_name=org.name,
+               alliance_name=alliance.name, inviter=actor.name,
+               link=external_url("alliances.detail", slug=alliance.slug))
+    db.session.commit()
+    return membership
+
+
+# One reminder a day at most: each is a mail to the invited organisation's administrators.
+REMINDER_INTERVAL = timedelta(days=1)
+
+
+def remind_invitation(actor, alliance: Alliance, membership: Membership) -> Membership:
+    """A coordinator mails the administrators of an invited organisation that has not
+    answered yet the invitation again, at most once every REMINDER_INTERVAL."""
+    lock_alliance(alliance)
+    require_coordinator(actor, alliance)
+    if membership.alliance_id != alliance.id:
+        raise NotFound("No such membership in this alliance.")
+    org = membership.organisation
+    if membership.state != "invited":
+        raise Conflict(f"{org.name} is {membership.state}, not invited: there is no open "
+                       "invitation to remind it of.")
+    last = latest_event_at("membership.reminded", alliance=alliance, target=org)
+    if last is not None and utcnow() - last < REMINDER_INTERVAL:
+        raise Conflict(f"{org.name} was reminded less than a day ago; give its "
+                       "administrators time to answer.")
+    record("membership.reminded", actor, org, alliance=alliance, organisation=org)
+    queue_mail(_org_admin_emails(org), "membership_invited",
+               f"Reminder: {alliance.name} invites {org.name}", org_name=org.name,
                alliance_name=alliance.name, inviter=actor.name,
                link=external_url("alliances.detail", slug=alliance.slug))
     db.session.commit()

@@ -14,6 +14,7 @@ from alliance.alliances.forms import (
     NewAllianceForm,
 )
 from alliance.auth.access import member_required
+from alliance.auth.models import User
 from alliance.core.errors import DomainError
 from alliance.core.views import flash_error, run_and_flash
 from alliance.extensions import db
@@ -84,18 +85,29 @@ def settings(slug):
             db.session.rollback()
             flash_error(exc, form)
         else:
-            flash(f"Saved ({', '.join(changed)})." if changed else "Nothing changed.", "success")
+            flash(f"The settings of {alliance.name} were saved: "
+                  f"{', '.join(c.replace('_', ' ') for c in changed)} changed." if changed
+                  else f"Nothing changed in the settings of {alliance.name}.", "success")
             return redirect(url_for("alliances.detail", slug=alliance.slug))
     return render_template("alliances/settings.html", alliance=alliance, form=form), \
         422 if form.errors else 200
 
 
-def _act(slug, do, success: str):
+def _back(endpoint: str, **values) -> str:
+    """Where a POST button returns to: the dashboard when it was pressed there (its inbox
+    sends back=dashboard), else the given page. Only these two: no open redirect."""
+    if request.form.get("back") == "dashboard":
+        return url_for("core.index")
+    return url_for(endpoint, **values)
+
+
+def _act(slug, do, success):
     """Run a state-changing service for a POST button on the alliance page. `do` may return
-    a better success message than the default."""
+    a better success message than the default; success may be a function of the alliance."""
     alliance = services.get_alliance(slug)
-    run_and_flash(lambda: do(alliance), lambda message: message or success)
-    return redirect(url_for("alliances.detail", slug=slug))
+    default = success(alliance) if callable(success) else success
+    run_and_flash(lambda: do(alliance), lambda message: message or default)
+    return redirect(_back("alliances.detail", slug=slug))
 
 
 @bp.route("/<slug>/join", methods=["POST"])
@@ -109,7 +121,8 @@ def join(slug):
         m = services.request_to_join(current_user, alliance, message=form.message.data or "",
                                      accept_charter=form.accept_charter.data)
         return f"Your organisation joined {alliance.name}." if m.state == "active" else None
-    return _act(slug, do, "Request sent; the coordinators will decide.")
+    return _act(slug, do, lambda a: f"Your request to join {a.name} was sent; its "
+                                    "coordinators will decide.")
 
 
 @bp.route("/<slug>/accept", methods=["POST"])
@@ -120,7 +133,17 @@ def accept(slug):
         abort(400)
     return _act(slug, lambda a: services.accept_invitation(
         current_user, a, accept_charter=form.accept_charter.data) and None,
-        "Welcome to the alliance.")
+        lambda a: f"The invitation was accepted: {current_user.organisation.name} is now a "
+                  f"member of {a.name}.")
+
+
+@bp.route("/<slug>/decline", methods=["POST"])
+@member_required
+def decline(slug):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    return _act(slug, lambda a: services.decline_invitation(current_user, a) and None,
+                lambda a: f"The invitation to join {a.name} was declined.")
 
 
 @bp.route("/<slug>/leave", methods=["POST"])
@@ -129,7 +152,7 @@ def leave(slug):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     return _act(slug, lambda a: services.leave(current_user, a) and None,
-                "Your organisation left the alliance.")
+                lambda a: f"{current_user.organisation.name} left {a.name}.")
 
 
 @bp.route("/<slug>/members")
@@ -169,8 +192,33 @@ def decide(slug, membership_id, action):
     name = membership.organisation.name
     run_and_flash(lambda: services.decide(current_user, alliance, membership, action,
                                           form.reason.data or ""),
-                  lambda m: f"{name} is now {m.state}.", prefix=f"{name}: ")
-    return redirect(url_for("alliances.members", slug=slug))
+                  DECIDED[action].format(org=name, alliance=alliance.name), prefix=f"{name}: ")
+    return redirect(_back("alliances.members", slug=slug))
+
+
+# What a decision did, for its flash message.
+DECIDED = {
+    "approve": "The request from {org} was approved: {org} is now a member of {alliance}.",
+    "reject": "The request from {org} was rejected; its administrators were mailed the reason.",
+    "suspend": "{org} was suspended from {alliance}; its administrators were mailed the reason.",
+    "reinstate": "{org} was reinstated in {alliance}.",
+    "remove": "{org} was removed from {alliance}; its administrators were mailed the reason.",
+}
+
+
+@bp.route(f"/<slug>/memberships/<{ID}:membership_id>/remind", methods=["POST"])
+@member_required
+def remind(slug, membership_id):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    alliance = services.get_alliance(slug)
+    services.require_coordinator(current_user, alliance)
+    membership = services.get_membership(alliance, membership_id)
+    name = membership.organisation.name
+    run_and_flash(lambda: services.remind_invitation(current_user, alliance, membership),
+                  f"{name} was reminded of the invitation to join {alliance.name}; its "
+                  "administrators have been mailed again.", prefix=f"{name}: ")
+    return redirect(_back("alliances.members", slug=slug))
 
 
 @bp.route("/<slug>/invite", methods=["POST"])
@@ -185,7 +233,8 @@ def invite(slug):
         return redirect(url_for("alliances.members", slug=slug))
     org = db.session.get(Organisation, form.organisation_id.data) or abort(404)
     run_and_flash(lambda: services.invite_organisation(current_user, alliance, org),
-                  f"{org.name} is invited; its administrators have been mailed.")
+                  f"{org.name} was invited to join {alliance.name}; its administrators have "
+                  "been mailed.")
     return redirect(url_for("alliances.members", slug=slug))
 
 
@@ -199,7 +248,8 @@ def add_coordinator(slug):
         flash("Choose an active user of a member organisation.", "error")
         return redirect(url_for("alliances.members", slug=slug))
     run_and_flash(lambda: services.appoint_coordinator(current_user, alliance, form.user_id.data),
-                  lambda user: f"{user.name} is now a coordinator.")
+                  lambda user: f"{user.name} of {user.organisation.name} is now a "
+                               f"coordinator of {alliance.name}.")
     return redirect(url_for("alliances.members", slug=slug))
 
 
@@ -210,6 +260,8 @@ def remove_coordinator(slug, user_id):
         abort(400)
     alliance = services.get_alliance(slug)
     services.require_coordinator(current_user, alliance)
+    user = db.session.get(User, user_id)
+    name = user.name if user is not None else "The coordinator"
     run_and_flash(lambda: services.remove_coordinator(current_user, alliance, user_id),
-                  "Coordinator removed.")
+                  f"{name} is no longer a coordinator of {alliance.name}.")
     return redirect(url_for("alliances.members", slug=slug))

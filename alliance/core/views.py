@@ -27,13 +27,22 @@ def index():
         return render_template("core/landing.html")
     if not current_user.can_act and not current_user.is_admin:
         return redirect(url_for("core.status"))
+    from alliance.alliances.forms import ConfirmForm, DecisionForm
+    from alliance.alliances.inbox import coordinator_inbox, invitations_to
     from alliance.alliances.services import memberships_of_org
+    from alliance.orgs.forms import VetForm
     from alliance.orgs.services import pending_organisations
 
+    # The dashboard is an inbox: what waits for this person, with a button to act on each.
     org_id = current_user.organisation_id
     memberships = memberships_of_org(org_id) if org_id else []
     pending = pending_organisations() if current_user.is_admin else []
-    return render_template("core/dashboard.html", memberships=memberships, pending_orgs=pending)
+    inbox = coordinator_inbox(current_user)
+    invitations = invitations_to(org_id) if current_user.can_act and current_user.is_org_admin \
+        else []
+    return render_template("core/dashboard.html", memberships=memberships, pending_orgs=pending,
+                           inbox=inbox, invitations=invitations, decision_form=DecisionForm(),
+                           confirm_form=ConfirmForm(), vet_form=VetForm())
 
 
 @bp.route("/status")

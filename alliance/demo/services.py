@@ -34,6 +34,16 @@ ORGANISATIONS = [
      "sectors": ["non-profit"], "website": "https://policy.geneva.example",
      "domain": "policy.geneva.example",
      "users": [("Claire Dubois", "claire@policy.geneva.example", "org_admin")]},
+    # A second request for the energy alliance's coordinator to decide, and an organisation
+    # in no alliance yet, left for the coordinator to invite.
+    {"name": "Danube Hydro Power", "slug": "danube-hydro-power", "country": "RO",
+     "sectors": ["energy", "utilities"], "website": "https://danube-hydro.example",
+     "domain": "danube-hydro.example",
+     "users": [("Mihai Popescu", "mihai@danube-hydro.example", "org_admin")]},
+    {"name": "Iberian Grid Operator", "slug": "iberian-grid", "country": "ES",
+     "sectors": ["energy"], "website": "https://iberian-grid.example",
+     "domain": "iberian-grid.example",
+     "users": [("Lucia Martin", "lucia@iberian-grid.example", "org_admin")]},
     {"name": "Pending Analytics Ltd", "slug": "pending-analytics", "country": "GB",
      "sectors": ["technology"], "website": "https://pending-analytics.example",
      "domain": "pending-analytics.example", "status": "pending",
@@ -52,7 +62,7 @@ ALLIANCES = [
      "default_tlp": "AMBER", "publish_clear_allowed": True,
      # organisation slug -> the membership state it should reach
      "members": {"baltic-energy-isac": "active", "sunrise-telecom": "requested",
-                 "geneva-cyber-policy": "invited"}},
+                 "danube-hydro-power": "requested", "geneva-cyber-policy": "invited"}},
     {"slug": "cyber-diplomacy-forum", "name": "Cyber Diplomacy Forum",
      "founder": "claire@policy.geneva.example", "join_policy": "open",
      "description": "Governments, companies and think tanks discuss norms of responsible "
@@ -87,6 +97,13 @@ def _org(spec) -> Organisation:
     return org
 
 
+# What the demo's requesting organisations tell the coordinators.
+REQUEST_MESSAGES = {
+    "sunrise-telecom": "We carry the grid operators' telemetry and see attacks on it first.",
+    "danube-hydro-power": "We run hydro plants on the Danube and want to share what we see.",
+}
+
+
 def _reach(alliance: Alliance, org: Organisation, target: str, coordinator: User) -> None:
     """Drive a membership to the target state through the real services (audit, mail), from
     where it stands: a run stopped part-way (approved, not yet suspended) is finished by the
@@ -97,8 +114,8 @@ def _reach(alliance: Alliance, org: Organisation, target: str, coordinator: User
         if target == "invited":
             alliances.invite_organisation(coordinator, alliance, org)
             return
-        m = alliances.request_to_join(admin, alliance, message="Demo request",
-                                      accept_charter=True)
+        m = alliances.request_to_join(admin, alliance, accept_charter=True,
+                                      message=REQUEST_MESSAGES.get(org.slug, "Demo request"))
     if target in ("invited", "requested"):
         return
     if m.state == "requested":

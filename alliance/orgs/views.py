@@ -8,6 +8,7 @@ from flask import (
     flash,
     redirect,
     render_template,
+    request,
     session,
     url_for,
 )
@@ -194,4 +195,6 @@ def vet(org_id):
         current_user, org, approve=form.decision.data == "approve", reason=form.reason.data or ""),
         lambda _: f"{org.name} is {org.status}; its administrators have been mailed.",
         prefix=f"{org.name}: ")
-    return redirect(url_for("orgs.vetting"))
+    # The dashboard's inbox approves with one click and sends back=dashboard.
+    back = "core.index" if request.form.get("back") == "dashboard" else "orgs.vetting"
+    return redirect(url_for(back))

@@ -161,8 +161,9 @@ def test_settings_ignore_mass_assigned_fields(as_coordinator, coordinator, allia
 # --- methods and unknown actions -----------------------------------------------------------
 
 POST_ONLY_ENDPOINTS = {
-    "alliances.join", "alliances.accept", "alliances.leave", "alliances.decide",
-    "alliances.invite", "alliances.add_coordinator", "alliances.remove_coordinator",
+    "alliances.join", "alliances.accept", "alliances.decline", "alliances.leave",
+    "alliances.decide", "alliances.remind", "alliances.invite", "alliances.add_coordinator",
+    "alliances.remove_coordinator",
 }
 
 

@@ -15,12 +15,13 @@ def test_an_org_admin_asks_to_join_and_the_coordinator_approves(client, coordina
     factories.login(client, candidate_admin)
     response = _follow(client, "/alliances/atlantic/join",
                        {"accept_charter": "y", "message": "We run a CERT."})
-    assert b"Request sent" in response.data
+    assert b"Your request to join Atlantic Alliance was sent" in response.data
     m = services.membership_of(candidate_admin.organisation_id, alliance)
     assert factories.fresh(m).state == "requested"
     factories.login(client, coordinator)
     response = _follow(client, f"/alliances/atlantic/memberships/{m.id}/approve")
-    assert b"Candidate Org is now active" in response.data
+    assert (b"The request from Candidate Org was approved: Candidate Org is now a member of "
+            b"Atlantic Alliance.") in response.data
     assert factories.fresh(m).state == "active"
 
 
@@ -37,12 +38,12 @@ def test_an_invited_organisation_accepts_over_http(client, coordinator, alliance
     factories.login(client, coordinator)
     response = _follow(client, "/alliances/atlantic/invite",
                        {"organisation_id": candidate_admin.organisation_id})
-    assert b"Candidate Org is invited" in response.data
+    assert b"Candidate Org was invited to join Atlantic Alliance" in response.data
     m = services.membership_of(candidate_admin.organisation_id, alliance)
     assert factories.fresh(m).state == "invited"
     factories.login(client, candidate_admin)
     response = _follow(client, "/alliances/atlantic/accept", {"accept_charter": "y"})
-    assert response.status_code == 200
+    assert b"Candidate Org is now a member of Atlantic Alliance" in response.data
     assert factories.fresh(m).state == "active"
 
 
@@ -59,7 +60,7 @@ def test_a_coordinator_cannot_invite_an_organisation_that_is_already_a_member(
 def test_a_coordinator_appoints_a_member_over_http(as_coordinator, alliance, member):
     response = _follow(as_coordinator, "/alliances/atlantic/coordinators",
                        {"user_id": member.id})
-    assert b"is now a coordinator" in response.data
+    assert b"Analyst of Member Org is now a coordinator of Atlantic Alliance." in response.data
     db.session.expire_all()
     assert services.is_coordinator(member, alliance)
 
@@ -95,7 +96,7 @@ def test_the_coordinators_organisation_cannot_leave_over_http(as_coordinator, co
 def test_a_member_organisation_leaves_over_http(client, alliance, member_admin):
     factories.login(client, member_admin)
     response = _follow(client, "/alliances/atlantic/leave", {"confirm": "1"})
-    assert b"left the alliance" in response.data
+    assert b"Member Org left Atlantic Alliance." in response.data
     db.session.expire_all()
     assert services.membership_of(member_admin.organisation_id, alliance).state == "left"
 

@@ -4,7 +4,7 @@ The allowed edges are written out here from DESIGN.md ("requested -> active, req
 rejected, invited -> active, active <-> suspended, active -> left, active/suspended -> removed")
 plus the entry edges documented at the top of alliances/services.py: a membership starts or
 starts again with (none | rejected | left) -> requested or (none | rejected | left | removed)
--> invited."""
+-> invited; and invited -> rejected, the organisation declining an invitation."""
 import re
 
 import pytest
@@ -28,6 +28,8 @@ ALLOWED = {
     # entry edges (services.py)
     (None, "requested"), ("rejected", "requested"), ("left", "requested"),
     (None, "invited"), ("rejected", "invited"), ("left", "invited"), ("removed", "invited"),
+    # declining an invitation (services.py)
+    ("invited", "rejected"),
 }
 
 # Every way the services can move a membership into each state. An allowed pair uses the one
@@ -36,13 +38,13 @@ ROUTES = {
     "requested": ["join"],
     "invited": ["invite"],
     "active": ["approve", "reinstate", "accept"],
-    "rejected": ["reject"],
+    "rejected": ["reject", "decline"],
     "suspended": ["suspend"],
     "left": ["leave"],
     "removed": ["remove"],
 }
 ROUTE_FOR_ALLOWED = {("requested", "active"): "approve", ("invited", "active"): "accept",
-                     ("suspended", "active"): "reinstate"}
+                     ("suspended", "active"): "reinstate", ("invited", "rejected"): "decline"}
 MISSING_ID = 987654
 
 
@@ -56,6 +58,8 @@ def _run(route, coordinator, alliance, org_admin, membership):
         return services.invite_organisation(coordinator, alliance, org_admin.organisation)
     if route == "accept":
         return services.accept_invitation(org_admin, alliance, accept_charter=True)
+    if route == "decline":
+        return services.decline_invitation(org_admin, alliance)
     if route == "leave":
         return services.leave(org_admin, alliance)
     target = services.get_membership(alliance, membership.id if membership else MISSING_ID)

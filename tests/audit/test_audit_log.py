@@ -103,8 +103,9 @@ def test_a_coordinator_sees_their_alliances_events_and_not_anothers(
     assert pacific_ids and not pacific_ids & set(shown)
     assert b"Pacific-only reason." not in response.data
     suspended = element_text(response.data, f"event-{shown[0]}")
-    assert "membership.suspended" in suspended and "Member Org" in suspended
-    assert coordinator.name in suspended
+    # One sentence: who, of which organisation, did what to whom, where, and why.
+    assert (f"{coordinator.name} of Coordinating Org suspended Member Org from Atlantic "
+            f"Alliance: {REASON}") in suspended
 
 
 def test_the_log_shows_reasons_as_text_never_as_markup(as_coordinator, suspension):
@@ -195,4 +196,6 @@ def test_note_events_are_listed_only_to_those_who_may_read_the_note(
     factories.login(client, platform_admin)
     page = client.get("/admin/audit").get_data(as_text=True)
     assert f"note #{public.id}" in page
-    assert f"note #{red.id}" not in page and "note.sighting" not in page
+    listed = re.findall(r'<tr id="event-\d+" data-action="([^"]+)"', page)
+    assert "note.posted" in listed and "note.sighting" not in listed
+    assert f"note #{red.id}" not in page and "a sighting of" not in page

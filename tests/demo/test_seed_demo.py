@@ -103,3 +103,37 @@ def test_seed_demo_posts_notes_from_real_stix_content_under_the_read_rule(app):
     assert "Malicious URL used in a phishing campaign" in titles("rasa@baltic-energy.example")
     assert titles(None) == {"Norms of responsible state behaviour: what the OEWG report changes"}
     assert titles("sam@pending-analytics.example") == titles(None)  # not vetted: anonymous
+
+
+def test_the_demo_lets_a_newcomer_try_every_coordinator_action_at_once(app):
+    """Ingrid can approve one request and reject another, remind an invited organisation and
+    invite one that is in no alliance; Claire can reinstate; the admin can vet."""
+    from alliance.alliances.inbox import coordinator_inbox
+    from alliance.alliances.services import get_alliance, invitable_organisations
+    from alliance.auth.services import find_user_by_email
+    from alliance.orgs.services import pending_organisations
+
+    assert app.test_cli_runner().invoke(args=["alliance", "seed-demo"]).exit_code == 0
+    db.session.expire_all()
+    ingrid = coordinator_inbox(find_user_by_email("ingrid@nordic-cert.example"))
+    assert [a.slug for a in ingrid.alliances] == ["european-energy-sharing"]
+    assert sorted(m.organisation.name for m in ingrid.requests) == [
+        "Danube Hydro Power", "Sunrise Telecom"]
+    assert [m.organisation.name for m in ingrid.invitations] == ["Geneva Cyber Policy Institute"]
+    assert [o.name for o in invitable_organisations(get_alliance("european-energy-sharing"))] == [
+        "Iberian Grid Operator"]
+    claire = coordinator_inbox(find_user_by_email("claire@policy.geneva.example"))
+    assert [m.organisation.name for m in claire.suspended] == ["Baltic Energy ISAC"]
+    assert [o.name for o in pending_organisations()] == ["Pending Analytics Ltd"]
+
+
+def test_the_readme_demo_table_lists_every_demo_user(app):
+    import re
+    from pathlib import Path
+
+    from alliance.demo.services import ADMIN, ORGANISATIONS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = set(re.findall(r"^\| ([^ |]+@[^ |]+) \|", readme, re.M))
+    assert table == {email for spec in ORGANISATIONS for _, email, _ in spec["users"]}
+    assert ADMIN["email"] in readme and ADMIN["password"] in readme

@@ -1,11 +1,14 @@
 """The browser tests' servers: the app on a loopback port with a real Celery worker, and
-Debian's chromium driven by Playwright. Module-scoped: each test module gets its own."""
+Debian's chromium driven by Playwright. Module-scoped: each test module gets its own.
+Every page a test visits is checked with axe-core (tests/browser/axe.py): a serious or
+critical violation fails the test."""
 import os
 import threading
 
 import pytest
 from werkzeug.serving import make_server
 
+from tests.browser.axe import AxeAudit
 from tests.servers import CeleryWorker, free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -50,7 +53,61 @@ def live(app, tmp_root):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def axe():
+    """The axe-core audit of the browser's pages; the test's violations fail it."""
+    try:
+        audit = AxeAudit()
+    except RuntimeError as missing:
+        pytest.fail(str(missing))
+    uninstall = audit.install()
+    yield audit
+    uninstall()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A test that visited a page with serious or critical axe violations fails, once its own
+    assertions have passed (a failure of its own is the one to read first)."""
+    audit = item.funcargs.get("axe")
+    if audit is None:
+        return (yield)
+    audit.begin()
+    try:
+        result = yield
+    except BaseException:
+        try:
+            report = audit.finish()
+        except Exception as error:  # the test's own failure is the one to report
+            report = f"axe-core could not finish: {error}"
+        if report:  # shown beside the test's own failure
+            item.add_report_section("call", "axe-core", report)
+        raise
+    report = audit.finish()
+    if report:
+        pytest.fail(report, pytrace=False)
+    return result
+
+
+def _audited(browser, audit):
+    """Every context and page this browser opens is watched by the audit."""
+    new_context, new_page = browser.new_context, browser.new_page
+
+    def audited_context(*args, **kwargs):
+        context = new_context(*args, **kwargs)
+        audit.watch_context(context)
+        return context
+
+    def audited_page(*args, **kwargs):
+        page = new_page(*args, **kwargs)  # in a context of its own, closed with the page
+        audit.watch_context(page.context)
+        return page
+
+    browser.new_context, browser.new_page = audited_context, audited_page
+    return browser
+
+
+@pytest.fixture(scope="module")
+def browser(axe):
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):
@@ -60,5 +117,5 @@ def browser():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        yield browser
+        yield _audited(browser, axe)
         browser.close()

@@ -190,35 +190,6 @@ def _echo_looser(looser: list[dict], tlp: str) -> None:
         click.echo(f"  {obj['id']} ({obj['type']}){name}: TLP:{obj['level']}{where}", err=True)
 
 
-@alliance_cli.command("bench-data")
-@click.option("--notes", type=click.IntRange(1), required=True, help="How many notes.")
-@click.option("--orgs", type=click.IntRange(1), required=True, help="How many organisations.")
-@click.option("--alliances", type=click.IntRange(1), required=True, help="How many alliances.")
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--users-per-org", type=click.IntRange(1), default=4, show_default=True)
-@click.option("--objects-per-note", type=click.FloatRange(1), default=10.0, show_default=True,
-              help="Mean number of STIX objects per note, its report included.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was made as JSON.")
-def bench_data_command(notes, orgs, alliances, seed, users_per_org, objects_per_note, as_json):
-    """Fill the database with realistic generated notes for benchmarks (alliance.benchdata)."""
-    from alliance.benchdata import Plan, analyze, generate
-
-    if current_app.config["ENV_NAME"] == "production":
-        raise click.ClickException("bench-data does not run in production: its accounts "
-                                   "share a public password.")
-    plan = Plan(notes=notes, orgs=orgs, alliances=alliances, seed=seed,
-                users_per_org=users_per_org, objects_per_note=objects_per_note)
-    with click.progressbar(length=notes, label="Generating notes", file=sys.stderr) as bar:
-        made = generate(plan, progress=bar.update)
-    analyze()
-    if as_json:
-        click.echo(json.dumps(made, indent=2))
-        return
-    click.echo(f"{made['notes']:,} notes, {made['objects']:,} STIX objects, "
-               f"{made['organisations']} organisations, {made['alliances']} alliances. "
-               f"Reader (5 alliances): {made['reader']['email']}")
-
-
 @alliance_cli.group("api-key")
 def api_key_cli():
     """API keys for the TAXII 2.1 API."""

@@ -3,7 +3,7 @@
 For each database (BENCH_SCALE_DBS, default "sqlite,postgresql") and each number of stored
 STIX objects (BENCH_SCALE_SIZES, default "10000,100000,1000000"; BENCH_SCALE_SIZES_SQLITE or
 BENCH_SCALE_SIZES_POSTGRESQL for one database only), a fresh database is filled
-by `flask alliance bench-data` (alliance.benchdata: ~10 objects per note, 100
+by bench/benchdata.py's generate() (~10 objects per note, 100
 organisations, 30 alliances) and then, for the generated reader (a member of 5 alliances),
 in-process through the real views and services, over BENCH_SCALE_ROUNDS (100) requests each:
 
@@ -140,7 +140,7 @@ def _app(url: str):
 
 
 def fill(app, objects: int) -> tuple[dict, float]:
-    from alliance.benchdata import Plan, analyze, generate
+    from bench.benchdata import Plan, analyze, generate
 
     notes = max(1, objects // OBJECTS_PER_NOTE)
     done = [0]

@@ -4,7 +4,7 @@ read from the database and Redis when /metrics is scraped.
 Several gunicorn processes: with PROMETHEUS_MULTIPROC_DIR set (before prometheus_client is
 imported, so in the gunicorn config), each process writes its counters to files there and a
 scrape, whichever process answers it, adds up every process's files. The gunicorn config
-empties the folder on start and marks dead workers (README, "Health, metrics and logs")."""
+empties the folder on start and marks dead workers (docs/deploy.md, "Health, metrics and logs")."""
 import logging
 import time
 

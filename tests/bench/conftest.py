@@ -7,6 +7,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.benchdata import bench_data_command
+
 # Notes to fill (~10 STIX objects each). PostgreSQL needs more: with few rows its planner
 # rightly prefers sorting a small collection to walking the keyset index, and the tests would
 # judge a plan that only small databases get.
@@ -42,8 +44,8 @@ def plans_app(app, tmp_root):
                         "RATELIMIT_STORAGE_URI": "memory://"})
     with plans.app_context():
         upgrade()
-        result = plans.test_cli_runner().invoke(args=[
-            "alliance", "bench-data", "--notes", str(notes), "--orgs", "60",
+        result = plans.test_cli_runner().invoke(bench_data_command, [
+            "--notes", str(notes), "--orgs", "60",
             "--alliances", "15", "--seed", "11", "--json"])
     assert result.exit_code == 0, result.output
     plans.config["BENCH"] = json.loads(result.stdout)

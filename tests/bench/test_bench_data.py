@@ -1,4 +1,4 @@
-"""`flask alliance bench-data` writes what the app itself writes: a small generated database
+"""bench-data (bench/benchdata.py) writes what the app itself writes: a small generated database
 (on SQLite, or PostgreSQL with ALLIANCE_TEST_DB=postgresql) is read through the normal
 services — the feed through the read rule, search, correlation, TAXII pages, digests — and
 every answer is checked against the reference model of DESIGN.md's read table
@@ -33,6 +33,7 @@ from alliance.notes.validation import version_key
 from alliance.orgs.models import Organisation
 from alliance.sharing.policy import Principal, count_readable
 from alliance.taxii import services as taxii
+from bench.benchdata import bench_data_command
 from tests.sharing.test_read_rule_properties import (
     AllianceSpec,
     Model,
@@ -45,8 +46,8 @@ NOTES, ORGS, ALLIANCES, SEED = 300, 10, 6, 7
 
 
 def fill(app, notes=NOTES, orgs=ORGS, alliances=ALLIANCES, seed=SEED) -> dict:
-    result = app.test_cli_runner().invoke(args=[
-        "alliance", "bench-data", "--notes", str(notes), "--orgs", str(orgs),
+    result = app.test_cli_runner().invoke(bench_data_command, [
+        "--notes", str(notes), "--orgs", str(orgs),
         "--alliances", str(alliances), "--seed", str(seed), "--json"])
     assert result.exit_code == 0, result.output
     db.session.expire_all()
@@ -384,6 +385,17 @@ def test_posting_and_a_second_run_fit_on_top_of_generated_data(app):
 def test_bench_data_refuses_empty_plans(app, bad):
     args = {"--notes": "5", "--orgs": "2", "--alliances": "1"}
     args.update(dict(zip(bad[::2], bad[1::2], strict=True)))
-    result = app.test_cli_runner().invoke(args=["alliance", "bench-data",
-                                                *[x for kv in args.items() for x in kv]])
-    assert result.exit_code != 0
+    result = app.test_cli_runner().invoke(bench_data_command,
+                                          [x for kv in args.items() for x in kv])
+    assert result.exit_code == 2 and "Invalid value" in result.output
+
+
+def test_bench_data_is_a_bench_command_not_an_app_command(app):
+    """The app carries no benchmark tooling; `flask --app bench.benchdata` adds the command."""
+    from bench import benchdata
+
+    assert "bench-data" not in app.cli.commands["alliance"].commands
+    assert "bench-data" not in app.cli.commands
+    with_it = benchdata.create_app(
+        {"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"]})
+    assert with_it.cli.commands["bench-data"] is bench_data_command

@@ -44,9 +44,11 @@ def _post(objects):
 
 
 def _rows(conn, after: int, skip: set[str]) -> dict:
-    """The rows of the object versions stored after row `after`, but those in `skip`."""
-    where = "stix_objects.id > :after AND stix_objects.stix_id NOT IN ({})".format(
-        ", ".join(f"'{s}'" for s in skip))
+    """The rows of the object versions stored after row `after`, but those in `skip` and the
+    platform's objects served beside notes (scope -1, notes.served_with): stored once per
+    organisation, which the floor's database did with its first post."""
+    where = ("stix_objects.id > :after AND stix_objects.scope != -1 "
+             "AND stix_objects.stix_id NOT IN ({})").format(", ".join(f"'{s}'" for s in skip))
     params = {"after": after}
 
     def rows(sql):

@@ -1,4 +1,4 @@
-"""The README's backup and restore, run as written: pg_dump / pg_restore of a migrated
+"""The backup and restore of docs/deploy.md, run as written: pg_dump / pg_restore of a migrated
 PostgreSQL database into a new one, and `flask alliance sqlite-backup` (SQLite's online backup
 API) of a database that another connection is writing to. Each restored copy is one the app
 accepts: at the migrations' head, with the data in it."""

@@ -341,7 +341,7 @@ ADMIN_PASSWORD = "Harbour-Lantern-Quartz-8841"
 
 @pytest.fixture
 def proxied_platform(tmp_path):
-    """The production set-up on loopback: `flask db upgrade` and `create-admin` as the README
+    """The production set-up on loopback: `flask db upgrade` and `create-admin` as docs/deploy.md
     says, gunicorn from alliance-web.service's ExecStart, nginx with the deploy site."""
     gunicorn_port, http_port, https_port = free_port(), free_port(), free_port()
     env = _deploy_env(tmp_path, GUNICORN_BIND=f"127.0.0.1:{gunicorn_port}",

@@ -1,7 +1,7 @@
 """Shared by the deploy and scale tests: read deploy/systemd units and run their ExecStart
 lines on this machine, so that what the tests start is what an operator's hosts start.
 
-The units assume the layout the README describes (code and .venv in /srv/alliance, state in
+The units assume the layout docs/deploy.md describes (code and .venv in /srv/alliance, state in
 /var/lib/alliance); `command` maps those onto this checkout and a temporary folder."""
 import configparser
 import os

@@ -1,7 +1,7 @@
 """Who speaks for whom, as a property: random sequences of posts by several organisations
 (new objects, newer versions, revocations, creators named, left out, forged or third-party),
 with members removed and re-joined on the way, are checked after every step against a small
-reference model of the rules in DESIGN.md ("Posting": authorship) and the README's "Who
+reference model of the rules in DESIGN.md ("Posting": authorship) and docs/posting.md's "Who
 speaks for whom": which posts are accepted, and, per collection and object id, which creator
 and which latest version TAXII serves.
 

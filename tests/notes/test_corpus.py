@@ -183,7 +183,7 @@ def test_valid_file(name, member, alliance, coordinator):
     report = extra.pop(note.report_id)
     # The poster's identity, as the platform vetted it, resolves its created_by_ref: marked
     # TLP:AMBER+STRICT wherever it is served (as strict as any note TAXII serves), TLP:RED
-    # with a TLP:RED note (README, "TAXII").
+    # with a TLP:RED note (docs/api.md).
     mine = extra.pop(member.organisation.stix_id)
     assert (mine["name"], mine["object_marking_refs"]) == (member.organisation.name, [
         marking_id("RED" if tlp == "RED" else "AMBER+STRICT")])

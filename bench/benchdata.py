@@ -1,4 +1,6 @@
-"""Realistic data at scale for benchmarks and query-plan tests (`flask alliance bench-data`).
+"""Realistic data at scale for benchmarks and query-plan tests: generate(), and the
+`bench-data` command that runs it (not an app command: tests/bench and the benchmarks
+register it where they use it; by hand, `flask --app bench.benchdata bench-data --help`).
 
 generate() fills the database with organisations, users, alliances, memberships in every
 state, coordinators, watch terms and notes — mixed TLPs (RED with named recipients),
@@ -18,14 +20,20 @@ row has to be read back.
 
 Deterministic for a seed, apart from the time it runs at (notes end "now")."""
 import hashlib
+import json
 import random
+import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import click
 import orjson
+from flask import current_app
+from flask.cli import with_appcontext
 from sqlalchemy import func, select, text
 
+from alliance import create_app as create_alliance_app
 from alliance.alliances.models import Alliance, Coordinator, Membership
 from alliance.auth.models import User
 from alliance.core.models import utcnow
@@ -583,3 +591,39 @@ def analyze() -> None:
     if db.session.get_bind().dialect.name == "postgresql":
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
+
+
+@click.command("bench-data")
+@click.option("--notes", type=click.IntRange(1), required=True, help="How many notes.")
+@click.option("--orgs", type=click.IntRange(1), required=True, help="How many organisations.")
+@click.option("--alliances", type=click.IntRange(1), required=True, help="How many alliances.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--users-per-org", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--objects-per-note", type=click.FloatRange(1), default=10.0, show_default=True,
+              help="Mean number of STIX objects per note, its report included.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was made as JSON.")
+@with_appcontext
+def bench_data_command(notes, orgs, alliances, seed, users_per_org, objects_per_note, as_json):
+    """Fill the database with realistic generated notes for benchmarks."""
+    if current_app.config["ENV_NAME"] == "production":
+        raise click.ClickException("bench-data does not run in production: its accounts "
+                                   "share a public password.")
+    plan = Plan(notes=notes, orgs=orgs, alliances=alliances, seed=seed,
+                users_per_org=users_per_org, objects_per_note=objects_per_note)
+    with click.progressbar(length=notes, label="Generating notes", file=sys.stderr) as bar:
+        made = generate(plan, progress=bar.update)
+    analyze()
+    if as_json:
+        click.echo(json.dumps(made, indent=2))
+        return
+    click.echo(f"{made['notes']:,} notes, {made['objects']:,} STIX objects, "
+               f"{made['organisations']} organisations, {made['alliances']} alliances. "
+               f"Reader (5 alliances): {made['reader']['email']}")
+
+
+def create_app(config=None):
+    """The app with `bench-data` beside its own commands, for `flask --app bench.benchdata`:
+    the command is benchmark tooling, so the app itself does not carry it."""
+    app = create_alliance_app(config)
+    app.cli.add_command(bench_data_command)
+    return app

@@ -17,7 +17,10 @@ bench/results/. Each figure is printed next to the baseline it is compared with.
   scale    p95 of TAXII pages, feed, search, note page and digest build, and import rate, on
            databases filled by bench-data at 10,000, 100,000 and 1,000,000 objects, SQLite
            and PostgreSQL, with a chart (bench/scale.py; BENCH_SCALE_SIZES, BENCH_SCALE_DBS,
-           BENCH_SCALE=0 to skip)."""
+           BENCH_SCALE=0 to skip).
+  startup  wall and CPU time of a fresh `flask --app wsgi alliance --help` (median of
+           BENCH_STARTUP_RUNS, 11) next to the 0.5 s goal, and of the frameworks alone
+           (bench/startup.py; BENCH_STARTUP=0 to skip)."""
 import json
 import os
 import statistics
@@ -235,6 +238,10 @@ def main():
     results = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
                "machine": os.uname().machine, "cpus": os.cpu_count(),
                "import": bench_import(), "feed": bench_feed(sizes)}
+    if os.environ.get("BENCH_STARTUP", "1") != "0":
+        from bench.startup import bench_startup
+
+        results["startup"] = bench_startup()
     if os.environ.get("BENCH_DIGESTS", "1") != "0":
         from bench.digests import bench_digests
 
@@ -252,6 +259,10 @@ def main():
     out = ROOT / "bench" / "results" / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"results written to {out.relative_to(ROOT)}")
+    failed = [p for r in results.get("taxii", []) if r["part"] == "goals-failed"
+              for p in r["paths"]]
+    if failed:  # a path that should stay flat grew past its goal (bench/taxii.py)
+        sys.exit(f"TAXII growth past its goal for: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

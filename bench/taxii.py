@@ -9,6 +9,9 @@ threaded WSGI server, each in a process of its own on loopback — and read by t
   page   p50/p95 of GET .../objects/?limit=100, the first page and a deep `next` page (at 90%
          of the collection), with 10,000 and 100,000 objects in the collection
          (BENCH_TAXII_SIZES), over BENCH_TAXII_ROUNDS (200) requests each.
+  by id  ours only: p50/p95 of GET .../objects/{id}/ and .../objects/{id}/versions/, each
+         request for another object of the collection (BENCH_TAXII_ROUNDS ids), at each size,
+         and their growth from the smallest size to the largest: past 1.5x fails the run.
 
 The collections are filled directly (ours: the rows post_note writes — notes of 1,000 objects,
 a report and 999 indicators, in the key's alliance, plus RED notes worth 10% more objects that
@@ -418,9 +421,40 @@ def bench_post(count: int) -> dict:
             "medallion_per_s": round(theirs), "ours_over_medallion": round(ratio, 2)}
 
 
+def _sample_ids(app, count: int) -> list[str]:
+    """`count` different ids the collection serves, spread over all of it (each request of
+    the by-id timings asks for another object, as clients do)."""
+    from sqlalchemy import func, select
+
+    from alliance.extensions import db
+    from alliance.notes.models import CollectionObject, StixObject
+
+    with app.app_context():
+        return db.session.scalars(select(StixObject.stix_id).join(
+            CollectionObject, CollectionObject.object_id == StixObject.id).where(
+            StixObject.type == "indicator").order_by(func.random()).limit(count)).all()
+
+
+def timed_each(session, urls: list[str]) -> list[float]:
+    """GET each url once; milliseconds per request. Every answer must hold the object."""
+    times = []
+    for url in urls:
+        start = time.perf_counter()
+        response = session.get(url, timeout=600)
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, (url, response.status_code, response.text[:300])
+    return times
+
+
+# Paths read by id: their p50 and p95 may grow at most this much from the smallest collection
+# to the largest (issue 22: "within 1.5x").
+GOAL_BY_ID = 1.5
+
+
 def _ours_pages(size: int, rounds: int) -> dict:
     app, path, key, collection, ids = _our_database(f"pages-{size}")
     served = fill_ours(app, size, ids)
+    sample = _sample_ids(app, rounds + 3)
     found = {}
     with Server("ours", path) as server:
         session = _session(key)
@@ -431,6 +465,10 @@ def _ours_pages(size: int, rounds: int) -> dict:
             timed(session, url, [params] * 3)  # warm up
             times, _out = timed(session, url, [params] * rounds)
             found[page] = {"p": percentiles(times), "n": len(times), "timed_out": False}
+        for path_name, suffix in (("object", "/"), ("versions", "/versions/")):
+            timed_each(session, [f"{url}{i}{suffix}" for i in sample[:3]])  # warm up
+            times = timed_each(session, [f"{url}{i}{suffix}" for i in sample[3:]])
+            found[path_name] = {"p": percentiles(times), "n": len(times)}
     _remove(path)
     found["objects"] = served
     return found
@@ -478,9 +516,9 @@ def _medallion_pages(size: int, rounds: int, budget: float) -> dict:
 
 
 def bench_pages(sizes, rounds: int, budget: float) -> list[dict]:
-    rows = []
+    rows, by_id = [], {}
     for size in sizes:
-        ours = _ours_pages(size, rounds)
+        ours = by_id[size] = _ours_pages(size, rounds)
         theirs = _medallion_pages(size, rounds, budget)
         for page in ("first", "deep"):
             (o50, o95), (m50, m95) = ours[page]["p"], theirs[page]["p"]
@@ -509,9 +547,33 @@ def bench_pages(sizes, rounds: int, budget: float) -> list[dict]:
                   f"medallion {text}   medallion/ours p95 = "
                   f"{'n/a' if ratio is None else f'{ratio:,.1f}x'} {GOAL_PAGE}", flush=True)
             rows.append(row)
+    failed = []
+    for path_name in ("object", "versions"):
+        runs = [(size, by_id[size][path_name]) for size in sizes]
+        for size, found in runs:
+            p50, p95 = found["p"]
+            print(f"taxii  GET objects/{{id}}/{'versions/' if path_name == 'versions' else ''}"
+                  f"  {size:>7,} objects   ours {_fmt(p50, p95)}   ({found['n']} different ids)",
+                  flush=True)
+            rows.append({"part": "by-id", "path": path_name, "objects": size,
+                         "ours_p50_ms": round(p50, 2), "ours_p95_ms": round(p95, 2),
+                         "requests": found["n"]})
+        if len(runs) > 1:
+            (small, (s50, s95)), (large, (l50, l95)) = (
+                (runs[0][0], runs[0][1]["p"]), (runs[-1][0], runs[-1][1]["p"]))
+            growth = {"p50": _ratio(l50, s50), "p95": _ratio(l95, s95)}
+            ok = all(g is not None and g <= GOAL_BY_ID for g in growth.values())
+            rows.append({"part": "by-id-growth", "path": path_name, "from": small, "to": large,
+                         "p50_ratio": growth["p50"], "p95_ratio": growth["p95"],
+                         "goal_ratio": GOAL_BY_ID, "meets_goal": ok})
+            print(f"taxii  GET {path_name} by id  {large:,} / {small:,} objects   p50 "
+                  f"{growth['p50']:.2f}x  p95 {growth['p95']:.2f}x   (goal <= {GOAL_BY_ID}x)"
+                  f"{'' if ok else '   FAILED'}", flush=True)
+            if not ok:
+                failed.append(path_name)
     if len(sizes) > 1:
         for page in ("first", "deep"):
-            runs = [r for r in rows if r["page"] == page]
+            runs = [r for r in rows if r["part"] == "page" and r["page"] == page]
             small, large = runs[0], runs[-1]
             ours_growth = _ratio(large["ours_p95_ms"], small["ours_p95_ms"])
             theirs_growth = _ratio(large["medallion_p95_ms"], small["medallion_p95_ms"])
@@ -522,6 +584,8 @@ def bench_pages(sizes, rounds: int, budget: float) -> list[dict]:
                   f"objects   ours {ours_growth:.2f}x   medallion "
                   f"{'n/a (timed out)' if theirs_growth is None else f'{theirs_growth:.2f}x'}"
                   f"   (goal: ours nearly flat)", flush=True)
+    if failed:
+        rows.append({"part": "goals-failed", "paths": failed})
     return rows
 
 
@@ -546,6 +610,9 @@ def main():
     print(f"results written to {out.relative_to(ROOT)}")
     if _OWN_TMP:
         shutil.rmtree(_OWN_TMP, ignore_errors=True)
+    failed = [p for r in results["taxii"] if r["part"] == "goals-failed" for p in r["paths"]]
+    if failed:
+        sys.exit(f"growth past {GOAL_BY_ID}x for: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

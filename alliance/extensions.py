@@ -2,13 +2,13 @@
 import ipaddress
 import json
 
+import click
 import orjson
 from celery import Celery, Task
 from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
@@ -45,7 +45,47 @@ def _json_loads(text: str):
 
 db = SQLAlchemy(model_class=Base, engine_options={"json_serializer": _json_dumps,
                                                   "json_deserializer": _json_loads})
-migrate = Migrate()
+
+
+class LazyMigrate:
+    """Flask-Migrate, bound to the app the first time a migration needs it (`flask db ...`,
+    flask_migrate.upgrade() in an app context): importing it imports Alembic, about half a
+    second that the web, the workers and every other command do not need. Until then the app
+    has a placeholder config (with the migrations folder, which the readiness probe reads)
+    and a placeholder `db` command group."""
+
+    def init_app(self, app: Flask, db, directory: str, **kwargs) -> None:
+        def bind():
+            if isinstance(app.extensions["migrate"], _UnboundMigrateConfig):
+                from flask_migrate import Migrate
+
+                # Replaces both placeholders with Flask-Migrate's own config and `db` group.
+                Migrate(app, db, directory, **kwargs)
+            return app.extensions["migrate"], app.cli.commands["db"]
+
+        app.extensions["migrate"] = _UnboundMigrateConfig(directory, bind)
+        app.cli.add_command(_LazyDbGroup(bind))
+
+
+class _UnboundMigrateConfig:
+    def __init__(self, directory: str, bind):
+        self.directory = directory
+        self._bind = bind
+
+    def __getattr__(self, name):
+        return getattr(self._bind()[0], name)
+
+
+class _LazyDbGroup(click.Group):
+    def __init__(self, bind):
+        super().__init__("db", help="Perform database migrations.")
+        self._bind = bind
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        return self._bind()[1].make_context(info_name, args, parent=parent, **extra)
+
+
+migrate = LazyMigrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 

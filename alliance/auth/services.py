@@ -6,6 +6,7 @@ user loader refuses a session whose version is older, so bumping the version sig
 session of that user at once, in every process, with no server-side session store."""
 import hashlib
 import hmac
+from functools import cache
 
 import idna
 from flask import current_app, session
@@ -13,8 +14,6 @@ from flask_login import login_user, logout_user
 from limits import parse as parse_limit
 from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
-from zxcvbn import zxcvbn
-from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from alliance.audit.services import record
 from alliance.auth.models import User
@@ -30,9 +29,22 @@ RESET_REQUESTED = "auth.password_reset"
 SIGN_IN_LINK_REQUESTED = "auth.sign_in_link"
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
-_COMMON_PASSWORDS = frozenset(FREQUENCY_LISTS["passwords"])
-# Checked against when the e-mail is unknown, so both answers take the same time.
-_DUMMY_HASH = generate_password_hash("not-a-real-password-0000", method="scrypt")
+# Checked against when the e-mail is unknown, so both answers take the same time. Written
+# out, not hashed at import (~0.2 s of CPU in every process, a command-line start too):
+# generate_password_hash("not-a-real-password-0000", method="scrypt"), with the cost
+# hash_password uses (tests/core/test_startup.py checks they stay the same).
+_DUMMY_HASH = ("scrypt:32768:8:1$4NQyPl2GxuKxq1ZQ$e39d9f21947a2913d980b84cf60220de08c18ea7c9e07b"
+               "711d5dbee484339ce455a28c1e74c6e3f29bb8a6a1816b971b880f2cead638a8a894dd510406b4a"
+               "ac2")
+
+
+# zxcvbn is imported where a password is checked: it costs ~0.1 s to import, and every
+# process (a command-line start too) imports this module.
+@cache
+def _common_passwords() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
 
 
 def normalise_email(email: str) -> str:
@@ -58,9 +70,11 @@ def check_password_policy(password: str, *, user_inputs: tuple = ()) -> None:
         raise DomainError(f"Use at least {MIN_PASSWORD_LENGTH} characters.", field="password")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise DomainError(f"Use at most {MAX_PASSWORD_LENGTH} characters.", field="password")
-    if password.lower() in _COMMON_PASSWORDS:
+    if password.lower() in _common_passwords():
         raise DomainError("This password is on a list of common passwords; choose another.",
                           field="password")
+    from zxcvbn import zxcvbn
+
     # zxcvbn is slow on very long inputs; a long passphrase is strong enough by length.
     result = zxcvbn(password[:64], user_inputs=[str(i) for i in user_inputs if i])
     if result["score"] < 3:

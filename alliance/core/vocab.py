@@ -5,7 +5,6 @@ from functools import cache
 from pathlib import Path
 
 import pycountry
-from stix2.v21 import vocab
 
 
 @cache
@@ -20,6 +19,10 @@ def country_name(code: str | None) -> str:
 
 @cache
 def sector_choices() -> list[tuple[str, str]]:
+    # stix2 is imported here, not at the top: it costs ~0.2 s, and forms ask for this list
+    # only when they are built.
+    from stix2.v21 import vocab
+
     return [(s, s.replace("-", " ").capitalize()) for s in vocab.INDUSTRY_SECTOR]
 
 

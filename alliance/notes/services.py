@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
-import stix2
 from sqlalchemy import (
     JSON,
     Integer,
@@ -28,7 +27,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 
@@ -39,7 +37,7 @@ from alliance.core.errors import Conflict, DomainError, NotAllowed
 from alliance.core.models import utcnow
 from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
-from alliance.notes import fastcheck, observables, search, served_with
+from alliance.notes import observables, search, served_with
 from alliance.notes.authorship import (
     as_sent_with,
     check_authorship,
@@ -313,6 +311,8 @@ def _stored_versions(ids: list[str]) -> list:
             select(*columns).where(StixObject.stix_id.in_(select(wanted.c.value)), posted)
             .order_by(StixObject.id), {"stix_ids": orjson.dumps(ids).decode()}).all()
     if db.session.connection().dialect.name == "postgresql":  # the same, as one array
+        from sqlalchemy.dialects import postgresql
+
         wanted = bindparam("stix_ids", ids, type_=postgresql.ARRAY(String))
         return db.session.execute(select(*columns).where(StixObject.stix_id == any_(wanted), posted)
                                   .order_by(StixObject.id)).all()
@@ -478,6 +478,12 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
         "labels": sorted(set(labels)) or None,
     }
     report = {k: v for k, v in report.items() if v is not None}
+    # stix2 (and fastcheck, built from it) is imported where an object is checked: it costs
+    # ~0.2 s to import, and every process that builds the app imports this module.
+    import stix2
+
+    from alliance.notes import fastcheck
+
     if fastcheck.check(report) is not fastcheck.ACCEPT:
         # The fast path accepts only what stix2 certainly accepts; anything else (and every
         # refusal, with its message) is stix2's to decide.
@@ -851,6 +857,8 @@ def add_comment(actor, note: Note, kind: str, text: str = "", opinion: str | Non
                 "count": 1, **base}
         if text:
             stix["description"] = text
+    import stix2
+
     stix2.parse(stix, allow_custom=True, version="2.1")
     comment = NoteComment(note_id=note.id, kind=kind, author_id=actor.id, organisation_id=org.id,
                           text=text, opinion=opinion, stix=json.loads(json.dumps(stix)))
@@ -1057,6 +1065,8 @@ def edit_note(actor, note: Note, *, title: str, description: str) -> Note:
         body.pop("description", None)
     if body["modified"] <= current.modified:  # same millisecond as the previous version
         raise Conflict("The note changed a moment ago; reload it and edit again.")
+    import stix2
+
     stix2.parse(body, allow_custom=True, version="2.1")
     # The version this edit read, or nothing: of two edits at once the second would also
     # replace the version the first replaced, and the note would hold two reports.

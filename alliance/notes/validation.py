@@ -16,12 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
-import stix2
 from flask import current_app
-from stix2 import exceptions as stix_errors
 
 from alliance.core.errors import DomainError
-from alliance.notes import fastcheck, fastpattern
 from alliance.sharing.markings import known_marking_ids
 
 ID_RE = re.compile(r"^([a-z0-9][a-z0-9-]*[a-z0-9])--([0-9a-fA-F-]{36})$")
@@ -431,6 +428,8 @@ def _number_walk(value, path: str, found: list) -> None:
 
 
 def _stix2_problem(obj: dict, exc: Exception) -> Problem:
+    from stix2 import exceptions as stix_errors
+
     obj_id = obj["id"]
     prop = getattr(exc, "prop_name", None) or ", ".join(getattr(exc, "properties", []) or [])
     if not prop and isinstance(exc, stix_errors.InvalidSelectorError):
@@ -491,6 +490,14 @@ def check_object(obj, budget: list[int] | None = None) -> list[Problem]:
         # stix2 would report one of these again and stop there: its pattern check is the
         # one other it would make, so a broken pattern is reported in the same answer.
         return problems + _pattern_problems(obj, budget)
+    # stix2, and the fast paths built from it, are imported where objects are checked: it
+    # costs ~0.2 s to import, and every process that builds the app imports this module.
+    # (Once loaded, these imports are a dictionary look-up, well under a microsecond.)
+    import stix2
+    from stix2 import exceptions as stix_errors
+
+    from alliance.notes import fastcheck, fastpattern
+
     verdict = fastcheck.check(obj, pattern_ok=fastpattern.check)
     if verdict is not None and verdict[0]:
         return problems  # certainly what stix2.parse accepts (tests/notes/test_fast*.py)
@@ -529,6 +536,8 @@ def _pattern_problems(obj: dict, budget: list[int] | None) -> list[Problem]:
             isinstance(pattern, str) and pattern):
         return []
     version = obj.get("pattern_version")
+    from alliance.notes import fastpattern
+
     verdict = fastpattern.check(pattern, version if isinstance(version, str) else None)
     if verdict:
         return []

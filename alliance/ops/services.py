@@ -5,17 +5,17 @@ import logging
 import os
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import redis
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from flask import Flask, current_app
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy import text
 
 from alliance.extensions import db
+
+# Alembic and redis are imported where a probe or a scrape uses them: every process builds the
+# app, and most never run a check (a command-line start would pay ~0.4 s for them).
+if TYPE_CHECKING:
+    import redis
 
 NOT_CONFIGURED = "not configured"
 _MIGRATION_LOGGER = logging.getLogger("alembic.runtime.migration")
@@ -27,6 +27,8 @@ class CheckFailed(Exception):
 
 def check_database() -> str:
     """The database answers and its Alembic revision is the migrations' head."""
+    from alembic.runtime.migration import MigrationContext
+
     try:
         with db.engine.connect() as conn, _quiet(_MIGRATION_LOGGER):
             conn.execute(text("SELECT 1"))
@@ -56,12 +58,15 @@ def _quiet(logger: logging.Logger):
 def migration_heads(directory: str) -> tuple[str, ...]:
     """Head revision(s) of the migrations folder; read once per process (a deploy that brings
     new migrations restarts the processes)."""
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
     config = AlembicConfig()
     config.set_main_option("script_location", directory)
     return tuple(ScriptDirectory.from_config(config).get_heads())
 
 
-def redis_client(app: Flask | None = None) -> redis.Redis | None:
+def redis_client(app: Flask | None = None) -> "redis.Redis | None":
     """A client with short timeouts for probes and scrapes (a down Redis answers in about
     HEALTH_CHECK_TIMEOUT seconds, never hangs them), or None without REDIS_URL. The caller
     closes it."""
@@ -69,6 +74,10 @@ def redis_client(app: Flask | None = None) -> redis.Redis | None:
     url = app.config.get("REDIS_URL")
     if not url:
         return None
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     timeout = app.config["HEALTH_CHECK_TIMEOUT"]
     # No retries: a probe reports what it sees now, within one timeout.
     return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,

@@ -6,7 +6,6 @@ import secrets
 import uuid
 from datetime import timedelta
 
-import stix2
 from flask import current_app
 from limits import parse as parse_limit
 from sqlalchemy import delete, func, select
@@ -35,6 +34,10 @@ ORG_SLUG_RE = re.compile(r"^[a-z0-9-]{1,80}$")
 def build_identity(org: Organisation) -> dict:
     """The organisation's STIX 2.1 identity. Its id never changes; a new version gets a new
     `modified`."""
+    # stix2 is imported where it is used: it costs ~0.2 s to import, and every process (a
+    # command-line start too) imports this module.
+    import stix2
+
     now = utcnow()
     created = org.stix_identity.get("created") if org.stix_identity else None
     identity = stix2.v21.Identity(

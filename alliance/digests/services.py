@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from limits import parse as parse_limit
 from markupsafe import Markup
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -43,6 +43,7 @@ from alliance.extensions import db, limiter
 from alliance.mail.services import (
     build_message,
     deterministic_message_id,
+    flatten,
     render_mail,
     send_message,
 )
@@ -53,7 +54,7 @@ from alliance.outbox.services import PermanentFailure, TemporaryFailure, enqueue
 from alliance.sharing.policy import Principal, readable_note_ids, readable_notes
 from alliance.sharing.tlp import TLP_RANK
 
-DIGEST_ITEMS = 200          # per mail; a longer period says "and N more" with a link
+DIGEST_ITEMS = 200          # listed in full at most (fewer past MAIL_BYTES); the rest counted
 SUMMARY_CHARS = 280
 UNSUBSCRIBE_MAX_AGE = 400 * 24 * 3600
 MAX_WATCH_TERMS = 100
@@ -392,13 +393,40 @@ def _fragments(item: Item) -> tuple[Markup, Markup]:
 
 
 @dataclass
+class Counted:
+    """Notes of a digest's period that its mail counts instead of listing: how many, in which
+    alliance (None: the other notes the reader gets, by a watch term or a comment), why, and
+    the link to the feed filtered to that alliance and the period."""
+    name: str | None
+    count: int
+    why: str
+    link: str
+
+    @property
+    def text_link(self) -> Markup:
+        """The link as the text part prints it: as is, or its "&" would read "&amp;" and the
+        link would not work. Safe: external_url built it from BASE_URL, an alliance id and
+        two ISO dates, URL-encoded; nothing in it is typed by anyone."""
+        return Markup(self.link)  # noqa: S704
+
+
+@dataclass
 class Digest:
     user: User
     start: datetime
     end: datetime
     groups: list[tuple[str, list[Item]]] = field(default_factory=list)
     red_count: int = 0
-    more: int = 0
+    more: int = 0  # notes counted (Counted rows), not listed
+    counted: list[Counted] = field(default_factory=list)
+    # Filled by build_digest: every listable item loaded, the most relevant first (with its
+    # group), the notes past the queries' limits per group (never loaded: counted only),
+    # their reasons, and the alliance ids by name (for the feed links).
+    ranked: list[tuple[str | None, Item]] = field(default_factory=list)
+    unlisted: dict = field(default_factory=dict)
+    unlisted_why: dict = field(default_factory=dict)
+    alliance_ids: dict = field(default_factory=dict)
+    shown: int = 0
 
     @property
     def count(self) -> int:
@@ -418,7 +446,52 @@ class Digest:
 
     @property
     def alliance_count(self) -> int:
-        return len([name for name, _ in self.groups if name])
+        return len({name for name, _ in self.groups if name}
+                   | {row.name for row in self.counted if row.name})
+
+    def feed_link(self, name: str | None) -> str:
+        """The feed filtered to the period (the UTC days it touches: the feed filters by
+        day) and, for an alliance's row, to that alliance."""
+        since = self.start.astimezone(UTC).date()
+        until = max(since, (self.end - timedelta(microseconds=1)).astimezone(UTC).date())
+        values = {"since": since.isoformat(), "until": until.isoformat()}
+        if name is not None and name in self.alliance_ids:
+            values = {"alliance": self.alliance_ids[name], **values}
+        return external_url("notes.feed", **values)
+
+    def show(self, listed: int, rows: int | None = None) -> None:
+        """List the `listed` most relevant items in full (grouped by alliance, newest first
+        in each group, as always) and count the rest per alliance, with a feed link each;
+        past `rows` rows, the smallest go into one row linking to the feed of the period."""
+        listed = max(0, min(listed, len(self.ranked), DIGEST_ITEMS))
+        self.shown = listed
+        groups: dict[str | None, list[Item]] = defaultdict(list)
+        for name, item in sorted(self.ranked[:listed],
+                                 key=lambda g: (g[1].note.created_at, g[1].note.id),
+                                 reverse=True):
+            groups[name].append(item)
+        self.groups = sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+        counts: dict[str | None, int] = defaultdict(int, self.unlisted)
+        whys: dict[str | None, list[str]] = {k: list(v) for k, v in self.unlisted_why.items()}
+        for name, item in self.ranked[listed:]:
+            counts[name] += 1
+            for reason in item.reasons:
+                # Counted notes are not named: nor is the watch term one carries.
+                reason = WATCH_REASONS[1] if reason.startswith(WATCH_REASONS) else reason
+                if reason not in whys.setdefault(name, []):
+                    whys[name].append(reason)
+        self.counted = [Counted(name, counts[name], "; ".join(whys.get(name, [])) or
+                                (f"new in {name}" if name else "notes you can read"),
+                                self.feed_link(name))
+                        for name in sorted(counts, key=lambda n: (n is None, n or ""))
+                        if counts[name]]
+        if rows is not None and len(self.counted) > rows:
+            kept = sorted(self.counted, key=lambda r: -r.count)[:max(rows - 1, 0)]
+            rest = [r for r in self.counted if r not in kept]
+            self.counted = [r for r in self.counted if r in kept] + [Counted(
+                f"{len(rest)} other alliances", sum(r.count for r in rest),
+                "new in your alliances", self.feed_link(None))]
+        self.more = sum(row.count for row in self.counted)
 
 
 def _note_link(note, base: str | None = None) -> str:
@@ -460,10 +533,11 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
     by_others = or_(Note.author_id.is_(None), Note.author_id != user.id)
     reasons: dict[int, list[str]] = defaultdict(list)
     notes: dict[int, NoteView] = {}
-    unloaded = 0  # notes past a query's limit: counted for "and N more", never loaded
+    # Notes past a query's limit: counted per alliance (_count_unloaded), never loaded; with
+    # the reason the query stands for.
+    pasts: list[tuple[object, str | None]] = []
 
-    def take(stmt, reason_of):
-        nonlocal unloaded
+    def take(stmt, reason_of, why=None):
         found = db.session.execute(
             stmt.with_only_columns(Note.id, Note.report_id, Note.title, Note.description,
                                    Note.tlp, Note.kind, Note.created_at, Organisation.name)
@@ -476,10 +550,8 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
             # it. Counting only those (not all and subtracting) evaluates the rule on the rest
             # of the period only, not a second time on the part the query above went through.
             last_id, last_at = found[-1][0], found[-1][6]
-            past = stmt.where(Note.created_at <= last_at,
-                              or_(Note.created_at < last_at, Note.id < last_id))
-            rest = db.session.scalar(select(func.count()).select_from(past.subquery()))
-            unloaded = max(unloaded, rest)
+            pasts.append((stmt.where(Note.created_at <= last_at,
+                                     or_(Note.created_at < last_at, Note.id < last_id)), why))
         audiences = defaultdict(list)
         for note_id, alliance_id in db.session.execute(
                 select(NoteAudience.note_id, NoteAudience.alliance_id).where(
@@ -524,8 +596,8 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
             Note.id.in_(select(NoteFacet.note_id).join(
                 WatchTerm, and_(WatchTerm.value == NoteFacet.value,
                                 WatchTerm.kind == NoteFacet.facet)).where(
-                WatchTerm.user_id == user.id)))), lambda n: [])
-        take(readable().where(by_others, Note.id.in_(folded)), lambda n: [])
+                WatchTerm.user_id == user.id)))), lambda n: [], WATCH_REASONS[1])
+        take(readable().where(by_others, Note.id.in_(folded)), lambda n: [], WATCH_REASONS[1])
         terms = _matching_terms(list(notes), [user.id])
         for note_id in notes:
             for term in terms.get((user.id, note_id), []):
@@ -537,26 +609,64 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
         NoteComment.created_at >= start, NoteComment.created_at < end,
         NoteComment.author_id != user.id)
     take(readable().where(Note.author_id == user.id, Note.id.in_(commented)),
-         lambda n: ["comment on a note you posted"])
+         lambda n: ["comment on a note you posted"], "comment on a note you posted")
 
-    groups: dict[str | None, list[Item]] = defaultdict(list)
     base = current_app.config["BASE_URL"].rstrip("/")
-    listed = sorted(notes.values(), key=lambda n: (n.created_at, n.id), reverse=True)
-    listed_count = 0
-    for note in listed:
+    candidates = []
+    for note in notes.values():
         if not reasons[note.id]:
             continue  # a watched-term candidate whose term no longer matches
         if note.tlp == "RED":
             digest.red_count += 1
             continue
-        if listed_count >= DIGEST_ITEMS:
-            digest.more += 1
-            continue
-        listed_count += 1
-        groups[first_alliance(note)].append(Item(note, reasons[note.id], _note_link(note, base)))
-    digest.more += unloaded
-    digest.groups = sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+        candidates.append((first_alliance(note), Item(note, reasons[note.id],
+                                                      _note_link(note, base))))
+    # The order of relevance, which decides what a mail too long for its budget lists in
+    # full (Digest.show, render_digest) and what it only counts: notes carrying a watch term
+    # of the reader (or folded out of their alerts) first, then comments on notes they
+    # posted, then the stricter TLP first (AMBER+STRICT, AMBER, GREEN, CLEAR: shared with
+    # fewer, and only title and link in mail), then the newer first. Among the notes
+    # loaded: each query loads the newest DIGEST_ITEMS of its kind.
+    def relevance(pair):
+        item = pair[1]
+        return (not any(r.startswith(WATCH_REASONS) for r in item.reasons),
+                "comment on a note you posted" not in item.reasons,
+                -TLP_RANK[item.tlp], -item.note.created_at.timestamp(), -item.note.id)
+
+    digest.ranked = sorted(candidates, key=relevance)
+    digest.alliance_ids = {alliances[a].name: a for a in chosen}
+    if pasts:
+        _count_unloaded(digest, pasts, list(notes), chosen)
+    digest.show(DIGEST_ITEMS)
     return digest
+
+
+def _count_unloaded(digest: Digest, pasts, loaded: list[int], chosen) -> None:
+    """Count the notes past the queries' limits (never loaded), each once, under the first
+    of its chosen alliances by name as listed notes are (None: none of them), RED notes into
+    red_count. One grouped count over the rest of the period, not one per alliance."""
+    ids = union(*[stmt.with_only_columns(Note.id).order_by(None) for stmt, _ in pasts]
+                ).subquery()
+    first = (select(NoteAudience.note_id, func.min(Alliance.name).label("name"))
+             .join(Alliance, Alliance.id == NoteAudience.alliance_id)
+             .where(NoteAudience.alliance_id.in_(chosen or [-1]),
+                    NoteAudience.note_id.in_(select(ids.c.id)))
+             .group_by(NoteAudience.note_id).subquery())
+    stmt = (select(first.c.name, Note.tlp, func.count()).select_from(Note)
+            .join(ids, ids.c.id == Note.id)
+            .outerjoin(first, first.c.note_id == Note.id)
+            .where(Note.id.not_in(loaded or [-1]))
+            .group_by(first.c.name, Note.tlp))
+    reasons = [why for _, why in pasts if why]
+    for name, tlp, count in db.session.execute(stmt):
+        if tlp == "RED":
+            digest.red_count += count
+            continue
+        digest.unlisted[name] = digest.unlisted.get(name, 0) + count
+        why = digest.unlisted_why.setdefault(name, [])
+        for reason in ([f"new in {name}"] if name else []) + ([] if name else reasons):
+            if reason not in why:
+                why.append(reason)
 
 
 def digest_subject(digest: Digest, local_day: date, test: bool = False) -> str:
@@ -586,14 +696,86 @@ def _links(user) -> dict:
             "feed_url": external_url("notes.feed")}
 
 
+# The whole mail as sent (headers, text and HTML parts and the MIME structure around them,
+# CRLF line ends) stays under this, whatever the period holds: Gmail clips a mail past about
+# 102 KB, and phones struggle with more. A longer digest lists fewer items in full.
+MAIL_BYTES = 100_000
+# Room for what the measure cannot know exactly: the Date and Message-ID of the very send.
+MAIL_MARGIN = 1_000
+# Encoded bytes a counted row may add when an item is no longer listed (its group's row).
+_ROW_BYTES = 1_200
+
+
+def _mail_bytes(user, subject: str, text: str, html: str, headers: dict) -> int:
+    """The size of the digest mail as it goes out: built and flattened as _message and
+    send_message build and send it, with a Message-ID at least as long as any digest's."""
+    message_id = deterministic_message_id(
+        f"test-digest-{user.id}-until.0000-00-00T00.00.00Z-{'0' * 12}")
+    try:
+        return len(flatten(build_message(user.email, subject, text, html, message_id,
+                                         headers=headers)))
+    except ValueError:  # an address the mail cannot be built for: never sent anyway
+        return 2 * (len(text.encode()) + len(html.encode())) + 4_000
+
+
+def _item_bytes(item: Item) -> int:
+    """What a listed item weighs in the mail: its text and HTML, base64-encoded (4/3, and
+    a CRLF per 76 characters)."""
+    return (len(item.text_block.encode()) + len(item.html_block.encode())) * 78 // 57
+
+
+def _items_to_drop(digest: Digest, over: int) -> int:
+    """How many of the least relevant listed items to count instead, to free `over` bytes
+    (and the row their group's count may need)."""
+    freed, drop = 0, 0
+    for _, item in reversed(digest.ranked[:digest.shown]):
+        if freed >= over + _ROW_BYTES and drop:
+            break
+        freed += _item_bytes(item)
+        drop += 1
+    return max(drop, 1)
+
+
 def render_digest(digest: Digest, local_day: date, links: dict | None = None,
                   test_of: datetime | None = None) -> tuple[str, str, str]:
     """(subject, text, html) of a digest; both bodies autoescaped. `links` replaces the
     recipient's own links (a coordinator's preview must not carry their unsubscribe token).
-    `test_of`: a test mail of the digest due then (local time), marked as a test."""
-    subject = digest_subject(digest, local_day, test=test_of is not None)
-    text, html = render_mail("digest", digest=digest, subject=subject, local_day=local_day,
-                             test_of=test_of, **(links or _links(digest.user)))
+    `test_of`: a test mail of the digest due then (local time), marked as a test.
+
+    The mail stays under MAIL_BYTES: rendered, measured as sent (the recipient's headers
+    included), and while too large rendered again with fewer items in full (the least
+    relevant counted instead, Digest.show). Every path renders through here (the mail, the
+    test mail, the member's preview, the coordinator's), so each shows what the mail
+    carries. The digest is left as shown (its groups, counted rows and subject)."""
+    links = links or _links(digest.user)
+    headers = _mail_headers(digest.user)
+    budget = MAIL_BYTES - MAIL_MARGIN
+    # A first guess from the items' own sizes, so that a busy period is not rendered whole
+    # first (the loop below corrects it with the real mail's size).
+    total, fits = 0, 0
+    for _, item in digest.ranked[:digest.shown]:
+        total += _item_bytes(item)
+        if total > budget:
+            digest.show(fits)
+            break
+        fits += 1
+    rows = None
+    while True:
+        subject = digest_subject(digest, local_day, test=test_of is not None)
+        text, html = render_mail("digest", digest=digest, subject=subject,
+                                 local_day=local_day, test_of=test_of, **links)
+        size = _mail_bytes(digest.user, subject, text, html, headers)
+        if size <= budget:
+            break
+        if digest.shown:
+            digest.show(digest.shown - _items_to_drop(digest, size - budget), rows)
+        elif len(digest.counted) > 1:
+            # No item listed and still too long: the reader is in very many alliances.
+            # The rows with the fewest notes go into one row for the feed of the period.
+            rows = len(digest.counted) // 2
+            digest.show(0, rows)
+        else:
+            break  # headers and counts only: cannot be smaller
     return subject, text, html
 
 
@@ -1074,11 +1256,14 @@ def preview_digest(coordinator, alliance, user_id: int, period: str = "day",
     digest = build_digest(member, end - PREVIEW_PERIODS[period], end, prefs.alliance_ids,
                           only_alliance=alliance.id,
                           also_readable_by=Principal.of(coordinator))
-    for _, items in digest.groups:
-        for item in items:
-            item.reasons = list(dict.fromkeys(
-                "matches one of their watch terms" if r.startswith(WATCH_REASONS)
-                else r for r in item.reasons))
+    for _, item in digest.ranked:  # listed and counted
+        item.reasons = list(dict.fromkeys(
+            "matches one of their watch terms" if r.startswith(WATCH_REASONS)
+            else r for r in item.reasons))
+    for why in digest.unlisted_why.values():
+        why[:] = ["matches one of their watch terms" if r.startswith(WATCH_REASONS) else r
+                  for r in why]
+    digest.show(digest.shown)
     links = {"unsubscribe_url": external_url("digests.preferences"),
              "preferences_url": external_url("digests.preferences"),
              "red_url": external_url("notes.feed", tlp="RED"),

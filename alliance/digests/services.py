@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from limits import parse as parse_limit
 from markupsafe import Markup
-from sqlalchemy import and_, exists, func, or_, select, union
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -51,7 +51,12 @@ from alliance.notes import observables
 from alliance.notes.models import Note, NoteAudience, NoteComment, NoteFacet, Observable
 from alliance.orgs.models import Organisation
 from alliance.outbox.services import PermanentFailure, TemporaryFailure, enqueue, handler
-from alliance.sharing.policy import Principal, readable_note_ids, readable_notes
+from alliance.sharing.policy import (
+    Principal,
+    count_by_first_alliance,
+    readable_note_ids,
+    readable_notes,
+)
 from alliance.sharing.tlp import TLP_RANK
 
 DIGEST_ITEMS = 200          # listed in full at most (fewer past MAIL_BYTES); the rest counted
@@ -645,20 +650,9 @@ def _count_unloaded(digest: Digest, pasts, loaded: list[int], chosen) -> None:
     """Count the notes past the queries' limits (never loaded), each once, under the first
     of its chosen alliances by name as listed notes are (None: none of them), RED notes into
     red_count. One grouped count over the rest of the period, not one per alliance."""
-    ids = union(*[stmt.with_only_columns(Note.id).order_by(None) for stmt, _ in pasts]
-                ).subquery()
-    first = (select(NoteAudience.note_id, func.min(Alliance.name).label("name"))
-             .join(Alliance, Alliance.id == NoteAudience.alliance_id)
-             .where(NoteAudience.alliance_id.in_(chosen or [-1]),
-                    NoteAudience.note_id.in_(select(ids.c.id)))
-             .group_by(NoteAudience.note_id).subquery())
-    stmt = (select(first.c.name, Note.tlp, func.count()).select_from(Note)
-            .join(ids, ids.c.id == Note.id)
-            .outerjoin(first, first.c.note_id == Note.id)
-            .where(Note.id.not_in(loaded or [-1]))
-            .group_by(first.c.name, Note.tlp))
+    counted = count_by_first_alliance([stmt for stmt, _ in pasts], loaded, chosen)
     reasons = [why for _, why in pasts if why]
-    for name, tlp, count in db.session.execute(stmt):
+    for name, tlp, count in counted:
         if tlp == "RED":
             digest.red_count += count
             continue

@@ -194,6 +194,28 @@ def count_readable(principal: Principal, *conditions) -> int:
         readable_clause(principal), *conditions))
 
 
+def count_by_first_alliance(statements, excluded_ids, alliance_ids) -> list[tuple]:
+    """(alliance name or None, TLP, count) of the notes these statements select, each note
+    once, but `excluded_ids`: under the first of `alliance_ids` (by name) in its audience,
+    None when none of them is. The statements are readable_notes(...) statements (the rule
+    is in them already), as a digest's queries are; only their note ids are used."""
+    from sqlalchemy import union
+
+    ids = union(*[stmt.with_only_columns(Note.id).order_by(None) for stmt in statements]
+                ).subquery()
+    first = (select(NoteAudience.note_id, func.min(Alliance.name).label("name"))
+             .join(Alliance, Alliance.id == NoteAudience.alliance_id)
+             .where(NoteAudience.alliance_id.in_(alliance_ids or [-1]),
+                    NoteAudience.note_id.in_(select(ids.c.id)))
+             .group_by(NoteAudience.note_id).subquery())
+    return db.session.execute(
+        select(first.c.name, Note.tlp, func.count()).select_from(Note)
+        .join(ids, ids.c.id == Note.id)
+        .outerjoin(first, first.c.note_id == Note.id)
+        .where(Note.id.not_in(excluded_ids or [-1]))
+        .group_by(first.c.name, Note.tlp)).all()
+
+
 def get_readable_note(principal: Principal, report_id: str) -> Note | None:
     return db.session.scalar(readable_notes(principal).where(Note.report_id == report_id))
 

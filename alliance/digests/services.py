@@ -247,7 +247,8 @@ def _matching_terms(note_ids, user_ids=None) -> dict[tuple[int, int], list[str]]
     facet_of = {"sector": "sector", "country": "country", "policy_tag": "policy_tag"}
     value_hits = (select(WatchTerm.user_id, Observable.note_id, WatchTerm.value)
                   .join(Observable, Observable.value == WatchTerm.value)
-                  .where(WatchTerm.kind.in_(("value", "cve")), Observable.note_id.in_(note_ids)))
+                  .where(WatchTerm.kind.in_(("value", "cve")), Observable.note_id.in_(note_ids),
+                         Observable.warning.is_(None)))  # on a warning list: never alerted
     facet_hits = (select(WatchTerm.user_id, NoteFacet.note_id, WatchTerm.value)
                   .join(NoteFacet, and_(NoteFacet.value == WatchTerm.value,
                                         NoteFacet.facet == WatchTerm.kind))
@@ -597,7 +598,8 @@ def build_digest(user, start: datetime, end: datetime, alliance_ids=None,
         take(readable().where(by_others, in_window, or_(
             Note.id.in_(select(Observable.note_id).join(
                 WatchTerm, WatchTerm.value == Observable.value).where(
-                WatchTerm.user_id == user.id, WatchTerm.kind.in_(("value", "cve")))),
+                WatchTerm.user_id == user.id, WatchTerm.kind.in_(("value", "cve")),
+                Observable.warning.is_(None))),
             Note.id.in_(select(NoteFacet.note_id).join(
                 WatchTerm, and_(WatchTerm.value == NoteFacet.value,
                                 WatchTerm.kind == NoteFacet.facet)).where(

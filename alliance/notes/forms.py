@@ -31,6 +31,13 @@ def submission_field():
         Optional(), Length(max=64), Regexp(r"^[A-Za-z0-9_-]+$", message="Not a form token.")])
 
 
+def confirm_flagged_field():
+    """Checked when posting (post_note's flagged_confirmed), against the observables actually
+    sent: values on a warning list (alliance.notes.warninglists) go out once confirmed."""
+    return BooleanField("Share these values anyway (they are marked on the note and left out "
+                        "of correlation and watch alerts)")
+
+
 class NoteForm(FlaskForm):
     """Title, text and audience: what every kind of note asks for."""
 
@@ -65,6 +72,7 @@ class IncidentForm(NoteForm):
                              validators=[Optional(), Length(max=2000)])
     sectors = SelectMultipleField("Affected sectors", validators=[Optional()])
     countries = SelectMultipleField("Affected countries", validators=[Optional()])
+    confirm_flagged = confirm_flagged_field()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -78,6 +86,7 @@ class IndicatorsForm(NoteForm):
     valid_from = DateTimeLocalField("Valid from (UTC)", validators=[Optional()])
     valid_until = DateTimeLocalField("Valid until (UTC)", validators=[Optional()])
     confidence = IntegerField("Confidence (0-100)", validators=[Optional(), NumberRange(0, 100)])
+    confirm_flagged = confirm_flagged_field()
 
 
 class AnalysisForm(NoteForm):
@@ -94,6 +103,7 @@ class UploadForm(NoteForm):
     # Checked when posting (post_note's looser_confirmed), against the objects actually sent.
     confirm_looser = BooleanField("I confirm these objects are shared at their own looser "
                                   "marking")
+    confirm_flagged = confirm_flagged_field()
 
 
 class EditNoteForm(FlaskForm):

@@ -200,6 +200,10 @@ class Observable(db.Model):
     note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     value: Mapped[str] = mapped_column(String(2048), index=True)
+    # The warning list the value is on when stored (alliance.notes.warninglists: 10.0.0.1,
+    # 8.8.8.8), or None: a flagged value is marked on the note page and never correlated or
+    # alerted on.
+    warning: Mapped[str | None] = mapped_column(String(40))
 
 
 class NoteComment(db.Model):

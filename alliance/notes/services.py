@@ -37,7 +37,7 @@ from alliance.core.errors import Conflict, DomainError, NotAllowed
 from alliance.core.models import utcnow
 from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
-from alliance.notes import observables, search, served_with
+from alliance.notes import observables, search, served_with, warninglists
 from alliance.notes.authorship import (
     as_sent_with,
     check_authorship,
@@ -427,7 +427,8 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
               publish_public: bool = False, warnings=(), progress=None,
               alerts: bool = True, refs: set[str] | None = None,
               also: Callable[[Note], None] | None = None,
-              submission: Sending | None = None, looser_confirmed: bool = True) -> Note:
+              submission: Sending | None = None, looser_confirmed: bool = True,
+              flagged_confirmed: bool = True) -> Note:
     """Store a new note holding these STIX objects, for this audience. Raises DomainError
     (with .field) for form problems and BundleRejected (with .problems) for STIX ones;
     stores nothing then. `progress`, if given, is called with 1 after each object is
@@ -439,7 +440,11 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
     form's sending (Sending); the same one again is AlreadyPosted. `looser_confirmed=False`
     (the web forms, the CLI without --allow-looser-markings) refuses objects marked looser
     than the note (markings.looser_than) with a DomainError on field "confirm_looser": a
-    person must confirm they go out at their own marking; machines (TAXII) cannot."""
+    person must confirm they go out at their own marking; machines (TAXII) cannot.
+    `flagged_confirmed=False` (the web forms) refuses observables on a warning list
+    (warninglists.flagged_in: 10.0.0.1, 8.8.8.8) with a DomainError on field
+    "confirm_flagged" until the poster confirms them; stored, they are marked and never
+    correlated."""
     if not getattr(actor, "can_act", False):
         raise NotAllowed("Only members of vetted organisations can post.")
     _check_submission(actor, submission)
@@ -462,6 +467,11 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
         raise DomainError(f"{len(looser)} object(s) are marked looser than the note's TLP:{tlp}; "
                           "confirm that they are shared at their own looser marking.",
                           field="confirm_looser")
+    if not flagged_confirmed and (flagged := warninglists.flagged_in(objects)):
+        more = f" And {len(flagged) - 1} more value(s) on warning lists." \
+            if len(flagged) > 1 else ""
+        raise DomainError(f"{flagged[0].message}: share anyway?{more}",
+                          field="confirm_flagged")
     new, existing = _check_versions(actor, objects,
                                     _stored_versions(sorted({o["id"] for o in objects})), tlp)
 
@@ -546,7 +556,11 @@ def _store_objects(note: Note, new: list[dict], existing: list[StixObject], obje
     extract = observables.extract
     found = sorted({hit for obj in objects for hit in extract(obj)})
     if found:
-        _insert_rows(Observable.__table__, ("kind", "value"), found,
+        # Each stored with the warning list it is on, if any: correlation and watch alerts
+        # leave those out (alliance.notes.warninglists).
+        warning_of = warninglists.warning_of
+        _insert_rows(Observable.__table__, ("kind", "value", "warning"),
+                     [(kind, value, warning_of(kind, value)) for kind, value in found],
                      constants={"note_id": note_id})
     facets = facet_rows(note.id, types=note.types, sectors=note.sectors,
                         countries=note.countries, policy_tags=note.policy_tags)
@@ -954,7 +968,8 @@ def correlated(principal: Principal, note: Note, limit: int = 50) -> list[tuple[
     from alliance.sharing.policy import readable_notes
 
     mine = select(Observable.value).where(Observable.note_id == note.id,
-                                          Observable.value.not_in(observables.COMMON_VALUES))
+                                          Observable.value.not_in(observables.COMMON_VALUES),
+                                          Observable.warning.is_(None))  # warninglists
     shared = (select(Observable.note_id, func.count().label("n")).where(
         Observable.value.in_(mine), Observable.note_id != note.id)
         .group_by(Observable.note_id).subquery())

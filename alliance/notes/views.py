@@ -24,7 +24,7 @@ from alliance.auth.access import member_required
 from alliance.core.errors import DomainError
 from alliance.core.views import flash_error
 from alliance.extensions import db
-from alliance.notes import compose, services, tombstones
+from alliance.notes import attack, compose, services, tombstones, warninglists
 from alliance.notes.forms import (
     AnalysisForm,
     CommentForm,
@@ -220,25 +220,27 @@ def _every_error(kind: str, form, *, content: bool = True) -> list | None:
     return None
 
 
-def _preview_objects(kind: str, form) -> tuple[list[dict], list[dict], list | None]:
+def _preview_objects(kind: str, form) -> tuple[list[dict], list[dict], list | None, list]:
     """For the preview: the form's objects built and checked as Share would (observables,
     ATT&CK ids, the bundle), their errors put on the form. For a form that carries STIX
     objects of the poster's (the upload): the objects marked looser than the chosen TLP, those
     created by another identity (served as posted, with their own markings or none), and the
-    problems parsing found, if any."""
+    problems parsing found, if any. Last, for every form: the observables on a warning list
+    (warninglists.Flag), which Share asks to confirm."""
     try:
         objects = _objects_for(kind, form)[0]
     except BundleRejected as exc:
-        return [], [], exc.problems
+        return [], [], exc.problems, []
     except DomainError as exc:
         # No bundle chosen yet is no error here: the preview is of the audience alone.
         if not (kind == "bundle" and exc.field == "bundle_text"):
             _form_error(exc, form)
-        return [], [], None
+        return [], [], None, []
+    flagged = warninglists.flagged_in(objects) if "confirm_flagged" in form else []
     if "confirm_looser" not in form:
-        return [], [], None
+        return [], [], None, flagged
     return (looser_than(objects, form.tlp.data),
-            created_by_others(objects, current_user.organisation.stix_id), None)
+            created_by_others(objects, current_user.organisation.stix_id), None, flagged)
 
 
 @bp.route("/new/<kind>", methods=["GET", "POST"])
@@ -250,13 +252,13 @@ def compose_note(kind):
     if not alliances:
         return render_template("notes/no_audience.html"), 200
     preview = problems = None
-    looser, others = [], []
+    looser, others, flagged = [], [], []
     status = 200
     if form.validate_on_submit():
         if "preview" in request.form:
             preview = services.audience_preview(current_user, form.alliances.data,
                                                 form.tlp.data, form.recipients.data or [])
-            looser, others, problems = _preview_objects(kind, form)
+            looser, others, problems, flagged = _preview_objects(kind, form)
             _every_error(kind, form, content=False)
         else:
             objects = []
@@ -273,7 +275,9 @@ def compose_note(kind):
                     countries=getattr(form, "countries", None) and form.countries.data or [],
                     publish_public=form.publish_public.data, warnings=warnings, refs=refs,
                     submission=sending,
-                    looser_confirmed="confirm_looser" in form and form.confirm_looser.data)
+                    looser_confirmed="confirm_looser" in form and form.confirm_looser.data,
+                    flagged_confirmed="confirm_flagged" not in form
+                    or bool(form.confirm_flagged.data))
             except services.AlreadyPosted as exc:
                 return _already_posted(exc)
             except BundleRejected as exc:
@@ -286,6 +290,8 @@ def compose_note(kind):
                 status = exc.status_code
                 if exc.field == "confirm_looser":
                     looser = looser_than(objects, form.tlp.data)
+                if exc.field == "confirm_flagged":
+                    flagged = warninglists.flagged_in(objects)
                 _every_error(kind, form, content=False)
             else:
                 for warning in warnings:
@@ -299,7 +305,19 @@ def compose_note(kind):
         if request.method == "POST" and kind == "bundle" else (None, False)
     return render_template("notes/compose.html", form=form, kind=kind, title=TITLES[kind],
                            preview=preview, problems=problems, looser=looser,
-                           others=others, kept=kept, kept_fits=kept_fits), status
+                           others=others, kept=kept, kept_fits=kept_fits, flagged=flagged,
+                           techniques=_techniques_typed(form)), status
+
+
+def _techniques_typed(form) -> list:
+    """The ATT&CK techniques the form's field names, by name, to echo beside it (ids that are
+    not ATT&CK ids are the field's error already)."""
+    if "attack_ids" not in form or not form.attack_ids.data:
+        return []
+    try:
+        return attack.techniques(compose.parse_attack_ids(form.attack_ids.data))
+    except DomainError:
+        return []
 
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -335,6 +353,9 @@ def _note_page(note, comment_form=None):
     objects = services.note_objects(note)
     return render_template(
         "notes/show.html", note=note, objects=objects,
+        flags=warninglists.flags_of(note, objects),
+        techniques={t.id: t for t in attack.techniques(
+            i for o in objects for i in attack.technique_ids(o.body))},
         comments=services.comments_of(note),
         related=services.correlated(Principal.of(current_user), note),
         history=services.history(Principal.of(current_user), note),

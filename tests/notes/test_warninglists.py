@@ -3,8 +3,6 @@ warning lists package's offline data, are flagged at compose and upload-preview 
 asks to confirm them), marked on the note page, and left out of correlation and watch
 alerts."""
 import ipaddress
-import random
-import time
 import uuid
 
 import orjson
@@ -86,21 +84,6 @@ def test_test_net_2_is_on_the_rfc5735_list_but_the_platform_does_not_flag_it():
     assert warninglists.check("cidr4", "198.51.100.0/24") is None
     assert warninglists.check("ipv4", "203.0.113.7") is None
     assert warninglists.check("ipv6", "2001:db8::7") is None
-
-
-def test_ten_thousand_values_are_checked_quickly():
-    warninglists.check("ipv4", "1.2.3.4")  # the lists are read once, first
-    rng = random.Random(23)
-    values = ([("ipv4", str(ipaddress.IPv4Address(rng.getrandbits(32)))) for _ in range(6000)]
-              + [("domain", f"host{n}.example.org") for n in range(2000)]
-              + [("ipv6", str(ipaddress.IPv6Address(rng.getrandbits(128)))) for _ in range(1000)]
-              + [("sha256", f"{rng.getrandbits(256):064x}") for _ in range(1000)])
-    started = time.perf_counter()
-    flagged = sum(1 for kind, value in values if warninglists.check(kind, value))
-    elapsed = time.perf_counter() - started
-    print(f"10,000 values checked in {elapsed * 1000:.0f} ms, {flagged} flagged")
-    assert flagged > 0  # random IPv4 addresses land in reserved space now and then
-    assert elapsed < 2.0  # ~0.15 s measured on the 2-core machine
 
 
 # --- compose and upload -------------------------------------------------------------------

@@ -30,6 +30,11 @@ def words(query: str) -> list[str]:
     return _WORD.findall((query or "").lower())[:MAX_WORDS]
 
 
+def _fts_query(found: list[str]) -> str:
+    """An FTS5 query for every one of these words, each a quoted string."""
+    return " ".join('"' + w.replace('"', '""') + '"' for w in found)
+
+
 def match_clause(query: str):
     """A condition on Note.id: the note's title, description or labels hold every word of
     the query. None when the query has no words."""
@@ -39,10 +44,59 @@ def match_clause(query: str):
     if db.session.get_bind().dialect.name == "postgresql":
         query = f"{PG_DOCUMENT} @@ plainto_tsquery('alliance_search'::regconfig, :fts_q)"
         return text(query).bindparams(bindparam("fts_q", " ".join(found)))
-    fts = " ".join('"' + w.replace('"', '""') + '"' for w in found)
     matching = text("SELECT rowid FROM note_search WHERE note_search MATCH :fts_q").bindparams(
-        bindparam("fts_q", fts)).columns(column("rowid", Integer))
+        bindparam("fts_q", _fts_query(found))).columns(column("rowid", Integer))
     return Note.id.in_(matching)
+
+
+def match_probe(query: str):
+    """match_clause() for a walk of the feed index: a condition checked on each note the walk
+    reaches — SQLite looks that note's id up in the search table (rowid = note id) for the
+    words; PostgreSQL computes that note's document (only for the notes walked: a common word
+    fills a page within a few dozen of them). None when the query has no words."""
+    found = words(query)
+    if not found:
+        return None
+    if db.session.get_bind().dialect.name == "postgresql":
+        return match_clause(query)
+    return text("EXISTS (SELECT 1 FROM note_search WHERE note_search MATCH :fts_q "
+                "AND note_search.rowid = notes.id)").bindparams(
+        bindparam("fts_q", _fts_query(found)))
+
+
+def matches_often(query: str, low: int, high: int, share: float) -> bool:
+    """Whether the words of the query are in `share` or more of the notes: SQLite counts the
+    matches among the notes numbered low+1..high in the search index, and stops counting at
+    that share; PostgreSQL asks its statistics (_pg_share). Readable or not: it only chooses
+    how the feed reads the matches (alliance.notes.services.feed), and tells the reader
+    nothing."""
+    found = words(query)
+    if not found:
+        return False
+    if db.session.get_bind().dialect.name == "postgresql":
+        return _pg_share(found) >= share
+    wanted = max(1, round((high - low) * share))
+    return db.session.scalar(text(
+        "SELECT count(*) FROM (SELECT rowid FROM note_search WHERE note_search MATCH :fts_q "
+        "AND rowid > :low AND rowid <= :high LIMIT :n)"),
+        {"fts_q": _fts_query(found), "low": low, "high": high, "n": wanted}) >= wanted
+
+
+def _pg_share(found: list[str]) -> float:
+    """PostgreSQL: the share of notes that hold all these words, as its planner estimates
+    it — from the statistics ANALYZE keeps of the search index's most common words
+    (most_common_elems of ix_notes_search, each with the share of notes holding it), the
+    words taken as independent. A word not among them is rare: 0."""
+    row = db.session.execute(text(
+        "SELECT most_common_elems::text::text[], most_common_elem_freqs "
+        "FROM pg_stats WHERE tablename = 'ix_notes_search'")).first()
+    if row is None or row[0] is None:
+        return 0.0
+    shares = dict(zip(row[0], row[1], strict=False))
+    share = 1.0
+    for word in found:
+        share *= shares.get(word, 0.0)
+    return share
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:

@@ -898,28 +898,47 @@ def feed(principal: Principal, *, alliance_id=None, tlp=None, stix_type=None, se
 
     from alliance.sharing.policy import readable_notes
 
-    stmt = readable_notes(principal)
+    # Each filter on another table, as (note id column, condition on that table).
+    lookups = []
     if alliance_id:
-        stmt = stmt.where(Note.audiences.any(NoteAudience.alliance_id == alliance_id))
-    if tlp:
-        stmt = stmt.where(Note.tlp == tlp)
+        lookups.append((NoteAudience.note_id, NoteAudience.alliance_id == alliance_id))
     for facet, value in (("type", stix_type), ("sector", sector), ("country", country),
                          ("policy_tag", policy_tag)):
         if value:
-            stmt = stmt.where(Note.id.in_(select(NoteFacet.note_id).where(
-                NoteFacet.facet == facet, NoteFacet.value == value)))
+            lookups.append((NoteFacet.note_id, and_(NoteFacet.facet == facet,
+                                                    NoteFacet.value == value)))
+    # Values many notes hold (issue 22: type=indicator, 86% of notes; a search for
+    # "phishing"): walk the feed index newest first and look each note up in the filter's
+    # index, to the page's end — a few dozen lookups however many notes match. Reading every
+    # match and sorting them grows with the data instead. A rare value is the other way
+    # round: its few notes are looked up and sorted, where a walk would pass most notes by.
+    top = _window_top(before) if lookups or query else 0
+    walk = all(_held_by_many(column, condition, top) for column, condition in lookups) and (
+        not query or _text_matches_many(query, top))
+    if walk:
+        probes = [_per_note(column == Note.id, condition) for column, condition in lookups]
+        if query:
+            probes.append(or_(*_text_probes(query)))
+        # First: checked before the read rule on each note walked (readable_notes).
+        stmt = readable_notes(principal, *probes)
+    else:
+        stmt = readable_notes(principal)
+        for column, condition in lookups:
+            stmt = stmt.where(Note.id.in_(select(column).where(condition)))
+        if query:
+            stmt = stmt.where(or_(*_text_match(query)))
+    if tlp:
+        stmt = stmt.where(Note.tlp == tlp)
     if since:
         stmt = stmt.where(Note.created_at >= since)
     if until:
         stmt = stmt.where(Note.created_at < until)
-    if query:
-        stmt = stmt.where(or_(*_text_match(query)))
     if before:
         created, note_id = before
         stmt = stmt.where(or_(Note.created_at < created,
                               and_(Note.created_at == created, Note.id < note_id)))
-    rows = db.session.scalars(stmt.order_by(Note.created_at.desc(), Note.id.desc())
-                              .limit(limit + 1)).all()
+    stmt = stmt.order_by(Note.created_at.desc(), Note.id.desc()).limit(limit + 1)
+    rows = _walked(stmt) if walk and (lookups or query) else db.session.scalars(stmt).all()
     cursor = (rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], cursor
 
@@ -932,6 +951,83 @@ def feed_updated(notes) -> datetime:
     retracted = last_public_retraction()
     times = [n.updated_at for n in notes] + ([retracted] if retracted else [])
     return max(times) if times else datetime(2000, 1, 1, tzinfo=UTC)
+
+
+# How the feed tells a common filter value from a rare one: among the FEED_WINDOW notes
+# numbered up to where the page starts (ids follow posting order), one note in 100 or more
+# holds it. Common: a walk of the feed index finds a page's notes within some 100 notes per
+# note of the page, however many notes are stored. Rare: its notes are looked up and sorted.
+FEED_WINDOW = 2000
+FEED_COMMON = FEED_WINDOW // 100
+
+
+def _window_top(before) -> int:
+    """The highest note id the page can hold (an estimate: ids follow posting order)."""
+    if before:
+        return before[1]
+    return db.session.scalar(select(func.max(NoteAudience.note_id))) or 0
+
+
+def _held_by_many(column, condition, top: int) -> bool:
+    """Whether FEED_COMMON or more of the FEED_WINDOW notes numbered up to `top` are in a
+    filter's table (audiences, facets, observables; `column` its note id) under `condition`.
+    Reads at most that many index entries of it. Readable or not: it only chooses the plan
+    and tells the reader nothing."""
+    return db.session.scalar(select(func.count()).select_from(
+        select(column).where(condition, column > top - FEED_WINDOW, column <= top)
+        .limit(FEED_COMMON).subquery())) >= FEED_COMMON
+
+
+def _text_matches_many(query: str, top: int) -> bool:
+    """A search many notes match: by their words, or by the observable value it names."""
+    q = query.strip()[:200]
+    hit = observables.detect(q)
+    return search.matches_often(q, top - FEED_WINDOW, top, FEED_COMMON / FEED_WINDOW) or \
+        _held_by_many(Observable.note_id,
+                      Observable.value == (hit[1] if hit else q.lower()), top)
+
+
+def _per_note(*conditions):
+    """EXISTS (SELECT 1 ... WHERE conditions): one index lookup for each note a walk of the
+    feed reaches, the conditions tying it to that note (`NoteFacet.note_id == Note.id`) of
+    a statement from the read rule. On PostgreSQL, OFFSET 0 keeps it a lookup per note
+    instead of a join that reads (or hashes) every matching row first."""
+    subquery = select(literal(1)).where(*conditions)
+    if db.session.get_bind().dialect.name == "postgresql":
+        subquery = subquery.offset(0)
+    return subquery.exists()
+
+
+def _text_probes(query: str):
+    """_text_match for a walk of the feed: each condition looks the walked note up (its
+    observables by note id, its words in the search index)."""
+    q = query.strip()[:200]
+    hit = observables.detect(q)
+    probes = [_per_note(Observable.note_id == Note.id,
+                        Observable.value == (hit[1] if hit else q.lower()))]
+    words = search.match_probe(q)
+    if words is not None:
+        probes.append(words)
+    return probes
+
+
+def _walked(stmt) -> list:
+    """Run a feed page as a walk of the feed index (created_at, id) that checks each note on
+    the way and stops at the page's end. PostgreSQL's planner charges the read rule's and the
+    filters' lookups in full for every note it would walk and so prefers to gather every
+    match and sort it (as for TAXII pages, alliance.taxii.services._walk); for this
+    statement only, sort and materialize steps and parallel workers are turned off. Only for
+    filters many notes match (feed): a rare one is read the other way."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return db.session.scalars(stmt).all()  # SQLite walks the index by itself
+    settings = ("enable_sort", "enable_material", "max_parallel_workers_per_gather")
+    for name, value in zip(settings, ("off", "off", "0"), strict=True):
+        db.session.execute(text(f"SET LOCAL {name} = {value}"))
+    try:
+        return db.session.scalars(stmt).all()
+    finally:
+        for name in settings:
+            db.session.execute(text(f"RESET {name}"))
 
 
 def _text_match(query: str):

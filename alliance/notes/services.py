@@ -35,6 +35,7 @@ from alliance.audit.services import record
 from alliance.auth.models import User
 from alliance.core.errors import Conflict, DomainError, NotAllowed
 from alliance.core.models import utcnow
+from alliance.core.queries import walk_index
 from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
 from alliance.notes import observables, search, served_with, warninglists
@@ -938,7 +939,8 @@ def feed(principal: Principal, *, alliance_id=None, tlp=None, stix_type=None, se
         stmt = stmt.where(or_(Note.created_at < created,
                               and_(Note.created_at == created, Note.id < note_id)))
     stmt = stmt.order_by(Note.created_at.desc(), Note.id.desc()).limit(limit + 1)
-    rows = _walked(stmt) if walk and (lookups or query) else db.session.scalars(stmt).all()
+    rows = (walk_index(stmt, scalars=True) if walk and (lookups or query)
+            else db.session.scalars(stmt).all())
     cursor = (rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], cursor
 
@@ -1009,25 +1011,6 @@ def _text_probes(query: str):
     if words is not None:
         probes.append(words)
     return probes
-
-
-def _walked(stmt) -> list:
-    """Run a feed page as a walk of the feed index (created_at, id) that checks each note on
-    the way and stops at the page's end. PostgreSQL's planner charges the read rule's and the
-    filters' lookups in full for every note it would walk and so prefers to gather every
-    match and sort it (as for TAXII pages, alliance.taxii.services._walk); for this
-    statement only, sort and materialize steps and parallel workers are turned off. Only for
-    filters many notes match (feed): a rare one is read the other way."""
-    if db.session.get_bind().dialect.name != "postgresql":
-        return db.session.scalars(stmt).all()  # SQLite walks the index by itself
-    settings = ("enable_sort", "enable_material", "max_parallel_workers_per_gather")
-    for name, value in zip(settings, ("off", "off", "0"), strict=True):
-        db.session.execute(text(f"SET LOCAL {name} = {value}"))
-    try:
-        return db.session.scalars(stmt).all()
-    finally:
-        for name in settings:
-            db.session.execute(text(f"RESET {name}"))
 
 
 def _text_match(query: str):

@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 import orjson
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import String, and_, exists, func, or_, select, text, tuple_
+from sqlalchemy import String, and_, exists, func, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from alliance.alliances.models import Alliance, Membership
 from alliance.core.errors import DomainError, NotAllowed, NotFound
+from alliance.core.queries import walk_index
 from alliance.core.validators import one_line
 from alliance.extensions import db
 from alliance.notes.models import (
@@ -422,37 +423,12 @@ def page(user, key_id: int, collection: Collection, filters: Filters, limit: str
         stmt = stmt.where(tuple_(added_column, id_column) > (added, row_id))
     stmt = stmt.order_by(added_column, id_column).limit(size + 1)
     # By id: a few rows, found through the index and sorted; else a walk of the collection.
-    rows = db.session.execute(stmt).all() if filters.ids else _walk(stmt)
+    rows = db.session.execute(stmt).all() if filters.ids else walk_index(stmt)
     more = len(rows) > size
     rows = rows[:size]
     return Page([row for row, _added in rows], [added for _row, added in rows], more,
                 _cursor(key_id, collection, filters, rows[-1][1], rows[-1][0].id)
                 if more else None)
-
-
-def _walk(stmt) -> list:
-    """Run a page of a collection as a walk of its keyset index (collection_objects' or
-    organisation_collection_objects' primary key: the collection's own objects) that checks
-    each object on the way and stops at
-    the page's end — on PostgreSQL by turning off, for this statement only, the sort and
-    materialize steps of the alternative plan, and parallel workers.
-
-    Why: the planner charges the read rule's sub-selects in full for every object it would
-    check (~57 cost units; in fact a few microseconds), so it expects to walk far more rows
-    than a page needs. It then prefers to gather every visible object of the collection and
-    sort them (measured at 100,000 objects: ~150 ms a page and growing with the collection,
-    against ~12 ms for the walk), or to walk in two parallel workers, whose start costs
-    ~5 ms a page for a walk of a few hundred rows."""
-    if db.session.get_bind().dialect.name != "postgresql":
-        return db.session.execute(stmt).all()  # SQLite walks the index by itself
-    settings = ("enable_sort", "enable_material", "max_parallel_workers_per_gather")
-    for name, value in zip(settings, ("off", "off", "0"), strict=True):
-        db.session.execute(text(f"SET LOCAL {name} = {value}"))
-    try:
-        return db.session.execute(stmt).all()
-    finally:
-        for name in settings:
-            db.session.execute(text(f"RESET {name}"))
 
 
 def _listing(result: Page, name: str, items: list) -> dict:

@@ -4,6 +4,7 @@ role fixtures (as STYLE.md describes)."""
 import os
 import shutil
 import tempfile
+import uuid
 
 import pytest
 
@@ -14,7 +15,8 @@ for _var in ("DATABASE_URL", "TEST_DATABASE_URL", "REDIS_URL", "MAIL_URL", "SECR
     os.environ.pop(_var, None)
 
 from flask.testing import FlaskClient  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 from tests import factories  # noqa: E402
 from tests.servers import PostgresServer  # noqa: E402
@@ -196,3 +198,23 @@ def as_outsider(client, outsider):
 def as_admin(client, platform_admin):
     factories.login(client, platform_admin)
     return client
+
+
+@pytest.fixture
+def empty_database_url(app, tmp_path):
+    """A new empty database of the kind the suite runs on: a SQLite file, or a database of
+    its own in the suite's PostgreSQL cluster (dropped afterwards)."""
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() != "postgresql":
+        yield f"sqlite:///{tmp_path}/m.db"
+        return
+    name = "migrations_" + uuid.uuid4().hex[:8]
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

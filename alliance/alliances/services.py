@@ -338,7 +338,10 @@ def request_to_join(actor, alliance: Alliance, *, message: str = "",
     return membership
 
 
-def accept_invitation(actor, alliance: Alliance, *, accept_charter: bool = False) -> Membership:
+def _open_invitation(actor, alliance: Alliance, outcome: str):
+    """(organisation, membership) of the actor's organisation's open invitation to the
+    alliance, under the alliance's lock; refused unless the actor is its org admin and the
+    membership is invited (`outcome`: what answering it does, for the refusal)."""
     lock_alliance(alliance)
     org = _require_org_admin(actor)
     membership = membership_of(org.id, alliance)
@@ -346,7 +349,12 @@ def accept_invitation(actor, alliance: Alliance, *, accept_charter: bool = False
         raise Conflict("Your organisation has no open invitation to this alliance.")
     if membership.state != "invited":
         raise Conflict(f"Your organisation's membership is {membership.state}: only an invited "
-                       "one becomes active by accepting an invitation.")
+                       f"one {outcome} an invitation.")
+    return org, membership
+
+
+def accept_invitation(actor, alliance: Alliance, *, accept_charter: bool = False) -> Membership:
+    org, membership = _open_invitation(actor, alliance, "becomes active by accepting")
     if alliance.charter.strip() and not accept_charter:
         raise DomainError("Accept the alliance's charter to join.", field="accept_charter")
     _move(membership, "active")
@@ -362,14 +370,7 @@ def accept_invitation(actor, alliance: Alliance, *, accept_charter: bool = False
 def decline_invitation(actor, alliance: Alliance) -> Membership:
     """An org admin declines an invitation to their organisation: the membership becomes
     rejected, from where the organisation may still ask to join or be invited again."""
-    lock_alliance(alliance)
-    org = _require_org_admin(actor)
-    membership = membership_of(org.id, alliance)
-    if membership is None:
-        raise Conflict("Your organisation has no open invitation to this alliance.")
-    if membership.state != "invited":
-        raise Conflict(f"Your organisation's membership is {membership.state}: only an invited "
-                       "one becomes rejected by declining an invitation.")
+    org, membership = _open_invitation(actor, alliance, "becomes rejected by declining")
     _move(membership, "rejected")
     membership.decision_reason = "Invitation declined by the organisation."
     record("membership.declined", actor, org, alliance=alliance, organisation=org)

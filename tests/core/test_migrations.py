@@ -1,13 +1,11 @@
 """The schema comes only from migrations: they build what the models describe, and go down
 to empty and up again cleanly, on SQLite and on PostgreSQL (the pass the suite runs on)."""
-import uuid
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from alliance import create_app
 from alliance.extensions import db
@@ -33,26 +31,6 @@ def test_the_model_check_notices_a_column_the_migrations_lack(app):
         context = MigrationContext.configure(conn, opts={"include_object": include_object})
         diff = compare_metadata(context, extra)
     assert any(d[0] == "add_column" and d[3].name == "not_migrated" for d in diff), diff
-
-
-@pytest.fixture
-def empty_database_url(app, tmp_path):
-    """A new empty database of the kind the suite runs on: a SQLite file, or a database of
-    its own in the suite's PostgreSQL cluster (dropped afterwards)."""
-    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    if url.get_backend_name() != "postgresql":
-        yield f"sqlite:///{tmp_path}/m.db"
-        return
-    name = "migrations_" + uuid.uuid4().hex[:8]
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _objects(engine) -> set[str]:

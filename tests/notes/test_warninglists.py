@@ -3,13 +3,10 @@ warning lists package's offline data, are flagged at compose and upload-preview 
 asks to confirm them), marked on the note page, and left out of correlation and watch
 alerts."""
 import ipaddress
-import uuid
 
 import orjson
-import pytest
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select, text
 
 from alliance import create_app
 from alliance.digests import services as digests
@@ -224,25 +221,6 @@ def test_a_watch_term_on_a_flagged_value_does_not_alert(member, coordinator, all
 
 
 # --- the migration flags what was stored before -------------------------------------------
-
-@pytest.fixture
-def empty_database_url(app, tmp_path):
-    """A new empty database of the suite's kind (as in tests/core/test_migrations.py)."""
-    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    if url.get_backend_name() != "postgresql":
-        yield f"sqlite:///{tmp_path}/w.db"
-        return
-    name = "warnings_" + uuid.uuid4().hex[:8]
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
 
 def test_the_migration_flags_the_observables_stored_before_it(empty_database_url):
     from tests import factories

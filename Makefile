@@ -16,7 +16,8 @@ $(VENV)/.deps: requirements.txt requirements-dev.txt
 
 deps: $(VENV)/.deps
 
-# The npm packages (axe-core for the browser tests), again when package-lock.json changes.
+# The npm packages (Chart.js and Cytoscape.js into static/vendor/, axe-core for the browser
+# tests), again when package-lock.json changes.
 node_modules/.package-lock.json: package.json package-lock.json
 	@bash scripts/node-deps.sh
 	@touch $@
@@ -25,6 +26,7 @@ node-deps: node_modules/.package-lock.json
 
 ## make run: virtualenv, packages, migrations, demo data; then web + Celery worker + beat.
 run: deps
+	@$(MAKE) --no-print-directory node-deps || echo "Without node and npm, charts show as tables and the note graph as a list."
 	@bash scripts/run.sh
 
 ## make test: everything, with real redis-server, Celery worker, aiosmtpd, PostgreSQL, chromium.

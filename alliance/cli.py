@@ -8,7 +8,7 @@ from flask import current_app
 from alliance.core.errors import DomainError
 from alliance.core.validators import one_line
 from alliance.extensions import db
-from alliance.sharing.tlp import TLP_LEVELS
+from alliance.stix.tlp import TLP_LEVELS
 
 
 @click.group("alliance")
@@ -128,8 +128,8 @@ def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipien
     from alliance.alliances.models import Alliance
     from alliance.auth.models import User
     from alliance.notes.services import post_note
-    from alliance.notes.validation import BundleRejected, parse_bundle
-    from alliance.sharing.markings import looser_than
+    from alliance.stix.markings import looser_than
+    from alliance.stix.validation import BundleRejected, parse_bundle
 
     actor = _import_actor(org_slug, as_email)
     alliance = db.session.scalar(select(Alliance).where(Alliance.slug == alliance_slug))

@@ -40,7 +40,6 @@ from alliance.core.models import utcnow
 from alliance.core.vocab import policy_tag_choices, sector_choices
 from alliance.digests.models import WatchTerm
 from alliance.extensions import db
-from alliance.notes import observables
 from alliance.notes.models import (
     Note,
     facet_rows,
@@ -48,7 +47,8 @@ from alliance.notes.models import (
 from alliance.notes.services import _hash, collect_every_note
 from alliance.orgs.models import Organisation
 from alliance.orgs.services import build_identity
-from alliance.sharing.markings import marking_id
+from alliance.stix import observables
+from alliance.stix.markings import marking_id
 
 # STIX 2.1's namespace for deterministic SCO ids (uuid5 over the id-contributing properties).
 SCO_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")

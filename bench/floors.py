@@ -51,8 +51,8 @@ def same_rows(path: str, note_id: int, org_id: int, raw: bytes) -> float:
     existing note (`note_id`, of organisation `org_id`, with its audience) in the migrated
     SQLite database at `path`."""
     from alliance.notes.authorship import needs_creator, with_note_marking
-    from alliance.notes.observables import extract
     from alliance.notes.services import COLLECT_OWN_SQL, COLLECT_SQL
+    from alliance.stix.observables import extract
 
     conn = sqlite3.connect(path, isolation_level=None)
     creator = conn.execute("SELECT stix_id FROM organisations WHERE id = ?",

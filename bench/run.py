@@ -81,7 +81,7 @@ def stix2_rate(raw: bytes) -> float:
 
 def ours(app, raw: bytes) -> tuple[float, int]:
     from alliance.notes.services import post_note
-    from alliance.notes.validation import parse_bundle
+    from alliance.stix.validation import parse_bundle
 
     with app.app_context():
         user, alliances = world()

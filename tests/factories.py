@@ -104,8 +104,8 @@ def as_served(obj: dict, poster_identity: str, tlp: str | None = None) -> dict:
     and names none is served created by the poster's organisation; with the note's `tlp`,
     an object the poster created or that names no creator, with no TLP marking of its own
     (not a marking definition), is served with the note's marking after its others."""
-    from alliance.notes.validation import is_sco
-    from alliance.sharing.markings import level_of, marking_id
+    from alliance.stix.markings import level_of, marking_id
+    from alliance.stix.validation import is_sco
 
     if ("created" in obj and "created_by_ref" not in obj and not is_sco(obj)
             and obj.get("type") not in ("identity", "marking-definition")):

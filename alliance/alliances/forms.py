@@ -12,7 +12,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from alliance.core.validators import PlainText, SingleLine
 from alliance.core.vocab import policy_tag_choices
-from alliance.sharing.tlp import TLP_LEVELS
+from alliance.stix.tlp import TLP_LEVELS
 
 
 class MultiCheckboxField(SelectMultipleField):

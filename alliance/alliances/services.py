@@ -25,7 +25,7 @@ from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
 from alliance.mail.services import queue_mail
 from alliance.orgs.models import Organisation
-from alliance.sharing.tlp import TLP_LEVELS
+from alliance.stix.tlp import TLP_LEVELS
 
 STATE_EDGES = frozenset({
     (None, "requested"), ("rejected", "requested"), ("left", "requested"),

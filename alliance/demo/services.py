@@ -178,8 +178,8 @@ def _note(spec) -> None:
     from alliance.notes import compose
     from alliance.notes.models import Note
     from alliance.notes.services import post_note
-    from alliance.notes.validation import parse_bundle
     from alliance.sharing.policy import Principal, readable_notes
+    from alliance.stix.validation import parse_bundle
 
     poster = find_user_by_email(spec["poster"])
     if db.session.scalar(readable_notes(Principal.of(poster)).where(Note.title == spec["title"])):

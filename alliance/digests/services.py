@@ -47,7 +47,6 @@ from alliance.mail.services import (
     render_mail,
     send_message,
 )
-from alliance.notes import observables
 from alliance.notes.models import Note, NoteAudience, NoteComment, NoteFacet, Observable
 from alliance.orgs.models import Organisation
 from alliance.outbox.services import PermanentFailure, TemporaryFailure, enqueue, handler
@@ -57,7 +56,8 @@ from alliance.sharing.policy import (
     readable_note_ids,
     readable_notes,
 )
-from alliance.sharing.tlp import TLP_RANK
+from alliance.stix import observables
+from alliance.stix.tlp import TLP_RANK
 
 DIGEST_ITEMS = 200          # listed in full at most (fewer past MAIL_BYTES); the rest counted
 SUMMARY_CHARS = 280

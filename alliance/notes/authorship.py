@@ -22,15 +22,15 @@ import orjson
 from sqlalchemy import func, select
 
 from alliance.extensions import db
-from alliance.notes.validation import UNVERSIONED, Problem, is_sco
 from alliance.orgs.models import Organisation
-from alliance.sharing.markings import (
+from alliance.stix.markings import (
     TLP1_IDS,
     level_of,
     marking_id,
     tlp2_extension_definition,
     tlp2_objects,
 )
+from alliance.stix.validation import UNVERSIONED, Problem, is_sco
 
 _TLP1_WORDS = {"CLEAR": {"white", "clear"}, "GREEN": {"green"}, "AMBER": {"amber"},
                "RED": {"red"}}

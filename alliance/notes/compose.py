@@ -10,8 +10,8 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from alliance.core.errors import DomainError
 from alliance.core.vocab import policy_tag_label
-from alliance.notes import observables
-from alliance.sharing.markings import marking_id
+from alliance.stix import observables
+from alliance.stix.markings import marking_id
 
 
 def _plain(obj) -> dict:

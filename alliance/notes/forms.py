@@ -20,7 +20,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 from alliance.alliances.forms import MultiCheckboxField
 from alliance.core.validators import PlainText, SingleLine
 from alliance.core.vocab import country_choices, policy_tag_choices, sector_choices
-from alliance.sharing.tlp import TLP_LEVELS
+from alliance.stix.tlp import TLP_LEVELS
 
 
 def submission_field():

@@ -6,7 +6,7 @@ labels) with a text search configuration `alliance_search` ('simple' words, acce
 folded by unaccent). Both are created by the migration (20261127_c41d9a7e5b10). Words are matched whole,
 case- and accent-insensitively, all of them (AND); no stemming, so that "phish" does not find
 "phishing" in one engine and not the other. Observable values are matched separately, exactly
-and normalised (alliance.notes.observables), through the observables table.
+and normalised (alliance.stix.observables), through the observables table.
 
 match_clause() returns a condition on Note.id to add to a statement that came from the read
 rule (alliance.sharing.policy); it never selects notes itself."""

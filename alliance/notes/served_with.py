@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import select
 
 from alliance.notes.models import SERVED_WITH, NoteObject, StixObject
-from alliance.sharing.markings import (
+from alliance.stix.markings import (
     marking_id,
     tlp2_extension_creator,
     tlp2_extension_definition,

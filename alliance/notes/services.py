@@ -38,7 +38,7 @@ from alliance.core.models import utcnow
 from alliance.core.queries import walk_index
 from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
-from alliance.notes import observables, search, served_with, warninglists
+from alliance.notes import search, served_with, warninglists
 from alliance.notes.authorship import (
     as_sent_with,
     check_authorship,
@@ -59,15 +59,6 @@ from alliance.notes.models import (
     StixObject,
     facet_rows,
 )
-from alliance.notes.validation import (
-    UNVERSIONED,
-    BundleRejected,
-    Problem,
-    check_objects,
-    is_sco,
-    version_key,
-)
-from alliance.sharing.markings import looser_than, marking_id, strictest_level
 from alliance.sharing.policy import (
     TAXII_SERVED_LINKS_SQL,
     TAXII_SERVED_OWN_LINKS_SQL,
@@ -76,7 +67,17 @@ from alliance.sharing.policy import (
     readable_among,
     readable_notes,
 )
-from alliance.sharing.tlp import TLP_LEVELS, TLP_RANK
+from alliance.stix import observables
+from alliance.stix.markings import looser_than, marking_id, strictest_level
+from alliance.stix.tlp import TLP_LEVELS, TLP_RANK
+from alliance.stix.validation import (
+    UNVERSIONED,
+    BundleRejected,
+    Problem,
+    check_objects,
+    is_sco,
+    version_key,
+)
 
 
 def _stix_now() -> str:
@@ -493,7 +494,7 @@ def post_note(actor, *, title: str, tlp: str, alliance_ids, objects: list[dict],
     # ~0.2 s to import, and every process that builds the app imports this module.
     import stix2
 
-    from alliance.notes import fastcheck
+    from alliance.stix import fastcheck
 
     if fastcheck.check(report) is not fastcheck.ACCEPT:
         # The fast path accepts only what stix2 certainly accepts; anything else (and every

@@ -24,7 +24,7 @@ from alliance.auth.access import member_required
 from alliance.core.errors import DomainError
 from alliance.core.views import flash_error
 from alliance.extensions import db
-from alliance.notes import attack, compose, services, tombstones, warninglists
+from alliance.notes import compose, services, tombstones, warninglists
 from alliance.notes.forms import (
     AnalysisForm,
     CommentForm,
@@ -35,14 +35,15 @@ from alliance.notes.forms import (
     RetractForm,
     UploadForm,
 )
-from alliance.notes.validation import BundleRejected, parse_bundle
-from alliance.sharing.markings import created_by_others, looser_than
 from alliance.sharing.policy import (
     Principal,
     can_moderate,
     get_readable_note,
     get_readable_note_or_404,
 )
+from alliance.stix import attack
+from alliance.stix.markings import created_by_others, looser_than
+from alliance.stix.validation import BundleRejected, parse_bundle
 
 bp = Blueprint("notes", __name__)
 

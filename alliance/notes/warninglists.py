@@ -39,14 +39,14 @@ from sqlalchemy import select
 
 from alliance.extensions import db
 from alliance.notes.models import Observable
-from alliance.notes.observables import extract
+from alliance.stix.observables import extract
 
 
 @dataclass(frozen=True)
 class WarningList:
     id: str       # the package's list folder, stored in Observable.warning
     label: str    # what the value is in, for a sentence: "10.0.0.1 is in {label}"
-    kinds: frozenset  # the observable kinds (alliance.notes.observables.detect) it applies to
+    kinds: frozenset  # the observable kinds (alliance.stix.observables.detect) it applies to
 
 
 _IP = frozenset({"ipv4", "ipv6", "cidr4", "cidr6", "url"})  # url: an address as its host

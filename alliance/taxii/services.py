@@ -33,9 +33,9 @@ from alliance.notes.models import (
     OrganisationCollectionObject,
     StixObject,
 )
-from alliance.sharing.markings import strictest_level
 from alliance.sharing.policy import Principal, readable_note_ids, readable_notes
-from alliance.sharing.tlp import TLP_RANK
+from alliance.stix.markings import strictest_level
+from alliance.stix.tlp import TLP_RANK
 
 # Collection ids are derived from this namespace and the alliance or organisation id, so they
 # never change (not even when the site's address does).

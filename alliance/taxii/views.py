@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from alliance.apikeys.services import authenticate
 from alliance.extensions import client_network, csrf, limiter
-from alliance.notes.validation import BundleRejected, parse_envelope
+from alliance.stix.validation import BundleRejected, parse_envelope
 from alliance.taxii import services
 from alliance.taxii.services import TaxiiError
 

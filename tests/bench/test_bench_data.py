@@ -17,7 +17,7 @@ from alliance.auth.models import User
 from alliance.core.models import utcnow
 from alliance.digests.services import build_digest
 from alliance.extensions import db
-from alliance.notes import observables, services
+from alliance.notes import services
 from alliance.notes.models import (
     CollectionObject,
     Note,
@@ -29,9 +29,10 @@ from alliance.notes.models import (
     StixObject,
     facet_rows,
 )
-from alliance.notes.validation import version_key
 from alliance.orgs.models import Organisation
 from alliance.sharing.policy import Principal, count_readable
+from alliance.stix import observables
+from alliance.stix.validation import version_key
 from alliance.taxii import services as taxii
 from bench.benchdata import bench_data_command
 from tests.sharing.test_read_rule_properties import (

@@ -71,7 +71,7 @@ def _rows(conn, after: int, skip: set[str]) -> dict:
 @pytest.mark.parametrize("workload", ["indicators", "attack"])
 def test_the_floor_stores_the_rows_an_import_stores(tmp_path, workload):
     from alliance.extensions import db
-    from alliance.notes.validation import parse_bundle
+    from alliance.stix.validation import parse_bundle
 
     if workload == "indicators":
         raw = floors.indicators_bundle(300)

@@ -180,7 +180,7 @@ def test_a_looser_marked_object_is_shown_in_the_preview_and_shared_only_once_con
     """A TLP:CLEAR indicator pasted into a TLP:AMBER upload: the preview lists it with the
     warning, "Share note" without the confirmation is refused on the checkbox, and ticked it
     posts."""
-    from alliance.sharing.markings import marking_id
+    from alliance.stix.markings import marking_id
     from tests.notes.helpers import bundle, indicator
 
     base = live["url"]

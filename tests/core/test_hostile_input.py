@@ -14,8 +14,8 @@ from alliance.apikeys.services import create_key
 from alliance.core.text import MARKDOWN_MAX, MARKDOWN_MAX_BRACKETS, render_markdown
 from alliance.extensions import db
 from alliance.notes.models import Note
-from alliance.notes.observables import detect, normalise_url
 from alliance.notes.services import post_note
+from alliance.stix.observables import detect, normalise_url
 from alliance.taxii.services import alliance_collection_id
 from tests import factories
 from tests.notes.helpers import STAMP, bundle, counts, identity, indicator, sid

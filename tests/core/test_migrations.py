@@ -79,7 +79,7 @@ def test_the_scope_migration_keeps_every_link_and_marks_red_versions(empty_datab
     again is folded into the shared one on the way down."""
     from alliance.notes import services
     from alliance.notes.models import StixObject
-    from alliance.sharing.markings import marking_id
+    from alliance.stix.markings import marking_id
     from tests import factories
     from tests.notes.helpers import identity
 
@@ -150,7 +150,7 @@ def test_the_scope_migration_goes_down_only_when_nothing_is_lost(empty_database_
     to the other body and deleted what only the RED note held, or failed half-way)."""
     from alliance.notes import services
     from alliance.notes.models import StixObject
-    from alliance.sharing.markings import marking_id
+    from alliance.stix.markings import marking_id
     from tests import factories
 
     # Marked by its poster, so that the RED note and the GREEN one store the same body (an

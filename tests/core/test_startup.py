@@ -106,7 +106,7 @@ from flask_migrate import upgrade
 from alliance import create_app
 from alliance.auth.services import check_password_policy
 from alliance.core.errors import DomainError
-from alliance.notes.validation import check_object
+from alliance.stix.validation import check_object
 from alliance.ops.services import check_database
 
 app = create_app()

@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from alliance.extensions import db
-from alliance.notes import attack
 from alliance.notes.models import Note
+from alliance.stix import attack
 
 ROOT = Path(__file__).parents[2]
 
@@ -53,7 +53,8 @@ def test_the_data_is_read_on_first_use_not_when_the_app_is_built():
     code = ("import sys\n"
             "from alliance import create_app\n"
             "create_app({'SQLALCHEMY_DATABASE_URI': 'sqlite://'})\n"
-            "from alliance.notes import attack, views, warninglists\n"
+            "from alliance.notes import views, warninglists\n"
+            "from alliance.stix import attack\n"
             "print(attack._techniques.cache_info().currsize,"
             " warninglists._lookup.cache_info().currsize,"
             " 'pymispgalaxies' in sys.modules, 'pymispwarninglists' in sys.modules)\n"

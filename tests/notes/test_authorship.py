@@ -13,8 +13,8 @@ from alliance.apikeys.services import create_key
 from alliance.extensions import db
 from alliance.notes import services
 from alliance.notes.models import SERVED_WITH, Note, StixObject
-from alliance.notes.validation import BundleRejected
-from alliance.sharing.markings import marking_id, tlp2_objects
+from alliance.stix.markings import marking_id, tlp2_objects
+from alliance.stix.validation import BundleRejected
 from alliance.taxii.services import alliance_collection_id
 from tests import factories
 from tests.notes.helpers import bundle, counts, identity, indicator, sid

@@ -19,7 +19,7 @@ from alliance.core.errors import DomainError
 from alliance.extensions import db
 from alliance.notes import services
 from alliance.notes.models import SERVED_WITH
-from alliance.sharing.markings import marking_id, tlp2_objects
+from alliance.stix.markings import marking_id, tlp2_objects
 from alliance.taxii import services as taxii
 from tests import factories
 from tests.sharing.helpers import reset_database

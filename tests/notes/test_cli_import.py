@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from alliance.extensions import db
 from alliance.notes.models import SERVED_WITH, Note, NoteObject, StixObject
-from alliance.sharing.markings import marking_id
+from alliance.stix.markings import marking_id
 from tests import factories
 from tests.notes.helpers import CORPUS, bundle, counts, identity, indicator
 

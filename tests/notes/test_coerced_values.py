@@ -9,7 +9,7 @@ from stix2validator import ValidationOptions, validate_instance
 
 from alliance.apikeys.services import create_key
 from alliance.notes import services
-from alliance.notes.validation import BundleRejected, check_object
+from alliance.stix.validation import BundleRejected, check_object
 from alliance.taxii.services import alliance_collection_id
 from tests.notes.helpers import counts, identity, indicator
 

@@ -25,8 +25,8 @@ from alliance.apikeys.services import create_key
 from alliance.extensions import db
 from alliance.notes import services
 from alliance.notes.models import Observable, StixObject
-from alliance.notes.observables import MAX_VALUE, detect
-from alliance.notes.validation import (
+from alliance.stix.observables import MAX_VALUE, detect
+from alliance.stix.validation import (
     MAX_FRACTION_DIGITS,
     MAX_INTEGER,
     BundleRejected,

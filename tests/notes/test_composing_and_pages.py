@@ -14,7 +14,7 @@ from alliance.core.errors import DomainError
 from alliance.extensions import db
 from alliance.notes import compose, services
 from alliance.notes.models import Note, NoteComment
-from alliance.sharing.markings import marking_id
+from alliance.stix.markings import marking_id
 from tests import factories
 from tests.notes.helpers import STAMP, bundle, identity, indicator, sid
 

@@ -15,9 +15,9 @@ from stix2validator import ValidationOptions, validate_string
 from alliance.core.errors import DomainError
 from alliance.extensions import db
 from alliance.notes import services
-from alliance.notes.validation import BundleRejected, parse_bundle
-from alliance.sharing.markings import marking_id, strictest_level, tlp2_ids
-from alliance.sharing.tlp import TLP_RANK
+from alliance.stix.markings import marking_id, strictest_level, tlp2_ids
+from alliance.stix.tlp import TLP_RANK
+from alliance.stix.validation import BundleRejected, parse_bundle
 from tests.factories import as_served
 from tests.notes.helpers import CORPUS, counts
 

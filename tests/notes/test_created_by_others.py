@@ -7,7 +7,7 @@ import io
 import orjson
 import pytest
 
-from alliance.sharing.markings import marking_id
+from alliance.stix.markings import marking_id
 from tests.notes.helpers import bundle, counts, identity, indicator
 
 MITRE_ID = "identity--c78cb6e5-0c4b-4611-8297-d1b8b55e40b5"

@@ -1,4 +1,4 @@
-"""alliance.notes.fastcheck against the real thing: stix2.parse(obj, allow_custom=True,
+"""alliance.stix.fastcheck against the real thing: stix2.parse(obj, allow_custom=True,
 version="2.1"), where raising anything means "refused".
 
 Soundness is what is tested: a (True, ...) answer only for objects stix2 accepts, a
@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stix2patterns.validator import run_validator
 
-from alliance.notes import fastcheck
-from alliance.notes.fastcheck import ACCEPT, check
+from alliance.stix import fastcheck
+from alliance.stix.fastcheck import ACCEPT, check
 from tests.notes.helpers import CORPUS
 
 pytestmark = pytest.mark.nodb  # no database: the SQLite pass runs them once
@@ -216,7 +216,7 @@ NOT_SURE = {  # stix2 refuses all of these; the fast path must not say True
 
 # stix2 accepts these by reading them as something else (a str as a one-item list, null and
 # [] as absent); the body is stored as posted, so the fast path is not sure and the full
-# check (alliance.notes.validation.check_object) refuses them.
+# check (alliance.stix.validation.check_object) refuses them.
 READ_AS_SOMETHING_ELSE = {
     "labels as one string": (attack_pattern(labels="one"), "labels"),
     "null is absent to stix2": (attack_pattern(description=None), "description"),
@@ -228,7 +228,7 @@ READ_AS_SOMETHING_ELSE = {
 
 @pytest.mark.parametrize("name", READ_AS_SOMETHING_ELSE)
 def test_read_as_something_else_is_not_sure_and_then_refused(name):
-    from alliance.notes.validation import check_object
+    from alliance.stix.validation import check_object
 
     obj, prop = READ_AS_SOMETHING_ELSE[name]
     assert stix2_accepts(obj)

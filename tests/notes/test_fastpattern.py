@@ -1,4 +1,4 @@
-"""alliance.notes.fastpattern against the real validator (stix2 3.0.2 / stix2-patterns 2.1.2).
+"""alliance.stix.fastpattern against the real validator (stix2 3.0.2 / stix2-patterns 2.1.2).
 
 The reference verdict is whether stix2.parse accepts a minimal Indicator carrying the pattern;
 most tests call the function it uses, stix2patterns.validator.run_validator, directly (same
@@ -26,7 +26,7 @@ from stix2patterns.v21.grammars.STIXPatternLexer import STIXPatternLexer
 from stix2patterns.v21.grammars.STIXPatternParser import STIXPatternParser
 from stix2patterns.validator import run_validator
 
-from alliance.notes.fastpattern import MAX_TREE_DEPTH, _parse, _Reject, _tokenize, _Unsure, check
+from alliance.stix.fastpattern import MAX_TREE_DEPTH, _parse, _Reject, _tokenize, _Unsure, check
 from tests.notes.helpers import CORPUS
 
 pytestmark = pytest.mark.nodb  # no database: the SQLite pass runs them once

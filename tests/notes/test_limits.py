@@ -7,7 +7,7 @@ import time
 import orjson
 import pytest
 
-from alliance.notes.validation import BundleRejected, parse_bundle
+from alliance.stix.validation import BundleRejected, parse_bundle
 from tests.notes.helpers import bundle, counts, identity, sid
 
 QUICK = 2.0  # seconds

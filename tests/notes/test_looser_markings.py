@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from alliance.extensions import db
 from alliance.notes.models import FormSubmission, Note, StixObject
-from alliance.sharing.markings import marking_id
+from alliance.stix.markings import marking_id
 from tests.notes.helpers import bundle, counts, identity, indicator
 
 CONFIRM = b"I confirm these objects are shared at their own looser marking"

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from alliance.notes import services
-from alliance.notes.validation import parse_bundle, parse_envelope, references
+from alliance.stix.validation import parse_bundle, parse_envelope, references
 from tests.notes.helpers import CORPUS, bundle, identity, indicator, sid
 
 VALID = sorted((CORPUS / "valid").glob("*.json"))

@@ -11,8 +11,8 @@ from alliance.core.errors import DomainError
 from alliance.extensions import db
 from alliance.notes import services
 from alliance.notes.models import SERVED_WITH, NoteObject, StixObject
-from alliance.notes.validation import BundleRejected, parse_bundle
-from alliance.sharing.markings import TLP1_IDS, marking_id
+from alliance.stix.markings import TLP1_IDS, marking_id
+from alliance.stix.validation import BundleRejected, parse_bundle
 from tests import factories
 from tests.notes.helpers import CORPUS, bundle, counts, identity, indicator
 

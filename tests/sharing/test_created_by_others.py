@@ -1,7 +1,7 @@
 """markings.created_by_others: the objects another identity created, which the platform
 serves exactly as posted (their own markings, or none), listed in the upload preview for the
 poster's information (issue 19)."""
-from alliance.sharing.markings import (
+from alliance.stix.markings import (
     EXTENSION_ID,
     TLP1_IDS,
     created_by_others,

@@ -2,8 +2,8 @@
 see in the preview and confirm before sharing (issue 18, point 9)."""
 import pytest
 
-from alliance.sharing.markings import TLP1_IDS, looser_than, marking_id
-from alliance.sharing.tlp import TLP_LEVELS
+from alliance.stix.markings import TLP1_IDS, looser_than, marking_id
+from alliance.stix.tlp import TLP_LEVELS
 from tests.notes.helpers import identity, indicator
 
 WHITE = next(ref for ref, level in TLP1_IDS.items() if level == "CLEAR")

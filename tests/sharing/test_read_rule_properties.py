@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from alliance.alliances.models import Alliance, Coordinator
 from alliance.core.models import utcnow
 from alliance.extensions import db
-from alliance.notes import observables, services
+from alliance.notes import services
 from alliance.notes.models import (
     Note,
     NoteAudience,
@@ -35,6 +35,7 @@ from alliance.sharing.policy import (
     get_readable_note,
     readable_notes,
 )
+from alliance.stix import observables
 from tests import factories
 from tests.sharing.helpers import reset_database
 

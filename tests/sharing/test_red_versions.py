@@ -11,8 +11,8 @@ from sqlalchemy import func, select, update
 from alliance.extensions import db
 from alliance.notes import services
 from alliance.notes.models import Note, StixObject
-from alliance.notes.validation import BundleRejected
 from alliance.sharing.policy import Principal, get_readable_note
+from alliance.stix.validation import BundleRejected
 from tests import factories
 
 SCO = {"type": "ipv4-addr", "spec_version": "2.1",

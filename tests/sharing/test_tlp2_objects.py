@@ -6,7 +6,7 @@ import stix2
 from stix2validator import ValidationOptions, validate_string
 
 from alliance.notes.services import note_bundle, post_note
-from alliance.sharing.markings import tlp2_extension_definition, tlp2_objects
+from alliance.stix.markings import tlp2_extension_definition, tlp2_objects
 from tests.notes.helpers import identity
 
 EXTENSION = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"

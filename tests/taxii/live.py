@@ -13,7 +13,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from alliance.extensions import db
 from alliance.notes.models import CollectionObject, StixObject
-from alliance.notes.validation import references
+from alliance.stix.validation import references
 from alliance.taxii.services import rfc3339
 from tests.servers import free_port
 
@@ -115,7 +115,7 @@ def served_with_ids() -> set[str]:
     the platform organisations' identities, the TLP 2.0 marking definitions, their extension
     definition and its creator's identity."""
     from alliance.orgs.models import Organisation
-    from alliance.sharing.markings import (
+    from alliance.stix.markings import (
         tlp2_extension_creator,
         tlp2_extension_definition,
         tlp2_objects,

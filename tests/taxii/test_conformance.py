@@ -23,7 +23,7 @@ from alliance.apikeys.services import create_key, revoke_key
 from alliance.extensions import db
 from alliance.notes.models import Note
 from alliance.notes.services import note_bundle
-from alliance.sharing.markings import (
+from alliance.stix.markings import (
     EXTENSION_ID,
     marking_id,
     tlp2_extension_creator,

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from alliance.apikeys.services import create_key
 from alliance.extensions import db
 from alliance.notes.models import Note
-from alliance.sharing.markings import marking_id
+from alliance.stix.markings import marking_id
 from alliance.taxii.services import alliance_collection_id
 from tests.auth.helpers import sign_in
 from tests.notes.helpers import identity, indicator

@@ -18,7 +18,7 @@ from alliance.apikeys.services import create_key
 from alliance.extensions import db
 from alliance.notes.models import Note
 from alliance.notes.services import note_bundle
-from alliance.sharing.markings import (
+from alliance.stix.markings import (
     level_of,
     marking_id,
     strictest_level,
@@ -26,7 +26,7 @@ from alliance.sharing.markings import (
     tlp2_extension_definition,
     tlp2_objects,
 )
-from alliance.sharing.tlp import TLP_RANK
+from alliance.stix.tlp import TLP_RANK
 from alliance.taxii.services import alliance_collection_id
 from tests import factories
 from tests.notes.helpers import CORPUS, identity, indicator, sid

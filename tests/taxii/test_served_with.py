@@ -15,8 +15,8 @@ from alliance.apikeys.services import create_key
 from alliance.extensions import db
 from alliance.notes import services
 from alliance.notes.models import StixObject
-from alliance.sharing.markings import level_of, marking_id, tlp2_extension_definition
-from alliance.sharing.tlp import TLP_RANK
+from alliance.stix.markings import level_of, marking_id, tlp2_extension_definition
+from alliance.stix.tlp import TLP_RANK
 from alliance.taxii.services import alliance_collection_id, organisation_collection_id
 from tests import factories
 from tests.notes.helpers import identity, indicator, sid

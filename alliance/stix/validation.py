@@ -1,7 +1,7 @@
 """Validating posted STIX 2.1 before anything is stored. Every problem names the object id,
 the property and the reason; the caller stores nothing unless the list is empty.
 
-Each object is checked by a fast path first (alliance.notes.fastcheck and fastpattern, whose
+Each object is checked by a fast path first (alliance.stix.fastcheck and fastpattern, whose
 "certainly valid" verdicts agree with the stix2 library's — differential tests keep them
 honest); anything it is not sure of, and every refusal, goes through stix2.parse itself.
 
@@ -19,7 +19,7 @@ import orjson
 from flask import current_app
 
 from alliance.core.errors import DomainError
-from alliance.sharing.markings import known_marking_ids
+from alliance.stix.markings import known_marking_ids
 
 ID_RE = re.compile(r"^([a-z0-9][a-z0-9-]*[a-z0-9])--([0-9a-fA-F-]{36})$")
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
@@ -496,7 +496,7 @@ def check_object(obj, budget: list[int] | None = None) -> list[Problem]:
     import stix2
     from stix2 import exceptions as stix_errors
 
-    from alliance.notes import fastcheck, fastpattern
+    from alliance.stix import fastcheck, fastpattern
 
     verdict = fastcheck.check(obj, pattern_ok=fastpattern.check)
     if verdict is not None and verdict[0]:
@@ -536,7 +536,7 @@ def _pattern_problems(obj: dict, budget: list[int] | None) -> list[Problem]:
             isinstance(pattern, str) and pattern):
         return []
     version = obj.get("pattern_version")
-    from alliance.notes import fastpattern
+    from alliance.stix import fastpattern
 
     verdict = fastpattern.check(pattern, version if isinstance(version, str) else None)
     if verdict:

@@ -4,7 +4,7 @@ import json
 from functools import cache
 from pathlib import Path
 
-from alliance.sharing.tlp import TLP_RANK
+from alliance.stix.tlp import TLP_RANK
 
 TLP1_IDS = {
     "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9": "CLEAR",   # TLP:WHITE

@@ -234,9 +234,9 @@ def configure_blueprints(app: Flask) -> None:
     from alliance.auth.views import bp as auth_bp
     from alliance.core.views import bp as core_bp
     from alliance.digests.views import bp as digests_bp
-    from alliance.mail.views import bp as mail_bp
     from alliance.notes.views import bp as notes_bp
     from alliance.notes.views import public_bp as insights_bp
+    from alliance.ops.maildir import bp as mail_bp
     from alliance.ops.views import bp as ops_bp
     from alliance.orgs.views import bp as orgs_bp
     from alliance.taxii.views import bp as taxii_bp

@@ -12,7 +12,7 @@ from alliance.alliances.services import (
     require_coordinator,
 )
 from alliance.audit.forms import AuditFilterForm
-from alliance.audit.services import (
+from alliance.audit.log import (
     ACTION_LABELS,
     ALLIANCE_ACTIONS,
     describe_event,

@@ -19,7 +19,6 @@ from alliance.audit.models import AuditEvent
 from alliance.audit.services import record
 from alliance.auth import services
 from alliance.auth.forms import (
-    AcceptInviteForm,
     ChangePasswordForm,
     ConfirmEmailForm,
     NewPasswordForm,
@@ -310,28 +309,3 @@ def change_password():
             flash("Your password is changed; your other sessions are signed out.", "success")
             return redirect(url_for("core.index"))
     return render_template("auth/change_password.html", form=form), 422 if form.errors else 200
-
-
-@bp.route("/invite/<token>", methods=["GET", "POST"])
-def accept_invite(token):
-    from alliance.orgs import services as org_services
-
-    try:
-        invitation = org_services.read_invitation(token)
-    except DomainError as exc:
-        status = exc.status_code if exc.status_code != 422 else 400
-        return render_template("auth/message.html", title="Invitation not valid",
-                               message=exc.message), status
-    form = AcceptInviteForm()
-    if form.validate_on_submit():
-        try:
-            user = org_services.accept_invitation(token, name=form.name.data,
-                                                  password=form.password.data)
-        except DomainError as exc:
-            flash_error(exc, form)
-        else:
-            services.sign_in(user)
-            flash(f"Welcome to {user.organisation.name}.", "success")
-            return redirect(url_for("core.index"))
-    return render_template("auth/accept_invite.html", form=form, invitation=invitation), \
-        422 if form.errors else 200

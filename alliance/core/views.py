@@ -1,6 +1,11 @@
 """Home, status page, error pages and the helpers every template uses."""
+from collections.abc import Callable
+from typing import NamedTuple
+
 from flask import (
     Blueprint,
+    Response,
+    current_app,
     flash,
     has_request_context,
     make_response,
@@ -74,12 +79,32 @@ ERROR_TEXT = {
 }
 
 
-def _error_page(code: int, message: str | None = None):
-    title, advice = ERROR_TEXT.get(code, ERROR_TEXT[500])
-    from alliance.taxii.views import error_response, is_taxii_request
+class ApiErrors(NamedTuple):
+    """How an API answers errors under its own addresses (TAXII registers one)."""
+    matches: Callable[[], bool]        # is this request one of the API's?
+    status: Callable[[int, str, str], Response]   # code, title, message -> response
+    http: Callable[[HTTPException], Response]
 
-    if has_request_context() and is_taxii_request():  # machines get TAXII error messages
-        return error_response(code, title, message or "")
+
+def register_api_errors(app, api: ApiErrors) -> None:
+    """Errors of requests the API matches are answered in the API's own format, not as
+    pages. Called by the API slice when the app is built (slices above core register; core
+    imports none of them)."""
+    app.extensions.setdefault("alliance.api_errors", []).append(api)
+
+
+def _api_for_request() -> ApiErrors | None:
+    if not has_request_context():
+        return None
+    return next((api for api in current_app.extensions.get("alliance.api_errors", ())
+                 if api.matches()), None)
+
+
+def error_page(code: int, message: str | None = None):
+    title, advice = ERROR_TEXT.get(code, ERROR_TEXT[500])
+    api = _api_for_request()
+    if api:  # machines get the API's error messages
+        return api.status(code, title, message or "")
     return render_template("errors/error.html", code=code, title=title, advice=advice,
                            message=message), code
 
@@ -87,12 +112,12 @@ def _error_page(code: int, message: str | None = None):
 def register_error_handlers(app) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
-        return _error_page(400, "The form's security token is missing or has expired. "
-                                "Reload the page and send the form again.")
+        return error_page(400, "The form's security token is missing or has expired. "
+                               "Reload the page and send the form again.")
 
     @app.errorhandler(DomainError)
     def domain_error(exc):
-        return _error_page(exc.status_code, exc.message)
+        return error_page(exc.status_code, exc.message)
 
     @app.errorhandler(IntegrityError)
     def integrity_error(exc):
@@ -101,8 +126,8 @@ def register_error_handlers(app) -> None:
         from alliance.extensions import db
 
         db.session.rollback()
-        return _error_page(409, "Someone saved the same thing at the same moment. Reload the "
-                                "page to see what is there now, then try again.")
+        return error_page(409, "Someone saved the same thing at the same moment. Reload the "
+                               "page to see what is there now, then try again.")
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
@@ -113,15 +138,14 @@ def register_error_handlers(app) -> None:
         return response
 
     def _http_error(exc):
-        from alliance.taxii.views import http_error_for_taxii, is_taxii_request
-
-        if is_taxii_request():
-            return http_error_for_taxii(exc)
+        api = _api_for_request()
+        if api:
+            return api.http(exc)
         if exc.response is not None:  # a page made for this error (a rate limit's on_breach)
             return exc.response
         if exc.code in ERROR_TEXT:
             message = exc.description if exc.code in (400, 413, 415, 422, 429) else None
-            return _error_page(exc.code, message)
+            return error_page(exc.code, message)
         return exc
 
     @app.errorhandler(Exception)
@@ -130,7 +154,7 @@ def register_error_handlers(app) -> None:
         from alliance.extensions import db
 
         db.session.rollback()
-        return _error_page(500)
+        return error_page(500)
 
 
 def register_template_helpers(app) -> None:

@@ -238,7 +238,7 @@ def invite_user(actor: User, email: str, role: str = "member") -> str | None:
     if existing is None:
         token = make_token("invite", {"org": org.id, "email": email, "role": role,
                                       "by": actor.id})
-        link = external_url("auth.accept_invite", token=token)
+        link = external_url("orgs.accept_invite", token=token)
         queue_mail(email, "user_invite", subject, inviter=actor.name, org_name=org.name,
                    link=link, days=current_app.config["INVITE_MAX_AGE"] // 86400)
     else:

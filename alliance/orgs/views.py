@@ -16,6 +16,8 @@ from flask_login import current_user
 
 from alliance.alliances.services import memberships_of_org
 from alliance.auth.access import admin_required, member_required
+from alliance.auth.forms import AcceptInviteForm
+from alliance.auth.services import sign_in
 from alliance.core.errors import DomainError
 from alliance.core.views import flash_error, run_and_flash
 from alliance.extensions import db, limiter
@@ -198,3 +200,27 @@ def vet(org_id):
     # The dashboard's inbox approves with one click and sends back=dashboard.
     back = "core.index" if request.form.get("back") == "dashboard" else "orgs.vetting"
     return redirect(url_for(back))
+
+
+# Under /auth/ where the invitation mails have always pointed.
+@bp.route("/auth/invite/<token>", methods=["GET", "POST"])
+def accept_invite(token):
+    try:
+        invitation = services.read_invitation(token)
+    except DomainError as exc:
+        status = exc.status_code if exc.status_code != 422 else 400
+        return render_template("auth/message.html", title="Invitation not valid",
+                               message=exc.message), status
+    form = AcceptInviteForm()
+    if form.validate_on_submit():
+        try:
+            user = services.accept_invitation(token, name=form.name.data,
+                                               password=form.password.data)
+        except DomainError as exc:
+            flash_error(exc, form)
+        else:
+            sign_in(user)
+            flash(f"Welcome to {user.organisation.name}.", "success")
+            return redirect(url_for("core.index"))
+    return render_template("orgs/accept_invite.html", form=form, invitation=invitation), \
+        422 if form.errors else 200

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from alliance.apikeys.services import authenticate
+from alliance.core.views import ApiErrors, error_page, register_api_errors
 from alliance.extensions import client_network, csrf, limiter
 from alliance.stix.validation import BundleRejected, parse_envelope
 from alliance.taxii import services
@@ -287,13 +288,13 @@ def status(status_id):
 
 def register_errors(app) -> None:
     """TAXII error messages for everything under /taxii2/ (the HTML error pages elsewhere)."""
+    register_api_errors(app, ApiErrors(matches=is_taxii_request, status=error_response,
+                                       http=http_error_for_taxii))
 
     @app.errorhandler(TaxiiError)
     def taxii_error(exc):
         if not is_taxii_request():
-            from alliance.core.views import _error_page
-
-            return _error_page(exc.status_code, exc.message)
+            return error_page(exc.status_code, exc.message)
         return error_response(exc.status_code, exc.title, exc.description, exc.details)
 
 

@@ -4,7 +4,8 @@ import re
 import pytest
 
 from alliance.alliances import services
-from alliance.audit.services import list_events, record
+from alliance.audit.log import list_events
+from alliance.audit.services import record
 from alliance.extensions import db
 from tests import factories
 from tests.alliances.helpers import element_text, events

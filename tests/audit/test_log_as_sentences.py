@@ -9,8 +9,9 @@ import pytest
 from flask_login import current_user, login_user
 
 from alliance.alliances import services
+from alliance.audit.log import describe_event, events_csv, list_events
 from alliance.audit.models import AuditEvent
-from alliance.audit.services import describe_event, events_csv, list_events, record
+from alliance.audit.services import record
 from alliance.core.models import utcnow
 from alliance.extensions import db
 from tests import factories

@@ -8,7 +8,7 @@ and about alliances, to someone the read rule does not let read them.
   retraction's reason (free text about the note; a TAXII deletion named the object's STIX
   id in it) stays on the note, for those who may still read it, and out of the log."""
 from alliance.apikeys.services import create_key
-from alliance.audit.services import list_events
+from alliance.audit.log import list_events
 from alliance.notes import services
 from alliance.taxii.services import alliance_collection_id
 from tests import factories

@@ -1,5 +1,5 @@
-"""Development convenience: platform admins read the local maildir the platform writes to
-when MAIL_URL is a folder (the `make run` default)."""
+"""Development convenience, an operations page: platform admins read the local maildir the
+platform writes to when MAIL_URL is a folder (the `make run` default)."""
 import mailbox
 import os
 from email.errors import HeaderParseError

@@ -49,8 +49,10 @@ scale: deps system-deps
 system-deps:
 	@bash scripts/system-deps.sh
 
+## make lint: ruff (style, security, complexity) over the tree, mypy (mypy.ini) over alliance/.
 lint: deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy alliance
 
 bench: deps
 	$(PY) bench/run.py

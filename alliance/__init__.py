@@ -1,5 +1,6 @@
 """CyberPeace Alliance: the application factory. It only wires; it never creates tables,
 migrates, prompts or calls the network."""
+import importlib
 import logging
 import os
 import secrets
@@ -25,6 +26,7 @@ def create_app(config: str | type | dict | None = None) -> Flask:
     configure_metrics(app)
     configure_extensions(app)
     configure_celery(app)
+    configure_outbox(app)
     configure_blueprints(app)
     configure_templates(app)
     configure_request_hooks(app)
@@ -78,9 +80,8 @@ def configure_config(app: Flask, config) -> None:
 def _postgresql_options(options: dict) -> dict:
     """JIT compilation off for the app's connections (a startup parameter, so every pooled
     connection has it). A TAXII page's plan walks the keyset index and stops after a page,
-    but its estimated cost (the whole walk) is far above jit_above_cost: PostgreSQL spent
-    ~50 ms compiling a ~10 ms query (bench/scale.py at 1,000,000 objects: p95 ~120 ms with
-    JIT, ~25 ms without)."""
+    but its estimated cost (the whole walk) is far above jit_above_cost, so PostgreSQL would
+    spend longer compiling the query than running it (bench/scale.py measures the pages)."""
     connect_args = dict(options.get("connect_args") or {})
     extra = connect_args.get("options", "")
     if "jit=" not in extra:
@@ -213,18 +214,38 @@ def _tune_sqlite(engine) -> None:
         cursor.close()
 
 
+# The modules that define Celery tasks, all of them: a task exists when it is listed here
+# (the worker imports them at start, `include`; the web process to know their options).
+TASK_MODULES = ("alliance.outbox.tasks", "alliance.digests.tasks")
+
+
 def configure_celery(app: Flask) -> None:
     from alliance.extensions import celery_init_app
 
-    celery_init_app(app)
-    # Import the modules that define tasks and outbox handlers so they are registered.
+    celery = celery_init_app(app)
+    # Every model mapped before a task's first query (relationships name them by string).
     import alliance.apikeys.models  # noqa: F401
-    import alliance.digests.services  # noqa: F401
-    import alliance.digests.tasks  # noqa: F401
-    import alliance.mail.services  # noqa: F401
     import alliance.notes.models  # noqa: F401
-    import alliance.outbox.tasks  # noqa: F401
     import alliance.taxii.models  # noqa: F401
+
+    celery.conf.include = list(TASK_MODULES)
+    for module in TASK_MODULES:
+        importlib.import_module(module)
+
+
+def configure_outbox(app: Flask) -> None:
+    """Every outbox kind the code enqueues and what runs it, registered in this one place
+    (the web app, the CLI and the worker all come through here: workers/celery_app.py), and
+    the signals one slice sends and another acts on. Importing a module registers nothing;
+    enqueue() refuses a kind that is not registered here."""
+    from alliance.auth.services import HANDLERS as AUTH_HANDLERS
+    from alliance.digests.handlers import HANDLERS as DIGEST_HANDLERS
+    from alliance.digests.handlers import connect_signals as connect_digest_signals
+    from alliance.mail.services import HANDLERS as MAIL_HANDLERS
+    from alliance.outbox.services import register_handlers
+
+    register_handlers(app, AUTH_HANDLERS, MAIL_HANDLERS, DIGEST_HANDLERS)
+    connect_digest_signals()  # notes.events.note_posted -> a watch scan
 
 
 def configure_blueprints(app: Flask) -> None:
@@ -233,7 +254,10 @@ def configure_blueprints(app: Flask) -> None:
     from alliance.audit.views import bp as audit_bp
     from alliance.auth.views import bp as auth_bp
     from alliance.core.views import bp as core_bp
+    from alliance.dashboard.views import bp as dashboard_bp
     from alliance.digests.views import bp as digests_bp
+    from alliance.notes.compose_views import bp as compose_bp
+    from alliance.notes.feed_views import bp as feeds_bp
     from alliance.notes.views import bp as notes_bp
     from alliance.notes.views import public_bp as insights_bp
     from alliance.ops.maildir import bp as mail_bp
@@ -243,6 +267,7 @@ def configure_blueprints(app: Flask) -> None:
     from alliance.taxii.views import register_errors as register_taxii_errors
 
     app.register_blueprint(core_bp)
+    app.register_blueprint(dashboard_bp)
     app.register_blueprint(ops_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(orgs_bp)
@@ -252,6 +277,8 @@ def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(digests_bp, url_prefix="/digests")
     app.register_blueprint(mail_bp, url_prefix="/admin/mail")
     app.register_blueprint(notes_bp, url_prefix="/notes")
+    app.register_blueprint(feeds_bp, url_prefix="/notes")
+    app.register_blueprint(compose_bp, url_prefix="/notes")
     app.register_blueprint(insights_bp)
     app.register_blueprint(taxii_bp)
     register_taxii_errors(app)
@@ -272,7 +299,9 @@ def configure_proxy(app: Flask) -> None:
     if hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        # Flask's documented way to wrap its WSGI app; typeshed sees a method being replaced.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
 def configure_request_hooks(app: Flask) -> None:

@@ -1,11 +1,13 @@
 """`flask --app wsgi alliance ...` commands for operators."""
 import json
 import sys
+from dataclasses import dataclass
 
 import click
 from flask import current_app
 
 from alliance.core.errors import DomainError
+from alliance.core.states import Role
 from alliance.core.validators import one_line
 from alliance.extensions import db
 from alliance.stix.tlp import TLP_LEVELS
@@ -83,8 +85,7 @@ def _import_actor(org_slug: str, as_email: str | None):
             raise click.ClickException(f"{as_email} is not a user of {org.name}.")
     else:
         admins = db.session.scalars(select(User).where(
-            User.organisation_id == org.id, User.role == "org_admin",
-            User.deactivated_at.is_(None), User.email_verified_at.is_not(None))
+            User.organisation_id == org.id, User.role == Role.ORG_ADMIN, User.can_act)
             .order_by(User.id)).all()
         if not admins:
             raise click.ClickException(f"{org.name} has no active org admin to post as; "
@@ -94,6 +95,21 @@ def _import_actor(org_slug: str, as_email: str | None):
         raise click.ClickException(f"{user.email} cannot post: the user must be active and "
                                    "verified, in a vetted organisation.")
     return user
+
+
+@dataclass(frozen=True)
+class _ImportRequest:
+    """What `alliance import` was asked to do: its argument and options, as click names them."""
+
+    path: str
+    org_slug: str
+    alliance_slug: str
+    tlp: str
+    title: str | None
+    as_email: str | None
+    recipients: tuple[str, ...]
+    alert: bool
+    allow_looser_markings: bool
 
 
 @alliance_cli.command("import")
@@ -112,8 +128,7 @@ def _import_actor(org_slug: str, as_email: str | None):
 @click.option("--allow-looser-markings", is_flag=True,
               help="Confirm that objects marked looser than --tlp (a TLP:CLEAR indicator in a "
                    "TLP:AMBER note) are shared at their own marking; without it they are refused.")
-def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipients, alert,
-                   allow_looser_markings):
+def import_command(**options):
     """Post a STIX 2.1 bundle file as one note, validated and stored all or nothing.
 
     Prints the note's report id on success; on failure prints every problem (object id,
@@ -121,40 +136,53 @@ def import_command(path, org_slug, alliance_slug, tlp, title, as_email, recipien
     marked looser than the note are listed on standard error either way; they are refused
     (nothing stored) unless --allow-looser-markings confirms them, as the web form's
     checkbox does."""
-    from pathlib import Path
+    _import_bundle(_ImportRequest(**options))
 
+
+def _import_audience(request: _ImportRequest) -> tuple:
+    """(the user the import posts as, the alliance, the ids of the named recipients)."""
     from sqlalchemy import select
 
     from alliance.alliances.models import Alliance
     from alliance.auth.models import User
-    from alliance.notes.services import post_note
-    from alliance.stix.markings import looser_than
-    from alliance.stix.validation import BundleRejected, parse_bundle
 
-    actor = _import_actor(org_slug, as_email)
-    alliance = db.session.scalar(select(Alliance).where(Alliance.slug == alliance_slug))
+    actor = _import_actor(request.org_slug, request.as_email)
+    alliance = db.session.scalar(select(Alliance).where(Alliance.slug == request.alliance_slug))
     if alliance is None:
-        raise click.ClickException(f"No alliance with the slug {alliance_slug!r}.")
+        raise click.ClickException(f"No alliance with the slug {request.alliance_slug!r}.")
     recipient_ids = []
-    for email in recipients:
+    for email in request.recipients:
         user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
         if user is None:
             raise click.ClickException(f"No user with the e-mail address {email}.")
         recipient_ids.append(user.id)
-    path = Path(path)
+    return actor, alliance, recipient_ids
+
+
+def _import_bundle(request: _ImportRequest) -> None:
+    """The import command's work: parse, post, and say what happened (see import_command)."""
+    from pathlib import Path
+
+    from alliance.notes.posting import NoteDraft, post_note
+    from alliance.stix.limits import StixLimits
+    from alliance.stix.markings import looser_than
+    from alliance.stix.validation import BundleRejected, parse_bundle
+
+    actor, alliance, recipient_ids = _import_audience(request)
+    path, tlp = Path(request.path), request.tlp
     try:
-        parsed = parse_bundle(path.read_bytes())
+        parsed = parse_bundle(path.read_bytes(), StixLimits.from_config(current_app.config))
         # Drawn a couple of hundred times at most: drawing it after every object (on a
         # terminal) would cost about as much as checking the object.
         with click.progressbar(length=len(parsed.objects), label="Validating",
                                file=sys.stderr,
                                update_min_steps=max(1, len(parsed.objects) // 200)) as bar:
-            note = post_note(actor, title=one_line(title or "") or f"Import of {path.name}",
-                             tlp=tlp,
-                             alliance_ids=[alliance.id], objects=parsed.objects,
-                             recipient_ids=recipient_ids, warnings=parsed.warnings, refs=parsed.refs,
-                             progress=bar.update, alerts=alert,
-                             looser_confirmed=allow_looser_markings)
+            note = post_note(actor, NoteDraft(
+                title=one_line(request.title or "") or f"Import of {path.name}", tlp=tlp,
+                alliance_ids=[alliance.id], objects=parsed.objects,
+                recipient_ids=recipient_ids, warnings=parsed.warnings, refs=parsed.refs,
+                looser_confirmed=request.allow_looser_markings),
+                progress=bar.update, alerts=request.alert)
     except BundleRejected as exc:
         db.session.rollback()
         click.echo(f"Refused, nothing was stored ({len(exc.problems)} problem(s)):", err=True)
@@ -238,8 +266,8 @@ def digests_run(now_flag, at_text):
 
     from sqlalchemy import select
 
-    from alliance.digests import services
     from alliance.digests.models import Delivery
+    from alliance.digests.scheduling import schedule_due
     from alliance.outbox.models import OutboxMessage
     from alliance.outbox.services import TemporaryFailure, run_message
 
@@ -258,7 +286,7 @@ def digests_run(now_flag, at_text):
         if not datetime(1970, 1, 1, tzinfo=UTC) <= now < datetime(9000, 1, 1, tzinfo=UTC):
             raise click.ClickException(f"--at: {at_text!r} is out of range (1970 to 8999).")
     click.echo(f"Links in mails point to BASE_URL={current_app.config['BASE_URL']}", err=True)
-    created = services.schedule_due(now, publish=False)
+    created = schedule_due(now, publish=False)
     message_ids = db.session.scalars(select(OutboxMessage.id).where(
         OutboxMessage.kind == "digest", OutboxMessage.done_at.is_(None),
         OutboxMessage.failed_at.is_(None))).all()

@@ -1,6 +1,7 @@
 """Flask extensions, created unbound; the factory binds them to an app."""
 import ipaddress
 import json
+from typing import TYPE_CHECKING
 
 import click
 import orjson
@@ -46,11 +47,19 @@ def _json_loads(text: str):
 db = SQLAlchemy(model_class=Base, engine_options={"json_serializer": _json_dumps,
                                                   "json_deserializer": _json_loads})
 
+# What every model subclasses: db.Model, which Flask-SQLAlchemy makes from Base when `db` is
+# created. A type checker cannot follow a base class made at run time, so to it a model is
+# a subclass of Base, whose typed columns (Mapped[...]) it then checks.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
+
 
 class LazyMigrate:
     """Flask-Migrate, bound to the app the first time a migration needs it (`flask db ...`,
-    flask_migrate.upgrade() in an app context): importing it imports Alembic, about half a
-    second that the web, the workers and every other command do not need. Until then the app
+    flask_migrate.upgrade() in an app context): importing it imports Alembic, a heavy import
+    that the web, the workers and every other command do not need. Until then the app
     has a placeholder config (with the migrations folder, which the readiness probe reads)
     and a placeholder `db` command group."""
 

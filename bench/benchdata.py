@@ -6,12 +6,15 @@ generate() fills the database with organisations, users, alliances, memberships 
 state, coordinators, watch terms and notes — mixed TLPs (RED with named recipients),
 audiences over several alliances, observables and indicators, notes edited into several
 versions, new versions of earlier indicators, a few retracted notes — and writes exactly the
-rows the app itself writes for them (alliance.notes.services.post_note, edit_note,
+rows the app itself writes for them (alliance.notes.posting.post_note, editing.edit_note,
 retract_note): the note, its audience and recipients, its STIX report and objects (bodies,
 hashes, date added), the note-object links, the normalised observables, the facet rows, the
 search index (SQLite: the FTS5 triggers fire on insert; PostgreSQL: the GIN expression index)
 and the audit events. The read rule, the feed, search, correlation, TAXII and digests then
-work on it as on posted data (tests/bench/test_bench_data.py checks that).
+work on it as on posted data (tests/bench/test_bench_data.py checks that). For the read-path
+benchmark (bench/paths.py) and the query-plan tests it can also make notes of 1,000 objects
+the reader can read, a value many notes share (SHARED_VALUE) and rare words (Plan.large_notes,
+shared_value_notes, rare_words; off by default, when the data is the same as without them).
 
 Speed: the small tables go through the ORM; the big ones are written in chunks, with COPY
 (psycopg 3) on PostgreSQL and executemany in one transaction on SQLite. Row ids are reserved
@@ -31,7 +34,7 @@ import click
 import orjson
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import func, select, text
+from sqlalchemy import JSON, func, select, text
 
 from alliance import create_app as create_alliance_app
 from alliance.alliances.models import Alliance, Coordinator, Membership
@@ -42,13 +45,15 @@ from alliance.digests.models import WatchTerm
 from alliance.extensions import db
 from alliance.notes.models import (
     Note,
+    NoteObject,
     facet_rows,
 )
-from alliance.notes.services import _hash, collect_every_note
+from alliance.notes.storage import hash_body, insert_rows
 from alliance.orgs.models import Organisation
 from alliance.orgs.services import build_identity
 from alliance.stix import observables
 from alliance.stix.markings import marking_id
+from alliance.taxii.collections import collect_every_note
 
 # STIX 2.1's namespace for deterministic SCO ids (uuid5 over the id-contributing properties).
 SCO_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
@@ -74,6 +79,22 @@ TECHNIQUES = ("T1566", "T1566.001", "T1190", "T1059", "T1078", "T1486", "T1498",
 MALWARE = ("lockbit", "emotet", "qakbot", "icedid", "cobaltstrike", "sliver", "mirai",
            "agenttesla", "redline", "plugx")
 CHUNK = 2000  # notes per batch of writes (and per progress update)
+# A value many notes share (Plan.shared_value_notes), from the documentation range of
+# RFC 5737 (the pool's values are in 198.18.0.0/15): no pool value is ever the same.
+SHARED_VALUE = "192.0.2.77"
+RARE_WORD_NOTES = 5
+
+
+def rare_word(k: int) -> str:
+    """The k-th invented word of Plan.rare_words: one search token, in RARE_WORD_NOTES
+    notes whatever their number."""
+    return f"{ADJECTIVES[k % len(ADJECTIVES)]}{k:03d}q"
+
+
+def _spread(count: int, total: int) -> dict[int, int]:
+    """`count` note positions spread evenly over `total` notes: position -> its rank."""
+    count = min(count, total)
+    return {k * total // count: k for k in range(count)} if count > 0 else {}
 
 
 @dataclass
@@ -86,6 +107,11 @@ class Plan:
     objects_per_note: float = 10.0  # mean, the report included
     days: int = 365  # notes are spread over this many days, ending now
     password: str = "bench-password-2719"  # noqa: S105 (benchmark accounts, refused in production)
+    # For bench/paths.py (all off by default; the rest of the data is the same either way):
+    large_notes: int = 0  # notes of large_note_objects objects, GREEN, in the reader's
+    large_note_objects: int = 1000  # first alliance, by another organisation active in it
+    shared_value_notes: int = 0  # notes that also hold an indicator of SHARED_VALUE
+    rare_words: int = 0  # invented words (rare_word(k)), each in RARE_WORD_NOTES descriptions
 
 
 @dataclass
@@ -111,9 +137,10 @@ def _weighted(rng: random.Random, pairs) -> str:
 # --- writing rows in bulk -----------------------------------------------------------------
 
 class _Writer:
-    """Bulk rows into one table at a time, in the session's transaction: COPY on PostgreSQL,
-    executemany on SQLite. Values are given ready for the database: naive UTC datetimes,
-    JSON already serialised."""
+    """Bulk rows into one table at a time, in the session's transaction, with the app's bulk
+    writer (alliance.notes.storage.insert_rows: COPY on PostgreSQL, executemany on SQLite),
+    into ids reserved up front. Values are given as the app gives them, but JSON already
+    serialised (a stored body is hashed as the text stored)."""
 
     def __init__(self):
         self.conn = db.session.connection()
@@ -139,29 +166,14 @@ class _Writer:
         return list(range(start, start + count))
 
     def write(self, table: str, columns: tuple, rows: list[tuple]) -> None:
-        if not rows:
-            return
-        if self.pg:
-            raw = self.conn.connection.driver_connection
-            with raw.cursor() as cur, cur.copy(
-                    f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        sql = (f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (our names)
-               f"VALUES ({', '.join('?' * len(columns))})")
-        self.conn.exec_driver_sql(sql, [tuple(_sqlite(v) for v in row) for row in rows])
+        target = db.metadata.tables[table]
+        insert_rows(target, columns, rows, processed=tuple(
+            name for name in columns if isinstance(target.c[name].type, JSON)))
 
 
-def _sqlite(value):
-    # SQLite's DateTime storage format (what SQLAlchemy writes for a UTCDateTime column).
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
-
-
-def _naive(at: datetime) -> datetime:
-    return at.astimezone(UTC).replace(tzinfo=None)
+def _utc(at: datetime) -> datetime:
+    """In UTC (a UTCDateTime column refuses naive datetimes)."""
+    return at.astimezone(UTC)
 
 
 def _json(value) -> str:
@@ -283,6 +295,17 @@ class _Notes:
         self.orgs = {o.id: o for o in world.orgs}
         self.alliance_ids = [a.id for a in world.alliances]
         self.totals = {"notes": 0, "objects": 0, "versions": 0, "retracted": 0, "red": 0}
+        # bench/paths.py's notes (Plan.large_notes, shared_value_notes, rare_words).
+        self.large = _spread(plan.large_notes, plan.notes)
+        self.shared = _spread(plan.shared_value_notes, plan.notes)
+        # Offset by one: the first note is neither large nor rare as well.
+        self.rare = {i + 1: k for i, k in _spread(plan.rare_words * RARE_WORD_NOTES,
+                                                 max(1, plan.notes - 1)).items()}
+        self.large_alliance = world.reader_alliances[0].id if world.reader_alliances else None
+        self.large_org = next((o for o in world.authors if o != world.orgs[0].id
+                               and world.states.get((self.large_alliance, o)) == "active"),
+                              world.orgs[0].id)
+        self.large_report_ids: list[str] = []
 
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -383,10 +406,21 @@ class _Notes:
             kind = _weighted(rng, KIND_WEIGHTS)
             size = max(1, min(int(plan.objects_per_note * 5),
                               round(rng.expovariate(1 / max(0.5, plan.objects_per_note - 1)))))
+            if i in self.large:  # a note the reader can read, of 1,000 objects
+                org_id, tlp, red, kind = self.large_org, "GREEN", [], "indicators"
+                org = self.orgs[org_id]
+                author = next(u for u in self.world.users[org_id]
+                              if u.email_verified_at is not None)
+                audience, size = [self.large_alliance], plan.large_note_objects
             stamp = _stamp(at)
             base = {"spec_version": "2.1", "created": stamp, "modified": stamp,
                     "created_by_ref": org.stix_id, "object_marking_refs": [marking_id(tlp)]}
             objs = self._objects(kind, size, base)
+            if i in self.shared:
+                objs.append({"type": "indicator", "id": f"indicator--{self._uuid()}", **base,
+                             "name": SHARED_VALUE, "indicator_types": ["malicious-activity"],
+                             "pattern": observables.pattern_for("ipv4", SHARED_VALUE),
+                             "pattern_type": "stix", "valid_from": stamp})
             if rng.random() < 0.04 and org_id in self.last_indicator:
                 old = self.last_indicator.pop(org_id)
                 if old["modified"] < stamp:
@@ -399,6 +433,8 @@ class _Notes:
                      f"against {rng.choice(TARGETS)}")
             description = (f"Analysts of {org.name} saw {rng.choice(THREATS)} activity "
                            f"({len(objs)} objects) reported on {at:%d %B %Y}.")
+            if i in self.rare:
+                description += f" Tracked as {rare_word(self.rare[i] % plan.rare_words)}."
             labels = sorted(set(rng.sample(LABELS, rng.randint(0, 2))))
             sectors = sorted(set(rng.sample(self.sectors, rng.randint(0, 2))))
             countries = sorted(set(rng.sample(COUNTRIES, rng.randint(0, 2))))
@@ -411,6 +447,8 @@ class _Notes:
                 self.world.alliances[self.alliance_ids.index(a)].publish_clear_allowed
                 for a in audience))
             report_id = f"report--{self._uuid()}"
+            if i in self.large:
+                self.large_report_ids.append(report_id)
             versions = []  # (report body, date added)
             for v in range(edits + 1):
                 edited_at = at + timedelta(hours=v * 6)
@@ -429,8 +467,8 @@ class _Notes:
             updated = versions[-1][1]
             notes.append((note_id, report_id, org_id, author.id, kind, final_title, description,
                           tlp, _json(tags), _json(sectors), _json(countries), _json(labels),
-                          _json(types), public, edits + 1, _naive(at), _naive(updated),
-                          _naive(retracted) if retracted else None,
+                          _json(types), public, edits + 1, _utc(at), _utc(updated),
+                          _utc(retracted) if retracted else None,
                           author.id if retracted else None,
                           "Withdrawn by the author." if retracted else None))
             audiences += [(note_id, a) for a in audience]
@@ -474,7 +512,7 @@ class _Notes:
             text = _json(body)
             objects.append((row_id, body["id"], body["type"],
                             body.get("modified") or body.get("created") or "", org_id,
-                            note_id, text, _hash(body, text), _naive(added)))
+                            note_id, text, hash_body(body, text), _utc(added)))
             if version is not None:
                 links.append((note_id, row_id, version))
             if "modified" not in body:
@@ -499,7 +537,7 @@ class _Notes:
         writer.write("audit_events", ("id", "created_at", "actor_id", "action", "target_type",
                                       "target_id", "target_label", "organisation_id",
                                       "details"),
-                     [(i, _naive(when), actor, action, "note", str(note_id), f"note #{note_id}",
+                     [(i, _utc(when), actor, action, "note", str(note_id), f"note #{note_id}",
                        org_id, _json(details))
                       for i, (action, actor, note_id, org_id, details, when) in zip(
                           writer.reserve("audit_events", len(audit)), audit, strict=True)])
@@ -519,6 +557,20 @@ def _note_ids(writer: _Writer, count: int, first_row: dict | None) -> list[int]:
     db.session.delete(placeholder)
     db.session.flush()
     return list(range(first, first + count))
+
+
+# Notes per statement that fills the TAXII collections.
+COLLECT_NOTES = 250
+
+
+def _collect(note_ids: list[int]) -> None:
+    """The TAXII collections (alliances' and organisations') of what these notes hold, as
+    post_note fills them for one note: set-based statements, COLLECT_NOTES notes each. Each
+    row's date starts from its collection's latest date, an index probe that passes over the
+    rows the same statement inserted before it (not visible to it yet): one statement for
+    every note of a run was quadratic (20,000 notes on PostgreSQL: over 15 minutes)."""
+    for start in range(0, len(note_ids), COLLECT_NOTES):
+        collect_every_note(NoteObject.note_id.in_(note_ids[start:start + COLLECT_NOTES]))
 
 
 def _watch_terms(world: _World, notes: _Notes, rng: random.Random) -> None:
@@ -555,7 +607,7 @@ def generate(plan: Plan, progress=None) -> dict:
     placeholder = {"report_id": f"report--{uuid.uuid4()}", "organisation_id": world.orgs[0].id,
                    "author_id": world.reader.id, "kind": "bundle", "title": "placeholder",
                    "tlp": "RED", "created_at": utcnow(), "updated_at": utcnow()}
-    done, ids, first_note = 0, [], None
+    done, ids = 0, []
     while done < plan.notes:
         count = min(CHUNK, plan.notes - done)
         if writer.pg or not ids:
@@ -563,20 +615,21 @@ def generate(plan: Plan, progress=None) -> dict:
         else:  # SQLite: this transaction's notes follow each other
             ids = list(range(ids[-1] + 1, ids[-1] + 1 + count))
         builder.chunk(done, count, writer, ids)
-        first_note = ids[0] if first_note is None else first_note
+        _collect(ids)
         done += count
         if writer.pg:
             db.session.commit()  # COPY chunks commit as they go: a 1M-row run stays bounded
             writer = _Writer()
         if progress:
             progress(count)
-    # The TAXII collections (alliances' and organisations') of what these notes hold: one
-    # set-based statement each, as post_note does for one note.
-    collect_every_note("note_objects.note_id >= :first", {"first": first_note})
     db.session.commit()
     return {"seed": plan.seed, "tag": tag, **builder.totals,
             "organisations": len(world.orgs), "users": sum(map(len, world.users.values())),
             "alliances": len(world.alliances), "memberships": len(world.states),
+            "large_notes": builder.large_report_ids,
+            "shared_value": SHARED_VALUE if builder.shared else None,
+            "shared_value_notes": len(builder.shared),
+            "rare_words": [rare_word(k) for k in range(plan.rare_words)],
             "reader": {"email": world.reader.email, "password": plan.password,
                        "alliances": [a.slug for a in world.reader_alliances]}}
 
@@ -601,15 +654,24 @@ def analyze() -> None:
 @click.option("--users-per-org", type=click.IntRange(1), default=4, show_default=True)
 @click.option("--objects-per-note", type=click.FloatRange(1), default=10.0, show_default=True,
               help="Mean number of STIX objects per note, its report included.")
+@click.option("--large-notes", type=click.IntRange(0), default=0, show_default=True,
+              help="Notes of 1,000 objects the reader can read.")
+@click.option("--shared-value-notes", type=click.IntRange(0), default=0, show_default=True,
+              help=f"Notes that also hold an indicator of {SHARED_VALUE}.")
+@click.option("--rare-words", type=click.IntRange(0), default=0, show_default=True,
+              help=f"Invented words, each in {RARE_WORD_NOTES} notes.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was made as JSON.")
 @with_appcontext
-def bench_data_command(notes, orgs, alliances, seed, users_per_org, objects_per_note, as_json):
+def bench_data_command(notes, orgs, alliances, seed, users_per_org, objects_per_note,
+                       large_notes, shared_value_notes, rare_words, as_json):
     """Fill the database with realistic generated notes for benchmarks."""
     if current_app.config["ENV_NAME"] == "production":
         raise click.ClickException("bench-data does not run in production: its accounts "
                                    "share a public password.")
     plan = Plan(notes=notes, orgs=orgs, alliances=alliances, seed=seed,
-                users_per_org=users_per_org, objects_per_note=objects_per_note)
+                users_per_org=users_per_org, objects_per_note=objects_per_note,
+                large_notes=large_notes, shared_value_notes=shared_value_notes,
+                rare_words=rare_words)
     with click.progressbar(length=notes, label="Generating notes", file=sys.stderr) as bar:
         made = generate(plan, progress=bar.update)
     analyze()

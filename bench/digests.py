@@ -369,12 +369,9 @@ def render_one(app, user_id: int, start: datetime, end: datetime) -> tuple[bytes
     from email.generator import BytesGenerator
 
     from alliance.auth.models import User
-    from alliance.digests.services import (
-        _mail_headers,
-        build_digest,
-        preferences_of,
-        render_digest,
-    )
+    from alliance.digests.building import build_digest
+    from alliance.digests.preferences import preferences_of
+    from alliance.digests.rendering import list_headers, render_digest
     from alliance.extensions import db
     from alliance.mail.services import build_message, deterministic_message_id
 
@@ -384,7 +381,7 @@ def render_one(app, user_id: int, start: datetime, end: datetime) -> tuple[bytes
         subject, text, html = render_digest(digest, end.date())
         msg = build_message(user.email, subject, text, html,
                             deterministic_message_id(f"floor-{user.id}"),
-                            headers=_mail_headers(user))
+                            headers=list_headers(user))
         buf = io.BytesIO()
         BytesGenerator(buf).flatten(msg, linesep="\r\n")
         return buf.getvalue(), app.config["MAIL_FROM"], user.email
@@ -446,8 +443,8 @@ def one_digest(app, user_ids, start, end, profile: bool = False) -> dict:
 
     from sqlalchemy import event
 
+    from alliance.digests.delivery import send_digest
     from alliance.digests.models import Delivery
-    from alliance.digests.services import send_digest
     from alliance.extensions import db
 
     stats = {"statements": 0, "sql_s": 0.0}
@@ -545,7 +542,7 @@ def _outbox_errors(db_path: str) -> tuple[int, int, list[str]]:
 
 def bench_one(n_users: int, n_notes: int, workdir: str, timeout: float, profile: bool) -> dict:
     from alliance.digests import schedule
-    from alliance.digests.services import schedule_due
+    from alliance.digests.scheduling import schedule_due
     from alliance.extensions import db
     from alliance.outbox.services import relay_pending
 

@@ -50,9 +50,12 @@ def same_rows(path: str, note_id: int, org_id: int, raw: bytes) -> float:
     """Objects per second: the rows an import of `raw` stores for its objects, added to an
     existing note (`note_id`, of organisation `org_id`, with its audience) in the migrated
     SQLite database at `path`."""
+    from sqlalchemy.dialects import sqlite
+
     from alliance.notes.authorship import needs_creator, with_note_marking
-    from alliance.notes.services import COLLECT_OWN_SQL, COLLECT_SQL
+    from alliance.notes.models import NoteObject
     from alliance.stix.observables import extract
+    from alliance.taxii.collections import collect_statements
 
     conn = sqlite3.connect(path, isolation_level=None)
     creator = conn.execute("SELECT stix_id FROM organisations WHERE id = ?",
@@ -84,8 +87,9 @@ def same_rows(path: str, note_id: int, org_id: int, raw: bytes) -> float:
     conn.execute("INSERT INTO note_objects (note_id, object_id, note_version) SELECT ?, id, 1 "
                  "FROM stix_objects WHERE first_note_id = ? AND id > ? ORDER BY id",
                  (note_id, note_id, last))
-    for statement in (COLLECT_SQL, COLLECT_OWN_SQL):
-        conn.execute(statement.format(where="note_objects.note_id = ?"), (note_id,))
+    for statement in collect_statements("sqlite", NoteObject.note_id == note_id):
+        conn.execute(str(statement.compile(dialect=sqlite.dialect(),
+                                           compile_kwargs={"literal_binds": True})))
     conn.executemany("INSERT INTO observables (note_id, kind, value) VALUES (?, ?, ?)",
                      [(note_id, kind, value) for kind, value in found])
     conn.execute("COMMIT")

@@ -184,9 +184,9 @@ def measure(app, made: dict, rounds: int) -> dict[str, dict]:
     from alliance.alliances.models import Alliance
     from alliance.apikeys.services import create_key
     from alliance.auth.models import User
-    from alliance.digests.services import build_digest
+    from alliance.digests.building import build_digest
     from alliance.extensions import db
-    from alliance.notes import services
+    from alliance.notes import posting, reading
     from alliance.notes.models import Observable
     from alliance.sharing.policy import Principal
     from alliance.taxii.services import alliance_collection_id
@@ -216,12 +216,12 @@ def measure(app, made: dict, rounds: int) -> dict[str, dict]:
                                   .order_by(func.count().desc()).limit(1).offset(20))
         found["search value"] = _timed(web, "/notes/", rounds, query_string={"q": value})
         principal = Principal.of(reader)
-        notes, _cursor = services.feed(principal, limit=100)
+        notes, _cursor = reading.feed(principal, limit=100)
         # A note of the same shape at every size (8-12 objects, with correlations): the page's
         # cost follows the note's size, and the newest note differs from one fill to the next.
-        shaped = [n for n in notes if 8 <= len(services.note_objects(n)) <= 12]
-        with_related = next((n for n in shaped if services.correlated(principal, n)),
-                            next((n for n in notes if services.correlated(principal, n)),
+        shaped = [n for n in notes if 8 <= len(reading.note_objects(n)) <= 12]
+        with_related = next((n for n in shaped if reading.correlated(principal, n)),
+                            next((n for n in notes if reading.correlated(principal, n)),
                                  notes[0]))
         found["note page"] = _timed(web, f"/notes/{with_related.uuid}", max(20, rounds // 2))
         # Digests: a day's period ending now, for 30 users who may read.
@@ -238,8 +238,9 @@ def measure(app, made: dict, rounds: int) -> dict[str, dict]:
         reader = db.session.get(User, reader.id)
         objects = _indicators(1000)
         start = time.perf_counter()
-        services.post_note(reader, title="scale import", tlp="GREEN", alliance_ids=[alliance.id],
-                           objects=objects, alerts=False)
+        posting.post_note(reader, posting.NoteDraft(
+            title="scale import", tlp="GREEN", alliance_ids=[alliance.id], objects=objects),
+            alerts=False)
         rate = len(objects) / (time.perf_counter() - start)
         db.session.remove()
         db.engine.dispose()

@@ -226,7 +226,8 @@ def fill_ours(app, size: int, ids: dict) -> int:
 
     from alliance.extensions import db
     from alliance.notes.models import Note, NoteAudience, NoteObject, StixObject
-    from alliance.notes.services import _bulk_insert, _hash, collect_every_note
+    from alliance.notes.storage import hash_body, insert_rows
+    from alliance.taxii.collections import collect_every_note
 
     levels = ["CLEAR", "GREEN", "AMBER", "AMBER+STRICT"]
     served = 0
@@ -236,11 +237,7 @@ def fill_ours(app, size: int, ids: dict) -> int:
         while made < size:
             red = n % red_every == red_every - 1
             count = min(ENVELOPE, size - made) if not red else ENVELOPE
-            # A real post's date added has microseconds (utcnow()); whole seconds would meet
-            # a bug outside TAXII (notes.services._bulk_insert binds datetimes with the
-            # generic DateTime type, so SQLite stores "...:SS" rather than "...:SS.000000" and
-            # the keyset comparison with the cursor's "...:SS.000000" skips the rest of that
-            # date added).
+            # A real post's date added has microseconds (utcnow()), as here.
             at = START + timedelta(seconds=n, microseconds=123_457)
             report_id = f"report--{uuid.uuid4()}"
             objects = indicators(count - 1, offset=made)
@@ -259,14 +256,15 @@ def fill_ours(app, size: int, ids: dict) -> int:
             note.audiences = [NoteAudience(alliance_id=ids["alliance"])]
             db.session.add(note)
             db.session.flush()
-            _bulk_insert(StixObject.__table__, [
-                {"stix_id": o["id"], "type": o["type"], "modified": o["modified"],
-                 "organisation_id": ids["org"], "first_note_id": note.id, "body": o,
-                 "body_hash": _hash(o), "date_added": at} for o in [report] + objects])
+            insert_rows(StixObject.__table__, ("stix_id", "type", "modified", "body", "body_hash"),
+                        [(o["id"], o["type"], o["modified"], o, hash_body(o))
+                         for o in [report] + objects],
+                        constants={"organisation_id": ids["org"], "first_note_id": note.id,
+                                   "date_added": at})
             stored = db.session.scalars(select(StixObject.id).where(
                 StixObject.first_note_id == note.id)).all()
-            _bulk_insert(NoteObject.__table__, [
-                {"note_id": note.id, "object_id": i, "note_version": 1} for i in stored])
+            insert_rows(NoteObject.__table__, ("object_id",), [(i,) for i in stored],
+                        constants={"note_id": note.id, "note_version": 1})
             if not red:
                 made += count
                 served += count

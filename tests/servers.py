@@ -219,3 +219,37 @@ class CeleryWorker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+
+
+def broker_attempts(app, monkeypatch) -> list:
+    """What a request does with the broker, counted rather than timed (issue 21): each
+    send_task (its retry policy) and each connection attempt to Redis (its connect timeout).
+    With Redis down a request must try once, without retries, and leave the rest to the
+    relay: that, not a stopwatch, is what keeps it quick."""
+    import redis.connection
+
+    seen = []
+    celery = app.extensions["celery"]
+    send_task = celery.send_task
+    connect = redis.connection.Connection._connect
+
+    def counting_send(*args, **kwargs):
+        seen.append(("send_task", kwargs.get("retry_policy")))
+        return send_task(*args, **kwargs)
+
+    def counting_connect(self):
+        seen.append(("connect", self.socket_connect_timeout))
+        return connect(self)
+
+    monkeypatch.setattr(celery, "send_task", counting_send)
+    monkeypatch.setattr(redis.connection.Connection, "_connect", counting_connect)
+    return seen
+
+
+def assert_tried_once(attempts: list) -> None:
+    """broker_attempts' record of a request made while Redis was down: one send_task at most,
+    with no retries, and one connection attempt for it, with a timeout."""
+    sends = [policy for kind, policy in attempts if kind == "send_task"]
+    connects = [timeout for kind, timeout in attempts if kind == "connect"]
+    assert len(sends) <= 1 and all(p == {"max_retries": 0} for p in sends), attempts
+    assert len(connects) <= len(sends) and all(t for t in connects), attempts

@@ -1,7 +1,9 @@
 """Celery process entry point:  celery -A workers.celery_app worker  /  ... beat
 
 Builds the Flask app once for the process (tasks run inside its app context) and sets the beat
-schedule. Tasks themselves live in alliance/<domain>/tasks.py."""
+schedule. Tasks themselves live in alliance/<domain>/tasks.py. What the worker runs is
+registered by create_app, in one place, as for the web app: the task modules
+(alliance.TASK_MODULES) and every outbox kind with its handler (alliance.configure_outbox)."""
 from celery.signals import setup_logging
 
 from alliance import create_app

@@ -1,5 +1,6 @@
 """What waits for whom in alliances: the dashboard's inbox, read only (the buttons beside
 each thing call alliances.services)."""
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -15,7 +16,7 @@ class CoordinatorInbox:
     the invited organisation has not answered, suspended members to reinstate or remove.
     (Notes have no moderation queue: a coordinator retracts a harmful note from its page.)"""
 
-    alliances: list
+    alliances: Sequence
     requests: list
     invitations: list
     suspended: list
@@ -41,7 +42,7 @@ def coordinator_inbox(user) -> CoordinatorInbox:
         suspended=[m for m in rows if m.state == "suspended"])
 
 
-def invitations_to(org_id: int | None) -> list[Membership]:
+def invitations_to(org_id: int | None) -> Sequence[Membership]:
     """The open invitations to an organisation, oldest first."""
     if org_id is None:
         return []

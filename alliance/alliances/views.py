@@ -1,8 +1,17 @@
 """Alliance directory, pages, settings, membership and coordinators."""
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
-from alliance.alliances import services
+from alliance.alliances import coordinators, services, transitions
 from alliance.alliances.forms import (
     AcceptInvitationForm,
     AllianceSettingsForm,
@@ -97,7 +106,7 @@ def _back(endpoint: str, **values) -> str:
     """Where a POST button returns to: the dashboard when it was pressed there (its inbox
     sends back=dashboard), else the given page. Only these two: no open redirect."""
     if request.form.get("back") == "dashboard":
-        return url_for("core.index")
+        return url_for("dashboard.index")
     return url_for(endpoint, **values)
 
 
@@ -118,9 +127,9 @@ def join(slug):
         abort(400)
 
     def do(alliance):
-        m = services.request_to_join(current_user, alliance, message=form.message.data or "",
+        m = transitions.request_to_join(current_user, alliance, message=form.message.data or "",
                                      accept_charter=form.accept_charter.data)
-        return f"Your organisation joined {alliance.name}." if m.state == "active" else None
+        return f"Your organisation joined {alliance.name}." if m.is_active else None
     return _act(slug, do, lambda a: f"Your request to join {a.name} was sent; its "
                                     "coordinators will decide.")
 
@@ -131,7 +140,7 @@ def accept(slug):
     form = AcceptInvitationForm()
     if not form.validate_on_submit():
         abort(400)
-    return _act(slug, lambda a: services.accept_invitation(
+    return _act(slug, lambda a: transitions.accept_invitation(
         current_user, a, accept_charter=form.accept_charter.data) and None,
         lambda a: f"The invitation was accepted: {current_user.organisation.name} is now a "
                   f"member of {a.name}.")
@@ -142,7 +151,7 @@ def accept(slug):
 def decline(slug):
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    return _act(slug, lambda a: services.decline_invitation(current_user, a) and None,
+    return _act(slug, lambda a: transitions.decline_invitation(current_user, a) and None,
                 lambda a: f"The invitation to join {a.name} was declined.")
 
 
@@ -151,7 +160,7 @@ def decline(slug):
 def leave(slug):
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    return _act(slug, lambda a: services.leave(current_user, a) and None,
+    return _act(slug, lambda a: transitions.leave(current_user, a) and None,
                 lambda a: f"{current_user.organisation.name} left {a.name}.")
 
 
@@ -162,7 +171,7 @@ def members(slug):
     services.require_coordinator(current_user, alliance)
     invite_form = InviteOrganisationForm()
     invite_form.organisation_id.choices = [
-        (o.id, o.name) for o in services.invitable_organisations(alliance)]
+        (o.id, o.name) for o in transitions.invitable_organisations(alliance)]
     return render_template("alliances/members.html", alliance=alliance,
                            members=services.memberships_of(alliance),
                            coordinators=services.coordinators_of(alliance),
@@ -174,14 +183,14 @@ def members(slug):
 def _coordinator_form(alliance) -> CoordinatorForm:
     form = CoordinatorForm()
     form.user_id.choices = [(u.id, f"{u.name} ({u.organisation.name})")
-                            for u in services.coordinator_candidates(alliance)]
+                            for u in coordinators.coordinator_candidates(alliance)]
     return form
 
 
 @bp.route(f"/<slug>/memberships/<{ID}:membership_id>/<action>", methods=["POST"])
 @member_required
 def decide(slug, membership_id, action):
-    if action not in services.DECISION_ACTIONS:
+    if action not in transitions.DECISION_ACTIONS:
         abort(404)
     form = DecisionForm()
     if not form.validate_on_submit():
@@ -190,7 +199,7 @@ def decide(slug, membership_id, action):
     services.require_coordinator(current_user, alliance)
     membership = services.get_membership(alliance, membership_id)
     name = membership.organisation.name
-    run_and_flash(lambda: services.decide(current_user, alliance, membership, action,
+    run_and_flash(lambda: transitions.decide(current_user, alliance, membership, action,
                                           form.reason.data or ""),
                   DECIDED[action].format(org=name, alliance=alliance.name), prefix=f"{name}: ")
     return redirect(_back("alliances.members", slug=slug))
@@ -215,7 +224,7 @@ def remind(slug, membership_id):
     services.require_coordinator(current_user, alliance)
     membership = services.get_membership(alliance, membership_id)
     name = membership.organisation.name
-    run_and_flash(lambda: services.remind_invitation(current_user, alliance, membership),
+    run_and_flash(lambda: transitions.remind_invitation(current_user, alliance, membership),
                   f"{name} was reminded of the invitation to join {alliance.name}; its "
                   "administrators have been mailed again.", prefix=f"{name}: ")
     return redirect(_back("alliances.members", slug=slug))
@@ -227,12 +236,13 @@ def invite(slug):
     alliance = services.get_alliance(slug)
     services.require_coordinator(current_user, alliance)
     form = InviteOrganisationForm()
-    form.organisation_id.choices = [(o.id, o.name) for o in services.invitable_organisations(alliance)]
+    form.organisation_id.choices = [(o.id, o.name)
+                                    for o in transitions.invitable_organisations(alliance)]
     if not form.validate_on_submit():
         flash("Choose an organisation to invite.", "error")
         return redirect(url_for("alliances.members", slug=slug))
     org = db.session.get(Organisation, form.organisation_id.data) or abort(404)
-    run_and_flash(lambda: services.invite_organisation(current_user, alliance, org),
+    run_and_flash(lambda: transitions.invite_organisation(current_user, alliance, org),
                   f"{org.name} was invited to join {alliance.name}; its administrators have "
                   "been mailed.")
     return redirect(url_for("alliances.members", slug=slug))
@@ -247,7 +257,7 @@ def add_coordinator(slug):
     if not form.validate_on_submit():
         flash("Choose an active user of a member organisation.", "error")
         return redirect(url_for("alliances.members", slug=slug))
-    run_and_flash(lambda: services.appoint_coordinator(current_user, alliance, form.user_id.data),
+    run_and_flash(lambda: coordinators.appoint_coordinator(current_user, alliance, form.user_id.data),
                   lambda user: f"{user.name} of {user.organisation.name} is now a "
                                f"coordinator of {alliance.name}.")
     return redirect(url_for("alliances.members", slug=slug))
@@ -262,6 +272,16 @@ def remove_coordinator(slug, user_id):
     services.require_coordinator(current_user, alliance)
     user = db.session.get(User, user_id)
     name = user.name if user is not None else "The coordinator"
-    run_and_flash(lambda: services.remove_coordinator(current_user, alliance, user_id),
+    run_and_flash(lambda: coordinators.remove_coordinator(current_user, alliance, user_id),
                   f"{name} is no longer a coordinator of {alliance.name}.")
     return redirect(url_for("alliances.members", slug=slug))
+
+
+@bp.app_context_processor
+def navigation():
+    """The alliances of the signed-in user's organisation, for the navigation of every page."""
+    if not has_request_context():  # mails rendered in a worker have no signed-in user
+        return {}
+    if not current_user.is_authenticated or not current_user.can_act:
+        return {"nav_alliances": []}
+    return {"nav_alliances": services.active_alliances_of(current_user.organisation_id)}

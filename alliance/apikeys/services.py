@@ -5,6 +5,7 @@ membership ending all take effect on the next request, because nothing is cached
 user is loaded and passed to the read rule (Principal.of) on every call."""
 import hmac
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -49,13 +50,13 @@ def create_key(user, name: str, expires_at: datetime | None = None) -> tuple[Api
     return key, f"{KEY_PREFIX}_{prefix}_{secret}"
 
 
-def keys_of(user, active_only: bool = False) -> list[ApiKey]:
+def keys_of(user, active_only: bool = False) -> Sequence[ApiKey]:
     keys = db.session.scalars(select(ApiKey).where(ApiKey.user_id == user.id)
                               .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())).all()
     return [k for k in keys if k.state == "active"] if active_only else keys
 
 
-def organisation_keys(actor) -> list[ApiKey]:
+def organisation_keys(actor) -> Sequence[ApiKey]:
     """Every key of the actor's organisation (org admins only)."""
     if not (getattr(actor, "can_act", False) and actor.is_org_admin):
         raise NotAllowed("Only your organisation's admins can see its API keys.")
@@ -67,10 +68,9 @@ def organisation_keys(actor) -> list[ApiKey]:
 def revoke_key(actor, key_id: int) -> ApiKey:
     """The key's user, or an admin of the key's organisation, revokes it."""
     key = db.session.get(ApiKey, key_id)
-    allowed = key is not None and getattr(actor, "can_act", False) and (
-        key.user_id == actor.id
-        or (actor.is_org_admin and key.organisation_id == actor.organisation_id))
-    if not allowed:
+    if key is None or not (getattr(actor, "can_act", False) and (
+            key.user_id == actor.id
+            or (actor.is_org_admin and key.organisation_id == actor.organisation_id))):
         raise NotFound("No such API key.")
     if key.revoked_at is not None:
         return key

@@ -2,6 +2,8 @@
 (the pages in views.py). Writing it is alliance/audit/services.py."""
 import csv
 import io
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Integer, case, cast, or_, select
@@ -13,10 +15,22 @@ from alliance.extensions import db
 from alliance.sharing.policy import names_readable_note
 
 
+@dataclass(frozen=True)
+class EventFilter:
+    """What the audit pages' filter form narrows the events to: who acted, the action, and
+    the UTC dates from `since` to `until` (both inclusive). None filters nothing."""
+
+    actor_id: int | None = None
+    action: str | None = None
+    since: date | None = None
+    until: date | None = None
+
+
+NO_FILTER = EventFilter()
+
+
 def list_events(*, alliance=None, limit: int | None = 200, before_id: int | None = None,
-                reader=None, alliance_ids=None, actor_id: int | None = None,
-                action: str | None = None, since: date | None = None,
-                until: date | None = None):
+                reader=None, alliance_ids=None, filters: EventFilter = NO_FILTER):
     """Newest first. With alliance: that alliance's events only (the coordinators' view);
     with alliance_ids: the events of those alliances only (a coordinator's view of every
     alliance they coordinate: events attached to no alliance are left out); with neither:
@@ -25,8 +39,8 @@ def list_events(*, alliance=None, limit: int | None = 200, before_id: int | None
     when the reader may read that note: the log would otherwise tell who posted and who
     answered a TLP:RED note, or one in an alliance the reader is not in.
 
-    The filters narrow further: actor_id, action, and since/until (UTC dates, both
-    inclusive). limit=None lists every matching event (the CSV export)."""
+    `filters` (EventFilter) narrow further. limit=None lists every matching event (the CSV
+    export)."""
     query = (_scoped(alliance=alliance, alliance_ids=alliance_ids, reader=reader)
              .options(joinedload(AuditEvent.actor).joinedload(User.organisation),
                       joinedload(AuditEvent.alliance))
@@ -35,14 +49,15 @@ def list_events(*, alliance=None, limit: int | None = 200, before_id: int | None
         query = query.limit(limit)
     if before_id:
         query = query.where(AuditEvent.id < before_id)
-    if actor_id is not None:
-        query = query.where(AuditEvent.actor_id == actor_id)
-    if action:
-        query = query.where(AuditEvent.action == action)
-    if since is not None:
-        query = query.where(AuditEvent.created_at >= _day_start(since))
-    if until is not None:
-        query = query.where(AuditEvent.created_at < _day_start(until + timedelta(days=1)))
+    if filters.actor_id is not None:
+        query = query.where(AuditEvent.actor_id == filters.actor_id)
+    if filters.action:
+        query = query.where(AuditEvent.action == filters.action)
+    if filters.since is not None:
+        query = query.where(AuditEvent.created_at >= _day_start(filters.since))
+    if filters.until is not None:
+        query = query.where(AuditEvent.created_at
+                            < _day_start(filters.until + timedelta(days=1)))
     return db.session.scalars(query).unique().all()
 
 
@@ -64,7 +79,7 @@ def _scoped(*, alliance=None, alliance_ids=None, reader=None):
     return query
 
 
-def event_actors(*, alliance=None, alliance_ids=None, reader=None) -> list[User]:
+def event_actors(*, alliance=None, alliance_ids=None, reader=None) -> Sequence[User]:
     """The people who did something in the events a view shows (its actor filter's
     choices), by name: taken from the same events as list_events, so that the choices name
     nobody the reader could not see in the log itself."""
@@ -166,7 +181,7 @@ _THEMSELF = {"coordinator.appointed": "became coordinator of {alliance}"}
 # The actions an alliance's log can hold (the others are attached to no alliance).
 ALLIANCE_ACTIONS = frozenset(a for a in ACTION_LABELS
                              if a.startswith(("membership.", "coordinator.", "alliance.")))
-_ROLES = {"member": "member", "org_admin": "organisation admin"}
+_ROLES: dict[object, str] = {"member": "member", "org_admin": "organisation admin"}
 
 
 def _who(user) -> str:

@@ -1,5 +1,6 @@
 """The audit log: coordinators see their alliances' events, platform admins all of them;
 each as a page with filters and as a CSV download under the same read rule."""
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
@@ -15,6 +16,7 @@ from alliance.audit.forms import AuditFilterForm
 from alliance.audit.log import (
     ACTION_LABELS,
     ALLIANCE_ACTIONS,
+    EventFilter,
     describe_event,
     event_actors,
     events_csv,
@@ -50,7 +52,7 @@ class _Log:
 
     endpoint: str
     scope: dict
-    alliances: list = field(default_factory=list)
+    alliances: Sequence = field(default_factory=list)
     alliance: object = None
     endpoint_args: dict = field(default_factory=dict)
 
@@ -76,10 +78,11 @@ def _filtered(log: _Log, *, limit: int, before: int | None):
     scope = dict(log.scope)
     if log.alliances and form.alliance.data:
         scope["alliance"] = next(a for a in log.alliances if a.slug == form.alliance.data)
+    filters = EventFilter(actor_id=int(form.actor.data) if form.actor.data else None,
+                          action=form.action.data or None, since=form.since.data,
+                          until=form.until.data)
     events = list_events(**scope, reader=reader, limit=limit, before_id=before,
-                         actor_id=int(form.actor.data) if form.actor.data else None,
-                         action=form.action.data or None, since=form.since.data,
-                         until=form.until.data)
+                         filters=filters)
     return form, events
 
 

@@ -7,12 +7,13 @@ session of that user at once, in every process, with no server-side session stor
 import hashlib
 import hmac
 from functools import cache
+from typing import cast
 
 import idna
 from flask import current_app, session
 from flask_login import login_user, logout_user
 from limits import parse as parse_limit
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from alliance.audit.services import record
@@ -23,14 +24,15 @@ from alliance.core.models import utcnow
 from alliance.core.urls import external_url
 from alliance.extensions import db, limiter
 from alliance.mail.services import queue_mail
-from alliance.outbox.services import enqueue, handler
+from alliance.outbox.services import Handler, enqueue
 
 RESET_REQUESTED = "auth.password_reset"
 SIGN_IN_LINK_REQUESTED = "auth.sign_in_link"
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
 # Checked against when the e-mail is unknown, so both answers take the same time. Written
-# out, not hashed at import (~0.2 s of CPU in every process, a command-line start too):
+# out, not hashed at import: scrypt is slow on purpose, and every process (a command-line
+# start too) would pay for it:
 # generate_password_hash("not-a-real-password-0000", method="scrypt"), with the cost
 # hash_password uses (tests/core/test_startup.py checks they stay the same).
 _DUMMY_HASH = ("scrypt:32768:8:1$4NQyPl2GxuKxq1ZQ$e39d9f21947a2913d980b84cf60220de08c18ea7c9e07b"
@@ -38,8 +40,8 @@ _DUMMY_HASH = ("scrypt:32768:8:1$4NQyPl2GxuKxq1ZQ$e39d9f21947a2913d980b84cf60220
                "ac2")
 
 
-# zxcvbn is imported where a password is checked: it costs ~0.1 s to import, and every
-# process (a command-line start too) imports this module.
+# zxcvbn is imported where a password is checked: its word lists are large to load, and
+# every process (a command-line start too) imports this module.
 @cache
 def _common_passwords() -> frozenset[str]:
     from zxcvbn.frequency_lists import FREQUENCY_LISTS
@@ -213,7 +215,6 @@ def _mailed_user(message, limit: str, scope: str, verified: bool = False) -> Use
     return user
 
 
-@handler(RESET_REQUESTED)
 def send_password_reset(message) -> None:
     """Outbox handler: queue a reset link to the address asked for, when an active account
     uses it; otherwise do nothing. At most RESET_MAIL_LIMIT to one account: the form is
@@ -264,7 +265,6 @@ def request_sign_in_link(email: str) -> None:
     db.session.commit()
 
 
-@handler(SIGN_IN_LINK_REQUESTED)
 def send_sign_in_link(message) -> None:
     """Outbox handler: mail a one-time sign-in link to the address asked for when an active
     account with a confirmed address uses it (the link proves the mailbox, so it goes only
@@ -300,10 +300,11 @@ def sign_in_with_link(token: str, *, ip: str | None = None) -> User:
     user = read_sign_in_link(token)
     last = (User.last_sign_in_at.is_(None) if user.last_sign_in_at is None
             else User.last_sign_in_at == user.last_sign_in_at)
-    claimed = db.session.execute(
+    # An UPDATE answers with a CursorResult, which counts the rows it changed.
+    claimed = cast(CursorResult, db.session.execute(
         update(User).where(User.id == user.id, User.session_version == user.session_version,
                            User.password_hash == user.password_hash, last)
-        .values(last_sign_in_at=utcnow()).execution_options(synchronize_session=False))
+        .values(last_sign_in_at=utcnow()).execution_options(synchronize_session=False)))
     if claimed.rowcount != 1:
         db.session.rollback()
         raise DomainError("This sign-in link has been used or is no longer valid. "
@@ -312,3 +313,11 @@ def sign_in_with_link(token: str, *, ip: str | None = None) -> User:
            organisation=user.organisation, ip=ip)
     sign_in(user)  # commits the claim, the audit event and the session together
     return user
+
+
+# The outbox kinds this slice runs: registered by the application factory
+# (alliance.configure_outbox), not by importing this module.
+HANDLERS = {
+    RESET_REQUESTED: Handler(send_password_reset),
+    SIGN_IN_LINK_REQUESTED: Handler(send_sign_in_link),
+}

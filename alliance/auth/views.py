@@ -157,7 +157,7 @@ def _record_ip_lockout(limit: RequestLimit):
                key_func=_account_key, on_breach=_record_account_lockout, scope=ACCOUNT_SCOPE)
 def sign_in():
     if current_user.is_authenticated:
-        return redirect(url_for("core.index"))
+        return redirect(url_for("dashboard.index"))
     form = SignInForm()
     next_url = request.values.get("next")
     if form.validate_on_submit():
@@ -166,7 +166,7 @@ def sign_in():
             services.sign_in(user)
             _forget_failed_attempts(ACCOUNT_SCOPE)
             _take_back_attempt(CEILING_SCOPE)
-            return redirect(next_url if is_safe_next(next_url) else url_for("core.index"))
+            return redirect(next_url if is_safe_next(next_url) else url_for("dashboard.index"))
         form.password.errors.append("The e-mail address or the password is not correct.")
     status = 200 if request.method == "GET" else 401
     return render_template("auth/sign_in.html", form=form,
@@ -205,7 +205,7 @@ def sign_in_with_link(token):
         except DomainError as exc:
             return render_template("auth/message.html", title="Sign-in link not valid",
                                    message=exc.message), 400
-        return redirect(url_for("core.index"))
+        return redirect(url_for("dashboard.index"))
     return render_template("auth/sign_in_link.html", form=form, email=user.email)
 
 
@@ -231,7 +231,7 @@ def verify_email(token):
         return render_template("auth/message.html", title="E-mail not confirmed",
                                message=exc.message), 400
     flash("Your e-mail address is confirmed.", "success")
-    return redirect(url_for("core.index"))
+    return redirect(url_for("dashboard.index"))
 
 
 @bp.route("/verify/resend", methods=["POST"])
@@ -307,5 +307,5 @@ def change_password():
         else:
             _forget_failed_attempts(PASSWORD_SCOPE)
             flash("Your password is changed; your other sessions are signed out.", "success")
-            return redirect(url_for("core.index"))
+            return redirect(url_for("dashboard.index"))
     return render_template("auth/change_password.html", form=form), 422 if form.errors else 200

@@ -22,8 +22,9 @@ def xml_text(value) -> str:
 
 # Text that is longer, or holds more brackets, is shown as plain text, not rendered: even
 # markdown-it has inputs whose cost grows with the square of their length (unclosed "[",
-# link references: 25 s for 30,000 characters), a STIX description may be 1 MB, and a note
-# page renders for every reader. Within both, any text renders in about 0.1 s at most.
+# link references), a STIX description may be 1 MB, and a note page renders for every
+# reader. Within both, the worst inputs known render with bounded work
+# (tests/core/test_hostile_input.py counts it).
 MARKDOWN_MAX = 10_000
 MARKDOWN_MAX_BRACKETS = 200
 

@@ -1,4 +1,4 @@
-"""Home, status page, error pages and the helpers every template uses."""
+"""Status page, error pages and the helpers every template uses."""
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -26,37 +26,13 @@ from alliance.core.vocab import country_name, policy_tag_label
 bp = Blueprint("core", __name__)
 
 
-@bp.route("/")
-def index():
-    if not current_user.is_authenticated:
-        return render_template("core/landing.html")
-    if not current_user.can_act and not current_user.is_admin:
-        return redirect(url_for("core.status"))
-    from alliance.alliances.forms import ConfirmForm, DecisionForm
-    from alliance.alliances.inbox import coordinator_inbox, invitations_to
-    from alliance.alliances.services import memberships_of_org
-    from alliance.orgs.forms import VetForm
-    from alliance.orgs.services import pending_organisations
-
-    # The dashboard is an inbox: what waits for this person, with a button to act on each.
-    org_id = current_user.organisation_id
-    memberships = memberships_of_org(org_id) if org_id else []
-    pending = pending_organisations() if current_user.is_admin else []
-    inbox = coordinator_inbox(current_user)
-    invitations = invitations_to(org_id) if current_user.can_act and current_user.is_org_admin \
-        else []
-    return render_template("core/dashboard.html", memberships=memberships, pending_orgs=pending,
-                           inbox=inbox, invitations=invitations, decision_form=DecisionForm(),
-                           confirm_form=ConfirmForm(), vet_form=VetForm())
-
-
 @bp.route("/status")
 def status():
     """What a signed-in user whose account or organisation is not ready yet can see."""
     if not current_user.is_authenticated:
         return redirect(url_for("auth.sign_in"))
     if current_user.can_act:
-        return redirect(url_for("core.index"))
+        return redirect(url_for("dashboard.index"))
     return render_template("core/status.html")
 
 
@@ -166,16 +142,6 @@ def register_template_helpers(app) -> None:
     @app.template_filter("when")
     def when(value):
         return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
-
-    @app.context_processor
-    def navigation():
-        if not has_request_context():  # mails rendered in a worker have no signed-in user
-            return {}
-        if not current_user.is_authenticated or not current_user.can_act:
-            return {"nav_alliances": []}
-        from alliance.alliances.services import active_alliances_of
-
-        return {"nav_alliances": active_alliances_of(current_user.organisation_id)}
 
 
 def flash_error(exc: DomainError, form=None) -> None:

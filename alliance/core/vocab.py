@@ -19,8 +19,8 @@ def country_name(code: str | None) -> str:
 
 @cache
 def sector_choices() -> list[tuple[str, str]]:
-    # stix2 is imported here, not at the top: it costs ~0.2 s, and forms ask for this list
-    # only when they are built.
+    # stix2 is imported here, not at the top: it is heavy to import, and forms ask for this
+    # list only when they are built.
     from stix2.v21 import vocab
 
     return [(s, s.replace("-", " ").capitalize()) for s in vocab.INDUSTRY_SECTOR]
@@ -34,3 +34,13 @@ def policy_tag_choices() -> list[tuple[str, str]]:
 
 def policy_tag_label(tag_id: str) -> str:
     return dict(policy_tag_choices()).get(tag_id, tag_id)
+
+
+@cache
+def stix_type_choices() -> list[tuple[str, str]]:
+    """The STIX 2.1 object types a note can hold (domain, relationship and cyber-observable
+    objects; not the bundle, which holds them), by name."""
+    from stix2.v21 import OBJ_MAP, OBJ_MAP_OBSERVABLE
+
+    types = (set(OBJ_MAP) | set(OBJ_MAP_OBSERVABLE)) - {"bundle"}
+    return [(t, t) for t in sorted(types)]

@@ -3,10 +3,13 @@ membership states. Idempotent: running it again changes nothing and reports the 
 The passwords are public (README); seed_demo refuses to run in production."""
 import uuid
 from pathlib import Path
+from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 
 from alliance.alliances import services as alliances
+from alliance.alliances import transitions
 from alliance.alliances.models import Alliance
 from alliance.auth.models import User
 from alliance.auth.services import find_user_by_email, hash_password
@@ -17,7 +20,8 @@ from alliance.orgs.services import build_identity, create_admin
 
 ADMIN = {"email": "admin@demo.alliance", "password": "demo-Admin-harbour-lantern-42",
          "name": "Pat Admin"}
-ORGANISATIONS = [
+# Specs: plain dicts of the fields each builder reads.
+ORGANISATIONS: list[dict[str, Any]] = [
     {"name": "Nordic CERT", "slug": "nordic-cert", "country": "NO", "sectors": ["government"],
      "website": "https://cert.nordic.example", "domain": "cert.nordic.example",
      "users": [("Ingrid Larsen", "ingrid@nordic-cert.example", "org_admin"),
@@ -50,7 +54,7 @@ ORGANISATIONS = [
      "users": [("Sam Pending", "sam@pending-analytics.example", "org_admin")]},
 ]
 USER_PASSWORD = "demo-Member-compass-orchard-7"  # noqa: S105 (public demo password)
-ALLIANCES = [
+ALLIANCES: list[dict[str, Any]] = [
     {"slug": "european-energy-sharing", "name": "European Energy Sharing Alliance",
      "founder": "ingrid@nordic-cert.example", "join_policy": "approval",
      "description": "Operators, CERTs and regulators of the European energy sector share "
@@ -112,18 +116,26 @@ def _reach(alliance: Alliance, org: Organisation, target: str, coordinator: User
     m = alliances.membership_of(org.id, alliance)
     if m is None:
         if target == "invited":
-            alliances.invite_organisation(coordinator, alliance, org)
+            transitions.invite_organisation(coordinator, alliance, org)
             return
-        m = alliances.request_to_join(admin, alliance, accept_charter=True,
+        m = transitions.request_to_join(admin, alliance, accept_charter=True,
                                       message=REQUEST_MESSAGES.get(org.slug, "Demo request"))
     if target in ("invited", "requested"):
         return
     if m.state == "requested":
-        m = alliances.decide(coordinator, alliance, m, "approve")
-    if m.state == "active" and target == "suspended":
-        alliances.decide(coordinator, alliance, m, "suspend", "Demo: suspended for review")
-    elif m.state == "active" and target == "left":
-        alliances.leave(admin, alliance)
+        m = transitions.decide(coordinator, alliance, m, "approve")
+    if m.is_active and target == "suspended":
+        transitions.decide(coordinator, alliance, m, "suspend", "Demo: suspended for review")
+    elif m.is_active and target == "left":
+        transitions.leave(admin, alliance)
+
+
+def _demo_user(email: str) -> User:
+    """A user of the demo data, which seed_demo creates before anything refers to them."""
+    user = find_user_by_email(email)
+    if user is None:
+        raise LookupError(f"The demo data has no user {email}.")
+    return user
 
 
 def seed_demo() -> dict:
@@ -132,7 +144,7 @@ def seed_demo() -> dict:
         create_admin(ADMIN["email"], ADMIN["password"], ADMIN["name"])
     orgs = {spec["slug"]: _org(spec) for spec in ORGANISATIONS}
     for spec in ALLIANCES:
-        founder = find_user_by_email(spec["founder"])
+        founder = _demo_user(spec["founder"])
         alliance = db.session.scalar(select(Alliance).where(Alliance.slug == spec["slug"]))
         if alliance is None:
             # Settings the spec leaves out (the digest defaults) keep the model's defaults.
@@ -147,7 +159,7 @@ def seed_demo() -> dict:
 
 DATA = Path(__file__).parent / "data"
 # Notes made from real public STIX content (data/README.md) and from the compose builders.
-NOTES = [
+NOTES: list[dict[str, Any]] = [
     {"title": "Malicious URL used in a phishing campaign", "poster": "ingrid@nordic-cert.example",
      "alliance": "european-energy-sharing", "tlp": "GREEN",
      "file": "oasisdoc__indicator-for-malicious-url.json"},
@@ -177,24 +189,27 @@ NOTES = [
 def _note(spec) -> None:
     from alliance.notes import compose
     from alliance.notes.models import Note
-    from alliance.notes.services import post_note
+    from alliance.notes.posting import NoteDraft, post_note
     from alliance.sharing.policy import Principal, readable_notes
+    from alliance.stix.limits import StixLimits
     from alliance.stix.validation import parse_bundle
 
-    poster = find_user_by_email(spec["poster"])
+    poster = _demo_user(spec["poster"])
     if db.session.scalar(readable_notes(Principal.of(poster)).where(Note.title == spec["title"])):
         return
-    alliance = db.session.scalar(select(Alliance).where(Alliance.slug == spec["alliance"]))
-    org, tlp, kind, extra = poster.organisation, spec["tlp"], "bundle", {}
+    alliance = db.session.scalars(select(Alliance).where(Alliance.slug == spec["alliance"])).one()
+    org, tlp, kind = poster.organisation, spec["tlp"], "bundle"
+    extra: dict[str, Any] = {}
     if "file" in spec:
-        parsed = parse_bundle((DATA / spec["file"]).read_bytes())
+        parsed = parse_bundle((DATA / spec["file"]).read_bytes(),
+                              StixLimits.from_config(current_app.config))
         objects, extra["refs"] = parsed.objects, parsed.refs
     elif "incident" in spec:
         i = spec["incident"]
-        objects = compose.incident_report(
-            org, tlp, title=spec["title"], description=spec["description"], details="",
+        objects = compose.incident_report(org, tlp, compose.IncidentDraft(
+            title=spec["title"], description=spec["description"],
             observables_text=i["observables"], attack_ids_text=i["attack_ids"],
-            sectors=i["sectors"], countries=i["countries"])
+            sectors=i["sectors"], countries=i["countries"]))
         kind, extra = "incident", {"sectors": i["sectors"], "countries": i["countries"]}
     elif "analysis" in spec:
         objects = compose.policy_analysis(org, tlp, title=spec["title"],
@@ -204,10 +219,12 @@ def _note(spec) -> None:
     else:
         objects = compose.indicator_set(org, tlp, observables_text=spec["indicators"])
         kind = "indicators"
-    recipients = [find_user_by_email(e).id for e in spec.get("recipients", [])]
-    post_note(poster, title=spec["title"], tlp=tlp, alliance_ids=[alliance.id], objects=objects,
-              kind=kind, description=spec.get("description", ""), recipient_ids=recipients,
-              publish_public=spec.get("public", False), **extra)
+    recipients = [_demo_user(e).id for e in spec.get("recipients", [])]
+    post_note(poster, NoteDraft(title=spec["title"], tlp=tlp, alliance_ids=[alliance.id],
+                                objects=objects, kind=kind,
+                                description=spec.get("description", ""),
+                                recipient_ids=recipients,
+                                publish_public=spec.get("public", False), **extra))
 
 
 def describe() -> dict:
@@ -215,7 +232,8 @@ def describe() -> dict:
               "organisation": None, "role": "platform admin"}]
     organisations = []
     for spec in ORGANISATIONS:
-        org = db.session.scalar(select(Organisation).where(Organisation.slug == spec["slug"]))
+        org = db.session.scalars(select(Organisation).where(
+            Organisation.slug == spec["slug"])).one()
         organisations.append({"slug": org.slug, "name": org.name, "status": org.status,
                               "country": org.country, "stix_id": org.stix_id})
         for name, email, role in spec["users"]:
@@ -223,7 +241,8 @@ def describe() -> dict:
                           "organisation": org.slug, "role": role})
     alliance_rows, memberships = [], []
     for spec in ALLIANCES:
-        alliance = db.session.scalar(select(Alliance).where(Alliance.slug == spec["slug"]))
+        alliance = db.session.scalars(select(Alliance).where(
+            Alliance.slug == spec["slug"])).one()
         alliance_rows.append({"slug": alliance.slug, "name": alliance.name,
                               "join_policy": alliance.join_policy,
                               "coordinators": [u.email for u in alliances.coordinators_of(alliance)]})

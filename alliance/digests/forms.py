@@ -1,6 +1,7 @@
 """Forms of the digest pages. The choices are offered, not enforced here
-(validate_choice=False): alliance.digests.services decides what is valid, so that one rule
-answers the form, a hand-made POST and the tests alike, each refusal naming its field."""
+(validate_choice=False): the services (preferences.py, watch_terms.py) decide what is
+valid, so that one rule answers the form, a hand-made POST and the tests alike, each
+refusal naming its field."""
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange

@@ -42,7 +42,7 @@ class Period:
     """One digest: content from start (inclusive) to end (exclusive), sent at end.
 
     key: the period's name, "<frequency>:<ISO local delivery date>" (for people and tests;
-      the delivery ledger keys a digest by its window's end, digests.services.ledger_key).
+      the delivery ledger keys a digest by its window's end, digests.scheduling.ledger_key).
     start: aware UTC, the previous delivery instant of the same schedule.
     end: aware UTC, this delivery instant.
     local_date: the local calendar date of delivery (for the subject, e.g. "Mon 2 Mar")."""
@@ -102,8 +102,7 @@ def current_period(
         raise ValueError(f"unknown digest frequency {frequency!r}; expected one of {FREQUENCIES}")
     _check_hour(hour)
     tz = _zone(tz_name)
-    if frequency == WEEKLY:
-        _check_weekday(weekday)
+    day_of_week = _check_weekday(weekday) if frequency == WEEKLY else 0
     if not isinstance(now, datetime) or now.utcoffset() is None:
         raise ValueError(f"now must be an aware datetime, got {now!r}")
     if frequency == OFF:
@@ -112,7 +111,7 @@ def current_period(
     step = _STEP[frequency]
     today = now.astimezone(tz).date()
     if frequency == WEEKLY:
-        today -= timedelta(days=(today.weekday() - weekday) % 7)
+        today -= timedelta(days=(today.weekday() - day_of_week) % 7)
     # Start one step ahead: delivery instants never decrease, so the first one <= now, walking
     # back, is the most recent (this also copes with clocks going back across midnight).
     day = today + step
@@ -172,6 +171,7 @@ def next_period(
         return period
     # The period that ends at or before covered_until is covered; the one after it is not.
     last_covered = current_period(covered_until, frequency, hour, tz_name, weekday)
+    assert last_covered is not None  # None is for "off", which has no period above either
     return _following(last_covered, frequency, hour, _zone(tz_name))
 
 
@@ -248,11 +248,12 @@ def _check_hour(hour: int) -> None:
         raise ValueError(f"delivery hour must be an integer from 0 to 23, got {hour!r}")
 
 
-def _check_weekday(weekday: int | None) -> None:
+def _check_weekday(weekday: int | None) -> int:
     if weekday is None:
         raise ValueError("a weekly digest needs a weekday (0=Monday .. 6=Sunday)")
     if isinstance(weekday, bool) or not isinstance(weekday, int) or not 0 <= weekday <= 6:
         raise ValueError(f"weekday must be an integer from 0 (Monday) to 6 (Sunday), got {weekday!r}")
+    return weekday
 
 
 def _zone(tz_name: str) -> ZoneInfo:

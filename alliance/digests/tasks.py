@@ -1,10 +1,10 @@
 """Celery task of the digests: the beat's scheduling cycle. Sending runs through the outbox
-(alliance.digests.services handlers "digest", "watch-scan" and "alert")."""
+(alliance.digests.handlers: "digest", "watch-scan", "alert", "digest-test")."""
 from celery import shared_task
 
-from alliance.digests import services
+from alliance.digests import scheduling
 
 
 @shared_task(name="alliance.digests.find_due")
 def find_due_digests() -> int:
-    return len(services.schedule_due())
+    return len(scheduling.schedule_due())

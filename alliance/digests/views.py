@@ -1,5 +1,7 @@
 """Digest pages: a member's preferences and watch terms, the one-click unsubscribe, the
 platform admins' delivery ledger and a coordinator's view of the alliance's digests."""
+from collections.abc import Sequence
+
 from flask import (
     Blueprint,
     abort,
@@ -15,10 +17,18 @@ from flask_login import current_user
 
 from alliance.alliances.services import get_alliance, require_coordinator
 from alliance.auth.access import admin_required, member_required
+from alliance.auth.models import User
 from alliance.core.errors import DomainError, NotFound
 from alliance.core.views import flash_error, run_and_flash
 from alliance.core.vocab import country_choices, policy_tag_choices, sector_choices
-from alliance.digests import schedule, services
+from alliance.digests import preferences as digest_prefs
+from alliance.digests import (
+    previews,
+    schedule,
+    scheduling,
+    stats,
+    watch_terms,
+)
 from alliance.digests.forms import (
     WATCH_KIND_LABELS,
     PreferencesForm,
@@ -65,18 +75,18 @@ def _same_as_defaults(prefs, defaults) -> bool:
 
 def _preferences_page(form=None, watch_form=None):
     user = current_user
-    prefs = services.preferences_of(user)
-    defaults = services.default_preferences(user)
-    alliances = services.member_alliances(user)
+    prefs = digest_prefs.preferences_of(user)
+    defaults = digest_prefs.default_preferences(user)
+    alliances = digest_prefs.member_alliances(user)
     failed = any(f is not None and f.errors for f in (form, watch_form))
-    # The scheduler's own answer (services.plan_digest), never a second calculation.
-    plan = services.next_digest(user)
+    # The scheduler's own answer (scheduling.plan_digest), never a second calculation.
+    plan = scheduling.next_digest(user)
     return render_template(
         "digests/preferences.html", prefs=prefs, defaults=defaults,
         same_as_defaults=_same_as_defaults(prefs, defaults), alliances=alliances,
         form=form if form is not None else _preferences_form(prefs, alliances),
         watch_form=watch_form if watch_form is not None else WatchTermForm(formdata=None),
-        remove_form=RemoveWatchTermForm(formdata=None), terms=services.watch_terms_of(user),
+        remove_form=RemoveWatchTermForm(formdata=None), terms=watch_terms.watch_terms_of(user),
         next_plan=plan,
         scan_minutes=_scan_minutes(), test_form=TestMailForm(formdata=None),
         kind_labels=WATCH_KIND_LABELS,
@@ -87,11 +97,11 @@ def _preferences_page(form=None, watch_form=None):
 @bp.route("/preferences", methods=["GET", "POST"])
 @member_required
 def preferences():
-    alliances = services.member_alliances(current_user)
+    alliances = digest_prefs.member_alliances(current_user)
     form = PreferencesForm(alliances=alliances) if request.method == "POST" else None
     if form is not None and form.validate_on_submit():
         try:
-            services.save_preferences(
+            digest_prefs.save_preferences(
                 current_user, frequency=form.frequency.data, weekday=form.weekday.data,
                 hour=form.hour.data, timezone=form.timezone.data,
                 alliance_ids=form.chosen_alliances(), alerts=form.alerts.data)
@@ -109,9 +119,9 @@ def preferences():
 def add_watch_term():
     form = WatchTermForm()
     if form.validate_on_submit():
-        before = {t.id for t in services.watch_terms_of(current_user)}
+        before = {t.id for t in watch_terms.watch_terms_of(current_user)}
         try:
-            term = services.add_watch_term(current_user, form.kind.data, form.value.data)
+            term = watch_terms.add_watch_term(current_user, form.kind.data, form.value.data)
         except DomainError as exc:
             db.session.rollback()
             flash_error(exc, form)
@@ -128,7 +138,7 @@ def remove_watch_term():
     form = RemoveWatchTermForm()
     if not form.validate_on_submit():
         abort(400, "That is not a watch term of yours to remove.")
-    run_and_flash(lambda: services.remove_watch_term(current_user, form.term_id.data),
+    run_and_flash(lambda: watch_terms.remove_watch_term(current_user, form.term_id.data),
                   "Watch term removed.")
     return redirect(url_for("digests.preferences") + "#watch-terms")
 
@@ -140,7 +150,7 @@ def remove_watch_term():
 def preview():
     """The member's next digest as it stands now: built as them, shown, never sent."""
     try:
-        own = services.preview_own_digest(current_user)
+        own = previews.preview_own_digest(current_user)
     except DomainError as exc:
         flash(exc.message, "info")
         return redirect(url_for("digests.preferences"))
@@ -153,7 +163,7 @@ def preview():
 def preview_html():
     """The preview's HTML part as the member's mail client would show it."""
     try:
-        own = services.preview_own_digest(current_user)
+        own = previews.preview_own_digest(current_user)
     except DomainError as exc:
         abort(404, exc.message)
     response = make_response(own.html)
@@ -167,7 +177,7 @@ def send_test_mail():
     form = TestMailForm()
     if not form.validate_on_submit():
         abort(400, "The form expired: open the preview again and send it from there.")
-    run_and_flash(lambda: services.request_test_digest(current_user),
+    run_and_flash(lambda: previews.request_test_digest(current_user),
                   f"A test mail of your next digest is on its way to {current_user.email}. "
                   "It changes nothing: your digest still comes when it is due.")
     return redirect(url_for("digests.preview"))
@@ -188,13 +198,13 @@ def unsubscribe(token):
     POST unsubscribes. The signed token is the only credential either needs."""
     try:
         if request.method == "POST":
-            user = services.unsubscribe(token)
+            user = digest_prefs.unsubscribe(token)
             return render_template("digests/unsubscribe.html", state="done", user=user)
-        user = services.unsubscribe_user(token)
+        user = digest_prefs.unsubscribe_user(token)
     except DomainError as exc:
         db.session.rollback()
         return _invalid_link(exc)
-    prefs = services.preferences_of(user)
+    prefs = digest_prefs.preferences_of(user)
     return render_template("digests/unsubscribe.html", state="confirm", user=user,
                            already=prefs.frequency == schedule.OFF and not prefs.alerts)
 
@@ -207,8 +217,8 @@ def deliveries():
     state = request.args.get("state", "")
     if state and state not in LEDGER_STATES:
         abort(400, "Choose a state from the list.")
-    counts = services.delivery_counts()
-    rows = services.recent_deliveries(state or None)
+    counts = stats.delivery_counts()
+    rows = stats.recent_deliveries(state or None)
     # An alert's note is named, with its TLP and item count, only when the admin may read
     # it; a digest's strictest TLP and item count never: they tell what the recipient
     # reads (a TLP:RED note addressed to them, how busy their alliances are).
@@ -222,8 +232,8 @@ def deliveries():
 
 # --- an alliance's digests (coordinators) ---------------------------------------------------
 
-def _preview_form(alliance) -> tuple[PreviewForm, list]:
-    recipients = services.alliance_recipients(alliance)
+def _preview_form(alliance) -> tuple[PreviewForm, Sequence[User]]:
+    recipients = stats.alliance_recipients(alliance)
     form = PreviewForm(request.args)
     form.user_id.choices = [(u.id, f"{u.name} · {u.organisation.name}") for u in recipients]
     return form, recipients
@@ -233,7 +243,7 @@ def _preview(alliance, form):
     """The preview the query string asks for, or None (nothing asked, or a bad choice)."""
     if "user_id" not in request.args or not form.validate():
         return None
-    return services.preview_digest(current_user, alliance, form.user_id.data,
+    return previews.preview_digest(current_user, alliance, form.user_id.data,
                                    form.period.data or "day")
 
 
@@ -244,9 +254,9 @@ def alliance_digests(slug):
     require_coordinator(current_user, alliance)
     form, recipients = _preview_form(alliance)
     preview = _preview(alliance, form)
-    stats = services.alliance_digest_stats(alliance)
-    return render_template("digests/alliance.html", alliance=alliance, stats=stats,
-                           chart=list(stats.items()), recipients=recipients, form=form,
+    counts = stats.alliance_digest_stats(alliance)
+    return render_template("digests/alliance.html", alliance=alliance, stats=counts,
+                           chart=list(counts.items()), recipients=recipients, form=form,
                            preview=preview), 422 if form.errors else 200
 
 

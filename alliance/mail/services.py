@@ -16,12 +16,13 @@ from email.generator import BytesGenerator
 from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import idna
 from flask import current_app, render_template
 
-from alliance.outbox.services import PermanentFailure, TemporaryFailure, enqueue, handler
+from alliance.outbox.services import Handler, PermanentFailure, TemporaryFailure, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,10 @@ def header_text(value: str) -> str:
 
 class _HeaderClasses(HeaderRegistry):
     """The e-mail package's header registry, but each header class made once: the stock
-    registry builds a new class with type() for every header it parses (some 30 a mail, a
-    millisecond per digest). The classes hold no state; the parsed values are instances."""
+    registry builds a new class with type() for every header it parses (some 30 a mail, each
+    digest again). The classes hold no state; the parsed values are instances."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._made: dict = {}
 
@@ -149,6 +150,7 @@ def build_message(to: str, subject: str, text: str, html: str, message_id: str,
     msg.set_content("" if large[0] else text, cte=_transfer_encoding(text))
     msg.add_alternative("" if large[1] else html, subtype="html",
                         cte=_transfer_encoding(html))
+    part: Any  # its payload is read and set as email's own generator does (_payload)
     for part, body, big in zip(msg.iter_parts(), (text, html), large, strict=True):
         if big:
             lines = _base64_lines(body)
@@ -171,6 +173,7 @@ def flatten(msg: EmailMessage, linesep: str = "\r\n") -> bytes:
     ends converted as the generator converts them. Safe because a base64 body is only
     [A-Za-z0-9+/=] and newlines: no boundary line ("--...") and no "From " can be in it."""
     swapped = []
+    part: Any  # its payload is read and set as email's own generator does (_payload)
     try:
         for part in msg.walk():
             payload = part._payload  # noqa: SLF001 (the generator reads it the same way)
@@ -198,10 +201,10 @@ def flatten(msg: EmailMessage, linesep: str = "\r\n") -> bytes:
     finally:
         for part, payload, _, _ in swapped:
             part._payload = payload  # noqa: SLF001
-    for _, _, token, body in swapped:
-        if data.count(token) != 1:
+    for _, _, placeholder, wire in swapped:
+        if data.count(placeholder) != 1:
             raise RuntimeError("flatten: a body token is not where it was put")
-        data = data.replace(token, body)
+        data = data.replace(placeholder, wire)
     return data
 
 
@@ -246,7 +249,7 @@ def send_message(msg: EmailMessage) -> None:
 
 def _quote_periods(data: bytes) -> bytes:
     """smtplib's dot-stuffing, re.sub(br'(?m)^\\.', b'..', data), as one C pass: a regular
-    expression tried at every position of a 400 KB digest took some 2 ms of a worker."""
+    expression would be tried at every position of a digest that may be hundreds of KB."""
     quoted = data.replace(b"\n.", b"\n..")
     return b"." + quoted if quoted.startswith(b".") else quoted
 
@@ -279,6 +282,7 @@ def _send_smtp(url: str, msg: EmailMessage) -> None:
     parts = urlsplit(url)
     timeout = current_app.config["MAIL_TIMEOUT"]
     host = parts.hostname or "localhost"
+    client: smtplib.SMTP
     try:
         if parts.scheme == "smtps":
             client = _SMTP_SSL(host, parts.port or 465, timeout=timeout,
@@ -339,7 +343,6 @@ def _smtp_send(client: smtplib.SMTP, msg: EmailMessage) -> None:
     client.sendmail(from_addr, to_addrs, flatten(msg))
 
 
-@handler("mail")
 def send_queued_mail(message) -> None:
     """Outbox handler: render and send one queued mail, with a Message-ID derived from the
     outbox row so a retried send carries the same id."""
@@ -351,3 +354,8 @@ def send_queued_mail(message) -> None:
     except ValueError as exc:  # a header the e-mail package refuses: the same on every retry
         raise PermanentFailure(f"cannot build the message: {exc}") from exc
     send_message(msg)
+
+
+# The outbox kind this slice runs: registered by the application factory
+# (alliance.configure_outbox), not by importing this module.
+HANDLERS = {"mail": Handler(send_queued_mail)}

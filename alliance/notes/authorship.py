@@ -3,7 +3,7 @@
 Authorship is a fact the platform establishes, never a claim it repeats:
 - An object whose `created_by_ref` names the identity of an organisation on the platform is
   accepted only from that organisation. An object that can name a creator and names none gets
-  one (services._check_versions): the creator of the versions of that id the poster can see,
+  one (versions.check_versions): the creator of the versions of that id the poster can see,
   else the poster's identity.
 - Organisations' identity objects are the platform's: a client cannot post a version of
   another organisation's identity, a version of its own keeps the name the platform vetted,
@@ -11,7 +11,7 @@ Authorship is a fact the platform establishes, never a claim it repeats:
 - The official TLP 2.0 marking definitions and the TLP 2.0 extension definition are the
   platform's: a posted object under one of their ids must equal the published object. A TLP 1.0
   marking definition under its well-known id must say the level that id stands for.
-- Who may add versions of an object id is decided in services._check_versions: only the
+- Who may add versions of an object id is decided in versions.check_versions: only the
   organisation that posted its first version on the platform, except that a version of a
   third-party object (its creator no platform organisation) from another organisation is
   stored as that organisation's own copy and never replaces what others posted.

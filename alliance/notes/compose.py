@@ -2,6 +2,7 @@
 carries the author organisation's identity as created_by_ref and the note's TLP 2.0 marking.
 And the upload form's chosen file, kept through "Preview audience" (keep_upload)."""
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -39,7 +40,8 @@ def parse_lines(text: str) -> tuple[list[tuple[str, str]], list[str]]:
 
 
 def parse_attack_ids(text: str) -> list[str]:
-    ids, bad = [], []
+    ids: list[str] = []
+    bad: list[str] = []
     for token in (text or "").replace(",", " ").split():
         token = token.strip().upper()
         (ids if observables.ATTACK_RE.match(token) else bad).append(token)
@@ -62,7 +64,7 @@ KIND_LABELS = {"ipv4": "IPv4 address", "ipv6": "IPv6 address", "cidr4": "IPv4 ra
 
 
 def _indicators(org, tlp, found, *, valid_from=None, valid_until=None, confidence=None):
-    # stix2 is imported in the functions that build objects: it costs ~0.2 s to import, and
+    # stix2 is imported in the functions that build objects: it is heavy to import, and
     # every process that builds the app (a command-line start too) imports this module.
     import stix2
 
@@ -108,30 +110,43 @@ def _related(org, tlp, source_ref, target_refs, rel="related-to"):
             for target in target_refs]
 
 
-def incident_report(org, tlp: str, *, title: str, description: str, details: str,
-                    observables_text: str, attack_ids_text: str, sectors, countries):
+@dataclass(kw_only=True)
+class IncidentDraft:
+    """The incident form as typed: the incident's name and text, the observables and ATT&CK
+    technique ids pasted one per line, and the sectors and countries it hit."""
+
+    title: str
+    description: str = ""
+    details: str = ""
+    observables_text: str = ""
+    attack_ids_text: str = ""
+    sectors: Sequence[str] = ()
+    countries: Sequence[str] = ()
+
+
+def incident_report(org, tlp: str, draft: IncidentDraft) -> list[dict]:
     """An incident, its indicators / vulnerabilities / attack patterns, and where it hit."""
     import stix2
 
-    found, unknown = parse_lines(observables_text)
+    found, unknown = parse_lines(draft.observables_text)
     if unknown:
         raise DomainError(f"Not recognised as observables: {', '.join(unknown[:5])}.",
                           field="observables")
-    techniques = parse_attack_ids(attack_ids_text)
-    incident = stix2.v21.Incident(name=title, description="\n\n".join(
-        p for p in (description, details) if p) or None, **_common(org, tlp))
+    techniques = parse_attack_ids(draft.attack_ids_text)
+    incident = stix2.v21.Incident(name=draft.title, description="\n\n".join(
+        p for p in (draft.description, draft.details) if p) or None, **_common(org, tlp))
     objects = [org.stix_identity, _plain(incident)]
     indicators, refs = _indicators(org, tlp, found)
     objects += indicators
     patterns = _attack_patterns(org, tlp, techniques)
     objects += patterns
     objects += _related(org, tlp, incident.id, refs + [p["id"] for p in patterns])
-    if sectors:
+    if draft.sectors:
         victims = stix2.v21.Identity(name="Affected sectors", identity_class="class",
-                                     sectors=list(sectors), **_common(org, tlp))
+                                     sectors=list(draft.sectors), **_common(org, tlp))
         objects.append(_plain(victims))
         objects += _related(org, tlp, incident.id, [victims.id], "targets")
-    for code in countries or []:
+    for code in draft.countries or []:
         place = stix2.v21.Location(country=code, **_common(org, tlp))
         objects.append(_plain(place))
         objects += _related(org, tlp, incident.id, [place.id], "targets")

@@ -19,7 +19,12 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 
 from alliance.alliances.forms import MultiCheckboxField
 from alliance.core.validators import PlainText, SingleLine
-from alliance.core.vocab import country_choices, policy_tag_choices, sector_choices
+from alliance.core.vocab import (
+    country_choices,
+    policy_tag_choices,
+    sector_choices,
+    stix_type_choices,
+)
 from alliance.stix.tlp import TLP_LEVELS
 
 
@@ -129,6 +134,10 @@ def _stripped(value):
     return value.strip() if isinstance(value, str) else value
 
 
+def _lower(value):
+    return value.lower() if isinstance(value, str) else value
+
+
 class FeedFilterForm(FlaskForm):
     class Meta:
         csrf = False
@@ -139,7 +148,7 @@ class FeedFilterForm(FlaskForm):
     alliance = SelectField("Alliance", coerce=str, filters=[_stripped], validators=[Optional()])
     tlp = SelectField("TLP", choices=[("", "Any TLP")] + [(t, f"TLP:{t}") for t in TLP_LEVELS],
                       filters=[_stripped], validators=[Optional()])
-    type = StringField("STIX type", validators=[Optional(), Length(max=100)])
+    type = SelectField("STIX type", filters=[_stripped, _lower], validators=[Optional()])
     sector = SelectField("Sector", filters=[_stripped], validators=[Optional()])
     country = SelectField("Country", filters=[_stripped], validators=[Optional()])
     tag = SelectField("Policy tag", filters=[_stripped], validators=[Optional()])
@@ -156,3 +165,24 @@ class FeedFilterForm(FlaskForm):
         self.sector.choices = [("", "Any sector")] + sector_choices()
         self.country.choices = [("", "Any country")] + country_choices()
         self.tag.choices = [("", "Any policy tag")] + policy_tag_choices()
+        self.type.choices = [("", "Any STIX type")] + stix_type_choices()
+
+
+# The kinds of observable value notes are indexed by (alliance.stix.observables.detect).
+OBSERVABLE_KINDS = [("ipv4", "IPv4 address"), ("ipv6", "IPv6 address"),
+                    ("cidr4", "IPv4 network"), ("cidr6", "IPv6 network"), ("domain", "Domain"),
+                    ("url", "URL"), ("email", "E-mail address"), ("md5", "MD5"),
+                    ("sha1", "SHA-1"), ("sha256", "SHA-256"), ("cve", "CVE id")]
+
+
+class ExportForm(FeedFilterForm):
+    """The feed's filters, and for the indicator list the kinds of value it holds (none
+    chosen: every kind)."""
+
+    kind = SelectMultipleField("Observable types", choices=OBSERVABLE_KINDS,
+                               validators=[Optional()])
+
+
+class SavedSearchForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=100), SingleLine()])
+    query = HiddenField(validators=[Optional(), Length(max=2000)])

@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -12,12 +14,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from alliance.core.models import UTCDateTime, utcnow
-from alliance.extensions import db
+from alliance.extensions import Model
 
 NOTE_KINDS = ("incident", "indicators", "analysis", "bundle")
 
 
-class Note(db.Model):
+class Note(Model):
     """One post: a STIX report (report_id) and the objects it holds, with its audience and TLP.
     Read it only through alliance.sharing.policy."""
 
@@ -50,9 +52,9 @@ class Note(db.Model):
     types: Mapped[list] = mapped_column(JSON, default=list)
     publish_public: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
-    retracted_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retracted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retracted_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"))
     retraction_reason: Mapped[str | None] = mapped_column(Text)
@@ -67,7 +69,7 @@ class Note(db.Model):
         return self.report_id.split("--", 1)[1]
 
 
-class NoteAudience(db.Model):
+class NoteAudience(Model):
     __tablename__ = "note_audiences"
     # (alliance_id, note_id): the read rule's "member of an audience alliance" is answered
     # from this index alone (PostgreSQL hashes the note ids of the reader's alliances).
@@ -81,7 +83,7 @@ class NoteAudience(db.Model):
     alliance = relationship("Alliance")
 
 
-class NoteRecipient(db.Model):
+class NoteRecipient(Model):
     """A named reader of a TLP:RED note."""
 
     __tablename__ = "note_recipients"
@@ -99,7 +101,7 @@ class NoteRecipient(db.Model):
 SERVED_WITH = -1
 
 
-class StixObject(db.Model):
+class StixObject(Model):
     """One version (id + modified) of a STIX object, stored as posted. Unique per
     organisation and scope: an organisation that cannot see another's copy of an id (SCO ids
     are derived from values) stores its own rather than learn that the other exists, and so
@@ -120,7 +122,7 @@ class StixObject(db.Model):
                                                index=True)
     body: Mapped[dict] = mapped_column(JSON)
     body_hash: Mapped[str] = mapped_column(String(64))
-    date_added: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    date_added: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # 0: a version of the organisation's, which its later posts compare themselves with and
     # link. A TLP:RED note's id: stored by that note, for it alone — a colleague it does not
     # name must not learn, by posting, what it holds (migration b7e4d2a9c6f3). SERVED_WITH:
@@ -128,7 +130,7 @@ class StixObject(db.Model):
     scope: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
-class NoteObject(db.Model):
+class NoteObject(Model):
     """Which object versions a note holds (an identical repost links the stored version)."""
 
     __tablename__ = "note_objects"
@@ -142,9 +144,9 @@ class NoteObject(db.Model):
     object = relationship("StixObject")
 
 
-class CollectionObject(db.Model):
+class CollectionObject(Model):
     """Which object versions each alliance's notes hold, in TAXII order: the walk of an
-    alliance collection (alliance.taxii.services.page). Without it a page walked every
+    alliance collection (alliance.taxii.reading.page). Without it a page walked every
     stored object and checked each for the alliance, so a page cost grew with the share of
     the table the alliance does not hold. Filled when a note links objects (one row per
     audience alliance and object version, whichever notes hold it); it only narrows the
@@ -163,13 +165,13 @@ class CollectionObject(db.Model):
 
     alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id", ondelete="CASCADE"),
                                              primary_key=True)
-    date_added: Mapped[object] = mapped_column(UTCDateTime, primary_key=True)
+    date_added: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     object_id: Mapped[int] = mapped_column(ForeignKey("stix_objects.id", ondelete="CASCADE"),
                                            primary_key=True)
     type: Mapped[str] = mapped_column(String(100))
 
 
-class OrganisationCollectionObject(db.Model):
+class OrganisationCollectionObject(Model):
     """CollectionObject's twin for an organisation's own (read-only) TAXII collection: the
     object versions its notes hold, in TAXII order. date_added is when a note of the
     organisation that TAXII serves first held the version (a version stored long ago, by
@@ -185,28 +187,37 @@ class OrganisationCollectionObject(db.Model):
 
     organisation_id: Mapped[int] = mapped_column(
         ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
-    date_added: Mapped[object] = mapped_column(UTCDateTime, primary_key=True)
+    date_added: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     object_id: Mapped[int] = mapped_column(ForeignKey("stix_objects.id", ondelete="CASCADE"),
                                            primary_key=True)
     type: Mapped[str] = mapped_column(String(100))
 
 
-class Observable(db.Model):
+class Observable(Model):
     """A normalised observable value of a note, for search and correlation."""
 
     __tablename__ = "observables"
+    # (value, note_id): correlation walks a value's holders newest first, at most
+    # alliance.notes.holders.CORRELATION_HOLDERS of them.
+    __table_args__ = (Index("ix_observables_kind_net", "kind", "net_lo", "net_hi"),
+                      Index("ix_observables_value_note", "value", "note_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
-    value: Mapped[str] = mapped_column(String(2048), index=True)
+    value: Mapped[str] = mapped_column(String(2048))
     # The warning list the value is on when stored (alliance.notes.warninglists: 10.0.0.1,
     # 8.8.8.8), or None: a flagged value is marked on the note page and never correlated or
     # alerted on.
     warning: Mapped[str | None] = mapped_column(String(40))
+    # An address's or network's first and last address (alliance.notes.ranges.bounds: the
+    # IP version and 32 hex digits, which sort as the numbers do), None for other kinds:
+    # correlation and search by range walk ix_observables_kind_net.
+    net_lo: Mapped[str | None] = mapped_column(String(33))
+    net_hi: Mapped[str | None] = mapped_column(String(33))
 
 
-class NoteComment(db.Model):
+class NoteComment(Model):
     """A comment (STIX note), opinion or sighting on a note; it inherits the note's audience
     and TLP, so it is read only through the note."""
 
@@ -223,18 +234,18 @@ class NoteComment(db.Model):
     text: Mapped[str] = mapped_column(Text, default="")
     opinion: Mapped[str | None] = mapped_column(String(30))
     stix: Mapped[dict] = mapped_column(JSON)
-    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     author = relationship("User")
     organisation = relationship("Organisation")
 
 
-class FormSubmission(db.Model):
+class FormSubmission(Model):
     """What one sending of a compose or response form stored, under the form's key: its
     token (a hidden field, new on each page showing the form) and a digest of what was sent
     in it (notes.views._sending), and under the digest alone (content_key). The same form
     sent again with the same content (a double click, a reload of the POST, a retry after a
-    timeout; Back and send again within services.RESENT_WITHIN) finds this row and leads
+    timeout; Back and send again within submissions.RESENT_WITHIN) finds this row and leads
     to what the first stored instead of posting it twice. Per user: a key never leads to
     another user's post."""
 
@@ -251,10 +262,10 @@ class FormSubmission(db.Model):
                                                 index=True)
     comment_id: Mapped[int | None] = mapped_column(
         ForeignKey("note_comments.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class NoteFacet(db.Model):
+class NoteFacet(Model):
     """The filterable tokens of a note (STIX types, sectors, countries, policy tags), one row
     each, so that a feed filter is an indexed lookup rather than a scan of JSON text."""
 
@@ -274,3 +285,18 @@ def facet_rows(note_id: int, *, types=(), sectors=(), countries=(), policy_tags=
     return [{"facet": facet, "value": value, "note_id": note_id}
             for facet, values in zip(FACETS, (types, sectors, countries, policy_tags), strict=True)
             for value in sorted(set(values))]
+
+
+class SavedSearch(Model):
+    """A user's named set of feed filters (alliance.notes.saved): the feed's query string,
+    kept as sent and checked again by the feed's form each time it runs. Per user: another
+    user's saved search is a 404 to them."""
+
+    __tablename__ = "saved_searches"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[str] = mapped_column(String(2000), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -68,7 +68,7 @@ def matches_often(query: str, low: int, high: int, share: float) -> bool:
     """Whether the words of the query are in `share` or more of the notes: SQLite counts the
     matches among the notes numbered low+1..high in the search index, and stops counting at
     that share; PostgreSQL asks its statistics (_pg_share). Readable or not: it only chooses
-    how the feed reads the matches (alliance.notes.services.feed), and tells the reader
+    how the feed reads the matches (alliance.notes.reading.feed), and tells the reader
     nothing."""
     found = words(query)
     if not found:
@@ -101,7 +101,8 @@ def _pg_share(found: list[str]) -> float:
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
     """For Alembic's autogenerate: the search table (and FTS5's shadow tables) and index are
-    made by hand in the migration and are not in the models; leave them alone."""
+    made by hand in the migration and are not in the models, nor is PostgreSQL's GiST
+    index of observables as inet (alliance.notes.ranges); leave them alone."""
     if type_ == "table" and name and name.startswith("note_search"):
         return False
-    return not (type_ == "index" and name == "ix_notes_search")
+    return not (type_ == "index" and name in ("ix_notes_search", "ix_observables_network"))

@@ -5,8 +5,8 @@ created one of them, the TLP 2.0 marking definitions they name, and the extensio
 those declare themselves through, with its creator (CISA).
 
 They are the platform's objects, not the poster's: stored as StixObject rows of scope
-SERVED_WITH, which no post compares itself with (notes.services._stored_versions) and no note
-shows among its objects (notes.services.note_objects), and linked to each note that needs
+SERVED_WITH, which no post compares itself with (notes.versions.stored_versions) and no note
+shows among its objects (notes.reading.note_objects), and linked to each note that needs
 them. A TAXII collection then serves them exactly where, and to whom, it serves a note that
 needs them: the one read rule decides for them as for every object, and they leave a
 collection with the last note there that needed them.
@@ -15,9 +15,10 @@ An organisation's identity goes out marked TLP:AMBER+STRICT (TLP:RED with a TLP:
 one body for a version wherever it is served, at least as strict as every note it is served
 with (TAXII never serves TLP:RED notes)."""
 import hashlib
+from typing import cast
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from alliance.notes.models import SERVED_WITH, NoteObject, StixObject
 from alliance.stix.markings import (
@@ -44,7 +45,7 @@ def needed(session, objects: list[dict], tlp: str) -> list[tuple[int | None, dic
     from alliance.orgs.models import Organisation
 
     present = {o["id"] for o in objects}
-    creators = sorted({o.get("created_by_ref") for o in objects
+    creators = sorted({o["created_by_ref"] for o in objects
                        if isinstance(o.get("created_by_ref"), str)} - present)
     found = [(org_id, marked_identity(identity, tlp)) for org_id, identity in session.execute(
         select(Organisation.id, Organisation.stix_identity).where(
@@ -62,8 +63,9 @@ def rows(session, objects: list[dict], tlp: str, organisation_id: int, note_id: 
     """The rows (ids) of what `objects`, of a note of `tlp` by `organisation_id`, need beside
     them, stored where missing (`note_id`: the first note that needed them). `session`: the
     app's session, or a migration's."""
-    # The dialects' insert constructs are imported where rows are written: importing
-    # sqlalchemy.dialects.postgresql costs ~0.1 s in every process that builds the app.
+    # The dialects' insert constructs are imported where rows are written: every process
+    # builds the app, and sqlalchemy.dialects.postgresql is heavy to import
+    # (tests/core/test_startup.py keeps it out of start-up).
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = session.get_bind().dialect.name
@@ -73,7 +75,8 @@ def rows(session, objects: list[dict], tlp: str, organisation_id: int, note_id: 
         version = body.get("modified") or body.get("created") or ""
         owner = owner or organisation_id
         text = orjson.dumps(body).decode()
-        session.execute(insert(StixObject.__table__).values(
+        # Cast: a model's __table__ is typed FromClause; it is a Table.
+        session.execute(insert(cast(Table, StixObject.__table__)).values(
             stix_id=body["id"], type=body["type"], modified=version, organisation_id=owner,
             first_note_id=note_id, body=body,
             body_hash=hashlib.sha256(text.encode()).hexdigest(), date_added=now,
@@ -94,6 +97,6 @@ def link(note, objects: list[dict], now) -> None:
 
         insert = (postgresql.insert if db.session.get_bind().dialect.name == "postgresql"
                   else sqlite.insert)
-        db.session.execute(insert(NoteObject.__table__).values(
+        db.session.execute(insert(cast(Table, NoteObject.__table__)).values(
             [{"note_id": note.id, "object_id": row_id, "note_version": 1} for row_id in found]
         ).on_conflict_do_nothing())

@@ -37,6 +37,8 @@ class Tombstone:
 
 def tombstone_of(note: Note) -> Tombstone:
     """The tombstone of a retracted note (the caller found it through the policy)."""
+    if note.retracted_at is None:
+        raise ValueError(f"note #{note.id} is not retracted: it has no tombstone")
     actor = db.session.get(User, note.retracted_by_id) if note.retracted_by_id else None
     actor_org = actor.organisation if actor is not None else None
     return Tombstone(

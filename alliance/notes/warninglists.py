@@ -19,13 +19,13 @@ on purpose:
 - domain lists match the value itself (and its www. name), never every name under it as
   MISP's "hostname" lists do: github.io is a top site, evil.github.io is an indicator.
 
-Speed: the lists are read once per process on first use (~0.3 s), into one dict per
-prefix length for address space and a dict for names and hashes; a check is a few dict
-lookups: 10,000 values in ~0.1 s (tests/notes/test_warninglists.py measures it). The
-package's own API on the same lists (WarningLists(slow_search=True).search, which matches
-CIDR ranges) took 8.6 s to load and ~107 s for 10,000 values: it walks every entry of a
-"hostname" list and every list for each value. Its data files are read here without
-importing its API (which imports jsonschema: 2.4 s where rfc3987-syntax is installed)."""
+Speed: the lists are read once per process on first use, into one dict per prefix length
+for address space and a dict for names and hashes; a check is a few dict lookups, however
+many lists there are. The package's own API on the same lists
+(WarningLists(slow_search=True).search, which matches CIDR ranges) walks every entry of a
+"hostname" list and every list for each value, far too slow for a bundle's observables. Its
+data files are read here without importing its API, which imports jsonschema (slow to
+import where rfc3987-syntax is installed, which compiles a grammar)."""
 import ipaddress
 import json
 from dataclasses import dataclass

@@ -118,7 +118,7 @@ def install_root_handler(handler: logging.Handler, log_format: str, level,
     installed (several apps in one process, a worker taking over from the factory)."""
     handler.setFormatter(make_formatter(log_format, text_format))
     handler.addFilter(RequestContextFilter())
-    handler._alliance_handler = True
+    handler._alliance_handler = True  # type: ignore[attr-defined]  # our mark, read back below
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_alliance_handler", False)]:
         root.removeHandler(old)

@@ -131,7 +131,8 @@ def _outbox_gauge() -> GaugeMetricFamily:
 def _ledger_gauge() -> GaugeMetricFamily:
     from alliance.digests.models import LEDGER_STATES, Delivery
 
-    counts = dict.fromkeys(((k, s) for k in ("digest", "alert") for s in LEDGER_STATES), 0)
+    counts: dict[tuple[str, str], int] = dict.fromkeys(
+        ((k, str(s)) for k in ("digest", "alert") for s in LEDGER_STATES), 0)
     rows = db.session.execute(select(Delivery.kind, Delivery.state, func.count())
                               .group_by(Delivery.kind, Delivery.state))
     for kind, state, count in rows:

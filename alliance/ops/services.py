@@ -13,7 +13,8 @@ from sqlalchemy import text
 from alliance.extensions import db
 
 # Alembic and redis are imported where a probe or a scrape uses them: every process builds the
-# app, and most never run a check (a command-line start would pay ~0.4 s for them).
+# app, and most never run a check, so none should pay for importing them at start-up
+# (tests/core/test_startup.py keeps them out).
 if TYPE_CHECKING:
     import redis
 

@@ -1,19 +1,22 @@
-from sqlalchemy import JSON, CheckConstraint, String, Text
+from datetime import datetime
+
+from sqlalchemy import JSON, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from alliance.core.models import UTCDateTime, utcnow
-from alliance.extensions import db
+from alliance.core.states import OrgStatus, one_of
+from alliance.extensions import Model
 
 ORG_STATUSES = ("pending", "approved", "rejected")
 
 
-class Organisation(db.Model):
+class Organisation(Model):
     """A member organisation. Pending until a platform admin vets it; its STIX identity id is
     stable and is the created_by_ref of everything it posts."""
 
     __tablename__ = "organisations"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status"),
+        one_of("status", OrgStatus),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -25,10 +28,10 @@ class Organisation(db.Model):
     domain: Mapped[str | None] = mapped_column(String(253))
     status: Mapped[str] = mapped_column(String(20), default="pending")
     status_reason: Mapped[str | None] = mapped_column(Text)
-    vetted_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    vetted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stix_id: Mapped[str] = mapped_column(String(64), unique=True)
     stix_identity: Mapped[dict] = mapped_column(JSON)
-    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     users = relationship("User", back_populates="organisation", order_by="User.name")
 
@@ -40,7 +43,7 @@ class Organisation(db.Model):
         return f"<Organisation {self.slug} {self.status}>"
 
 
-class PendingRegistration(db.Model):
+class PendingRegistration(Model):
     """A registration waiting for its address to be confirmed: nothing of it exists (no
     organisation, no account, no name taken) until the link mailed to the address is opened,
     so registering says nothing about which addresses or names are in use. The link carries
@@ -53,4 +56,4 @@ class PendingRegistration(db.Model):
     email: Mapped[str] = mapped_column(String(254), index=True)
     details: Mapped[dict] = mapped_column(JSON)  # the organisation's and the user's fields
     password_hash: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -4,6 +4,7 @@ import json
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from flask import current_app
@@ -34,7 +35,7 @@ ORG_SLUG_RE = re.compile(r"^[a-z0-9-]{1,80}$")
 def build_identity(org: Organisation) -> dict:
     """The organisation's STIX 2.1 identity. Its id never changes; a new version gets a new
     `modified`."""
-    # stix2 is imported where it is used: it costs ~0.2 s to import, and every process (a
+    # stix2 is imported where it is used: it is heavy to import, and every process (a
     # command-line start too) imports this module.
     import stix2
 
@@ -158,12 +159,12 @@ def confirm_registration(token: str) -> User:
     return user
 
 
-def pending_organisations() -> list[Organisation]:
+def pending_organisations() -> Sequence[Organisation]:
     return db.session.scalars(select(Organisation).where(Organisation.status == "pending")
                               .order_by(Organisation.created_at)).all()
 
 
-def recently_vetted(limit: int = 50) -> list[Organisation]:
+def recently_vetted(limit: int = 50) -> Sequence[Organisation]:
     return db.session.scalars(select(Organisation).where(Organisation.status != "pending")
                               .order_by(Organisation.vetted_at.desc()).limit(limit)).all()
 
@@ -197,7 +198,7 @@ def vet_organisation(actor: User, org: Organisation, *, approve: bool, reason: s
     queue_mail(recipients, "org_vetted",
                f"{org.name} was {'approved' if approve else 'not approved'}",
                org_name=org.name, approved=approve, reason=org.status_reason or "",
-               link=external_url("core.index"))
+               link=external_url("dashboard.index"))
     db.session.commit()
 
 
@@ -291,9 +292,10 @@ def _lock_organisation(org: Organisation) -> None:
     db.session.expire_all()
 
 
-def _active_org_admins(org_id: int) -> int:
-    return db.session.scalar(select(func.count(User.id)).where(
-        User.organisation_id == org_id, User.role == "org_admin", User.deactivated_at.is_(None)))
+def _active_org_admins(org_id: int | None) -> int:
+    return db.session.execute(select(func.count(User.id)).where(
+        User.organisation_id == org_id, User.role == "org_admin",
+        User.deactivated_at.is_(None))).scalar_one()
 
 
 def change_role(actor: User, user: User, role: str) -> None:
@@ -316,7 +318,7 @@ def change_role(actor: User, user: User, role: str) -> None:
 
 def deactivate_user(actor: User, user: User, reason: str = "") -> None:
     """Deactivate a user: every session ends now and the account cannot sign in."""
-    from alliance.alliances.services import check_user_can_leave_coordination
+    from alliance.alliances.coordinators import check_user_can_leave_coordination
 
     _require_org_admin(actor, user.organisation)
     _lock_organisation(user.organisation)

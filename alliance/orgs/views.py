@@ -43,7 +43,7 @@ ID = "int(min=1, max=2147483647)"
 @limiter.limit("10 per hour", methods=["POST"])
 def register():
     if current_user.is_authenticated:
-        return redirect(url_for("core.index"))
+        return redirect(url_for("dashboard.index"))
     form = RegisterOrganisationForm()
     if form.validate_on_submit():
         try:
@@ -198,7 +198,7 @@ def vet(org_id):
         lambda _: f"{org.name} is {org.status}; its administrators have been mailed.",
         prefix=f"{org.name}: ")
     # The dashboard's inbox approves with one click and sends back=dashboard.
-    back = "core.index" if request.form.get("back") == "dashboard" else "orgs.vetting"
+    back = "dashboard.index" if request.form.get("back") == "dashboard" else "orgs.vetting"
     return redirect(url_for(back))
 
 
@@ -221,6 +221,6 @@ def accept_invite(token):
         else:
             sign_in(user)
             flash(f"Welcome to {user.organisation.name}.", "success")
-            return redirect(url_for("core.index"))
+            return redirect(url_for("dashboard.index"))
     return render_template("orgs/accept_invite.html", form=form, invitation=invitation), \
         422 if form.errors else 200

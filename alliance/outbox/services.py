@@ -8,6 +8,7 @@ claim (UPDATE ... WHERE done_at IS NULL AND lease expired), so a duplicated or r
 task does nothing the second time."""
 import logging
 import random
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,9 +22,6 @@ from alliance.outbox.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
-HANDLERS: dict = {}
-GIVE_UP_HOOKS: dict = {}  # kind -> fn(payload, error): called when retries are exhausted
-CLAIM_HOOKS: dict = {}    # kind -> fn(message): runs in the claim's own transaction
 DISPATCH_TASK = "alliance.outbox.dispatch"
 
 
@@ -55,21 +53,39 @@ def time_limits(claim_seconds: float) -> tuple[float, float]:
     return claim_seconds / 2, claim_seconds * 3 / 4
 
 
-def handler(kind: str, on_give_up=None, on_claim=None):
-    """Register the function that runs outbox messages of this kind: fn(message); and, if
-    given, on_give_up(payload, error) for when a message of this kind will not be retried,
-    and on_claim(message), which writes what must be committed before the handler runs
-    (a ledger mark, say) in the claim's transaction instead of one of its own."""
+@dataclass(frozen=True)
+class Handler:
+    """What runs outbox messages of one kind: run(message); if given, on_give_up(payload,
+    error) for when a message of this kind will not be retried, and on_claim(message), which
+    writes what must be committed before the handler runs (a ledger mark, say) in the
+    claim's transaction instead of one of its own."""
+    run: Callable
+    on_give_up: Callable | None = None
+    on_claim: Callable | None = None
 
-    def decorate(fn):
-        HANDLERS[kind] = fn
-        if on_give_up is not None:
-            GIVE_UP_HOOKS[kind] = on_give_up
-        if on_claim is not None:
-            CLAIM_HOOKS[kind] = on_claim
-        return fn
 
-    return decorate
+def register_handlers(app, *mappings: Mapping[str, Handler]) -> None:
+    """Register the slices' handlers (each slice's HANDLERS: kind -> Handler) on the app.
+    The application factory does, in one place (alliance.configure_outbox); nothing is
+    registered by importing a module. Two slices claiming one kind is a mistake: it fails at
+    start, not at the first message."""
+    registry = app.extensions.setdefault("outbox_handlers", {})
+    for mapping in mappings:
+        for kind, spec in mapping.items():
+            if not isinstance(spec, Handler):
+                raise TypeError(f"outbox kind {kind!r}: register a Handler, not {spec!r}")
+            if registry.get(kind, spec) is not spec:
+                raise RuntimeError(f"outbox kind {kind!r} is registered twice")
+            registry[kind] = spec
+
+
+def registered_handlers() -> dict[str, Handler]:
+    """kind -> Handler, as the current app registered them."""
+    return current_app.extensions.setdefault("outbox_handlers", {})
+
+
+class UnknownKind(LookupError):
+    """A message of a kind no handler is registered for: it could never run."""
 
 
 # Ids of the messages a running handler enqueues (a handler that queues a mail, say): run_message
@@ -80,7 +96,13 @@ _enqueued_by_handler: ContextVar[list | None] = ContextVar("outbox_enqueued_by_h
 
 
 def enqueue(kind: str, **payload) -> OutboxMessage:
-    """Add a message to the current transaction. It is relayed once the transaction commits."""
+    """Add a message to the current transaction. It is relayed once the transaction commits.
+    Raises UnknownKind, in the caller's transaction, for a kind the app registered no
+    handler for (a typo, or a slice left out of create_app): it would only fail later, in
+    a worker."""
+    if kind not in registered_handlers():
+        raise UnknownKind(f"no handler is registered for outbox kind {kind!r}: add it to "
+                          "its slice's HANDLERS, registered in alliance.configure_outbox")
     message = OutboxMessage(kind=kind, payload=payload)
     db.session.add(message)
     db.session.flush()
@@ -103,8 +125,9 @@ def _publish(message_ids: list[int], batch: int = 100) -> int:
         sent, failure = [], None
         for message_id in message_ids[start:start + batch]:
             try:
-                # One try, no reconnect loop: with retry=False kombu still spends ~2 s
-                # reconnecting; max_retries=0 fails at once and leaves the row to the relay.
+                # One try, no reconnect loop: with retry=False kombu still reconnects (and
+                # the request waits); max_retries=0 fails at once and leaves the row to the
+                # relay.
                 celery.send_task(DISPATCH_TASK, args=[message_id], retry=True,
                                  retry_policy={"max_retries": 0})
             except Exception as exc:  # the broker's errors vary by transport: all mean "later"
@@ -183,21 +206,20 @@ def run_message(message_id: int) -> str:
         db.session.rollback()
         return "skipped"
     message = ClaimedMessage(message_id, claimed.kind, claimed.payload)
-    on_claim = CLAIM_HOOKS.get(message.kind)
-    if on_claim is not None:
+    spec = registered_handlers().get(message.kind)
+    if spec is not None and spec.on_claim is not None:
         try:
-            on_claim(message)
+            spec.on_claim(message)
         except Exception:
             db.session.rollback()  # neither the claim nor the mark: the message stays as it was
             raise
     db.session.commit()
-    run = HANDLERS.get(message.kind)
     enqueued: list[int] = []
     collecting = _enqueued_by_handler.set(enqueued)
     try:
-        if run is None:
+        if spec is None:  # a kind this app no longer registers (a row of an older release)
             raise PermanentFailure(f"no handler for outbox kind {message.kind!r}")
-        run(message)
+        spec.run(message)
     except TemporaryFailure as exc:
         db.session.rollback()
         _finish(message_id, claimed_until=None, last_error=str(exc)[:2000])
@@ -252,7 +274,7 @@ def give_up(message_id: int, error: str) -> None:
     db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
         failed_at=utcnow(), claimed_until=None, last_error=error[:2000]))
     message = db.session.get(OutboxMessage, message_id)
-    hook = GIVE_UP_HOOKS.get(message.kind) if message is not None else None
-    if hook is not None:
-        hook(message.payload, error)
+    spec = registered_handlers().get(message.kind) if message is not None else None
+    if message is not None and spec is not None and spec.on_give_up is not None:
+        spec.on_give_up(message.payload, error)
     db.session.commit()

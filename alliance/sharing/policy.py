@@ -17,15 +17,18 @@ The rule, decided at read time:
 A principal that is not a usable account (deactivated, unverified, organisation not vetted) is
 anonymous. Not-found and not-allowed are the same 404. The filter fails closed: an unknown
 TLP value matches no branch."""
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 
 from flask import abort
-from sqlalchemy import and_, exists, false, func, literal, or_, select
+from sqlalchemy import Join, Row, and_, exists, false, func, literal, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from alliance.alliances.models import Alliance, Coordinator, Membership
 from alliance.extensions import db
-from alliance.notes.models import Note, NoteAudience, NoteRecipient
+from alliance.notes.models import Note, NoteAudience, NoteObject, NoteRecipient
 
 SHARED_LEVELS = ("GREEN", "AMBER", "AMBER+STRICT")
 
@@ -75,7 +78,7 @@ def _active_alliances(org_id: int):
     """The alliances the organisation is an active member of (a few ids: the database
     works the list out once per statement, not once per note)."""
     return select(Membership.alliance_id).where(Membership.organisation_id == org_id,
-                                                Membership.state == "active")
+                                                Membership.is_active)
 
 
 def _member_of_audience(postgresql: bool, org_id: int):
@@ -86,9 +89,9 @@ def _member_of_audience(postgresql: bool, org_id: int):
         NoteAudience.alliance_id.in_(_active_alliances(org_id)))
 
 
-def _coordinator_of_audience(postgresql: bool, user_id: int, org_id: int):
+def _coordinator_of_audience(postgresql: bool, user_id: int, org_id: int | None):
     """The user coordinates one of the note's alliances, and may act as coordinator there
-    (their organisation is an active member of it)."""
+    (their organisation is an active member of it; a user of none never may)."""
     return _per_note(
         postgresql,
         NoteAudience.note_id == Note.id,
@@ -96,7 +99,7 @@ def _coordinator_of_audience(postgresql: bool, user_id: int, org_id: int):
         Coordinator.user_id == user_id,
         Membership.alliance_id == NoteAudience.alliance_id,
         Membership.organisation_id == org_id,
-        Membership.state == "active")
+        Membership.is_active)
 
 
 def _public_clause():
@@ -130,7 +133,7 @@ def _readable_clause(principal: Principal, postgresql: bool):
     if principal.is_anonymous:
         return _public_clause()
     uid, oid = principal.user_id, principal.organisation_id
-    if oid is None:
+    if uid is None or oid is None:  # (uid is set: not anonymous)
         return false()
     not_withdrawn = or_(Note.retracted_at.is_(None), Note.organisation_id == oid,
                         _coordinator_of_audience(postgresql, uid, oid))
@@ -190,11 +193,11 @@ def readable_among(principal: Principal, note_ids) -> set[int]:
 
 
 def count_readable(principal: Principal, *conditions) -> int:
-    return db.session.scalar(select(func.count()).select_from(Note).where(
-        readable_clause(principal), *conditions))
+    return db.session.execute(select(func.count()).select_from(Note).where(
+        readable_clause(principal), *conditions)).scalar_one()
 
 
-def count_by_first_alliance(statements, excluded_ids, alliance_ids) -> list[tuple]:
+def count_by_first_alliance(statements, excluded_ids, alliance_ids) -> Sequence[Row]:
     """(alliance name or None, TLP, count) of the notes these statements select, each note
     once, but `excluded_ids`: under the first of `alliance_ids` (by name) in its audience,
     None when none of them is. The statements are readable_notes(...) statements (the rule
@@ -230,8 +233,8 @@ def get_readable_note_or_404(principal: Principal, report_id: str) -> Note:
 
 
 def can_read(principal: Principal, note_id: int) -> bool:
-    return db.session.scalar(select(func.count()).select_from(Note).where(
-        Note.id == note_id, readable_clause(principal))) > 0
+    return db.session.execute(select(func.count()).select_from(Note).where(
+        Note.id == note_id, readable_clause(principal))).scalar_one() > 0
 
 
 def former_readable_clause(principal: Principal):
@@ -246,8 +249,8 @@ def former_readable_clause(principal: Principal):
 def former_reader(principal: Principal, note: Note) -> bool:
     """Whether the principal could read this retracted note before it was retracted (False
     for a note that is not retracted). For the tombstone that tells them it was withdrawn."""
-    return db.session.scalar(select(func.count()).select_from(Note).where(
-        Note.id == note.id, former_readable_clause(principal))) > 0
+    return db.session.execute(select(func.count()).select_from(Note).where(
+        Note.id == note.id, former_readable_clause(principal))).scalar_one() > 0
 
 
 def get_retracted_note_for_former_reader(principal: Principal, report_id: str) -> Note | None:
@@ -263,26 +266,39 @@ def can_moderate(user, note: Note) -> bool:
     """Author, org admins of the author's organisation, or a coordinator of an audience
     alliance may retract the note (the caller has already read it through the rule)."""
     p = Principal.of(user)
-    if p.is_anonymous:
+    if p.user_id is None:  # anonymous
         return False
     if note.author_id == p.user_id or (note.organisation_id == p.organisation_id
                                        and user.is_org_admin):
         return True
     postgresql = db.session.get_bind().dialect.name == "postgresql"
-    return db.session.scalar(select(func.count()).select_from(Note).where(
+    return db.session.execute(select(func.count()).select_from(Note).where(
         Note.id == note.id,
-        _coordinator_of_audience(postgresql, p.user_id, p.organisation_id))) > 0
+        _coordinator_of_audience(postgresql, p.user_id, p.organisation_id))).scalar_one() > 0
 
 
-# The links of the notes TAXII may serve at all (DESIGN.md's TAXII column: never TLP:RED; a
-# retracted note leaves every path), as SQL: note_objects joined to those notes and to their
-# audience alliances (the _OWN_ form: without them, for organisation collections). For the
-# statements that keep collection_objects and organisation_collection_objects, the indexes
-# TAXII pages walk (alliance.notes.services.COLLECT_SQL): they write an index, they do not
-# answer a reader; each row read through it is still checked against the rule above.
-TAXII_SERVED_OWN_LINKS_SQL = (
-    "note_objects JOIN notes ON notes.id = note_objects.note_id "
-    "AND notes.tlp <> 'RED' AND notes.retracted_at IS NULL")
-TAXII_SERVED_LINKS_SQL = (TAXII_SERVED_OWN_LINKS_SQL + " "
-                          "JOIN note_audiences ON note_audiences.note_id = note_objects.note_id")
+@dataclass(frozen=True)
+class ServedLinks:
+    """The links (note_objects) of the notes TAXII may serve at all, as a FROM clause
+    (`source`), with the collection each link counts towards (`owner`: an audience alliance,
+    or the author organisation) and when its note was posted (`posted`)."""
 
+    source: Join
+    owner: InstrumentedAttribute[int]
+    posted: InstrumentedAttribute[datetime]
+
+
+def taxii_served_links(*, own: bool) -> ServedLinks:
+    """DESIGN.md's TAXII column: never TLP:RED; a retracted note leaves every path. Joined to
+    the notes' audience alliances (alliance collections), or with `own` to their
+    organisations (an organisation's own collection). For the statements that keep
+    collection_objects and organisation_collection_objects, the indexes TAXII pages walk
+    (alliance.taxii.collections): they write an index, they do not answer a reader; each row
+    read through it is still checked against the rule above."""
+    served = NoteObject.__table__.join(Note.__table__, and_(
+        Note.id == NoteObject.note_id, Note.tlp != "RED", Note.retracted_at.is_(None)))
+    if own:
+        return ServedLinks(served, Note.organisation_id, Note.created_at)
+    return ServedLinks(served.join(NoteAudience.__table__,
+                                   NoteAudience.note_id == NoteObject.note_id),
+                       NoteAudience.alliance_id, Note.created_at)

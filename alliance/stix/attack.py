@@ -1,12 +1,12 @@
 """MITRE ATT&CK techniques by name and tactic, from the MISP galaxies package
 (pymispgalaxies), which ships the ATT&CK clusters offline: no network at run time.
 
-The cluster (~2.5 MB of JSON, ~0.1 s) is read on the first lookup in a process and kept for
+The cluster (~2.5 MB of JSON) is read on the first lookup in a process and kept for
 its life, never when the app is built: a command-line start reads nothing. The data is the
 same for every process (it comes with the installed package), so a per-process cache holds
 no state another worker needs. The package's data files are read as they ship, without
-importing its API: that imports jsonschema for schema checks we do not need (2.4 s where
-rfc3987-syntax is installed, which compiles a grammar on import)."""
+importing its API: that imports jsonschema for schema checks we do not need (slow to import
+where rfc3987-syntax is installed, which compiles a grammar on import)."""
 import json
 from dataclasses import dataclass
 from functools import cache

@@ -145,7 +145,9 @@ def created_by_others(objects: list[dict], poster_stix_id: str) -> list[dict]:
     for obj in objects:
         if isinstance(obj, dict) and obj.get("type") == "identity" and isinstance(
                 obj.get("id"), str) and isinstance(obj.get("name"), str):
-            modified = obj.get("modified") if isinstance(obj.get("modified"), str) else ""
+            modified = obj.get("modified")
+            if not isinstance(modified, str):
+                modified = ""
             if obj["id"] not in names or modified >= names[obj["id"]][0]:
                 names[obj["id"]] = (modified, obj["name"])
     found = []

@@ -121,29 +121,46 @@ _PATTERN_VALUE = re.compile(
 def extract(obj: dict) -> list[tuple[str, str]]:
     """The observables an object carries: SCO values and hashes, values compared for equality
     in an indicator's STIX pattern, CVE ids of vulnerabilities."""
-    found = []
     stix_type = obj.get("type")
     if stix_type in _SCO_KINDS and isinstance(obj.get("value"), str):
         hit = detect(obj["value"])
+        return [hit] if hit else []
+    if stix_type == "file" and isinstance(obj.get("hashes"), dict):
+        return _file_hashes(obj["hashes"])
+    if stix_type == "indicator" and obj.get("pattern_type", "stix") == "stix":
+        return _pattern_values(str(obj.get("pattern", "")))
+    if stix_type == "vulnerability":
+        return _cve_ids(obj.get("external_references") or [])
+    return []
+
+
+def _file_hashes(hashes: dict) -> list[tuple[str, str]]:
+    found = []
+    for value in hashes.values():
+        hit = detect(value) if isinstance(value, str) else None
+        if hit and hit[0] in HASH_PROPERTY:
+            found.append(hit)
+    return found
+
+
+def _pattern_values(pattern: str) -> list[tuple[str, str]]:
+    """The values an indicator's STIX pattern compares SCO values and file hashes to."""
+    found = []
+    for match in _PATTERN_VALUE.finditer(pattern):
+        raw = match.group(2) if match.group(2) is not None else match.group(4)
+        if "\\" in raw:  # the pattern's string escapes
+            raw = raw.replace("\\'", "'").replace("\\\\", "\\")
+        hit = detect(raw)
         if hit:
             found.append(hit)
-    elif stix_type == "file" and isinstance(obj.get("hashes"), dict):
-        for value in obj["hashes"].values():
-            hit = detect(value) if isinstance(value, str) else None
-            if hit and hit[0] in HASH_PROPERTY:
+    return found
+
+
+def _cve_ids(external_references: list) -> list[tuple[str, str]]:
+    found = []
+    for ref in external_references:
+        if isinstance(ref, dict) and ref.get("source_name") == "cve":
+            hit = detect(str(ref.get("external_id", "")))
+            if hit and hit[0] == "cve":
                 found.append(hit)
-    elif stix_type == "indicator" and obj.get("pattern_type", "stix") == "stix":
-        for match in _PATTERN_VALUE.finditer(str(obj.get("pattern", ""))):
-            raw = match.group(2) if match.group(2) is not None else match.group(4)
-            if "\\" in raw:  # the pattern's string escapes
-                raw = raw.replace("\\'", "'").replace("\\\\", "\\")
-            hit = detect(raw)
-            if hit:
-                found.append(hit)
-    elif stix_type == "vulnerability":
-        for ref in obj.get("external_references") or []:
-            if isinstance(ref, dict) and ref.get("source_name") == "cve":
-                hit = detect(str(ref.get("external_id", "")))
-                if hit and hit[0] == "cve":
-                    found.append(hit)
     return found

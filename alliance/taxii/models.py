@@ -1,12 +1,14 @@
 """TAXII status resources: what became of each POSTed envelope."""
+from datetime import datetime
+
 from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from alliance.core.models import UTCDateTime, utcnow
-from alliance.extensions import db
+from alliance.extensions import Model
 
 
-class TaxiiStatus(db.Model):
+class TaxiiStatus(Model):
     __tablename__ = "taxii_statuses"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -19,4 +21,4 @@ class TaxiiStatus(db.Model):
     pending_count: Mapped[int] = mapped_column(Integer, default=0)
     successes: Mapped[list] = mapped_column(JSON, default=list)
     failures: Mapped[list] = mapped_column(JSON, default=list)
-    request_timestamp: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    request_timestamp: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -13,8 +13,10 @@ from werkzeug.exceptions import HTTPException
 from alliance.apikeys.services import authenticate
 from alliance.core.views import ApiErrors, error_page, register_api_errors
 from alliance.extensions import client_network, csrf, limiter
+from alliance.stix.limits import StixLimits
 from alliance.stix.validation import BundleRejected, parse_envelope
-from alliance.taxii import services
+from alliance.taxii import reading, services, writing
+from alliance.taxii.filters import check_parameters, parse_filters, rfc3339
 from alliance.taxii.services import TaxiiError
 
 bp = Blueprint("taxii", __name__, url_prefix="/taxii2")
@@ -72,7 +74,7 @@ def _media_type(value: str) -> tuple[str, dict | None]:
     """A media type and its parameters (names lower case, values unquoted), or None for the
     parameters when one is malformed or given twice."""
     media, *pieces = (piece.strip() for piece in value.split(";"))
-    params: dict | None = {}
+    params: dict[str, str] = {}
     for piece in pieces:
         name, equals, val = (p.strip() for p in piece.partition("="))
         name = name.lower()
@@ -156,8 +158,8 @@ def api(view):
 def _page_headers(result) -> dict:
     if not result.rows:
         return {}
-    return {"X-TAXII-Date-Added-First": services.rfc3339(result.first_added),
-            "X-TAXII-Date-Added-Last": services.rfc3339(result.last_added)}
+    return {"X-TAXII-Date-Added-First": rfc3339(result.first_added),
+            "X-TAXII-Date-Added-Last": rfc3339(result.last_added)}
 
 
 @bp.route("/", methods=["GET"])
@@ -173,8 +175,8 @@ def discovery():
 @api
 def api_root():
     return _json({"title": "CyberPeace Alliance",
-                  "description": f"Pages hold up to {services.MAX_PAGE} objects "
-                                 f"(default {services.DEFAULT_PAGE}).",
+                  "description": f"Pages hold up to {reading.MAX_PAGE} objects "
+                                 f"(default {reading.DEFAULT_PAGE}).",
                   "versions": [TAXII],
                   "max_content_length": current_app.config["STIX_MAX_BYTES"]})
 
@@ -193,15 +195,15 @@ def collection(collection_id):
 
 def _page(collection_id, filters):
     coll = services.get_collection(g.api_user, collection_id)
-    return services.page(g.api_user, g.api_key.id, coll, filters, request.args.get("limit"),
-                         request.args.get("next"))
+    return reading.page(g.api_user, g.api_key.id, coll, filters, request.args.get("limit"),
+                        request.args.get("next"))
 
 
 @bp.route("/api/collections/<collection_id>/objects/", methods=["GET"])
 @api
 def get_objects(collection_id):
-    result = _page(collection_id, services.parse_filters(request.args))
-    return _json(services.envelope(result), headers=_page_headers(result))
+    result = _page(collection_id, parse_filters(request.args))
+    return _json(reading.envelope(result), headers=_page_headers(result))
 
 
 def _refusal_status(exc: BundleRejected) -> int:
@@ -223,8 +225,9 @@ def add_objects(collection_id):
     if not is_taxii_content(request.headers.get("Content-Type", "")):
         raise TaxiiError(415, "Unsupported media type", f"Send the envelope as {TAXII}.")
     try:
-        parsed = parse_envelope(request.get_data(cache=False))
-        status = services.add_objects(g.api_user, coll, parsed.objects, refs=parsed.refs)
+        parsed = parse_envelope(request.get_data(cache=False),
+                                StixLimits.from_config(current_app.config))
+        status = writing.add_objects(g.api_user, coll, parsed.objects, refs=parsed.refs)
     except BundleRejected as exc:
         from alliance.extensions import db
 
@@ -233,57 +236,57 @@ def add_objects(collection_id):
                          exc.message, details={"problems": [
                              {"id": p.object_id, "property": p.property, "reason": p.reason}
                              for p in exc.problems]}) from exc
-    return _json(services.status_resource(status), 202)
+    return _json(writing.status_resource(status), 202)
 
 
 @bp.route("/api/collections/<collection_id>/objects/<object_id>/", methods=["GET"])
 @api
 def get_object(collection_id, object_id):
-    filters = services.parse_filters(request.args)
+    filters = parse_filters(request.args)
     filters.ids = (object_id,)
     result = _page(collection_id, filters)
     if not result.rows and not request.args.get("next"):
         raise TaxiiError(404, "Object not found", "No such object in this collection.")
-    return _json(services.envelope(result), headers=_page_headers(result))
+    return _json(reading.envelope(result), headers=_page_headers(result))
 
 
 @bp.route("/api/collections/<collection_id>/objects/<object_id>/", methods=["DELETE"])
 @api
 def delete_object(collection_id, object_id):
     coll = services.get_collection(g.api_user, collection_id)
-    services.check_parameters(request.args)
+    check_parameters(request.args)
     # TAXII 2.1 5.7: match[version] and match[spec_version] narrow what is deleted.
     filters = None
     if {"match[version]", "match[spec_version]"} & set(request.args):
-        filters = services.parse_filters(request.args)
+        filters = parse_filters(request.args)
         if "match[version]" not in request.args:
             filters.versions = ("all",)  # every version, as without filters
-    services.delete_object(g.api_user, coll, object_id, filters)
+    writing.delete_object(g.api_user, coll, object_id, filters)
     return Response(status=200, content_type=TAXII)
 
 
 @bp.route("/api/collections/<collection_id>/objects/<object_id>/versions/", methods=["GET"])
 @api
 def object_versions(collection_id, object_id):
-    filters = services.parse_filters(request.args, with_version=False)
+    filters = parse_filters(request.args, with_version=False)
     filters.ids, filters.versions = (object_id,), ("all",)
     result = _page(collection_id, filters)
     if not result.rows and not request.args.get("next"):
         raise TaxiiError(404, "Object not found", "No such object in this collection.")
-    return _json(services.versions(result), headers=_page_headers(result))
+    return _json(reading.versions(result), headers=_page_headers(result))
 
 
 @bp.route("/api/collections/<collection_id>/manifest/", methods=["GET"])
 @api
 def manifest(collection_id):
-    result = _page(collection_id, services.parse_filters(request.args))
-    return _json(services.manifest(result), headers=_page_headers(result))
+    result = _page(collection_id, parse_filters(request.args))
+    return _json(reading.manifest(result), headers=_page_headers(result))
 
 
 @bp.route("/api/status/<status_id>/", methods=["GET"])
 @api
 def status(status_id):
-    return _json(services.status_resource(services.get_status(g.api_user, status_id)))
+    return _json(writing.status_resource(writing.get_status(g.api_user, status_id)))
 
 
 def register_errors(app) -> None:
@@ -301,4 +304,5 @@ def register_errors(app) -> None:
 def http_error_for_taxii(exc: HTTPException) -> Response:
     titles = {404: "Not found", 405: "Method not allowed", 413: "Request too large",
               429: "Too many requests", 400: "Bad request"}
-    return error_response(exc.code or 500, titles.get(exc.code, exc.name), exc.description or "")
+    code = exc.code or 500
+    return error_response(code, titles.get(code, exc.name), exc.description or "")

@@ -29,7 +29,7 @@ def upgrade():
     from alliance.core.models import utcnow
     from alliance.notes import served_with
     from alliance.notes.models import Note, NoteObject, StixObject
-    from alliance.notes.services import _COLLECT
+    from alliance.taxii.collections import collect_statements
 
     bind = op.get_bind()
     session = Session(bind=bind)
@@ -61,12 +61,9 @@ def upgrade():
                 "INSERT INTO note_objects (note_id, object_id, note_version) "
                 "VALUES (:note_id, :object_id, 1) ON CONFLICT DO NOTHING"),
                 [{"note_id": n, "object_id": o} for n in note_ids for o in found])
-    dialect = bind.dialect.name
-    floor = (now.replace(tzinfo=None) if dialect == "postgresql"
-             else now.strftime("%Y-%m-%d %H:%M:%S.%f"))
-    for statement in _COLLECT[dialect, True, True]:
-        session.execute(text(statement.format(
-            where="stix_objects.scope = -1")), {"floor": floor})
+    for statement in collect_statements(bind.dialect.name, StixObject.scope == -1,
+                                        every_note=True, after=now):
+        session.execute(statement)
     session.close()
 
 

@@ -4,7 +4,7 @@ refuses them in text), line breaks in names that go into e-mail subjects."""
 import pytest
 from sqlalchemy import select
 
-from alliance.alliances import services
+from alliance.alliances import transitions
 from alliance.alliances.models import Alliance, Coordinator, Membership
 from alliance.extensions import db
 from tests import factories
@@ -28,7 +28,7 @@ def _world():
 
 @pytest.fixture
 def request_pending(alliance, candidate_admin):
-    return services.request_to_join(candidate_admin, alliance, accept_charter=True)
+    return transitions.request_to_join(candidate_admin, alliance, accept_charter=True)
 
 
 @pytest.mark.parametrize("path", [

@@ -11,7 +11,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from alliance.alliances import services
+from alliance.alliances import coordinators, services, transitions
 from alliance.alliances.models import Coordinator
 from alliance.auth.models import User
 from alliance.core.errors import DomainError
@@ -23,11 +23,13 @@ pytestmark = pytest.mark.skipif(os.environ.get("ALLIANCE_TEST_DB") != "postgresq
                                 reason="row locks are PostgreSQL's; SQLite serialises writers")
 
 
-def at_once(app, monkeypatch, module, *calls):
+def at_once(app, monkeypatch, modules, *calls):
     """Run the calls at the same moment; each gets its own session. Returns what each returned
-    or the DomainError it raised."""
+    or the DomainError it raised. The calls meet where they record their audit event: `record`
+    as the given module (or each of a tuple of modules) imported it."""
+    modules = modules if isinstance(modules, tuple) else (modules,)
     barrier = threading.Barrier(len(calls), timeout=2)
-    real_record = module.record
+    real_record = modules[0].record
 
     def held_record(*args, **kwargs):
         try:
@@ -36,7 +38,8 @@ def at_once(app, monkeypatch, module, *calls):
             pass
         return real_record(*args, **kwargs)
 
-    monkeypatch.setattr(module, "record", held_record)
+    for module in modules:
+        monkeypatch.setattr(module, "record", held_record)
     results = [None] * len(calls)
 
     def run(i, call):
@@ -52,7 +55,8 @@ def at_once(app, monkeypatch, module, *calls):
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    monkeypatch.setattr(module, "record", real_record)
+    for module in modules:
+        monkeypatch.setattr(module, "record", real_record)
     db.session.expire_all()
     return results
 
@@ -63,7 +67,7 @@ def _user(user_id):
 
 @pytest.fixture
 def second_coordinator(coordinator, alliance, member_admin):
-    services.appoint_coordinator(coordinator, alliance, member_admin.id)
+    coordinators.appoint_coordinator(coordinator, alliance, member_admin.id)
     return member_admin
 
 
@@ -72,9 +76,9 @@ def test_two_coordinators_removing_each_other_at_once_leave_one(app, monkeypatch
     a, b = coordinator.id, second_coordinator.id
 
     results = at_once(
-        app, monkeypatch, services,
-        lambda: services.remove_coordinator(_user(a), services.get_alliance("atlantic"), b),
-        lambda: services.remove_coordinator(_user(b), services.get_alliance("atlantic"), a))
+        app, monkeypatch, coordinators,
+        lambda: coordinators.remove_coordinator(_user(a), services.get_alliance("atlantic"), b),
+        lambda: coordinators.remove_coordinator(_user(b), services.get_alliance("atlantic"), a))
 
     # The second, once the first has committed, is no coordinator any more: refused.
     assert sum(isinstance(r, DomainError) for r in results) == 1
@@ -91,31 +95,31 @@ def test_a_coordinator_suspending_the_other_coordinators_org_while_being_removed
     def suspend_a_org():
         alliance = services.get_alliance("atlantic")
         m = services.membership_of(coordinating_org, alliance)
-        return services.decide(_user(b), alliance, m, "suspend", reason="Audit.")
+        return transitions.decide(_user(b), alliance, m, "suspend", reason="Audit.")
 
     results = at_once(
-        app, monkeypatch, services,
-        lambda: services.remove_coordinator(_user(a), services.get_alliance("atlantic"), b),
+        app, monkeypatch, (coordinators, transitions),
+        lambda: coordinators.remove_coordinator(_user(a), services.get_alliance("atlantic"), b),
         suspend_a_org)
 
     assert sum(isinstance(r, DomainError) for r in results) == 1
     alliance = services.get_alliance("atlantic")
-    effective = db.session.scalars(services._effective_coordinators(alliance)).all()
+    effective = db.session.scalars(services.effective_coordinators(alliance)).all()
     assert len(effective) == 1
 
 
 def test_approving_and_rejecting_one_request_at_once_decides_it_once(
         app, monkeypatch, coordinator, second_coordinator, candidate_admin, alliance):
-    request = services.request_to_join(candidate_admin, alliance, accept_charter=True)
+    request = transitions.request_to_join(candidate_admin, alliance, accept_charter=True)
     a, b, m = coordinator.id, second_coordinator.id, request.id
 
     def act(user_id, action):
         alliance = services.get_alliance("atlantic")
-        return lambda: services.decide(_user(user_id), alliance,
+        return lambda: transitions.decide(_user(user_id), alliance,
                                        services.get_membership(alliance, m), action,
                                        reason="Because.")
 
-    results = at_once(app, monkeypatch, services, act(a, "approve"), act(b, "reject"))
+    results = at_once(app, monkeypatch, transitions, act(a, "approve"), act(b, "reject"))
 
     assert sum(isinstance(r, DomainError) for r in results) == 1
     decisions = (count_events(action="membership.approved")

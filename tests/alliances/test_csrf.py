@@ -6,7 +6,7 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
 from alliance import create_app
-from alliance.alliances import services
+from alliance.alliances import services, transitions
 from alliance.alliances.models import Coordinator, Membership
 from alliance.auth.models import User
 from alliance.extensions import db
@@ -56,7 +56,7 @@ def _world():
 
 @pytest.fixture
 def request_pending(alliance, candidate_admin):
-    return services.request_to_join(candidate_admin, alliance, accept_charter=True)
+    return transitions.request_to_join(candidate_admin, alliance, accept_charter=True)
 
 
 def _cases(request_pending, member_admin, candidate_admin):
@@ -130,7 +130,7 @@ def test_no_post_route_accepts_a_request_without_a_token(csrf_app, coordinator, 
     }
     defaults = {"token": "some-token", "slug": "atlantic", "user_id": member.id,
                 "org_id": org.id, "membership_id": request_pending.id, "action": "approve",
-                "key_id": 1}
+                "key_id": 1, "search_id": 1}
     # The TAXII API is exempt by design: it ignores session cookies and takes only API keys
     # (tests/apikeys/test_keys.py checks that a signed-in browser gets 401 there).
     post_rules = [r for r in csrf_app.url_map.iter_rules()

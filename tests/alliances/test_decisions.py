@@ -2,7 +2,7 @@
 organisation's admins get, and the audit event each decision leaves."""
 import pytest
 
-from alliance.alliances import services
+from alliance.alliances import services, transitions
 from alliance.core.errors import Conflict, DomainError
 from alliance.extensions import db
 from tests import factories
@@ -14,7 +14,7 @@ REASON = "Shared a TLP:RED report outside the alliance."
 @pytest.fixture
 def applicant(alliance, candidate_admin):
     """The candidate organisation's admin, with a pending request to join."""
-    services.request_to_join(candidate_admin, alliance, message="Please.", accept_charter=True)
+    transitions.request_to_join(candidate_admin, alliance, message="Please.", accept_charter=True)
     return candidate_admin
 
 
@@ -43,7 +43,7 @@ def test_each_decision_moves_the_membership_mails_the_admins_and_is_audited(
     analyst = factories.make_user(org, "analyst@candidate.example")
     m = factories.add_member(alliance, org, start)
 
-    services.decide(coordinator, alliance, m, action, reason=reason)
+    transitions.decide(coordinator, alliance, m, action, reason=reason)
 
     m = factories.fresh(m)
     assert m.state == end
@@ -71,7 +71,7 @@ def test_rejecting_suspending_and_removing_need_a_reason(action, start, reason, 
                                                          alliance, candidate_admin):
     m = factories.add_member(alliance, candidate_admin.organisation, start)
     with pytest.raises(DomainError, match="reason") as refused:
-        services.decide(coordinator, alliance, m, action, reason=reason)
+        transitions.decide(coordinator, alliance, m, action, reason=reason)
     assert refused.value.field == "reason"
     db.session.rollback()
     assert factories.fresh(m).state == start
@@ -82,7 +82,7 @@ def test_rejecting_suspending_and_removing_need_a_reason(action, start, reason, 
 def test_approving_a_request_makes_the_organisation_an_active_member(coordinator, alliance,
                                                                      applicant):
     m = services.get_membership(alliance, _membership(applicant, alliance).id)
-    services.decide(coordinator, alliance, m, "approve")
+    transitions.decide(coordinator, alliance, m, "approve")
     assert services.is_active_member(applicant.organisation_id, alliance)
     (welcome,) = _decision_mails(applicant.email)
     assert "Atlantic Alliance" in welcome["subject"]
@@ -93,7 +93,7 @@ def test_approving_a_request_makes_the_organisation_an_active_member(coordinator
 def test_reinstating_works_only_from_suspended(start, coordinator, alliance, candidate_admin):
     m = factories.add_member(alliance, candidate_admin.organisation, start)
     with pytest.raises(Conflict, match=start):
-        services.decide(coordinator, alliance, m, "reinstate")
+        transitions.decide(coordinator, alliance, m, "reinstate")
     db.session.rollback()
     assert factories.fresh(m).state == start
 
@@ -101,7 +101,7 @@ def test_reinstating_works_only_from_suspended(start, coordinator, alliance, can
 def test_a_suspended_member_is_reinstated_not_approved(coordinator, alliance, candidate_admin):
     m = factories.add_member(alliance, candidate_admin.organisation, "suspended")
     with pytest.raises(Conflict, match="suspended"):
-        services.decide(coordinator, alliance, m, "approve")
+        transitions.decide(coordinator, alliance, m, "approve")
     db.session.rollback()
     assert factories.fresh(m).state == "suspended"
 
@@ -111,7 +111,7 @@ def test_an_unknown_action_is_not_found(coordinator, alliance, applicant):
 
     m = _membership(applicant, alliance)
     with pytest.raises(NotFound):
-        services.decide(coordinator, alliance, m, "promote")
+        transitions.decide(coordinator, alliance, m, "promote")
     db.session.rollback()
     assert _membership(applicant, alliance).state == "requested"
 
@@ -121,7 +121,7 @@ def test_a_plain_member_cannot_decide(coordinator, alliance, member, applicant):
 
     m = _membership(applicant, alliance)
     with pytest.raises(NotAllowed):
-        services.decide(member, alliance, m, "approve")
+        transitions.decide(member, alliance, m, "approve")
     db.session.rollback()
     assert _membership(applicant, alliance).state == "requested"
 
@@ -131,12 +131,12 @@ def test_a_membership_of_another_alliance_cannot_be_decided_through_this_one(
     from alliance.core.errors import NotFound
 
     other = factories.make_alliance(coordinator, slug="pacific", name="Pacific Alliance")
-    services.request_to_join(applicant, other, accept_charter=True)
+    transitions.request_to_join(applicant, other, accept_charter=True)
     foreign = services.membership_of(applicant.organisation_id, other)
     with pytest.raises(NotFound):
         services.get_membership(alliance, foreign.id)
     with pytest.raises(NotFound):
-        services.decide(coordinator, alliance, foreign, "approve")
+        transitions.decide(coordinator, alliance, foreign, "approve")
     db.session.rollback()
     assert factories.fresh(foreign).state == "requested"
 
@@ -144,10 +144,10 @@ def test_a_membership_of_another_alliance_cannot_be_decided_through_this_one(
 def test_a_suspended_organisation_is_not_an_active_member_until_reinstated(
         coordinator, alliance, member_admin):
     m = services.membership_of(member_admin.organisation_id, alliance)
-    services.decide(coordinator, alliance, m, "suspend", reason=REASON)
+    transitions.decide(coordinator, alliance, m, "suspend", reason=REASON)
     assert not services.is_active_member(member_admin.organisation_id, alliance)
     assert alliance not in services.active_alliances_of(member_admin.organisation_id)
-    services.decide(coordinator, alliance, m, "reinstate")
+    transitions.decide(coordinator, alliance, m, "reinstate")
     assert services.is_active_member(member_admin.organisation_id, alliance)
     actions = [e.action for e in events(organisation_id=member_admin.organisation_id)]
     assert actions == ["membership.suspended", "membership.reinstated"]

@@ -2,7 +2,7 @@
 request from Nordic CERT was rejected", not "Nordic CERT is now rejected"."""
 import pytest
 
-from alliance.alliances import services
+from alliance.alliances import coordinators, services, transitions
 from tests import factories
 from tests.alliances.helpers import element_text
 
@@ -15,7 +15,7 @@ def _flashes(response) -> str:
 def nordic_request(alliance):
     org = factories.make_org("Nordic CERT")
     admin = factories.make_user(org, "ingrid@nordic.example", role="org_admin")
-    return services.request_to_join(admin, alliance, accept_charter=True)
+    return transitions.request_to_join(admin, alliance, accept_charter=True)
 
 
 @pytest.mark.parametrize("action, data, said", [
@@ -57,7 +57,7 @@ def test_a_refused_decision_names_the_organisation_and_says_why(as_coordinator, 
 
 def test_removing_a_coordinator_says_who_is_no_longer_one(as_coordinator, coordinator,
                                                           alliance, member):
-    services.appoint_coordinator(coordinator, alliance, member.id)
+    coordinators.appoint_coordinator(coordinator, alliance, member.id)
     response = as_coordinator.post(f"/alliances/atlantic/coordinators/{member.id}/remove",
                                    data={"confirm": "1"}, follow_redirects=True)
     assert "Analyst is no longer a coordinator of Atlantic Alliance." in _flashes(response)

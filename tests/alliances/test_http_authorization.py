@@ -3,7 +3,7 @@ fields, methods and unknown actions. Each refusal is checked to have changed not
 import pytest
 from sqlalchemy import select
 
-from alliance.alliances import services
+from alliance.alliances import services, transitions
 from alliance.alliances.models import Coordinator, Membership
 from alliance.extensions import db
 from tests import factories
@@ -27,7 +27,7 @@ def _world():
 @pytest.fixture
 def request_pending(alliance, candidate_admin):
     """The candidate organisation has asked to join 'atlantic'."""
-    return services.request_to_join(candidate_admin, alliance, accept_charter=True)
+    return transitions.request_to_join(candidate_admin, alliance, accept_charter=True)
 
 
 # --- plain members -------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def pacific_request(db, candidate_admin):
     org = factories.make_org("Pacific Org")
     founder = factories.make_user(org, "coord@pacific.example", role="org_admin")
     pacific = factories.make_alliance(founder, slug="pacific", name="Pacific Alliance")
-    return services.request_to_join(candidate_admin, pacific, accept_charter=True)
+    return transitions.request_to_join(candidate_admin, pacific, accept_charter=True)
 
 
 @pytest.mark.parametrize("action", ["approve", "reject", "suspend", "reinstate", "remove"])

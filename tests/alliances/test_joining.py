@@ -1,7 +1,7 @@
 """Organisations joining (by each join policy), accepting invitations and leaving."""
 import pytest
 
-from alliance.alliances import services
+from alliance.alliances import services, transitions
 from alliance.core.errors import Conflict, DomainError, NotAllowed
 from alliance.extensions import db
 from tests import factories
@@ -21,7 +21,7 @@ def _mails_to(address, template=None):
 def test_an_open_alliance_admits_at_once_and_tells_the_coordinators(coordinator, alliance,
                                                                    candidate_admin):
     _set_policy(alliance, "open")
-    m = services.request_to_join(candidate_admin, alliance, accept_charter=True)
+    m = transitions.request_to_join(candidate_admin, alliance, accept_charter=True)
     assert factories.fresh(m).state == "active"
     assert services.is_active_member(candidate_admin.organisation_id, alliance)
     joined = _mails_to(coordinator.email, "member_joined")
@@ -32,7 +32,7 @@ def test_an_open_alliance_admits_at_once_and_tells_the_coordinators(coordinator,
 
 def test_an_approval_alliance_leaves_the_request_pending_and_asks_the_coordinators(
         coordinator, alliance, candidate_admin):
-    m = services.request_to_join(candidate_admin, alliance, message="We run a CERT.",
+    m = transitions.request_to_join(candidate_admin, alliance, message="We run a CERT.",
                                  accept_charter=True)
     m = factories.fresh(m)
     assert m.state == "requested" and m.request_message == "We run a CERT."
@@ -45,7 +45,7 @@ def test_an_approval_alliance_leaves_the_request_pending_and_asks_the_coordinato
 def test_an_invite_only_alliance_refuses_requests(coordinator, alliance, candidate_admin):
     _set_policy(alliance, "invite")
     with pytest.raises(Conflict, match="invitation"):
-        services.request_to_join(candidate_admin, alliance, accept_charter=True)
+        transitions.request_to_join(candidate_admin, alliance, accept_charter=True)
     db.session.rollback()
     assert services.membership_of(candidate_admin.organisation_id, alliance) is None
     assert count_outbox() == 0
@@ -55,27 +55,27 @@ def test_an_invite_only_alliance_refuses_requests(coordinator, alliance, candida
 def test_joining_needs_the_charter_accepted(policy, coordinator, alliance, candidate_admin):
     _set_policy(alliance, policy)
     with pytest.raises(DomainError, match="charter") as refused:
-        services.request_to_join(candidate_admin, alliance, accept_charter=False)
+        transitions.request_to_join(candidate_admin, alliance, accept_charter=False)
     assert refused.value.field == "accept_charter"
     db.session.rollback()
     assert services.membership_of(candidate_admin.organisation_id, alliance) is None
 
 
 def test_joining_records_when_the_charter_was_accepted(coordinator, alliance, candidate_admin):
-    m = services.request_to_join(candidate_admin, alliance, accept_charter=True)
+    m = transitions.request_to_join(candidate_admin, alliance, accept_charter=True)
     assert factories.fresh(m).charter_accepted_at is not None
 
 
 def test_accepting_an_invitation_needs_the_charter_and_then_makes_the_org_active(
         coordinator, alliance, candidate_admin):
-    services.invite_organisation(coordinator, alliance, candidate_admin.organisation)
+    transitions.invite_organisation(coordinator, alliance, candidate_admin.organisation)
     invited = _mails_to(candidate_admin.email, "membership_invited")
     assert len(invited) == 1 and invited[0]["context"]["alliance_name"] == "Atlantic Alliance"
     with pytest.raises(DomainError, match="charter"):
-        services.accept_invitation(candidate_admin, alliance, accept_charter=False)
+        transitions.accept_invitation(candidate_admin, alliance, accept_charter=False)
     db.session.rollback()
     assert services.membership_of(candidate_admin.organisation_id, alliance).state == "invited"
-    m = services.accept_invitation(candidate_admin, alliance, accept_charter=True)
+    m = transitions.accept_invitation(candidate_admin, alliance, accept_charter=True)
     m = factories.fresh(m)
     assert m.state == "active" and m.charter_accepted_at is not None
     assert _mails_to(coordinator.email, "member_joined")
@@ -85,10 +85,10 @@ def test_accepting_an_invitation_needs_the_charter_and_then_makes_the_org_active
 
 def test_only_org_admins_ask_to_join_or_leave(coordinator, alliance, member):
     with pytest.raises(NotAllowed):
-        services.leave(member, alliance)
+        transitions.leave(member, alliance)
     stranger = factories.make_user(factories.make_org("Quiet Org"), "analyst@quiet.example")
     with pytest.raises(NotAllowed):
-        services.request_to_join(stranger, alliance, accept_charter=True)
+        transitions.request_to_join(stranger, alliance, accept_charter=True)
     db.session.rollback()
     assert services.membership_of(stranger.organisation_id, alliance) is None
     assert services.is_active_member(member.organisation_id, alliance)
@@ -98,7 +98,7 @@ def test_an_organisation_that_is_not_vetted_cannot_ask_to_join(coordinator, alli
     pending = factories.make_org("Pending Org", status="pending")
     admin = factories.make_user(pending, "admin@pending.example", role="org_admin")
     with pytest.raises(NotAllowed):
-        services.request_to_join(admin, alliance, accept_charter=True)
+        transitions.request_to_join(admin, alliance, accept_charter=True)
     db.session.rollback()
     assert services.membership_of(pending.id, alliance) is None
 
@@ -106,13 +106,13 @@ def test_an_organisation_that_is_not_vetted_cannot_ask_to_join(coordinator, alli
 def test_a_coordinator_cannot_invite_an_organisation_that_is_not_vetted(coordinator, alliance):
     pending = factories.make_org("Pending Org", status="pending")
     with pytest.raises(Conflict, match="vetted"):
-        services.invite_organisation(coordinator, alliance, pending)
+        transitions.invite_organisation(coordinator, alliance, pending)
     db.session.rollback()
     assert services.membership_of(pending.id, alliance) is None
 
 
 def test_leaving_is_audited_and_ends_membership(coordinator, alliance, member_admin):
-    services.leave(member_admin, alliance)
+    transitions.leave(member_admin, alliance)
     assert not services.is_active_member(member_admin.organisation_id, alliance)
     (left,) = events(action="membership.left")
     assert left.actor_id == member_admin.id
@@ -121,7 +121,7 @@ def test_leaving_is_audited_and_ends_membership(coordinator, alliance, member_ad
 
 
 def test_an_organisation_that_left_may_ask_again(coordinator, alliance, member_admin):
-    services.leave(member_admin, alliance)
-    m = services.request_to_join(member_admin, alliance, message="Back again.",
+    transitions.leave(member_admin, alliance)
+    m = transitions.request_to_join(member_admin, alliance, message="Back again.",
                                  accept_charter=True)
     assert factories.fresh(m).state == "requested"

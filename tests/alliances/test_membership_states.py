@@ -10,7 +10,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from alliance.alliances import services
+from alliance.alliances import services, transitions
 from alliance.alliances.models import Membership
 from alliance.core.errors import DomainError, NotFound
 from alliance.extensions import db
@@ -52,18 +52,18 @@ def _run(route, coordinator, alliance, org_admin, membership):
     """Perform one route as the person who would: the org admin for their own organisation,
     the coordinator for decisions (looking the membership up as the view does)."""
     if route == "join":
-        return services.request_to_join(org_admin, alliance, message="We watch the Baltic.",
+        return transitions.request_to_join(org_admin, alliance, message="We watch the Baltic.",
                                         accept_charter=True)
     if route == "invite":
-        return services.invite_organisation(coordinator, alliance, org_admin.organisation)
+        return transitions.invite_organisation(coordinator, alliance, org_admin.organisation)
     if route == "accept":
-        return services.accept_invitation(org_admin, alliance, accept_charter=True)
+        return transitions.accept_invitation(org_admin, alliance, accept_charter=True)
     if route == "decline":
-        return services.decline_invitation(org_admin, alliance)
+        return transitions.decline_invitation(org_admin, alliance)
     if route == "leave":
-        return services.leave(org_admin, alliance)
+        return transitions.leave(org_admin, alliance)
     target = services.get_membership(alliance, membership.id if membership else MISSING_ID)
-    return services.decide(coordinator, alliance, target, route, reason="Charter breach.")
+    return transitions.decide(coordinator, alliance, target, route, reason="Charter breach.")
 
 
 def _snapshot(membership):
@@ -124,7 +124,7 @@ def test_a_coordinator_cannot_approve_an_invitation_on_the_organisations_behalf(
     coordinator's approve must not skip that."""
     m = factories.add_member(alliance, candidate_admin.organisation, "invited")
     with pytest.raises(DomainError, match="invited"):
-        services.decide(coordinator, alliance, m, "approve")
+        transitions.decide(coordinator, alliance, m, "approve")
     db.session.rollback()
     assert factories.fresh(m).state == "invited"
     assert factories.fresh(m).charter_accepted_at is None
@@ -134,10 +134,10 @@ def test_a_removed_organisation_cannot_ask_to_come_back_but_can_be_invited(
         coordinator, alliance, candidate_admin):
     m = factories.add_member(alliance, candidate_admin.organisation, "removed")
     with pytest.raises(DomainError, match="removed"):
-        services.request_to_join(candidate_admin, alliance, accept_charter=True)
+        transitions.request_to_join(candidate_admin, alliance, accept_charter=True)
     db.session.rollback()
-    services.invite_organisation(coordinator, alliance, candidate_admin.organisation)
-    services.accept_invitation(candidate_admin, alliance, accept_charter=True)
+    transitions.invite_organisation(coordinator, alliance, candidate_admin.organisation)
+    transitions.accept_invitation(candidate_admin, alliance, accept_charter=True)
     assert factories.fresh(m).state == "active"
 
 

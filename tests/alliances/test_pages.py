@@ -1,5 +1,5 @@
 """The directory, the alliance page (members shown to members only) and the members page."""
-from alliance.alliances import services
+from alliance.alliances import services, transitions
 from tests import factories
 from tests.alliances.helpers import element_text
 
@@ -45,7 +45,7 @@ def test_a_plain_member_of_an_active_member_organisation_sees_the_members(
 def test_a_suspended_organisation_no_longer_sees_the_members(client, coordinator, alliance,
                                                              member):
     m = services.membership_of(member.organisation_id, alliance)
-    services.decide(coordinator, alliance, m, "suspend", reason="Leak.")
+    transitions.decide(coordinator, alliance, m, "suspend", reason="Leak.")
     factories.login(client, member)
     response = client.get("/alliances/atlantic")
     assert response.status_code == 200
@@ -55,7 +55,7 @@ def test_a_suspended_organisation_no_longer_sees_the_members(client, coordinator
 
 def test_the_members_page_is_for_coordinators_only(client, as_coordinator, coordinator,
                                                    alliance, candidate_admin, member, outsider):
-    services.request_to_join(candidate_admin, alliance, message="We are a CERT.",
+    transitions.request_to_join(candidate_admin, alliance, message="We are a CERT.",
                              accept_charter=True)
     response = as_coordinator.get("/alliances/atlantic/members")
     assert response.status_code == 200

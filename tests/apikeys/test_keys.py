@@ -12,13 +12,14 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import func, select
 
 from alliance import create_app
-from alliance.alliances.services import decide, leave, membership_of
+from alliance.alliances.services import membership_of
+from alliance.alliances.transitions import decide, leave
 from alliance.apikeys import services
 from alliance.apikeys.models import ApiKey
 from alliance.audit.models import AuditEvent
 from alliance.core.models import utcnow
 from alliance.extensions import db, limiter
-from alliance.notes.services import post_note
+from alliance.notes.posting import NoteDraft, post_note
 from alliance.orgs.services import deactivate_user
 from alliance.taxii.services import alliance_collection_id, organisation_collection_id
 from tests import factories
@@ -388,8 +389,8 @@ def test_a_new_version_of_another_organisations_object_is_refused(client, coordi
                                                                    alliance, member_key,
                                                                    atlantic_id):
     original = indicator()
-    post_note(coordinator, title="C2 seen", tlp="AMBER", alliance_ids=[alliance.id],
-              objects=[original])
+    post_note(coordinator, NoteDraft(
+        title="C2 seen", tlp="AMBER", alliance_ids=[alliance.id], objects=[original]))
     _, plaintext = member_key
     before = counts()
 

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from alliance.alliances import services
+from alliance.alliances import services, transitions
 from alliance.audit.log import list_events
 from alliance.audit.services import record
 from alliance.extensions import db
@@ -22,9 +22,9 @@ def pacific(db):
     alliance = factories.make_alliance(founder, slug="pacific", name="Pacific Alliance")
     candidate = factories.make_org("Pacific Candidate")
     admin = factories.make_user(candidate, "admin@pcandidate.example", role="org_admin")
-    services.request_to_join(admin, alliance, accept_charter=True)
+    transitions.request_to_join(admin, alliance, accept_charter=True)
     m = services.membership_of(candidate.id, alliance)
-    services.decide(founder, alliance, m, "reject", reason="Pacific-only reason.")
+    transitions.decide(founder, alliance, m, "reject", reason="Pacific-only reason.")
     return alliance
 
 
@@ -32,7 +32,7 @@ def pacific(db):
 def suspension(coordinator, alliance, member_admin):
     """The coordinator suspended Member Org with a reason that carries markup."""
     m = services.membership_of(member_admin.organisation_id, alliance)
-    return services.decide(coordinator, alliance, m, "suspend", reason=REASON)
+    return transitions.decide(coordinator, alliance, m, "suspend", reason=REASON)
 
 
 def _rows(html):
@@ -172,16 +172,19 @@ def test_note_events_are_listed_only_to_those_who_may_read_the_note(
     """Who posted a TLP:RED note and who of its named readers answered it are the note's
     readers' to know: the platform log lists note events only for notes its reader may
     read. A public TLP:CLEAR note's events are still listed."""
-    from alliance.notes.services import add_comment, post_note
+    from alliance.notes.comments import add_comment
+    from alliance.notes.posting import NoteDraft, post_note
     from alliance.sharing.policy import Principal
     from tests.notes.helpers import identity
 
     services.update_settings(coordinator, alliance, publish_clear_allowed=True)
-    red = post_note(coordinator, title="Red", tlp="RED", alliance_ids=[alliance.id],
-                    objects=[identity()], recipient_ids=[member.id])
+    red = post_note(coordinator, NoteDraft(
+        title="Red", tlp="RED", alliance_ids=[alliance.id], objects=[identity()],
+        recipient_ids=[member.id]))
     add_comment(member, red, "sighting", "seen")
-    public = post_note(coordinator, title="Open", tlp="CLEAR", alliance_ids=[alliance.id],
-                       objects=[identity()], publish_public=True)
+    public = post_note(coordinator, NoteDraft(
+        title="Open", tlp="CLEAR", alliance_ids=[alliance.id], objects=[identity()],
+        publish_public=True))
 
     def about(events, note):
         return sorted(e.action for e in events

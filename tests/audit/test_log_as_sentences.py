@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from flask_login import current_user, login_user
 
-from alliance.alliances import services
-from alliance.audit.log import describe_event, events_csv, list_events
+from alliance.alliances import coordinators, services, transitions
+from alliance.audit.log import EventFilter, describe_event, events_csv, list_events
 from alliance.audit.models import AuditEvent
 from alliance.audit.services import record
 from alliance.core.models import utcnow
@@ -40,15 +40,15 @@ def _sentence(event_id: int) -> str:
 @pytest.fixture
 def story(coordinator, alliance, member_admin, candidate_admin):
     """A request approved, a member suspended with a reason, an invitation declined."""
-    requested = services.request_to_join(candidate_admin, alliance, message="We run a CERT.",
+    requested = transitions.request_to_join(candidate_admin, alliance, message="We run a CERT.",
                                          accept_charter=True)
-    services.decide(coordinator, alliance, requested, "approve")
+    transitions.decide(coordinator, alliance, requested, "approve")
     member = services.membership_of(member_admin.organisation_id, alliance)
-    services.decide(coordinator, alliance, member, "suspend", "Shared a TLP:RED note.")
+    transitions.decide(coordinator, alliance, member, "suspend", "Shared a TLP:RED note.")
     outside = factories.make_org("Outside Org")
     outside_admin = factories.make_user(outside, "admin@outside.example", role="org_admin")
-    services.invite_organisation(coordinator, alliance, outside)
-    services.decline_invitation(outside_admin, alliance)
+    transitions.invite_organisation(coordinator, alliance, outside)
+    transitions.decline_invitation(outside_admin, alliance)
     return alliance
 
 
@@ -68,8 +68,8 @@ def pacific(db):
     pacific = factories.make_alliance(founder, slug="pacific", name="Pacific Alliance")
     asking = factories.make_org("Pacific Candidate")
     admin = factories.make_user(asking, "admin@pcandidate.example", role="org_admin")
-    m = services.request_to_join(admin, pacific, accept_charter=True)
-    services.decide(founder, pacific, m, "reject", reason="Pacific-only reason.")
+    m = transitions.request_to_join(admin, pacific, accept_charter=True)
+    transitions.decide(founder, pacific, m, "reject", reason="Pacific-only reason.")
     return pacific
 
 
@@ -94,11 +94,11 @@ def test_each_membership_event_reads_as_a_sentence_of_who_did_what_to_whom_where
 def test_the_remaining_membership_and_coordinator_events_read_as_sentences(
         coordinator, alliance, member_admin, member):
     m = services.membership_of(member_admin.organisation_id, alliance)
-    services.appoint_coordinator(coordinator, alliance, member.id)
-    services.remove_coordinator(coordinator, alliance, member.id)
-    services.decide(coordinator, alliance, m, "suspend", "Review.")
-    services.decide(coordinator, alliance, m, "reinstate")
-    services.decide(coordinator, alliance, m, "remove", "Left the sector.")
+    coordinators.appoint_coordinator(coordinator, alliance, member.id)
+    coordinators.remove_coordinator(coordinator, alliance, member.id)
+    transitions.decide(coordinator, alliance, m, "suspend", "Review.")
+    transitions.decide(coordinator, alliance, m, "reinstate")
+    transitions.decide(coordinator, alliance, m, "remove", "Left the sector.")
     services.update_settings(coordinator, alliance, join_policy="open", default_tlp="GREEN")
     said = [describe_event(e) for e in list_events(alliance=alliance)][:6][::-1]
     assert said == [
@@ -114,9 +114,9 @@ def test_the_remaining_membership_and_coordinator_events_read_as_sentences(
 
 def test_leaving_and_joining_an_open_alliance_read_as_the_organisation_acting(
         coordinator, alliance, member_admin, candidate_admin):
-    services.leave(member_admin, alliance)
+    transitions.leave(member_admin, alliance)
     services.update_settings(coordinator, alliance, join_policy="open")
-    services.request_to_join(candidate_admin, alliance, accept_charter=True)
+    transitions.request_to_join(candidate_admin, alliance, accept_charter=True)
     said = [describe_event(e) for e in list_events(alliance=alliance)]
     assert "Admin of Member Org left Atlantic Alliance" in said
     assert ("Cand Admin of Candidate Org joined Atlantic Alliance: open alliance: admitted on "
@@ -170,7 +170,8 @@ def test_record_unwraps_a_proxy_given_as_actor_or_target(app, coordinator):
 def test_the_log_filters_by_action_and_keeps_the_filter_in_the_form(as_coordinator, story):
     page = as_coordinator.get("/alliances/atlantic/audit?action=membership.suspended").data
     shown = _rows(page)
-    assert [e.id for e in list_events(alliance=story, action="membership.suspended")] == shown
+    suspended = EventFilter(action="membership.suspended")
+    assert [e.id for e in list_events(alliance=story, filters=suspended)] == shown
     assert len(shown) == 1
     assert '<option selected value="membership.suspended">' in _text(page)
     assert b'id="audit-filter-clear"' in page
@@ -302,9 +303,9 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_prefixed(
     evil = factories.make_org(f"{start}HYPERLINK(\"http://evil.example\") Org")
     admin = factories.make_user(evil, "admin@evil.example", role="org_admin",
                                 name=f"{start}cmd|' /C calc'!A0")
-    m = services.request_to_join(admin, alliance, accept_charter=True,
+    m = transitions.request_to_join(admin, alliance, accept_charter=True,
                                  message=f"{start}1+1")
-    services.decide(coordinator, alliance, m, "reject", f"{start}SUM(A1:A9)")
+    transitions.decide(coordinator, alliance, m, "reject", f"{start}SUM(A1:A9)")
 
     rows = _csv(as_coordinator.get("/alliances/atlantic/audit.csv"))
     cells = [cell for row in rows for cell in row.values()]

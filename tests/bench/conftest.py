@@ -46,7 +46,11 @@ def plans_app(app, tmp_root):
         upgrade()
         result = plans.test_cli_runner().invoke(bench_data_command, [
             "--notes", str(notes), "--orgs", "60",
-            "--alliances", "15", "--seed", "11", "--json"])
+            "--alliances", "15", "--seed", "11", "--json",
+            # What bench/paths.py times too: notes of 1,000 objects, a value in a tenth of
+            # the notes (correlation, a common observable), words in 5 notes each.
+            "--large-notes", "2", "--shared-value-notes", str(notes // 10),
+            "--rare-words", "10"])
     assert result.exit_code == 0, result.output
     plans.config["BENCH"] = json.loads(result.stdout)
     yield plans

@@ -178,3 +178,26 @@ def hashed_subplans(conn, statements, table: str = "note_audiences") -> list[str
                     and any(n.get("Relation Name") == table for n in pg_nodes(node))):
                 found.append(f"hashed {name} over {table}: {' '.join(statement.split())[:200]}")
     return found
+
+
+def big_sorts(conn, statements, rows: int) -> list[str]:
+    """PostgreSQL: sort and grouping steps the planner expects to feed more than `rows` rows
+    — every match of a common value read and sorted (or grouped) before a page of a few
+    dozen is cut from it, a cost that grows with the data. A plain aggregate (a count: one
+    row out) is not one. SQLite: nothing (its plans carry no estimates; full_scans' keyset
+    check holds there)."""
+    if conn.dialect.name != "postgresql":
+        return []
+    found = []
+    for statement, parameters in queries(conn, statements):
+        top = explain(conn, statement, parameters)[0]["Plan"]
+        for node in pg_nodes(top):
+            if node["Node Type"] not in ("Sort", "Incremental Sort", "Aggregate") or \
+                    node.get("Strategy") == "Plain":
+                continue
+            fed = max([node.get("Plan Rows", 0)]
+                      + [child.get("Plan Rows", 0) for child in node.get("Plans", [])])
+            if fed > rows:
+                found.append(f"{node['Node Type']} of ~{fed:,} rows: "
+                             f"{' '.join(statement.split())[:200]}")
+    return found

@@ -15,9 +15,9 @@ from alliance.alliances.models import Alliance, Coordinator, Membership
 from alliance.audit.models import AuditEvent
 from alliance.auth.models import User
 from alliance.core.models import utcnow
-from alliance.digests.services import build_digest
+from alliance.digests.building import build_digest
 from alliance.extensions import db
-from alliance.notes import services
+from alliance.notes import posting, reading, storage
 from alliance.notes.models import (
     CollectionObject,
     Note,
@@ -33,7 +33,9 @@ from alliance.orgs.models import Organisation
 from alliance.sharing.policy import Principal, count_readable
 from alliance.stix import observables
 from alliance.stix.validation import version_key
+from alliance.taxii import reading as taxii_reading
 from alliance.taxii import services as taxii
+from alliance.taxii.filters import parse_filters
 from bench.benchdata import bench_data_command
 from tests.sharing.test_read_rule_properties import (
     AllianceSpec,
@@ -104,7 +106,7 @@ class Generated:
 def _feed(principal, **filters) -> list[int]:
     ids, before = [], None
     while True:
-        notes, before = services.feed(principal, limit=100, before=before, **filters)
+        notes, before = reading.feed(principal, limit=100, before=before, **filters)
         ids += [n.id for n in notes]
         if before is None:
             return ids
@@ -156,7 +158,7 @@ def test_generated_rows_are_what_posting_writes(app):
     objects = db.session.scalars(select(StixObject)).all()
     by_id = {o.id: o for o in objects}
     # Bodies are stored as posted, hashed as post_note hashes them, valid STIX 2.1.
-    assert all(o.body_hash == services._hash(o.body) for o in objects)
+    assert all(o.body_hash == storage.hash_body(o.body) for o in objects)
     assert all(o.stix_id == o.body["id"] and o.type == o.body["type"] for o in objects)
     for stix_type in sorted({o.type for o in objects}):
         for row in [o for o in objects if o.type == stix_type][:5]:
@@ -256,11 +258,11 @@ def test_the_feed_search_and_correlation_agree_with_the_reference_model(app):
         assert set(_feed(principal, query=popular.upper())) == expected & holding, label
         if user is None:
             continue
-        assert {n.id for n in services.who_has_seen(principal, popular, limit=10_000)[1]} \
+        assert {n.id for n in reading.who_has_seen(principal, popular, limit=10_000)[1]} \
             == expected & holding, label
         note = next((n for n in gen.notes if n.id in expected & holding), None)
         if note is not None:
-            related = {n.id for n, _values in services.correlated(principal, note, limit=10_000)}
+            related = {n.id for n, _values in reading.correlated(principal, note, limit=10_000)}
             mine = set(db.session.scalars(select(Observable.value).where(
                 Observable.note_id == note.id,
                 Observable.value.not_in(observables.COMMON_VALUES))))
@@ -271,10 +273,10 @@ def test_the_feed_search_and_correlation_agree_with_the_reference_model(app):
 
 
 def _taxii_rows(user, collection, **args) -> list[int]:
-    filters = taxii.parse_filters({"limit": "40", **args})
+    filters = parse_filters({"limit": "40", **args})
     rows, token = [], None
     while True:
-        page = taxii.page(user, 1, collection, filters, "40", token)
+        page = taxii_reading.page(user, 1, collection, filters, "40", token)
         rows += [r.id for r in page.rows]
         if not page.more:
             return rows
@@ -371,14 +373,14 @@ def test_posting_and_a_second_run_fit_on_top_of_generated_data(app):
     alliance = db.session.scalar(select(Alliance).where(
         Alliance.slug == made["reader"]["alliances"][0]))
     stamp = "2025-01-01T00:00:00.000Z"
-    note = services.post_note(reader, title="Posted after bench-data", tlp="GREEN",
+    note = posting.post_note(reader, posting.NoteDraft(title="Posted after bench-data", tlp="GREEN",
                               alliance_ids=[alliance.id], objects=[{
                                   "type": "indicator", "spec_version": "2.1",
                                   "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
                                   "created": stamp, "modified": stamp,
                                   "pattern": "[ipv4-addr:value = '198.18.0.1']",
-                                  "pattern_type": "stix", "valid_from": stamp}])
-    notes, _cursor = services.feed(Principal.of(reader), query="198.18.0.1", limit=1000)
+                                  "pattern_type": "stix", "valid_from": stamp}]))
+    notes, _cursor = reading.feed(Principal.of(reader), query="198.18.0.1", limit=1000)
     assert note.id in {n.id for n in notes}
 
 

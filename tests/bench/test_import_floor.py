@@ -29,7 +29,7 @@ def _app(tmp_path, name):
 
 
 def _post(objects):
-    from alliance.notes.services import post_note
+    from alliance.notes.posting import NoteDraft, post_note
 
     org = factories.make_org(f"Floor Org {uuid.uuid4().hex[:6]}")
     # One identity in both databases: objects that name no creator are stored as the
@@ -39,8 +39,8 @@ def _post(objects):
                                role="org_admin")
     alliance = factories.make_alliance(user, slug=f"floor-{uuid.uuid4().hex[:4]}",
                                        name=f"Floor {uuid.uuid4().hex[:4]}")
-    return post_note(user, title="floor", tlp="AMBER", alliance_ids=[alliance.id],
-                     objects=objects)
+    return post_note(user, NoteDraft(
+        title="floor", tlp="AMBER", alliance_ids=[alliance.id], objects=objects))
 
 
 def _rows(conn, after: int, skip: set[str]) -> dict:

@@ -15,6 +15,7 @@ from alliance.core.models import utcnow
 from alliance.extensions import db
 from tests import factories
 from tests.bench.plans import (
+    big_sorts,
     captured,
     documents_per_row,
     explain,
@@ -146,7 +147,7 @@ def test_a_filtered_feed_walks_the_feed_index_and_stops_at_the_page(plans, signe
     check each note's filter on the way (an index lookup), stopping at the page's end,
     instead of reading every matching note and sorting them (a cost that grew 3.75x from 10k
     to 100k notes)."""
-    from alliance.notes.services import FEED_PAGE
+    from alliance.notes.reading import FEED_PAGE
 
     args = _feed_filter(plans, name)
     first, statements = _get(signed_in, "/notes/", query_string=args)
@@ -158,7 +159,7 @@ def test_a_filtered_feed_walks_the_feed_index_and_stops_at_the_page(plans, signe
     _check(statements, ordered=True)
 
 
-@pytest.mark.parametrize("args", [{"type": "x-held-by-no-note"}, {"q": "rare-word-nowhere"}])
+@pytest.mark.parametrize("args", [{"type": "campaign"}, {"q": "rare-word-nowhere"}])
 def test_a_rare_filter_value_is_looked_up_not_walked_to(signed_in, args):
     """A value few notes hold (here: none) is read the other way round: its notes are looked
     up in the filter's index and sorted. A walk of the feed index would pass every stored
@@ -249,13 +250,13 @@ def test_search_looks_words_up_in_the_index_instead_of_reading_every_note(signed
 
 
 def test_the_note_page_with_correlations_uses_indexes(signed_in, reader):
-    from alliance.notes import services
+    from alliance.notes import reading
     from alliance.sharing.policy import Principal
 
-    notes, _cursor = services.feed(Principal.of(reader), limit=200)
+    notes, _cursor = reading.feed(Principal.of(reader), limit=200)
     shown = 0
     for note in notes:
-        related = services.correlated(Principal.of(reader), note)
+        related = reading.correlated(Principal.of(reader), note)
         if not related:
             continue
         _response, statements = _get(signed_in, f"/notes/{note.uuid}")
@@ -267,7 +268,7 @@ def test_the_note_page_with_correlations_uses_indexes(signed_in, reader):
 
 
 def test_building_a_digest_uses_indexes(plans, reader):
-    from alliance.digests.services import build_digest
+    from alliance.digests.building import build_digest
 
     end = utcnow()
     with captured(db.engine) as statements:
@@ -297,8 +298,8 @@ def _unbounded_feed_walks(conn, statements) -> list[str]:
 def test_a_digest_with_watch_terms_reads_only_its_period(plans, reader):
     """A reader who watches a value and a sector: the digest looks at the period's notes
     (and the alerts folded into it), never at every note stored."""
+    from alliance.digests.building import build_digest
     from alliance.digests.models import WatchTerm
-    from alliance.digests.services import build_digest
     from alliance.notes.models import Observable
 
     value = db.session.scalar(select(Observable.value).order_by(Observable.id.desc()).limit(1))
@@ -325,6 +326,20 @@ def test_the_checker_reports_a_full_scan(plans):
     with db.engine.connect() as conn:
         scans = full_scans(conn, "SELECT id FROM stix_objects WHERE body_hash = 'x'", ())
     assert [s.split(" ", 1)[0] for s in scans] == ["stix_objects"]
+
+
+def test_the_checker_reports_a_sort_of_every_match(plans):
+    """big_sorts: a page cut from every note sorted (or grouped) is reported; a page read in
+    index order is not."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's plans carry no row estimates")
+    sorted_page = [("SELECT id FROM notes WHERE tlp = 'GREEN' ORDER BY title LIMIT 25", ())]
+    grouped = [("SELECT note_id, count(*) FROM observables GROUP BY note_id LIMIT 25", ())]
+    walked = [("SELECT id FROM notes ORDER BY created_at DESC, id DESC LIMIT 25", ())]
+    with db.engine.connect() as conn:
+        assert big_sorts(conn, sorted_page, SORTED_AT_MOST)
+        assert big_sorts(conn, grouped, SORTED_AT_MOST)
+        assert big_sorts(conn, walked, SORTED_AT_MOST) == []
 
 
 def test_the_checker_reports_a_dropped_index(signed_in):
@@ -418,3 +433,150 @@ def test_taxii_organisation_pages_walk_the_organisation_collection(plans):
     client.environ_base["HTTP_ACCEPT"] = TAXII
     _second_page_walks(client, f"/taxii2/api/collections/{organisation_collection_id(org_id)}"
                                "/objects/", "organisation_collection_objects", "organisation_id")
+
+
+# --- every read path of issue 22 (bench/paths.py times them at two sizes) -----------------
+
+# More rows than a page, fewer than the matches of a common value in the plan data (a
+# tenth of 20,000 notes): a sort or grouping this big read every match first.
+SORTED_AT_MOST = 500
+
+
+def _not_every_match(statements) -> None:
+    """No full scan, keyset pages walk their index, and (PostgreSQL) no sort or grouping of
+    more than SORTED_AT_MOST rows anywhere in the request."""
+    _check(statements, ordered=True)
+    with db.engine.connect() as conn:
+        problems = big_sorts(conn, statements, SORTED_AT_MOST)
+    assert problems == [], "every match read before the page is cut:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("names", [("type", "tlp"), ("alliance", "dates"), ("tag", "type"),
+                                   ("q-phishing", "type")])
+def test_combined_feed_filters_walk_the_feed_index(plans, signed_in, names):
+    """Common filter values combined (issue 22: type+TLP, alliance+date range, tag+type):
+    the first and next pages walk the notes' (created_at, id) index and check each filter
+    on the way, instead of gathering every note that matches them all and sorting it."""
+    from alliance.notes.reading import FEED_PAGE
+
+    args = {}
+    for name in names:
+        args.update(_feed_filter(plans, name))
+    first, statements = _get(signed_in, "/notes/", query_string=args)
+    assert first.text.count('class="note-item"') == FEED_PAGE, args
+    _not_every_match(statements)
+    cursor = first.text.split("before=", 1)[1].split('"', 1)[0].split("&", 1)[0]
+    _second, statements = _get(signed_in, "/notes/", query_string={**args, "before": cursor})
+    _not_every_match(statements)
+
+
+def test_a_feed_filtered_by_an_uncommon_combination_looks_its_notes_up(plans, signed_in):
+    """Every filter at once (few notes match them all): no full scan, whichever way the
+    feed reads them."""
+    args = {}
+    for name in ("type", "tlp", "alliance", "sector", "country", "tag", "dates"):
+        args.update(_feed_filter(plans, name))
+    _response, statements = _get(signed_in, "/notes/", query_string=args)
+    _check(statements)
+
+
+def test_search_for_a_common_observable_value_reads_a_page_not_every_holder(plans,
+                                                                              signed_in):
+    """An observable value a tenth of the notes hold (bench-data --shared-value-notes):
+    the feed page and the "who has seen it" list read their page's worth of notes, not
+    every note holding the value."""
+    from alliance.notes.reading import FEED_PAGE
+
+    value = plans.config["BENCH"]["shared_value"]
+    first, statements = _get(signed_in, "/notes/", query_string={"q": value})
+    assert first.text.count('class="note-item"') == FEED_PAGE
+    _check(statements, ordered=True)  # the page: a walk of the feed index
+    _not_every_match(statements)  # and the rest of the request
+
+
+@pytest.mark.parametrize("word", ["rare", "phishing"])
+def test_search_for_rare_and_common_words(plans, signed_in, word):
+    """A word in 5 notes is looked up in the search index (its notes sorted: a handful);
+    a word in a sixth of them walks the feed index. Neither computes every note's search
+    document nor sorts every match."""
+    if word == "rare":
+        word = plans.config["BENCH"]["rare_words"][0]
+    response, statements = _get(signed_in, "/notes/", query_string={"q": word})
+    if word == "phishing":
+        _check(statements, ordered=True)
+    else:
+        assert response.text.count('class="note-item"') >= 1, "the reader reads none of them"
+        _check(statements)
+        with db.engine.connect() as conn:
+            assert documents_per_row(conn, statements) == []
+    with db.engine.connect() as conn:
+        assert big_sorts(conn, statements, SORTED_AT_MOST) == []
+
+
+def _middle_of(client) -> str:
+    """A date added half-way into the first 1,000 objects of the collection."""
+    manifest = client.get(client.objects.replace("/objects/", "/manifest/"),
+                          query_string={"limit": "1000"}).get_json()
+    return manifest["objects"][len(manifest["objects"]) // 2]["date_added"]
+
+
+@pytest.mark.parametrize(("resource", "args"), [
+    ("manifest", {}),
+    ("manifest", {"match[type]": "indicator"}),
+    ("objects", {"match[spec_version]": "2.1"}),
+    ("objects", {"match[version]": "first"}),
+    ("objects", {"match[version]": "last"}),
+    ("objects", {"added_after": "middle"}),
+    ("objects", {"match[type]": "indicator", "match[version]": "last",
+                 "match[spec_version]": "2.1", "added_after": "middle"}),
+])
+def test_taxii_filtered_pages_walk_the_collection(taxii_client, resource, args):
+    """The manifest and every match[...] filter (and all of them at once): the first and
+    next pages walk the alliance collection's primary key and check each row on the way,
+    with no sort of the collection's matches (issue 22: every read path index-driven)."""
+    if args.get("added_after") == "middle":
+        args = {**args, "added_after": _middle_of(taxii_client)}
+    url = taxii_client.objects.replace("/objects/", f"/{resource}/")
+    first, statements = _get(taxii_client, url, query_string={"limit": "100", **args})
+    _not_every_match(statements)
+    body = first.get_json()
+    assert body["more"], "the plan data holds more than a page of these"
+    _second_page_walks(taxii_client, url, "collection_objects", "alliance_id", args)
+
+
+# Issue 22: the note page's summary of its values (alliance/notes/summary.py) and its
+# correlations (alliance/notes/reading.py correlated) read, per value, the newest
+# holders.CORRELATION_HOLDERS notes holding it through ix_observables_value_note, not every
+# note holding it (a Seq Scan of `observables` before, with a common value or 1,000 values).
+def test_the_page_of_a_note_of_a_thousand_objects_uses_indexes(plans, signed_in):
+    """bench-data --large-notes: its objects, their warnings, ATT&CK names, history and
+    correlations are read through indexes."""
+    from alliance.notes.models import Note
+
+    note = db.session.scalar(select(Note).where(
+        Note.report_id == plans.config["BENCH"]["large_notes"][0]))
+    _response, statements = _get(signed_in, f"/notes/{note.uuid}")
+    _check(statements)
+
+
+def test_correlation_on_a_value_a_tenth_of_the_notes_share_reads_a_page(plans, signed_in,
+                                                                         reader):
+    """The page of a note holding a value that 2,000 notes hold: its correlations (50 at
+    most) are read as a page, not by grouping and sorting every note sharing the value.
+    A note of the usual size: the first holder is also one of the 1,000-object notes, whose
+    page sorts its own objects (bounded by the note, not the platform; the test above)."""
+    from alliance.notes.models import Note, Observable
+    from alliance.sharing.policy import Principal, readable_notes
+
+    note = db.session.scalars(readable_notes(Principal.of(reader)).where(
+        Note.id.in_(select(Observable.note_id).where(
+            Observable.value == plans.config["BENCH"]["shared_value"])),
+        Note.report_id.not_in(plans.config["BENCH"]["large_notes"]))
+        .order_by(Note.id).limit(1)).first()
+    assert note is not None
+    _response, statements = _get(signed_in, f"/notes/{note.uuid}")
+    _check(statements)
+    with db.engine.connect() as conn:
+        problems = big_sorts(conn, statements, SORTED_AT_MOST)
+    assert problems == [], "\n".join(problems)
+

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from alliance.alliances import services
+from alliance.alliances import transitions
 from tests import factories
 from tests.browser.helpers import sign_in
 
@@ -34,9 +34,9 @@ def morning(db):
                            ("Geneva Policy Lab", forum)):
         org = factories.make_org(name)
         admin = factories.make_user(org, f"admin@{org.slug}.example", role="org_admin")
-        asking[name] = services.request_to_join(admin, alliance, accept_charter=True,
+        asking[name] = transitions.request_to_join(admin, alliance, accept_charter=True,
                                                 message=f"{name} would like to share.")
-    services.invite_organisation(ingrid, energy, factories.make_org("Iberian Grid Operator"))
+    transitions.invite_organisation(ingrid, energy, factories.make_org("Iberian Grid Operator"))
     return ingrid, asking
 
 

@@ -115,8 +115,9 @@ VISITOR_START = ["/", "/auth/sign-in", "/register", "/auth/reset", "/auth/sign-i
 # Among the pages each walk must reach: the members table, audit logs and dashboards.
 MUST_REACH = {
     "visitor": {"/auth/sign-in", "/register", "/insights/", "/no-such-page"},
-    "admin": {"/", "/admin/organisations", "/admin/audit", "/digests/admin/deliveries"},
-    "coordinator": {"/", "/alliances/european-energy-sharing/members",
+    "admin": {"/", "/admin/organisations", "/admin/audit", "/digests/admin/deliveries",
+              "/dashboard/platform"},
+    "coordinator": {"/", "/dashboard/alliances", "/alliances/european-energy-sharing/members",
                     "/alliances/european-energy-sharing/audit", "/audit", "/digests/preferences"},
     "member": {"/", "/notes/", "/alliances/", "/account"},
     "org admin": {"/", "/organisations/baltic-energy-isac/users"},

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from alliance.extensions import db
-from alliance.notes import compose, services
+from alliance.notes import compose, posting
 from alliance.notes.models import Note
 from tests import factories
 from tests.browser.helpers import signed_in_page
@@ -48,10 +48,10 @@ def test_a_former_reader_finds_a_tombstone_and_an_outsider_the_404_of_nothing(
     reader_org = factories.make_org("Reading Org")
     factories.add_member(alliance, reader_org, "active")
     reader = factories.make_user(reader_org, "reader@reading.example", name="Rhea Reader")
-    note = services.post_note(
-        member, title="Relay at 198.51.100.31", tlp="AMBER", alliance_ids=[alliance.id],
+    note = posting.post_note(member, posting.NoteDraft(
+        title="Relay at 198.51.100.31", tlp="AMBER", alliance_ids=[alliance.id],
         description="Seen in the March wave.",
-        objects=[indicator(pattern="[ipv4-addr:value = '198.51.100.31']")])
+        objects=[indicator(pattern="[ipv4-addr:value = '198.51.100.31']")]))
     note_url = f"{base}/notes/{note.uuid}"
 
     context, page = signed_in_page(browser, base, coordinator.email)
@@ -105,6 +105,7 @@ def test_the_chosen_file_is_kept_through_preview_and_share_posts_it(live, browse
     page.wait_for_url(NOTE_URL)
     [note] = _notes("Kept file")
     assert page.url.endswith(f"/notes/{note.uuid}")
+    page.click("#objects-details > summary")  # the STIX cards, collapsed below the summary
     assert "203.0.113.151" in page.inner_text("#type-indicator")
     context.close()
 
@@ -150,8 +151,8 @@ def test_an_empty_comment_answers_beside_the_response_form(live, browser, member
     # A long page, as real notes make: the response form is far below the top.
     values = "\n".join(f"203.0.113.{i}" for i in range(1, 61))
     objects = compose.indicator_set(member.organisation, "AMBER", observables_text=values)
-    note = services.post_note(member, title="Sixty addresses", tlp="AMBER",
-                              alliance_ids=[alliance.id], objects=objects)
+    note = posting.post_note(member, posting.NoteDraft(
+        title="Sixty addresses", tlp="AMBER", alliance_ids=[alliance.id], objects=objects))
     context, page = signed_in_page(browser, base, coordinator.email)
     page.set_viewport_size({"width": 1280, "height": 720})
     page.goto(f"{base}/notes/{note.uuid}")

@@ -46,6 +46,7 @@ def test_compose_warns_of_a_private_address_then_shares_it_marked_with_names(
     marked = page.inner_text("#flagged-observables")
     assert "Warning list" in marked and "10.0.0.1 is in RFC 1918 private space" in marked
     assert "45.77.12.9" not in marked
+    page.click("#objects-details > summary")  # the STIX cards, collapsed below the summary
     card = page.locator("#type-indicator .obj", has_text="10.0.0.1")
     assert "Warning list" in card.inner_text()
 

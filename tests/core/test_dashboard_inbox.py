@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from alliance import create_app
-from alliance.alliances import services
+from alliance.alliances import services, transitions
 from alliance.core.models import utcnow
 from alliance.extensions import db
 from tests import factories
@@ -31,7 +31,7 @@ def two_alliances(coordinator, alliance):
 def _asks(name, alliance, message="We watch the Baltic."):
     org = factories.make_org(name)
     admin = factories.make_user(org, f"admin@{org.slug}.example", role="org_admin")
-    return services.request_to_join(admin, alliance, message=message, accept_charter=True)
+    return transitions.request_to_join(admin, alliance, message=message, accept_charter=True)
 
 
 # --- coordinators --------------------------------------------------------------------------
@@ -96,7 +96,7 @@ def test_back_takes_only_the_dashboard_never_an_address(as_coordinator, alliance
 
 def test_invitations_awaiting_an_answer_are_listed_and_a_reminder_is_mailed_once_a_day(
         as_coordinator, coordinator, alliance, outsider):
-    invited = services.invite_organisation(coordinator, alliance, outsider.organisation)
+    invited = transitions.invite_organisation(coordinator, alliance, outsider.organisation)
     page = as_coordinator.get("/").data
     assert _count(page, "invitations-count") == 1
     assert "Outside Org has not answered the invitation to Atlantic Alliance" in element_text(
@@ -133,7 +133,7 @@ def test_only_an_open_invitation_can_be_reminded_and_only_by_its_coordinators(
     response = client.post(f"/alliances/atlantic/memberships/{active.id}/remind",
                            data={"confirm": "1"}, follow_redirects=True)
     assert b"Member Org is active, not invited" in response.data
-    invited = services.invite_organisation(coordinator, alliance, outsider.organisation)
+    invited = transitions.invite_organisation(coordinator, alliance, outsider.organisation)
     factories.login(client, member_admin)
     assert client.post(f"/alliances/atlantic/memberships/{invited.id}/remind",
                        data={"confirm": "1"}).status_code == 403
@@ -143,7 +143,7 @@ def test_only_an_open_invitation_can_be_reminded_and_only_by_its_coordinators(
 def test_suspended_members_wait_in_the_inbox_and_are_reinstated_with_one_click(
         as_coordinator, coordinator, alliance, member_admin):
     m = services.membership_of(member_admin.organisation_id, alliance)
-    services.decide(coordinator, alliance, m, "suspend", "Leaked a TLP:RED note.")
+    transitions.decide(coordinator, alliance, m, "suspend", "Leaked a TLP:RED note.")
     page = as_coordinator.get("/").data
     assert _count(page, "suspended-count") == 1 and _count(page, "coordinator-count") == 1
     assert "Leaked a TLP:RED note." in element_text(page, "inbox-suspended")
@@ -175,7 +175,7 @@ def test_a_member_who_coordinates_nothing_sees_no_coordinator_inbox(as_member, a
 
 def test_an_org_admin_sees_invitations_to_their_organisation_and_accepts_one(
         client, coordinator, alliance, outsider):
-    m = services.invite_organisation(coordinator, alliance, outsider.organisation)
+    m = transitions.invite_organisation(coordinator, alliance, outsider.organisation)
     factories.login(client, outsider)
     page = client.get("/").data
     assert _count(page, "org-invitations-count") == 1
@@ -197,7 +197,7 @@ def test_an_org_admin_sees_invitations_to_their_organisation_and_accepts_one(
 
 def test_an_org_admin_declines_an_invitation_and_the_coordinators_see_it(
         make_client, coordinator, alliance, outsider):
-    m = services.invite_organisation(coordinator, alliance, outsider.organisation)
+    m = transitions.invite_organisation(coordinator, alliance, outsider.organisation)
     org_admin, coordinating = make_client(), make_client()
     factories.login(org_admin, outsider)
     factories.login(coordinating, coordinator)
@@ -212,7 +212,7 @@ def test_an_org_admin_declines_an_invitation_and_the_coordinators_see_it(
     log = coordinating.get("/alliances/atlantic/audit").data.decode()
     assert ("Admin of Outside Org declined the invitation to join Atlantic Alliance" in log)
     # Declining closes the invitation, not the door: the organisation may still ask.
-    services.request_to_join(outsider, alliance, accept_charter=True)
+    transitions.request_to_join(outsider, alliance, accept_charter=True)
     assert factories.fresh(m).state == "requested"
 
 

@@ -77,7 +77,8 @@ def test_the_scope_migration_keeps_every_link_and_marks_red_versions(empty_datab
     down and up again keeps them all; a version only a TLP:RED note holds gets its scope,
     one a shared note holds too stays shared, and a RED note's copy that a colleague stored
     again is folded into the shared one on the way down."""
-    from alliance.notes import services
+
+    from alliance.notes import posting, reading
     from alliance.notes.models import StixObject
     from alliance.stix.markings import marking_id
     from tests import factories
@@ -97,13 +98,14 @@ def test_the_scope_migration_keeps_every_link_and_marks_red_versions(empty_datab
         other = factories.make_user(factories.make_org("Other Org"), "other@other.example")
         alliance = factories.make_alliance(admin, slug="scope", name="Scope")
         factories.add_member(alliance, other.organisation, "active")
-        shared = services.post_note(admin, title="Shared", tlp="AMBER",
-                                    alliance_ids=[alliance.id], objects=[identity("Shared")])
-        red = services.post_note(admin, title="Red", tlp="RED", alliance_ids=[alliance.id],
-                                 objects=[dict(sco), identity("Shared")],
-                                 recipient_ids=[other.id])
-        services.post_note(colleague, title="Again", tlp="GREEN", alliance_ids=[alliance.id],
-                           objects=[dict(sco)])  # the colleague's own copy of the RED SCO
+        shared = posting.post_note(admin, posting.NoteDraft(
+            title="Shared", tlp="AMBER", alliance_ids=[alliance.id], objects=[identity("Shared")]))
+        red = posting.post_note(admin, posting.NoteDraft(
+            title="Red", tlp="RED", alliance_ids=[alliance.id], objects=[dict(sco), identity("Shared")],
+            recipient_ids=[other.id]))
+        # The colleague's own copy of the RED SCO.
+        posting.post_note(colleague, posting.NoteDraft(
+            title="Again", tlp="GREEN", alliance_ids=[alliance.id], objects=[dict(sco)]))
 
         def state():
             db.session.expire_all()
@@ -112,7 +114,7 @@ def test_the_scope_migration_keeps_every_link_and_marks_red_versions(empty_datab
                           for t in ("note_objects", "collection_objects",
                                     "organisation_collection_objects")}
             links = {(n, o.stix_id, o.first_note_id) for n in (shared.id, red.id)
-                     for o in services.note_objects(db.session.get(type(shared), n))}
+                     for o in reading.note_objects(db.session.get(type(shared), n))}
             return counts, links
 
         before = state()
@@ -148,7 +150,7 @@ def test_the_scope_migration_goes_down_only_when_nothing_is_lost(empty_database_
     note's copy that differs from the organisation's other copy cannot be kept under the
     older key, so the downgrade stops and changes nothing (before, it linked the RED note
     to the other body and deleted what only the RED note held, or failed half-way)."""
-    from alliance.notes import services
+    from alliance.notes import posting
     from alliance.notes.models import StixObject
     from alliance.stix.markings import marking_id
     from tests import factories
@@ -165,8 +167,9 @@ def test_the_scope_migration_goes_down_only_when_nothing_is_lost(empty_database_
         admin = factories.make_user(org, "admin@scope.example", role="org_admin")
         colleague = factories.make_user(org, "colleague@scope.example")
         alliance = factories.make_alliance(admin, slug="scope", name="Scope")
-        reds = [services.post_note(admin, title=f"Red {n}", tlp="RED", alliance_ids=[alliance.id],
-                                   objects=[dict(sco)], recipient_ids=[colleague.id])
+        reds = [posting.post_note(admin, posting.NoteDraft(
+            title=f"Red {n}", tlp="RED", alliance_ids=[alliance.id], objects=[dict(sco)],
+            recipient_ids=[colleague.id]))
                 for n in (1, 2)]
         red_ids = sorted(r.id for r in reds)
         ids = (admin.id, alliance.id, colleague.id)
@@ -181,9 +184,9 @@ def test_the_scope_migration_goes_down_only_when_nothing_is_lost(empty_database_
         upgrade()
         from alliance.auth.models import User
 
-        services.post_note(db.session.get(User, ids[0]), title="Red 3", tlp="RED",
-                           alliance_ids=[ids[1]], objects=[dict(sco, x_red_only="only here")],
-                           recipient_ids=[ids[2]])
+        posting.post_note(db.session.get(User, ids[0]), posting.NoteDraft(
+            title="Red 3", tlp="RED", alliance_ids=[ids[1]], objects=[dict(sco, x_red_only="only here")],
+            recipient_ids=[ids[2]]))
         # Going below c5e1a7d3f9b2 takes out the platform's objects served beside the notes'
         # (scope -1, served_with); the rest must stay as it is.
         before = sorted((o.stix_id, o.scope, o.body_hash)

@@ -45,9 +45,9 @@ def test_seed_demo_is_idempotent(app):
 def test_a_seed_stopped_part_way_is_finished_by_the_next_run(app, monkeypatch):
     """The first run fails after a membership was approved and before it was suspended (a
     crash, a lost connection); before, the next run saw a membership and left it active."""
-    from alliance.alliances import services as alliances
+    from alliance.alliances import transitions
 
-    decide = alliances.decide
+    decide = transitions.decide
 
     def crash_on_suspend(actor, alliance, membership, action, reason=""):
         if action == "suspend":
@@ -55,10 +55,10 @@ def test_a_seed_stopped_part_way_is_finished_by_the_next_run(app, monkeypatch):
         return decide(actor, alliance, membership, action, reason)
 
     runner = app.test_cli_runner()
-    monkeypatch.setattr(alliances, "decide", crash_on_suspend)
+    monkeypatch.setattr(transitions, "decide", crash_on_suspend)
     assert runner.invoke(args=["alliance", "seed-demo", "--json"]).exit_code != 0
     db.session.rollback()
-    monkeypatch.setattr(alliances, "decide", decide)
+    monkeypatch.setattr(transitions, "decide", decide)
 
     second = runner.invoke(args=["alliance", "seed-demo", "--json"])
     assert second.exit_code == 0, second.output
@@ -109,7 +109,8 @@ def test_the_demo_lets_a_newcomer_try_every_coordinator_action_at_once(app):
     """Ingrid can approve one request and reject another, remind an invited organisation and
     invite one that is in no alliance; Claire can reinstate; the admin can vet."""
     from alliance.alliances.inbox import coordinator_inbox
-    from alliance.alliances.services import get_alliance, invitable_organisations
+    from alliance.alliances.services import get_alliance
+    from alliance.alliances.transitions import invitable_organisations
     from alliance.auth.services import find_user_by_email
     from alliance.orgs.services import pending_organisations
 

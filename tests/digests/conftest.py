@@ -1,6 +1,6 @@
 import pytest
 
-from alliance.digests import services
+from alliance.digests import preferences
 from tests.digests.helpers import ZONE, Mailbox, far_hour
 
 
@@ -14,5 +14,5 @@ def mails(app):
 @pytest.fixture
 def reader(member):
     """The member, with a daily digest due about twelve hours from now (Europe/Berlin)."""
-    services.save_preferences(member, frequency="daily", hour=far_hour(), timezone=ZONE)
+    preferences.save_preferences(member, frequency="daily", hour=far_hour(), timezone=ZONE)
     return member

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from alliance.digests import schedule
 from alliance.digests.models import Delivery
 from alliance.extensions import db
-from alliance.notes.services import post_note
+from alliance.notes.posting import NoteDraft, post_note
 from alliance.outbox.models import OutboxMessage
 from alliance.outbox.services import run_message
 from tests.notes.helpers import identity, indicator
@@ -26,9 +26,9 @@ def post(author, title: str, tlp: str = "AMBER", alliances=(), description: str 
     objects = [identity()]
     if domain:
         objects.append(indicator(f"[domain-name:value = '{domain}']"))
-    return post_note(author, title=title, tlp=tlp, alliance_ids=[a.id for a in alliances],
-                     objects=objects, kind="incident", description=description,
-                     recipient_ids=[u.id for u in recipients], alerts=alerts)
+    return post_note(author, NoteDraft(
+        title=title, tlp=tlp, alliance_ids=[a.id for a in alliances], objects=objects, kind="incident",
+        description=description, recipient_ids=[u.id for u in recipients]), alerts=alerts)
 
 
 def far_hour(zone: str = ZONE, now: datetime | None = None) -> int:

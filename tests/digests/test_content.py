@@ -3,19 +3,22 @@ alerts"): each TLP level as the design's table says, only notes the recipient ma
 time, autoescaped, once. Mails are sent by `flask alliance digests run --at ...` or by running
 the outbox messages as a worker would, into the test maildir, and read back from it."""
 import io
+import itertools
 import json
+import time
 from datetime import timedelta
 from email.generator import BytesGenerator
 
+import itsdangerous.timed
 import pytest
 from sqlalchemy import update
 
 from alliance.core.models import utcnow
-from alliance.digests import services
+from alliance.digests import building, content, delivery, preferences, rendering, scheduling, watch_terms
 from alliance.digests.models import Delivery
 from alliance.extensions import db
+from alliance.notes.editing import retract_note
 from alliance.notes.models import Note
-from alliance.notes.services import retract_note
 from alliance.outbox.models import OutboxMessage
 from alliance.outbox.services import enqueue, run_message
 from tests import factories
@@ -55,7 +58,7 @@ NOTES = {  # level: (title, description)
 
 def test_each_tlp_level_carries_what_the_design_allows(app, mails, coordinator, alliance,
                                                        reader):
-    instant, local_day = next_run(services.preferences_of(reader).hour)
+    instant, local_day = next_run(preferences.preferences_of(reader).hour)
     for level, (title, description) in NOTES.items():
         post(coordinator, title, level, [alliance], description,
              recipients=[reader] if level == "RED" else ())
@@ -87,7 +90,7 @@ def test_each_tlp_level_carries_what_the_design_allows(app, mails, coordinator, 
 def test_amber_items_do_not_name_who_posted_them(app, mails, coordinator, alliance, reader):
     """Title and link only: the author organisation of an AMBER incident report is often
     its victim. CLEAR and GREEN items show kind, organisation and time."""
-    instant, _ = next_run(services.preferences_of(reader).hour)
+    instant, _ = next_run(preferences.preferences_of(reader).hour)
     for level in ("AMBER", "AMBER+STRICT"):
         post(coordinator, NOTES[level][0], level, [alliance])
 
@@ -102,7 +105,7 @@ def test_amber_items_do_not_name_who_posted_them(app, mails, coordinator, allian
 
 def test_the_subject_carries_the_strictest_level_and_the_counts(app, mails, coordinator,
                                                                  alliance, reader):
-    instant, local_day = next_run(services.preferences_of(reader).hour)
+    instant, local_day = next_run(preferences.preferences_of(reader).hour)
     for level in ("CLEAR", "AMBER", "GREEN"):
         post(coordinator, NOTES[level][0], level, [alliance])
 
@@ -120,7 +123,7 @@ def test_the_subject_carries_the_strictest_level_and_the_counts(app, mails, coor
 
 def test_items_say_why_they_are_included_and_link_to_the_note(app, mails, coordinator,
                                                                alliance, reader):
-    instant, _ = next_run(services.preferences_of(reader).hour)
+    instant, _ = next_run(preferences.preferences_of(reader).hour)
     note = post(coordinator, "Incident at the port", "GREEN", [alliance])
 
     run_digests(app, instant)
@@ -137,7 +140,7 @@ def test_a_note_in_two_of_the_readers_alliances_appears_once(app, mails, coordin
                                                               alliance, reader):
     pacific = factories.make_alliance(coordinator, slug="pacific", name="Pacific Alliance")
     factories.add_member(pacific, reader.organisation, "active")
-    instant, _ = next_run(services.preferences_of(reader).hour)
+    instant, _ = next_run(preferences.preferences_of(reader).hour)
     post(coordinator, "Shared twice", "GREEN", [alliance, pacific])
 
     run_digests(app, instant)
@@ -149,7 +152,7 @@ def test_a_note_in_two_of_the_readers_alliances_appears_once(app, mails, coordin
 
 
 def test_an_empty_period_sends_nothing(app, mails, coordinator, alliance, reader):
-    instant, _ = next_run(services.preferences_of(reader).hour)
+    instant, _ = next_run(preferences.preferences_of(reader).hour)
 
     run_digests(app, instant)
 
@@ -159,7 +162,7 @@ def test_an_empty_period_sends_nothing(app, mails, coordinator, alliance, reader
 
 
 def test_a_retracted_note_is_not_included(app, mails, coordinator, alliance, reader):
-    instant, _ = next_run(services.preferences_of(reader).hour)
+    instant, _ = next_run(preferences.preferences_of(reader).hour)
     post(coordinator, "Kept note", "GREEN", [alliance])
     retracted = post(coordinator, "Retracted note", "GREEN", [alliance])
     retract_note(coordinator, retracted, "Posted by mistake.")
@@ -172,9 +175,9 @@ def test_a_retracted_note_is_not_included(app, mails, coordinator, alliance, rea
 
 def test_an_organisation_removed_after_scheduling_gets_nothing_of_the_alliance(
         app, mails, coordinator, alliance, reader):
-    instant, _ = next_run(services.preferences_of(reader).hour)
+    instant, _ = next_run(preferences.preferences_of(reader).hour)
     post(coordinator, "For members only", "GREEN", [alliance])
-    created = services.schedule_due(instant, publish=False)
+    created = scheduling.schedule_due(instant, publish=False)
     [row] = [r for r in ledger(reader, "digest") if r.id in created]
     [message] = [m for m in db.session.query(OutboxMessage).filter_by(kind="digest")
                  if m.payload["delivery_id"] == row.id]
@@ -192,7 +195,7 @@ HOSTILE_TEXT = ('<img src=x onerror=alert(3)> [click](javascript:alert(4)) '
 
 
 def test_hostile_strings_are_text_in_both_parts(app, mails, coordinator, alliance, reader):
-    instant, _ = next_run(services.preferences_of(reader).hour)
+    instant, _ = next_run(preferences.preferences_of(reader).hour)
     post(coordinator, HOSTILE_TITLE, "CLEAR", [alliance], HOSTILE_TEXT)
 
     run_digests(app, instant)
@@ -210,11 +213,16 @@ def test_hostile_strings_are_text_in_both_parts(app, mails, coordinator, allianc
 
 def test_every_digest_has_one_click_unsubscribe_headers_and_a_stable_message_id(
         app, mails, monkeypatch, coordinator, alliance, reader):
-    instant, _ = next_run(services.preferences_of(reader).hour)
+    instant, _ = next_run(preferences.preferences_of(reader).hour)
     post(coordinator, "Anything", "GREEN", [alliance])
     sent = []
-    deliver = services.send_message
-    monkeypatch.setattr(services, "send_message", lambda msg: (sent.append(msg), deliver(msg)))
+    deliver = delivery.send_message
+    monkeypatch.setattr(delivery, "send_message", lambda msg: (sent.append(msg), deliver(msg)))
+    # Every token made is dated a second after the one before: the header's link and the
+    # body's must still be one link (made once per mail), not two made a tick apart.
+    ticks = itertools.count(int(time.time()))
+    monkeypatch.setattr(itsdangerous.timed.TimestampSigner, "get_timestamp",
+                        lambda self: next(ticks))
 
     run_digests(app, instant)
 
@@ -241,13 +249,13 @@ def test_every_digest_has_one_click_unsubscribe_headers_and_a_stable_message_id(
     response = app.test_client().post(link[1:-1].removeprefix("http://alliance.test"),
                                       data={"List-Unsubscribe": "One-Click"})
     assert response.status_code == 200
-    prefs = services.preferences_of(factories.fresh(reader))
+    prefs = preferences.preferences_of(factories.fresh(reader))
     assert prefs.frequency == "off" and prefs.alerts is False
 
 
 def test_running_twice_for_the_same_instant_sends_one_mail(app, mails, coordinator, alliance,
                                                            reader):
-    instant, _ = next_run(services.preferences_of(reader).hour)
+    instant, _ = next_run(preferences.preferences_of(reader).hour)
     post(coordinator, "Only once", "GREEN", [alliance])
 
     run_digests(app, instant)
@@ -270,8 +278,8 @@ def test_a_digest_is_built_at_send_time_as_the_user(app, coordinator, alliance, 
     end = utcnow() + timedelta(minutes=1)
 
     with app.test_request_context():
-        digest = services.build_digest(reader, start, end)
-        subject, text, _ = services.render_digest(digest, end.date())
+        digest = building.build_digest(reader, start, end)
+        subject, text, _ = rendering.render_digest(digest, end.date())
 
     assert [i.note.title for _, items in digest.groups for i in items] == ["Green for all"]
     assert digest.red_count == 0 and digest.count == 1
@@ -281,14 +289,14 @@ def test_a_digest_is_built_at_send_time_as_the_user(app, coordinator, alliance, 
 
 def test_a_long_period_lists_the_newest_and_counts_all_the_rest(app, monkeypatch, coordinator,
                                                                 alliance, reader):
-    monkeypatch.setattr(services, "DIGEST_ITEMS", 2)
+    monkeypatch.setattr(content, "DIGEST_ITEMS", 2)
     start = utcnow() - timedelta(minutes=1)
     for n in range(1, 6):
         post(coordinator, f"Busy day note {n}", "GREEN", [alliance])
 
     with app.test_request_context():
-        digest = services.build_digest(reader, start, utcnow() + timedelta(minutes=1))
-        subject, text, html = services.render_digest(digest, start.date())
+        digest = building.build_digest(reader, start, utcnow() + timedelta(minutes=1))
+        subject, text, html = rendering.render_digest(digest, start.date())
 
     assert [i.note.title for _, items in digest.groups for i in items] == [
         "Busy day note 5", "Busy day note 4"]
@@ -304,7 +312,7 @@ def test_a_note_whose_author_was_deleted_still_reaches_the_digest(app, coordinat
     db.session.execute(update(Note).where(Note.id == note.id).values(author_id=None))
     db.session.commit()
 
-    digest = services.build_digest(reader, start, utcnow() + timedelta(minutes=1))
+    digest = building.build_digest(reader, start, utcnow() + timedelta(minutes=1))
 
     assert [i.note.title for _, items in digest.groups for i in items] == ["Orphaned note"]
 
@@ -313,7 +321,7 @@ def test_a_note_whose_author_was_deleted_still_reaches_the_digest(app, coordinat
 
 @pytest.fixture
 def watcher(member):
-    services.add_watch_term(member, "value", "EVIL.example")
+    watch_terms.add_watch_term(member, "value", "EVIL.example")
     return member
 
 
@@ -366,8 +374,8 @@ def test_a_digest_names_a_watch_term_only_for_clear_and_green_notes(app, coordin
     end = utcnow() + timedelta(minutes=1)
 
     with app.test_request_context():
-        digest = services.build_digest(watcher, start, end)
-        _, text, html = services.render_digest(digest, end.date())
+        digest = building.build_digest(watcher, start, end)
+        _, text, html = rendering.render_digest(digest, end.date())
 
     why = {i.note.title: i.why for _, items in digest.groups for i in items}
     assert why["Green beacon"].endswith("matches your watch term evil.example")
@@ -399,8 +407,8 @@ def test_a_red_alert_names_neither_the_note_nor_the_term(mails, coordinator, all
 
 
 def test_no_alert_when_alerts_are_off(mails, coordinator, alliance, watcher):
-    prefs = services.preferences_of(watcher)
-    services.save_preferences(watcher, frequency=prefs.frequency, hour=prefs.hour,
+    prefs = preferences.preferences_of(watcher)
+    preferences.save_preferences(watcher, frequency=prefs.frequency, hour=prefs.hour,
                               timezone=prefs.timezone, alerts=False)
     post(coordinator, "Beacon", "GREEN", [alliance], domain="evil.example")
 
@@ -452,8 +460,8 @@ def test_no_second_alert_for_the_same_note(mails, coordinator, alliance, watcher
 def test_alerts_past_the_hourly_limit_are_folded_into_the_next_digest(
         app, mails, monkeypatch, coordinator, alliance, watcher):
     monkeypatch.setitem(app.config, "ALERT_LIMIT_PER_HOUR", 2)
-    services.save_preferences(watcher, frequency="daily", hour=far_hour("UTC"), timezone="UTC")
-    instant, _ = next_run(services.preferences_of(watcher).hour, "UTC")
+    preferences.save_preferences(watcher, frequency="daily", hour=far_hour("UTC"), timezone="UTC")
+    instant, _ = next_run(preferences.preferences_of(watcher).hour, "UTC")
     notes = [post(coordinator, f"Beacon number {n}", "GREEN", [alliance],
                   domain="evil.example") for n in (1, 2, 3)]
 
@@ -483,7 +491,7 @@ def test_a_user_who_gets_no_digest_gets_every_alert_and_is_told_so(
     """Alerts only (digests off, as the preferences form and the unsubscribe page offer):
     past the hourly limit there is no digest to fold a match into, so it is alerted too."""
     monkeypatch.setitem(app.config, "ALERT_LIMIT_PER_HOUR", 2)
-    services.save_preferences(watcher, frequency="off", hour=8, timezone="UTC", alerts=True)
+    preferences.save_preferences(watcher, frequency="off", hour=8, timezone="UTC", alerts=True)
     for n in (1, 2, 3):
         post(coordinator, f"Beacon number {n}", "GREEN", [alliance], domain="evil.example")
 

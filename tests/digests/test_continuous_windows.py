@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from alliance.digests import services
+from alliance.digests import preferences
 from alliance.extensions import db
 from alliance.notes.models import Note
 from tests.digests.helpers import Mailbox, ledger, parts, post, run_digests
@@ -34,9 +34,9 @@ def test_a_note_posted_before_the_delivery_hour_is_moved_later_is_in_the_next_di
     """Daily at 08:00, moved to 20:00 after the 14th's digest: by the new hour the period
     closing on the 14th at 20:00 would start on the 13th at 20:00; the digest's window starts
     where the last one ended instead, so a note of the 14th at 12:00 is in exactly one."""
-    services.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
+    preferences.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
     run_digests(app, DAY + timedelta(hours=8, minutes=5))
-    services.save_preferences(member, frequency="daily", hour=20, timezone="UTC")
+    preferences.save_preferences(member, frequency="daily", hour=20, timezone="UTC")
     _posted_at(post(coordinator, "Midday note", "GREEN", [alliance]), DAY + timedelta(hours=12))
     for days in (0, 1, 2):
         run_digests(app, DAY + timedelta(days=days, hours=20, minutes=5))
@@ -51,12 +51,12 @@ def test_a_note_is_not_mailed_again_when_the_delivery_hour_is_moved_earlier(
         app, mails, coordinator, alliance, member):
     """Daily at 20:00, moved to 08:00: the next period by the new hour starts on the 14th at
     08:00, before the last digest's window ended."""
-    services.save_preferences(member, frequency="daily", hour=20, timezone="UTC")
+    preferences.save_preferences(member, frequency="daily", hour=20, timezone="UTC")
     _posted_at(post(coordinator, "Midday note", "GREEN", [alliance]), DAY + timedelta(hours=12))
     run_digests(app, DAY + timedelta(hours=20, minutes=5))
     assert _carrying(mails, member, "Midday note") == 1
 
-    services.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
+    preferences.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
     _posted_at(post(coordinator, "Evening note", "GREEN", [alliance]), DAY + timedelta(hours=22))
     run_digests(app, DAY + timedelta(days=1, hours=8, minutes=5))
 
@@ -69,11 +69,11 @@ def test_a_note_is_not_mailed_again_when_the_delivery_hour_is_moved_earlier(
 def test_a_zone_change_leaves_no_gap(app, mails, coordinator, alliance, member):
     """From the far east of the date line to the far west at the same local hour: by the new
     zone the next period starts about a day after the last digest's window ended."""
-    services.save_preferences(member, frequency="daily", hour=8, timezone="Pacific/Kiritimati")
+    preferences.save_preferences(member, frequency="daily", hour=8, timezone="Pacific/Kiritimati")
     sent_at = datetime(2026, 1, 13, 18, 5, tzinfo=UTC)  # 08:05 on the 14th in Kiritimati
     run_digests(app, sent_at)
     [first] = ledger(member, "digest")
-    services.save_preferences(member, frequency="daily", hour=8, timezone="Pacific/Pago_Pago")
+    preferences.save_preferences(member, frequency="daily", hour=8, timezone="Pacific/Pago_Pago")
     _posted_at(post(coordinator, "Between zones", "GREEN", [alliance]),
                sent_at + timedelta(hours=12))
     for hours in (24, 48, 72):
@@ -86,13 +86,13 @@ def test_a_zone_change_leaves_no_gap(app, mails, coordinator, alliance, member):
 def test_digests_off_for_more_than_a_week_start_afresh(app, mails, coordinator, alliance,
                                                        member):
     """Turned off after the 14th's digest and on again nine days later: the next digest
-    carries its own day, not the nine days before it (services.MAX_CATCH_UP)."""
-    services.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
+    carries its own day, not the nine days before it (alliance.digests.scheduling.MAX_CATCH_UP)."""
+    preferences.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
     run_digests(app, DAY + timedelta(hours=8, minutes=5))
-    services.save_preferences(member, frequency="off", hour=8, timezone="UTC")
+    preferences.save_preferences(member, frequency="off", hour=8, timezone="UTC")
     _posted_at(post(coordinator, "While off", "GREEN", [alliance]), DAY + timedelta(days=2))
     back = DAY + timedelta(days=9, hours=8, minutes=1)
-    services.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
+    preferences.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
     _posted_at(post(coordinator, "Back on", "GREEN", [alliance]), back - timedelta(hours=2))
     run_digests(app, back)
 

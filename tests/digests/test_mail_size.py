@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from alliance.digests import services
+from alliance.digests import preferences, previews, watch_terms
 from alliance.extensions import db
 from tests import factories
 from tests.alliances.helpers import element_text
@@ -52,8 +52,8 @@ def busy(app, coordinator, alliance, reader):
         for i in range(1, ALLIANCES)]
     for a in alliances[1:]:
         factories.add_member(a, reader.organisation, "active")
-    services.add_watch_term(reader, "value", WATCHED)
-    instant, _ = next_run(services.preferences_of(reader).hour)
+    watch_terms.add_watch_term(reader, "value", WATCHED)
+    instant, _ = next_run(preferences.preferences_of(reader).hour)
     notes = {}
     for n in range(NOTES):
         watched = n % 50 == 7
@@ -130,7 +130,7 @@ def test_the_preview_shows_what_the_mail_carries(app, monkeypatch, as_member, ma
     instant, _, notes = busy
     with monkeypatch.context() as patched:
         # The preview as the reader opens it when the digest is due: built at that instant.
-        patched.setattr(services, "utcnow", lambda: instant)
+        patched.setattr(previews, "utcnow", lambda: instant)
         page = as_member.get("/digests/preview")
         html = as_member.get("/digests/preview.html").get_data(as_text=True)
     assert page.status_code == 200
@@ -154,7 +154,7 @@ def test_the_preview_shows_what_the_mail_carries(app, monkeypatch, as_member, ma
 
 
 def test_a_quiet_period_lists_every_note_in_full(app, mails, coordinator, alliance, reader):
-    instant, _ = next_run(services.preferences_of(reader).hour)
+    instant, _ = next_run(preferences.preferences_of(reader).hour)
     titles = [f"Quiet note {n}" for n in range(5)]
     for n, title in enumerate(titles):
         post(coordinator, title, "GREEN", [alliance], f"Quiet summary {n}.")

@@ -1,11 +1,11 @@
 """"Next digest" is the truth (issue 20, "Digests (members)"): the preferences page promises
 the instant the scheduler really builds the next digest, because both ask one function
-(services.plan_digest); and a change of delivery hour, zone, weekday or frequency neither
+(scheduling.plan_digest); and a change of delivery hour, zone, weekday or frequency neither
 skips nor doubles a period that has content. Periods are told apart by their content window,
 not by the day or the hour a digest ran.
 
-The clock is injected: the page reads services.utcnow (monkeypatched), the scheduler gets the
-instant (`digests run --at`, or schedule_due(now)). Nothing sleeps."""
+The clock is injected: the page reads scheduling.utcnow and previews.utcnow (monkeypatched),
+the scheduler gets the instant (`digests run --at`, or schedule_due(now)). Nothing sleeps."""
 import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import update
 
-from alliance.digests import services
+from alliance.digests import preferences, previews, scheduling
 from alliance.extensions import db
 from alliance.notes.models import Note
 from tests.alliances.helpers import element_text
@@ -38,7 +38,8 @@ def _clock(monkeypatch, when: datetime) -> None:
     The views' clock too, should they ever read one of their own (they used to)."""
     from alliance.digests import views
 
-    monkeypatch.setattr(services, "utcnow", lambda: when)
+    monkeypatch.setattr(scheduling, "utcnow", lambda: when)
+    monkeypatch.setattr(previews, "utcnow", lambda: when)
     monkeypatch.setattr(views, "utcnow", lambda: when, raising=False)
 
 
@@ -92,7 +93,7 @@ def test_moving_the_hour_later_after_an_empty_run_delivers_that_day_at_the_new_h
     """Daily at 08:00; the 08:00 run found nothing (recorded as empty). At 10:00 the member
     moves the hour to 23:00: the page promises 23:00 today, and at 23:00 today the day's
     digest comes (it used to come a day later: the day had been recorded under the old hour)."""
-    services.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
+    preferences.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
     run_digests(app, DAY + 8 * H + timedelta(minutes=5))
     assert [r.state for r in ledger(member, "digest")] == ["empty"]
 
@@ -114,7 +115,7 @@ def test_moving_the_hour_to_midnight_promises_when_the_mail_really_comes(
     """Daily at 08:00, the day's digest sent; at 02:00 the next night the hour moves to
     00:00. That midnight has passed and no window has closed at it: the digest is due now,
     and the page says so (it used to promise the following midnight, a day late)."""
-    services.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
+    preferences.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
     _posted_at(post(coordinator, "Morning note", "GREEN", [alliance]), DAY + 7 * H)
     run_digests(app, DAY + 8 * H + timedelta(minutes=5))
     _posted_at(post(coordinator, "Evening note", "GREEN", [alliance]), DAY + 20 * H)
@@ -150,7 +151,7 @@ def _walk(client, monkeypatch, member, events, start, end, zone_at):
         _clock(monkeypatch, now)
         promised = _promised(client, now, zone_at(now))
         before = ledger(member, "digest")
-        services.schedule_due(now, publish=False)
+        scheduling.schedule_due(now, publish=False)
         built = ledger(member, "digest")[len(before):]
         if promised <= now:
             assert len(built) == 1, (now, promised)
@@ -220,7 +221,7 @@ def test_the_page_promises_what_the_scheduler_builds_and_no_note_is_skipped_or_d
     (first_at, first), *later = changes
     _clock(monkeypatch, first_at)
     change(*first)()
-    services.schedule_due(first_at, publish=False)
+    scheduling.schedule_due(first_at, publish=False)
     events = [(when, change(*prefs)) for when, prefs in later]
     events += [(when, posting(title, when)) for title, when in notes]
     _walk(as_member, monkeypatch, member, events, start + timedelta(minutes=5), end, zone_at)
@@ -241,7 +242,7 @@ def reading(app, monkeypatch, member, coordinator, alliance, outsider):
     alliance the member is not in, and the member's own."""
     from tests import factories
 
-    services.save_preferences(member, frequency="daily", hour=23, timezone="UTC")
+    preferences.save_preferences(member, frequency="daily", hour=23, timezone="UTC")
     run_digests(app, DAY - H + timedelta(minutes=5))
     other = factories.make_alliance(outsider, slug="elsewhere", name="Elsewhere Alliance")
     for title, tlp, where, recipients, author in [
@@ -311,7 +312,7 @@ def test_the_preview_shows_what_the_mail_then_carries(app, as_member, reading, m
 
 
 def test_preview_with_digests_off_sends_the_member_back_to_the_settings(as_member, member):
-    services.save_preferences(member, frequency="off", hour=8, timezone="UTC")
+    preferences.save_preferences(member, frequency="off", hour=8, timezone="UTC")
 
     response = as_member.get("/digests/preview", follow_redirects=True)
 
@@ -379,7 +380,7 @@ def test_a_test_mail_goes_the_way_a_digest_goes_marked_as_a_test_and_changes_not
 
 
 def test_a_test_mail_needs_digests_on(as_member, member, fresh_limits):
-    services.save_preferences(member, frequency="off", hour=8, timezone="UTC")
+    preferences.save_preferences(member, frequency="off", hour=8, timezone="UTC")
 
     response = as_member.post("/digests/preview/test-mail", follow_redirects=True)
 
@@ -408,7 +409,7 @@ def csrf_app(app):
 def test_the_test_mail_needs_the_forms_csrf_token(csrf_app, member, fresh_limits):
     from tests import factories
 
-    services.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
+    preferences.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
     client = csrf_app.test_client()
     factories.login(client, member)
 
@@ -429,7 +430,7 @@ def test_run_now_takes_no_argument_and_means_now(app, reader):
     from alliance.core.models import utcnow
     from alliance.digests import schedule
 
-    prefs = services.preferences_of(reader)
+    prefs = preferences.preferences_of(reader)
     result = app.test_cli_runner().invoke(args=["alliance", "digests", "run", "--now"])
 
     assert result.exit_code == 0, result.output
@@ -438,7 +439,7 @@ def test_run_now_takes_no_argument_and_means_now(app, reader):
 
 
 def test_run_at_names_the_moment(app, member):
-    services.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
+    preferences.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
 
     result = app.test_cli_runner().invoke(
         args=["alliance", "digests", "run", "--at", "2026-01-14T08:05Z"])
@@ -463,7 +464,7 @@ def test_links_in_mail_built_by_the_cli_come_from_base_url(app, mails, member, c
                                                             alliance):
     """Even when something around the command holds a request for another host (Flask's
     CLI has none; url_for would fall back to "localhost"), every link is BASE_URL's."""
-    services.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
+    preferences.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
     note = post(coordinator, "Linked note", "GREEN", [alliance])
     _posted_at(note, DAY + 7 * H)
 
@@ -491,7 +492,7 @@ def test_the_subject_names_the_strictest_content_the_mail_carries(
         app, mails, member, coordinator, alliance, levels, tag):
     """A TLP:RED note reaches mail as a count only: a mail whose strictest content is a
     count of RED notes carries no RED tag."""
-    services.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
+    preferences.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
     for level in levels:
         note = post(coordinator, f"{level} title", level, [alliance],
                     recipients=[member] if level == "RED" else ())

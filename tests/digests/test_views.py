@@ -11,10 +11,10 @@ from alliance import create_app
 from alliance.alliances import services as alliance_services
 from alliance.audit.models import AuditEvent
 from alliance.core.models import utcnow
-from alliance.digests import services
+from alliance.digests import preferences, watch_terms
 from alliance.digests.models import Delivery, DigestPreference
 from alliance.extensions import db
-from alliance.notes.services import post_note
+from alliance.notes.posting import NoteDraft, post_note
 from tests import factories
 from tests.alliances.helpers import element_text
 from tests.digests.helpers import post
@@ -28,7 +28,7 @@ def _prefs_row(user):
 
 def _terms(user) -> list[tuple[str, str]]:
     db.session.expire_all()
-    return [(t.kind, t.value) for t in services.watch_terms_of(user)]
+    return [(t.kind, t.value) for t in watch_terms.watch_terms_of(user)]
 
 
 def _preferences(**overrides) -> dict:
@@ -184,7 +184,7 @@ def test_a_bad_watch_term_is_refused_with_a_message(as_member, member, kind, val
 
 
 def test_a_watch_term_is_removed(as_member, member):
-    term = services.add_watch_term(member, "value", "example.com")
+    term = watch_terms.add_watch_term(member, "value", "example.com")
 
     response = as_member.post("/digests/watch-terms/remove", data={"term_id": str(term.id)})
 
@@ -193,7 +193,7 @@ def test_a_watch_term_is_removed(as_member, member):
 
 
 def test_another_users_watch_term_cannot_be_removed(as_member, member, member_admin):
-    theirs = services.add_watch_term(member_admin, "value", "example.com")
+    theirs = watch_terms.add_watch_term(member_admin, "value", "example.com")
 
     response = as_member.post("/digests/watch-terms/remove", data={"term_id": str(theirs.id)})
 
@@ -206,7 +206,7 @@ def test_another_users_watch_term_cannot_be_removed(as_member, member, member_ad
 
 
 def test_watch_term_values_are_shown_as_text(as_member, member):
-    services.add_watch_term(member, "value", "https://example.com/<script>alert(1)</script>")
+    watch_terms.add_watch_term(member, "value", "https://example.com/<script>alert(1)</script>")
 
     body = as_member.get("/digests/preferences").get_data(as_text=True)
 
@@ -225,7 +225,7 @@ def csrf_app(app):
 
 def _token(app, user) -> str:
     with app.test_request_context():
-        return services.unsubscribe_token(user)
+        return preferences.unsubscribe_token(user)
 
 
 def test_unsubscribe_get_asks_and_changes_nothing(csrf_app, member, alliance):
@@ -242,7 +242,7 @@ def test_unsubscribe_get_asks_and_changes_nothing(csrf_app, member, alliance):
 
 
 def test_one_click_unsubscribe_needs_no_session_and_no_form_token(csrf_app, member, alliance):
-    services.save_preferences(member, frequency="daily", hour=6, timezone="Asia/Tokyo",
+    preferences.save_preferences(member, frequency="daily", hour=6, timezone="Asia/Tokyo",
                               alliance_ids=[alliance.id])
     client = csrf_app.test_client()  # never signed in, no cookie, no token
 
@@ -259,7 +259,7 @@ def test_one_click_unsubscribe_needs_no_session_and_no_form_token(csrf_app, memb
 
 def test_unsubscribe_works_after_the_organisation_left_a_chosen_alliance(csrf_app, member,
                                                                           alliance):
-    services.save_preferences(member, frequency="daily", hour=8, timezone="UTC",
+    preferences.save_preferences(member, frequency="daily", hour=8, timezone="UTC",
                               alliance_ids=[alliance.id])
     factories.add_member(alliance, member.organisation, "left")
 
@@ -276,7 +276,7 @@ def test_unsubscribe_works_after_the_organisation_left_a_chosen_alliance(csrf_ap
 ])
 def test_a_tampered_unsubscribe_link_is_refused_and_changes_nothing(csrf_app, member,
                                                                     member_admin, mangle):
-    services.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
+    preferences.save_preferences(member, frequency="daily", hour=8, timezone="UTC")
     client = csrf_app.test_client()
     token = mangle(_token(csrf_app, member))
 
@@ -353,8 +353,9 @@ def test_the_ledger_names_only_notes_the_admin_may_read_and_no_digest_counts(
     reads. A public TLP:CLEAR note, which the admin may read, is still named."""
     alliance_services.update_settings(coordinator, alliance, publish_clear_allowed=True)
     red = post(coordinator, "Red ledger title", "RED", [alliance], recipients=[member])
-    public = post_note(coordinator, title="Public ledger title", tlp="CLEAR",
-                       alliance_ids=[alliance.id], objects=[identity()], publish_public=True)
+    public = post_note(coordinator, NoteDraft(
+        title="Public ledger title", tlp="CLEAR", alliance_ids=[alliance.id], objects=[identity()],
+        publish_public=True))
     rows = [Delivery(user_id=member.id, kind="alert", period_key=f"alert:{red.id}",
                      note_id=red.id, watch_term="evil.example", state="sent", items=1,
                      strictest_tlp="RED", sent_at=utcnow()),
@@ -408,8 +409,8 @@ def pacific(outsider, member):
 
 def test_the_coordinator_page_shows_who_gets_what(as_coordinator, coordinator, alliance,
                                                   member, member_admin):
-    services.save_preferences(member, frequency="weekly", hour=8, timezone="UTC")
-    services.save_preferences(member_admin, frequency="off", hour=8, timezone="UTC")
+    preferences.save_preferences(member, frequency="weekly", hour=8, timezone="UTC")
+    preferences.save_preferences(member_admin, frequency="off", hour=8, timezone="UTC")
 
     page = as_coordinator.get("/digests/alliance/atlantic")
 
@@ -433,7 +434,7 @@ def test_the_coordinator_page_is_for_coordinators_only(client, member, outsider,
 
 def test_the_preview_shows_only_what_both_may_read(as_coordinator, coordinator, alliance,
                                                    member, member_admin, pacific):
-    services.add_watch_term(member, "value", "evil.example")
+    watch_terms.add_watch_term(member, "value", "evil.example")
     post(coordinator, "Shared with all of Atlantic", "GREEN", [alliance], "A summary.",
          domain="evil.example")
     post(member_admin, "Red for the analyst alone", "RED", [alliance], recipients=[member])
@@ -505,7 +506,7 @@ def test_coordinators_set_the_digest_defaults_and_the_change_is_audited(
     [event] = db.session.scalars(select(AuditEvent).where(
         AuditEvent.action == "alliance.settings_changed")).all()
     assert event.details["changes"]["digest_hour"] == {"old": 8, "new": 17}
-    prefs = services.preferences_of(member)
+    prefs = preferences.preferences_of(member)
     assert (prefs.frequency, prefs.hour, prefs.chosen) == ("weekly", 17, False)
     assert "Weekly" in element_text(as_coordinator.get("/alliances/atlantic").data,
                                     "digest-default")

@@ -3,7 +3,7 @@ message is delivered, whatever QUIT then answers; a retry would send it a second
 import pytest
 from sqlalchemy import select
 
-from alliance.digests import services
+from alliance.digests import preferences, scheduling
 from alliance.digests.models import Delivery
 from alliance.extensions import db
 from alliance.outbox.models import OutboxMessage
@@ -34,11 +34,11 @@ def quit_fails_sink(request):
 def test_a_digest_the_server_accepted_is_sent_once_whatever_quit_answers(
         app, monkeypatch, quit_fails_sink, coordinator, alliance, member):
     monkeypatch.setitem(app.config, "MAIL_URL", quit_fails_sink.url)
-    services.save_preferences(member, frequency="daily", hour=far_hour(),
+    preferences.save_preferences(member, frequency="daily", hour=far_hour(),
                               timezone="Europe/Berlin")
-    instant, _ = next_run(services.preferences_of(member).hour)
+    instant, _ = next_run(preferences.preferences_of(member).hour)
     post(coordinator, "Only once please", "GREEN", [alliance])
-    services.schedule_due(instant, publish=False)
+    scheduling.schedule_due(instant, publish=False)
     [row] = ledger(member, "digest")
     [message_id] = [m.id for m in db.session.scalars(
         select(OutboxMessage).where(OutboxMessage.kind == "digest"))

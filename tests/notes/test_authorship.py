@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from alliance.apikeys.services import create_key
 from alliance.extensions import db
-from alliance.notes import services
+from alliance.notes import comments, posting, reading
 from alliance.notes.models import SERVED_WITH, Note, StixObject
 from alliance.stix.markings import marking_id, tlp2_objects
 from alliance.stix.validation import BundleRejected
@@ -46,8 +46,8 @@ def post_via(path, app, user, alliance, objects, tlp="AMBER") -> tuple[bool, str
     objects = copy.deepcopy(objects)
     if path == "service":
         try:
-            services.post_note(user, title="Posted", tlp=tlp, alliance_ids=[alliance.id],
-                               objects=objects)
+            posting.post_note(user, posting.NoteDraft(
+                title="Posted", tlp=tlp, alliance_ids=[alliance.id], objects=objects))
         except BundleRejected as exc:
             db.session.rollback()
             return False, "\n".join(str(p) for p in exc.problems)
@@ -124,8 +124,9 @@ def test_an_object_with_no_creator_is_the_posters_and_a_third_party_creator_is_k
 def test_the_note_page_says_shared_by_and_created_by(client, alliance, mallory):
     mitre = identity("The MITRE Corporation")
     theirs = indicator(created_by_ref=mitre["id"])
-    note = services.post_note(mallory, title="Re-shared", tlp="AMBER",
-                              alliance_ids=[alliance.id], objects=[mitre, theirs, indicator()])
+    note = posting.post_note(mallory, posting.NoteDraft(
+        title="Re-shared", tlp="AMBER", alliance_ids=[alliance.id], objects=[mitre, theirs,
+        indicator()]))
     factories.login(client, mallory)
     page = client.get(f"/notes/{note.uuid}").get_data(as_text=True)
     assert "shared by Sunrise Telecom, created by" in page
@@ -178,8 +179,8 @@ def test_a_third_party_objects_copy_never_replaces_the_first_posters(client, app
     technique = {"type": "attack-pattern", "spec_version": "2.1", "id": sid("attack-pattern"),
                  "created": "2024-05-01T12:00:00.000Z", "modified": "2024-05-01T12:00:00.000Z",
                  "name": "Phishing", "created_by_ref": mitre["id"]}
-    first = services.post_note(nordic, title="ATT&CK", tlp="GREEN", alliance_ids=[alliance.id],
-                               objects=[mitre, technique])
+    first = posting.post_note(nordic, posting.NoteDraft(
+        title="ATT&CK", tlp="GREEN", alliance_ids=[alliance.id], objects=[mitre, technique]))
     revoked = dict(technique, modified=LATER, revoked=True)
     assert post_via("taxii", app, mallory, alliance, [revoked])[0]
 
@@ -193,7 +194,7 @@ def test_a_third_party_objects_copy_never_replaces_the_first_posters(client, app
     assert every == [technique]
     assert client.get(f"{base}{technique['id']}/versions/", headers=headers).get_json()[
         "versions"] == [technique["modified"]]
-    assert [v.modified for v in services.history(_principal(nordic), first)
+    assert [v.modified for v in reading.history(_principal(nordic), first)
             if v.stix_id == technique["id"]] == [technique["modified"]]
 
     # Where the first poster's versions are not served, the copy is, as its poster's post.
@@ -275,9 +276,9 @@ def test_no_identity_takes_a_platform_organisations_name(path, app, alliance, no
 def test_platform_made_objects_name_the_poster(client, alliance, mallory):
     """Compose forms and comments make their objects on the platform."""
     factories.login(client, mallory)
-    note = services.post_note(mallory, title="Mine", tlp="GREEN", alliance_ids=[alliance.id],
-                              objects=[indicator()])
-    services.add_comment(mallory, note, "comment", "We saw this too")
+    note = posting.post_note(mallory, posting.NoteDraft(
+        title="Mine", tlp="GREEN", alliance_ids=[alliance.id], objects=[indicator()]))
+    comments.add_comment(mallory, note, "comment", "We saw this too")
     db.session.expire_all()
     rows = db.session.scalars(select(StixObject).where(StixObject.scope != SERVED_WITH)).all()
     assert rows and {r.body.get("created_by_ref") for r in rows} == {

@@ -17,10 +17,12 @@ from werkzeug.datastructures import MultiDict
 from alliance.alliances.models import Membership
 from alliance.core.errors import DomainError
 from alliance.extensions import db
-from alliance.notes import services
+from alliance.notes import posting
 from alliance.notes.models import SERVED_WITH
 from alliance.stix.markings import marking_id, tlp2_objects
+from alliance.taxii import reading as taxii_reading
 from alliance.taxii import services as taxii
+from alliance.taxii.filters import parse_filters
 from tests import factories
 from tests.sharing.helpers import reset_database
 
@@ -263,8 +265,8 @@ def test_served_creators_and_latest_versions_follow_the_rules(app, sequence):
             objects = [_body(step, model.identities)] + (
                 [THIRD_PARTY_IDENTITY] if step.creator == "third" else [])
         try:
-            services.post_note(users[step.org], title="Step", tlp="AMBER",
-                               alliance_ids=[alliances[alliance].id], objects=objects)
+            posting.post_note(users[step.org], posting.NoteDraft(
+                title="Step", tlp="AMBER", alliance_ids=[alliances[alliance].id], objects=objects))
             accepted = True
         except DomainError:
             db.session.rollback()
@@ -274,13 +276,13 @@ def test_served_creators_and_latest_versions_follow_the_rules(app, sequence):
         # What is served under an official TLP id is the official object.
         for collection in collections.values():
             for level, official in tlp2_objects().items():
-                result = taxii.page(reader, 0, collection, taxii.parse_filters(
+                result = taxii_reading.page(reader, 0, collection, parse_filters(
                     MultiDict({"match[id]": official["id"]})), None, None)
                 assert all(r.body == official for r in result.rows), level
 
         for slug, collection in collections.items():
             for stix_id in IDS + list(model.identities.values()):
-                result = taxii.page(reader, 0, collection, taxii.parse_filters(
+                result = taxii_reading.page(reader, 0, collection, parse_filters(
                     MultiDict({"match[id]": stix_id})), None, None)
                 got = [(r.body.get("created_by_ref"), r.body["modified"],
                         r.body.get("revoked", False)) for r in result.rows

@@ -8,7 +8,7 @@ import pytest
 from stix2validator import ValidationOptions, validate_instance
 
 from alliance.apikeys.services import create_key
-from alliance.notes import services
+from alliance.notes import posting
 from alliance.stix.validation import BundleRejected, check_object
 from alliance.taxii.services import alliance_collection_id
 from tests.notes.helpers import counts, identity, indicator
@@ -59,8 +59,8 @@ def test_a_bundle_upload_is_refused_whole(member, alliance):
     before = counts()
 
     with pytest.raises(BundleRejected) as caught:
-        services.post_note(member, title="Coerced", tlp="AMBER", alliance_ids=[alliance.id],
-                           objects=[good, bad])
+        posting.post_note(member, posting.NoteDraft(
+            title="Coerced", tlp="AMBER", alliance_ids=[alliance.id], objects=[good, bad]))
 
     assert [(p.object_id, p.property) for p in caught.value.problems] == [(bad["id"], "labels")]
     assert counts() == before

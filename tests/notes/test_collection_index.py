@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, text
 
 from alliance.extensions import db
-from alliance.notes import services
+from alliance.notes import editing, posting
 from alliance.notes.models import (
     SERVED_WITH,
     CollectionObject,
@@ -20,6 +20,7 @@ from alliance.notes.models import (
     OrganisationCollectionObject,
     StixObject,
 )
+from alliance.taxii.collections import collect_every_note
 from tests import factories
 from tests.notes.helpers import identity, indicator
 
@@ -91,8 +92,9 @@ def near(when, entered) -> bool:
 
 
 def post(actor, alliance_ids, objects, tlp="AMBER", **extra):
-    return services.post_note(actor, title="Collections", tlp=tlp,
-                              alliance_ids=alliance_ids, objects=copy.deepcopy(objects), **extra)
+    return posting.post_note(actor, posting.NoteDraft(
+        title="Collections", tlp=tlp, alliance_ids=alliance_ids, objects=copy.deepcopy(objects),
+        **extra))
 
 
 def version_of(stix_id: str, note=None) -> StixObject:
@@ -124,7 +126,7 @@ def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coo
     # own (the RED note's copy is that note's alone, scope), in the collection from now.
     served_later = post(member, [second.id], [hidden])
     both = post(member, [alliance.id, second.id], [indicator()])
-    services.edit_note(member, first, title="Collections, edited", description="")
+    editing.edit_note(member, first, title="Collections, edited", description="")
     got = dated()
     assert collected(got, expected())
     assert collected(own_dated(), expected(own=True))
@@ -142,7 +144,7 @@ def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coo
     assert edited.date_added > both.created_at
 
     # A retraction takes what no other served note holds out of the collection.
-    services.retract_note(member, served_later, "Posted by mistake.")
+    editing.retract_note(member, served_later, "Posted by mistake.")
     got = dated()
     assert collected(got, expected())
     own = own_dated()
@@ -157,7 +159,7 @@ def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coo
     # client polling with added_after misses the version.
     latest = max(when for (a, _o), (_t, when) in got.items() if a == alliance.id)
     own_latest = max(when for _t, when in own.values())
-    services.retract_note(member, first, "Superseded.")
+    editing.retract_note(member, first, "Superseded.")
     got, own = dated(), own_dated()
     assert collected(got, expected()) and collected(own, expected(own=True))
     assert got[(alliance.id, stored.id)][1] > latest > again.created_at
@@ -168,7 +170,7 @@ def test_every_way_in_and_out_keeps_the_alliance_collections_in_step(member, coo
     # entered (a microsecond apart within a collection).
     db.session.execute(text("DELETE FROM collection_objects"))
     db.session.execute(text("DELETE FROM organisation_collection_objects"))
-    services.collect_every_note()
+    collect_every_note()
     assert collected(dated(), expected()) and collected(own_dated(), expected(own=True))
     assert all(near(when, want) for (when, want) in (
         (dated()[k][1], w) for k, (_t, w) in expected().items()))

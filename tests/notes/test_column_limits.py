@@ -23,12 +23,11 @@ from sqlalchemy import func, select
 
 from alliance.apikeys.services import create_key
 from alliance.extensions import db
-from alliance.notes import services
+from alliance.notes import posting
 from alliance.notes.models import Observable, StixObject
 from alliance.stix.observables import MAX_VALUE, detect
+from alliance.stix.properties import MAX_FRACTION_DIGITS, MAX_INTEGER
 from alliance.stix.validation import (
-    MAX_FRACTION_DIGITS,
-    MAX_INTEGER,
     BundleRejected,
     check_object,
     parse_bundle,
@@ -67,8 +66,8 @@ def _upload(client, alliance, raw: bytes):
 
 
 def _service_post(member, alliance, objects):
-    return services.post_note(member, title="Column limits", tlp="AMBER",
-                              alliance_ids=[alliance.id], objects=objects)
+    return posting.post_note(member, posting.NoteDraft(
+        title="Column limits", tlp="AMBER", alliance_ids=[alliance.id], objects=objects))
 
 
 def _taxii_problems(response) -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from alliance.audit.models import AuditEvent
 from alliance.core.errors import DomainError
 from alliance.extensions import db
-from alliance.notes import compose, services
+from alliance.notes import audience, compose, editing, posting, reading
 from alliance.notes.models import Note, NoteComment
 from alliance.stix.markings import marking_id
 from tests import factories
@@ -20,18 +20,18 @@ from tests.notes.helpers import STAMP, bundle, identity, indicator, sid
 
 
 def _post(user, alliance, objects, tlp="AMBER", **extra):
-    return services.post_note(user, title="Composed", tlp=tlp, alliance_ids=[alliance.id],
-                              objects=objects, **extra)
+    return posting.post_note(user, posting.NoteDraft(
+        title="Composed", tlp=tlp, alliance_ids=[alliance.id], objects=objects, **extra))
 
 
 # --- what the compose forms build ------------------------------------------------------------
 
 def test_every_composed_object_carries_the_authors_identity_and_the_notes_marking(member):
     org = member.organisation
-    objects = compose.incident_report(
-        org, "AMBER", title="Breach", description="d", details="",
+    objects = compose.incident_report(org, "AMBER", compose.IncidentDraft(
+        title="Breach", description="d", details="",
         observables_text="10.0.0.0/8\n2001:db8::/32\nevil.example\nCVE-2024-3094",
-        attack_ids_text="T1566.001", sectors=["energy"], countries=["LT"])
+        attack_ids_text="T1566.001", sectors=["energy"], countries=["LT"]))
 
     made = [o for o in objects if o["id"] != org.stix_id]
     assert {o["type"] for o in made} >= {"incident", "indicator", "vulnerability",
@@ -78,7 +78,7 @@ def test_the_audience_preview_lists_active_member_organisations_only(member, coo
     factories.make_user(suspended, "s@suspended.example", role="org_admin")
     factories.add_member(alliance, suspended, state="suspended")
 
-    preview = services.audience_preview(member, [alliance.id], "GREEN")
+    preview = audience.audience_preview(member, [alliance.id], "GREEN")
 
     names = {o.name for o in preview["organisations"]}
     assert member.organisation.name in names and coordinator.organisation.name in names
@@ -87,7 +87,7 @@ def test_the_audience_preview_lists_active_member_organisations_only(member, coo
 
 def test_a_red_preview_lists_the_author_and_the_named_recipients(member, coordinator,
                                                                  alliance):
-    preview = services.audience_preview(member, [alliance.id], "RED", [coordinator.id])
+    preview = audience.audience_preview(member, [alliance.id], "RED", [coordinator.id])
     assert [u.id for u in preview["users"]] == [member.id, coordinator.id]
     assert preview["organisations"] == [] and not preview["everyone"]
 
@@ -144,12 +144,12 @@ def test_a_reference_to_an_object_only_an_unreadable_note_holds_is_not_available
 
 def test_the_note_page_shows_the_banner_every_object_its_links_and_the_history(
         client, member, alliance):
-    objects = compose.incident_report(
-        member.organisation, "AMBER", title="Breach", description="", details="",
+    objects = compose.incident_report(member.organisation, "AMBER", compose.IncidentDraft(
+        title="Breach", description="", details="",
         observables_text="evil.example\nCVE-2024-3094", attack_ids_text="T1566.001",
-        sectors=[], countries=["LT"])
+        sectors=[], countries=["LT"]))
     note = _post(member, alliance, objects)
-    services.edit_note(member, note, title="Breach, updated", description="")
+    editing.edit_note(member, note, title="Breach, updated", description="")
     factories.login(client, member)
 
     page = client.get(f"/notes/{note.uuid}").get_data(as_text=True)
@@ -213,12 +213,12 @@ def test_platform_made_stix_meets_the_validators_strict_mode(member, alliance):
     url without a hash in external references (ATT&CK and CVE ids are the references)."""
     from stix2validator import ValidationOptions, validate_string
 
-    objects = compose.incident_report(
-        member.organisation, "AMBER", title="Strict", description="What happened.",
+    objects = compose.incident_report(member.organisation, "AMBER", compose.IncidentDraft(
+        title="Strict", description="What happened.",
         details="", observables_text="203.0.113.9\nevil.example\nCVE-2024-1234",
-        attack_ids_text="T1566.001", sectors=[], countries=[])
+        attack_ids_text="T1566.001", sectors=[], countries=[]))
     note = _post(member, alliance, objects, kind="incident")
-    bundle = services.note_bundle(note)
+    bundle = reading.note_bundle(note)
     assert uuid.UUID(bundle["id"].split("--")[1]).version == 4
     result = validate_string(json.dumps(bundle), ValidationOptions(version="2.1", strict=True))
     assert result.is_valid, [e.message for e in result.errors]

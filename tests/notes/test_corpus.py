@@ -14,7 +14,7 @@ from stix2validator import ValidationOptions, validate_string
 
 from alliance.core.errors import DomainError
 from alliance.extensions import db
-from alliance.notes import services
+from alliance.notes import posting, reading
 from alliance.stix.markings import marking_id, strictest_level, tlp2_ids
 from alliance.stix.tlp import TLP_RANK
 from alliance.stix.validation import BundleRejected, parse_bundle
@@ -110,9 +110,9 @@ def validator_verdict(name: str) -> tuple[bool, str]:
 
 def _post(actor, alliance, raw: bytes, tlp: str = "AMBER", recipients=()):
     parsed = parse_bundle(raw)
-    return services.post_note(actor, title="Corpus import", tlp=tlp, alliance_ids=[alliance.id],
-                              objects=parsed.objects, recipient_ids=list(recipients),
-                              warnings=parsed.warnings, refs=parsed.refs)
+    return posting.post_note(actor, posting.NoteDraft(
+        title="Corpus import", tlp=tlp, alliance_ids=[alliance.id], objects=parsed.objects,
+        recipient_ids=list(recipients), warnings=parsed.warnings, refs=parsed.refs))
 
 
 def _note_tlp(objects: list[dict]) -> str:
@@ -162,7 +162,7 @@ def test_valid_file(name, member, alliance, coordinator):
                  recipients=[coordinator.id] if tlp == "RED" else [])
     assert note.tlp == tlp
 
-    download = services.note_bundle(note)
+    download = reading.note_bundle(note)
     # What a person downloads is JSON, and stix2-validator accepts it (the 2,148-object ATT&CK
     # bundle is left out: the validator takes ~11 s on it and its objects are checked
     # unchanged below).

@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy import func, select
 
 from alliance.extensions import db
-from alliance.notes import services
+from alliance.notes import comments, posting, submissions
 from alliance.notes.models import FormSubmission, Note, NoteComment
 from tests import factories
 from tests.notes.helpers import bundle, counts, identity, indicator
@@ -66,7 +66,7 @@ def test_the_same_content_from_a_page_of_its_own_posts_once_until_some_time_has_
     assert len(_notes()) == 1
 
     for row in db.session.scalars(select(FormSubmission)):
-        row.created_at -= services.RESENT_WITHIN + timedelta(seconds=1)
+        row.created_at -= submissions.RESENT_WITHIN + timedelta(seconds=1)
     db.session.commit()
     later = client.post("/notes/new/indicators", data=_indicator_form(alliance, tokens[2]))
     assert later.status_code == 302
@@ -148,8 +148,8 @@ def test_a_token_never_leads_to_another_users_note(client, member, alliance):
 
 
 def test_a_response_sent_twice_is_one_comment(client, member, coordinator, alliance):
-    note = services.post_note(member, title="Asked", tlp="GREEN", alliance_ids=[alliance.id],
-                              objects=[indicator()])
+    note = posting.post_note(member, posting.NoteDraft(
+        title="Asked", tlp="GREEN", alliance_ids=[alliance.id], objects=[indicator()]))
     factories.login(client, coordinator)
     token = TOKEN.search(client.get(f"/notes/{note.uuid}").get_data(as_text=True)).group(1)
     data = {"kind": "comment", "text": "Seen here too", "submission": token}
@@ -167,18 +167,18 @@ def test_a_response_sent_twice_is_one_comment(client, member, coordinator, allia
 def test_two_sendings_at_the_same_moment_store_one_note(member, alliance, monkeypatch):
     """Both pass the check before either commits: the second's record of the sending fails
     on the unique key, and it stores nothing of its own."""
-    monkeypatch.setattr(services, "_check_submission", lambda actor, key: None)
+    monkeypatch.setattr(posting, "check_submission", lambda actor, key: None)
 
     def post():
-        return services.post_note(member, title="Raced", tlp="GREEN",
-                                  alliance_ids=[alliance.id], objects=[indicator()],
-                                  submission=services.Sending("k" * 64, "K" * 64))
+        return posting.post_note(member, posting.NoteDraft(
+            title="Raced", tlp="GREEN", alliance_ids=[alliance.id], objects=[indicator()]),
+            submission=submissions.Sending("k" * 64, "K" * 64))
 
     first = post()
     before = counts()
     try:
         post()
-    except services.AlreadyPosted as exc:
+    except submissions.AlreadyPosted as exc:
         assert exc.note_id == first.id
     else:
         raise AssertionError("the second sending was stored")
@@ -187,14 +187,14 @@ def test_two_sendings_at_the_same_moment_store_one_note(member, alliance, monkey
 
 def test_a_comment_sent_twice_at_the_same_moment_is_stored_once(member, coordinator, alliance,
                                                                monkeypatch):
-    note = services.post_note(member, title="Asked", tlp="GREEN", alliance_ids=[alliance.id],
-                              objects=[indicator()])
-    monkeypatch.setattr(services, "_check_submission", lambda actor, key: None)
-    sending = services.Sending("c" * 64, "C" * 64)
-    first = services.add_comment(coordinator, note, "comment", "once", submission=sending)
+    note = posting.post_note(member, posting.NoteDraft(
+        title="Asked", tlp="GREEN", alliance_ids=[alliance.id], objects=[indicator()]))
+    monkeypatch.setattr(comments, "check_submission", lambda actor, key: None)
+    sending = submissions.Sending("c" * 64, "C" * 64)
+    first = comments.add_comment(coordinator, note, "comment", "once", submission=sending)
     try:
-        services.add_comment(coordinator, note, "comment", "once", submission=sending)
-    except services.AlreadyPosted as exc:
+        comments.add_comment(coordinator, note, "comment", "once", submission=sending)
+    except submissions.AlreadyPosted as exc:
         assert exc.comment_id == first.id
     else:
         raise AssertionError("the second sending was stored")

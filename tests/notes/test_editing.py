@@ -4,7 +4,7 @@ from sqlalchemy import func, select, update
 
 from alliance.core.errors import Conflict, NotAllowed
 from alliance.extensions import db
-from alliance.notes import compose, services
+from alliance.notes import compose, editing, posting, reading
 from alliance.notes.models import Note, NoteObject, StixObject
 from alliance.sharing.policy import Principal
 from tests import factories
@@ -14,9 +14,9 @@ from tests import factories
 def note(member, alliance):
     objects = compose.indicator_set(member.organisation, "GREEN",
                                     observables_text="bad.example")
-    return services.post_note(member, title="First title", tlp="GREEN",
-                              alliance_ids=[alliance.id], objects=objects,
-                              kind="indicators", description="first text")
+    return posting.post_note(member, posting.NoteDraft(
+        title="First title", tlp="GREEN", alliance_ids=[alliance.id], objects=objects, kind="indicators",
+        description="first text"))
 
 
 def _report_versions(note):
@@ -25,16 +25,16 @@ def _report_versions(note):
 
 
 def test_editing_adds_a_report_version_and_keeps_the_old_one(member, note):
-    services.edit_note(member, note, title="Second title", description="second text")
+    editing.edit_note(member, note, title="Second title", description="second text")
     versions = _report_versions(note)
     assert [v.body["name"] for v in versions] == ["First title", "Second title"]
     assert versions[1].modified > versions[0].modified
     assert versions[1].body["created"] == versions[0].body["created"]
     assert note.version == 2
-    bundle = services.note_bundle(note)
+    bundle = reading.note_bundle(note)
     reports = [o for o in bundle["objects"] if o["type"] == "report"]
     assert [r["name"] for r in reports] == ["Second title"]  # the download holds the current one
-    shown = services.history(Principal.of(member), note)
+    shown = reading.history(Principal.of(member), note)
     assert {v.modified for v in shown if v.stix_id == note.report_id} == \
         {v.modified for v in versions}
 
@@ -42,12 +42,12 @@ def test_editing_adds_a_report_version_and_keeps_the_old_one(member, note):
 def test_an_edit_of_a_version_someone_else_replaced_meanwhile_is_a_409(member, note):
     """Two edits at once: the second read the note before the first stored its version.
     Before, both replaced the first report and the note held two."""
-    services.edit_note(member, note, title="Second title", description="")
+    editing.edit_note(member, note, title="Second title", description="")
     db.session.execute(update(Note).where(Note.id == note.id).values(version=Note.version + 1),
                        execution_options={"synchronize_session": False})  # what `note` missed
 
     with pytest.raises(Conflict):
-        services.edit_note(member, note, title="Third title", description="")
+        editing.edit_note(member, note, title="Third title", description="")
 
     db.session.expire_all()
     held = db.session.scalars(select(StixObject.body).join(
@@ -57,7 +57,7 @@ def test_an_edit_of_a_version_someone_else_replaced_meanwhile_is_a_409(member, n
 
 def test_only_the_author_organisation_edits(note, coordinator):
     with pytest.raises(NotAllowed):
-        services.edit_note(coordinator, note, title="Hijacked", description="")
+        editing.edit_note(coordinator, note, title="Hijacked", description="")
     assert len(_report_versions(note)) == 1
 
 

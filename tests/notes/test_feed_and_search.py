@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import delete, update
 
 from alliance.extensions import db
-from alliance.notes import search, services
+from alliance.notes import reading, search
+from alliance.notes.editing import edit_note
 from alliance.notes.models import Note
-from alliance.notes.services import edit_note, post_note
+from alliance.notes.posting import NoteDraft, post_note
 from tests import factories
 from tests.notes.helpers import identity, indicator
 
@@ -19,17 +20,17 @@ from tests.notes.helpers import identity, indicator
 def feed_plan(request, monkeypatch):
     """Every test twice: as the feed chooses to read these few notes (their filter's rows
     looked up, the matches sorted), and with every filter value taken as common (a walk of
-    the feed index that looks each note up: alliance.notes.services.feed). The same notes
+    the feed index that looks each note up: alliance.notes.reading.feed). The same notes
     either way."""
     if request.param == "walked":
-        monkeypatch.setattr(services, "_held_by_many", lambda *args: True)
+        monkeypatch.setattr(reading, "_held_by_many", lambda *args: True)
         monkeypatch.setattr(search, "matches_often", lambda *args: True)
     return request.param
 
 
 def _post(author, alliance, title, *, tlp="GREEN", objects=None, **extra):
-    return post_note(author, title=title, tlp=tlp, alliance_ids=[alliance.id],
-                     objects=objects or [identity(title)], **extra)
+    return post_note(author, NoteDraft(
+        title=title, tlp=tlp, alliance_ids=[alliance.id], objects=objects or [identity(title)], **extra))
 
 
 def _titles(client, query: str) -> list[str]:

@@ -7,7 +7,7 @@ import time
 
 from alliance.alliances import services as alliances
 from alliance.apikeys.services import create_key
-from alliance.notes import services
+from alliance.notes import editing, posting
 from alliance.taxii.services import alliance_collection_id
 from tests.notes.helpers import indicator
 
@@ -15,8 +15,9 @@ TAXII = "application/taxii+json;version=2.1"
 
 
 def _public(member, alliance, title):
-    return services.post_note(member, title=title, tlp="CLEAR", alliance_ids=[alliance.id],
-                              objects=[indicator()], publish_public=True)
+    return posting.post_note(member, posting.NoteDraft(
+        title=title, tlp="CLEAR", alliance_ids=[alliance.id], objects=[indicator()],
+        publish_public=True))
 
 
 def _updated(client) -> str:
@@ -33,7 +34,7 @@ def test_the_feed_never_goes_back_in_time_after_a_retraction(client, member, all
     before = _updated(client)
     time.sleep(0.01)
 
-    services.retract_note(member, newest, "Posted too early.")
+    editing.retract_note(member, newest, "Posted too early.")
 
     after = _updated(client)
     assert after > before  # before: the first note's time, earlier than what readers saw

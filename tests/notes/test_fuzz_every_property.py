@@ -25,7 +25,7 @@ from stix2 import properties as P
 from alliance.apikeys.services import create_key
 from alliance.stix.markings import marking_id
 from alliance.stix.observables import MAX_VALUE
-from alliance.stix.validation import MAX_FRACTION_DIGITS, MAX_INTEGER
+from alliance.stix.properties import MAX_FRACTION_DIGITS, MAX_INTEGER
 from alliance.taxii.services import alliance_collection_id
 
 TAXII = "application/taxii+json;version=2.1"

@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import select
 
 from alliance.extensions import db
-from alliance.notes import services
+from alliance.notes import posting, reading
 from alliance.notes.models import Note, NoteComment
 from tests import factories
 from tests.notes.helpers import STAMP, bundle, indicator, sid
@@ -56,7 +56,7 @@ def test_the_chosen_file_is_kept_through_preview_and_share_posts_it(as_member, a
 
     assert shared.status_code == 302, shared.get_data(as_text=True)
     [note] = _notes()
-    assert INDICATOR_VALUE in orjson.dumps(services.note_bundle(note)).decode()
+    assert INDICATOR_VALUE in orjson.dumps(reading.note_bundle(note)).decode()
 
 
 def test_a_refused_share_keeps_the_file_too(as_member, alliance):
@@ -87,7 +87,7 @@ def test_a_file_chosen_again_or_dropping_the_kept_one_wins(as_member, alliance):
     _upload(as_member, alliance, "post", kept_bundle=kept, drop_kept="y", bundle_text=pasted)
 
     [note] = _notes()
-    served = orjson.dumps(services.note_bundle(note)).decode()
+    served = orjson.dumps(reading.note_bundle(note)).decode()
     assert "192.0.2.99" in served and INDICATOR_VALUE not in served
 
 
@@ -137,8 +137,8 @@ def test_the_preview_checks_observables_as_share_does(as_member, alliance):
 
 def test_an_empty_comment_answers_beside_the_response_form(client, member, coordinator,
                                                            alliance):
-    note = services.post_note(member, title="Relay", tlp="AMBER", alliance_ids=[alliance.id],
-                              objects=[indicator()])
+    note = posting.post_note(member, posting.NoteDraft(
+        title="Relay", tlp="AMBER", alliance_ids=[alliance.id], objects=[indicator()]))
     factories.login(client, coordinator)
 
     for data, message in (({"kind": "comment", "text": "  "}, "Write something."),
@@ -190,7 +190,7 @@ def test_a_note_from_an_uploaded_bundle_names_its_author_organisation(as_member,
 
 def test_an_unknown_note_and_an_unreadable_one_still_look_the_same(as_outsider, member,
                                                                    alliance):
-    note = services.post_note(member, title="Relay", tlp="AMBER", alliance_ids=[alliance.id],
-                              objects=[indicator()])
+    note = posting.post_note(member, posting.NoteDraft(
+        title="Relay", tlp="AMBER", alliance_ids=[alliance.id], objects=[indicator()]))
     for path in (f"/notes/{note.uuid}", f"/notes/{uuid.uuid4()}"):
         assert as_outsider.post(f"{path}/responses", data={"kind": "comment"}).status_code == 404

@@ -7,8 +7,9 @@ import random
 import orjson
 import pytest
 
-from alliance.notes import services
-from alliance.stix.validation import parse_bundle, parse_envelope, references
+from alliance.notes import posting, reading
+from alliance.stix.references import references
+from alliance.stix.validation import parse_bundle, parse_envelope
 from tests.notes.helpers import CORPUS, bundle, identity, indicator, sid
 
 VALID = sorted((CORPUS / "valid").glob("*.json"))
@@ -88,8 +89,8 @@ def test_a_nested_dangling_reference_is_accepted_unresolved_through_the_gathered
         "extension_type": "property-extension", "x_list": [{"x_pointer_ref": dangling}]}})
     parsed = parse_bundle(orjson.dumps(bundle(obj)))
     assert dangling in parsed.refs
-    note = services.post_note(member, title="Dangling", tlp="AMBER",
-                              alliance_ids=[alliance.id], objects=parsed.objects,
-                              refs=parsed.refs)
-    [stored] = [o.body for o in services.note_objects(note) if o.stix_id == obj["id"]]
+    note = posting.post_note(member, posting.NoteDraft(
+        title="Dangling", tlp="AMBER", alliance_ids=[alliance.id], objects=parsed.objects,
+        refs=parsed.refs))
+    [stored] = [o.body for o in reading.note_objects(note) if o.stix_id == obj["id"]]
     assert next(iter(stored["extensions"].values()))["x_list"] == [{"x_pointer_ref": dangling}]

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from alliance.notes import services
+from alliance.notes import editing, posting
 from alliance.sharing.policy import Principal, former_reader
 from tests import factories
 from tests.notes.helpers import identity, indicator
@@ -18,11 +18,10 @@ REASON = "The address belongs to a hospital, not to the actor."
 
 
 def _post(user, alliance, tlp="GREEN", **extra):
-    return services.post_note(
-        user, title="Phishing relay", tlp=tlp, alliance_ids=[alliance.id],
+    return posting.post_note(user, posting.NoteDraft(
+        title="Phishing relay", tlp=tlp, alliance_ids=[alliance.id],
         description="Relay seen in the March wave.",
-        objects=[identity(), indicator(pattern=f"[ipv4-addr:value = '{SECRET_VALUE}']")],
-        **extra)
+        objects=[identity(), indicator(pattern=f"[ipv4-addr:value = '{SECRET_VALUE}']")], **extra))
 
 
 @pytest.fixture
@@ -43,7 +42,7 @@ def _body(response) -> str:
 def test_a_former_reader_finds_a_tombstone_with_who_when_and_why(client, member, coordinator,
                                                                  alliance, third):
     note = _post(member, alliance)
-    services.retract_note(coordinator, note, REASON)
+    editing.retract_note(coordinator, note, REASON)
     factories.login(client, third)
 
     response = client.get(f"/notes/{note.uuid}")
@@ -69,7 +68,7 @@ def test_a_former_reader_finds_a_tombstone_with_who_when_and_why(client, member,
 def test_an_outsider_gets_the_404_of_a_note_that_never_existed(client, member, coordinator,
                                                                alliance, outsider):
     note = _post(member, alliance)
-    services.retract_note(coordinator, note, REASON)
+    editing.retract_note(coordinator, note, REASON)
     factories.login(client, outsider)
 
     retracted = client.get(f"/notes/{note.uuid}")
@@ -86,7 +85,7 @@ def test_a_member_not_named_on_a_red_note_is_no_former_reader(client, member, co
                                                               alliance, third):
     named = factories.make_user(coordinator.organisation, "named@coord.example")
     note = _post(member, alliance, tlp="RED", recipient_ids=[named.id])
-    services.retract_note(member, note, REASON)
+    editing.retract_note(member, note, REASON)
 
     factories.login(client, named)
     assert client.get(f"/notes/{note.uuid}").status_code == 410
@@ -99,7 +98,7 @@ def test_an_organisation_that_left_since_is_told_nothing(client, member, coordin
                                                          alliance, third):
     """Decided at read time, as the rule is: it could read the note once, not any more."""
     note = _post(member, alliance)
-    services.retract_note(coordinator, note, REASON)
+    editing.retract_note(coordinator, note, REASON)
     factories.add_member(alliance, third.organisation, "left")
     factories.login(client, third)
 
@@ -110,7 +109,7 @@ def test_an_organisation_that_left_since_is_told_nothing(client, member, coordin
 def test_the_author_organisation_and_coordinators_still_read_the_note(client, member,
                                                                       coordinator, alliance):
     note = _post(member, alliance)
-    services.retract_note(member, note, REASON)
+    editing.retract_note(member, note, REASON)
     for user in (member, coordinator):
         factories.login(client, user)
         response = client.get(f"/notes/{note.uuid}")
@@ -121,7 +120,7 @@ def test_the_author_organisation_and_coordinators_still_read_the_note(client, me
 def test_every_address_of_the_note_answers_a_former_reader_with_the_tombstone(
         client, member, alliance, third):
     note = _post(member, alliance)
-    services.retract_note(member, note, REASON)
+    editing.retract_note(member, note, REASON)
     factories.login(client, third)
 
     download = client.get(f"/notes/{note.uuid}/bundle.json")
@@ -139,7 +138,7 @@ def test_former_reader_is_the_rule_without_its_retraction_term(member, coordinat
                                                               third, outsider):
     note = _post(member, alliance)
     assert not former_reader(Principal.of(third), note)  # not retracted: a reader, not former
-    services.retract_note(coordinator, note, REASON)
+    editing.retract_note(coordinator, note, REASON)
     assert former_reader(Principal.of(third), note)
     assert former_reader(Principal.of(member), note)
     assert not former_reader(Principal.of(outsider), note)

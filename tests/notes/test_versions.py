@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from alliance.core.errors import DomainError
 from alliance.extensions import db
-from alliance.notes import services
+from alliance.notes import posting, reading, storage
 from alliance.notes.models import SERVED_WITH, NoteObject, StixObject
 from alliance.stix.markings import TLP1_IDS, marking_id
 from alliance.stix.validation import BundleRejected, parse_bundle
@@ -20,8 +20,9 @@ LATER = "2024-06-01T08:30:00.000Z"
 
 
 def post(actor, alliance, objects, tlp="AMBER", recipients=()):
-    return services.post_note(actor, title="Versions", tlp=tlp, alliance_ids=[alliance.id],
-                              objects=copy.deepcopy(objects), recipient_ids=list(recipients))
+    return posting.post_note(actor, posting.NoteDraft(
+        title="Versions", tlp=tlp, alliance_ids=[alliance.id], objects=copy.deepcopy(objects),
+        recipient_ids=list(recipients)))
 
 
 def refused(actor, alliance, objects, tlp="AMBER", exc=BundleRejected):
@@ -66,7 +67,7 @@ def test_an_identical_repost_links_the_stored_version(member, alliance):
     assert rows_of(obj["id"]) == [row]
     assert counts()[1] == objects_before + 1  # only the new note's report
     assert row.id in linked(again) and row.id in linked(first)
-    bodies = [o for o in services.note_bundle(again)["objects"] if o["id"] == obj["id"]]
+    bodies = [o for o in reading.note_bundle(again)["objects"] if o["id"] == obj["id"]]
     assert bodies == [factories.as_served(obj, member.organisation.stix_id, "AMBER")]
 
 
@@ -248,21 +249,20 @@ def test_a_stored_sco_in_an_unreadable_note_is_not_revealed_by_a_conflict(allian
     """SCO ids are derived from their values: a 409 for a different body, or a refusal to
     "add a version", would tell an outsider that someone stored that value."""
     from alliance.core.errors import DomainError
-    from alliance.notes import services
     from tests import factories
 
     sco = {"type": "ipv4-addr", "spec_version": "2.1",
            "id": "ipv4-addr--ff26c055-6336-5bc5-b89d-13d6226742dd", "value": "198.51.100.3"}
-    services.post_note(member, title="secret", tlp="AMBER", alliance_ids=[alliance.id],
-                       objects=[dict(sco)])
+    posting.post_note(member, posting.NoteDraft(
+        title="secret", tlp="AMBER", alliance_ids=[alliance.id], objects=[dict(sco)]))
     other = factories.make_alliance(outsider, slug="elsewhere", name="Elsewhere")
     changed = dict(sco, x_seen_by="outsider")
     try:
-        note = services.post_note(outsider, title="mine", tlp="AMBER", alliance_ids=[other.id],
-                                  objects=[changed])
+        note = posting.post_note(outsider, posting.NoteDraft(
+            title="mine", tlp="AMBER", alliance_ids=[other.id], objects=[changed]))
     except DomainError as exc:  # pragma: no cover - the failure this test guards against
         raise AssertionError(f"the outsider learned the SCO is stored: {exc.message}") from exc
-    bodies = [o.body for o in services.note_objects(note) if o.type == "ipv4-addr"]
+    bodies = [o.body for o in reading.note_objects(note) if o.type == "ipv4-addr"]
     assert bodies == [factories.as_served(changed, outsider.organisation.stix_id, "AMBER")]
 
 
@@ -277,9 +277,11 @@ def test_stored_dates_compare_equal_to_the_instant_even_on_a_whole_second(
     from tests.notes.helpers import identity
 
     whole = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-    monkeypatch.setattr(services, "utcnow", lambda: whole)
-    services.post_note(member, title="On the second", tlp="GREEN", alliance_ids=[alliance.id],
-                       objects=[identity(f"Org {i}") for i in range(5)])
+    monkeypatch.setattr(posting, "utcnow", lambda: whole)
+    monkeypatch.setattr(storage, "utcnow", lambda: whole)
+    posting.post_note(member, posting.NoteDraft(
+        title="On the second", tlp="GREEN", alliance_ids=[alliance.id],
+        objects=[identity(f"Org {i}") for i in range(5)]))
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(StixObject).where(
         StixObject.date_added == whole, StixObject.scope != SERVED_WITH)) == 6

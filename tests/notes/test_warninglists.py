@@ -9,9 +9,9 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import select, text
 
 from alliance import create_app
-from alliance.digests import services as digests
+from alliance.digests.watch_terms import add_watch_term
 from alliance.extensions import db
-from alliance.notes import services, warninglists
+from alliance.notes import posting, reading, warninglists
 from alliance.notes.models import Note, Observable
 from alliance.sharing.policy import Principal
 from tests.digests.helpers import ledger, run_alerts
@@ -164,9 +164,9 @@ def test_the_upload_preview_lists_the_flagged_values(as_member, alliance):
 # --- the note page, correlation, alerts ----------------------------------------------------
 
 def _post(author, alliance, title, *values):
-    return services.post_note(
-        author, title=title, tlp="GREEN", alliance_ids=[alliance.id], kind="indicators",
-        objects=[indicator(f"[ipv4-addr:value = '{v}']", name=v) for v in values])
+    return posting.post_note(author, posting.NoteDraft(
+        title=title, tlp="GREEN", alliance_ids=[alliance.id], kind="indicators",
+        objects=[indicator(f"[ipv4-addr:value = '{v}']", name=v) for v in values]))
 
 
 def test_the_note_page_marks_the_flagged_value(as_member, member, alliance):
@@ -186,7 +186,7 @@ def test_notes_sharing_only_a_private_address_do_not_correlate(as_member, member
                                                                alliance):
     mine = _post(member, alliance, "Mine", "10.0.0.1")
     theirs = _post(coordinator, alliance, "Theirs", "10.0.0.1")
-    assert services.correlated(Principal.of(member), mine) == []
+    assert reading.correlated(Principal.of(member), mine) == []
     page = as_member.get(f"/notes/{mine.uuid}").get_data(as_text=True)
     assert f'id="related-{theirs.uuid}"' not in page
     assert "No other note you can read shares an observable with this one." in page
@@ -196,7 +196,7 @@ def test_notes_sharing_an_ordinary_address_do_correlate(as_member, member, coord
                                                         alliance):
     mine = _post(member, alliance, "Mine", "10.0.0.1", "45.77.12.9")
     theirs = _post(coordinator, alliance, "Theirs", "10.0.0.1", "45.77.12.9")
-    related = services.correlated(Principal.of(member), mine)
+    related = reading.correlated(Principal.of(member), mine)
     assert [(n.id, values) for n, values in related] == [(theirs.id, ["45.77.12.9"])]
     page = as_member.get(f"/notes/{mine.uuid}").get_data(as_text=True)
     assert f'id="related-{theirs.uuid}"' in page
@@ -205,8 +205,8 @@ def test_notes_sharing_an_ordinary_address_do_correlate(as_member, member, coord
 def test_a_watch_term_on_a_flagged_value_does_not_alert(member, coordinator, alliance):
     """The term can be watched (the form accepts it), but a note carrying it alerts nobody:
     a private address two organisations see is not news. An ordinary term still alerts."""
-    digests.add_watch_term(member, "value", "10.0.0.1")
-    digests.add_watch_term(member, "value", "45.77.12.9")
+    add_watch_term(member, "value", "10.0.0.1")
+    add_watch_term(member, "value", "45.77.12.9")
     flagged = _post(coordinator, alliance, "Private only", "10.0.0.1")
     run_alerts()
     assert [row.note_id for row in ledger(member, "alert")] == []

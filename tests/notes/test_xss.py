@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from alliance.notes import services
+from alliance.notes import comments, posting
 from tests import factories
 
 PAYLOADS = [
@@ -52,12 +52,21 @@ def hostile_objects():
     return [malware, indicator, actor, rel, custom]
 
 
+# The site's own scripts the note pages load (the CSP allows no other), as the templates write
+# them: no payload holds these paths.
+OWN_SCRIPTS = {f"/static/{path}" for path in ("js/note-page.js", "js/graph.js",
+                                              "vendor/cytoscape.min.js", "js/focus-errors.js")}
+
+
 class Inspector(HTMLParser):
     def __init__(self):
         super().__init__()
         self.problems = []
 
     def handle_starttag(self, tag, attrs):
+        if tag == "script" and len(attrs) == 2 and attrs[1] == ("defer", None) \
+                and attrs[0][0] == "src" and attrs[0][1] in OWN_SCRIPTS:
+            return
         if tag in ("script", "iframe", "object", "embed", "svg", "img"):
             if tag in ("script", "iframe", "object", "embed") or any(
                     name.startswith("on") for name, _ in attrs):
@@ -83,15 +92,15 @@ def hostile_note(member, alliance):
 
     alliances.update_settings(alliances.coordinators_of(alliance)[0], alliance,
                               publish_clear_allowed=True)
-    return services.post_note(member, title=PAYLOADS[0] + PAYLOADS[5], tlp="CLEAR",
-                              alliance_ids=[alliance.id], objects=hostile_objects(),
-                              description="\n\n".join(PAYLOADS), labels=PAYLOADS[:3],
-                              publish_public=True)
+    return posting.post_note(member, posting.NoteDraft(
+        title=PAYLOADS[0] + PAYLOADS[5], tlp="CLEAR", alliance_ids=[alliance.id],
+        objects=hostile_objects(), description="\n\n".join(PAYLOADS), labels=PAYLOADS[:3],
+        publish_public=True))
 
 
 def test_hostile_strings_are_inert_on_every_page(client, member, coordinator, hostile_note):
-    services.add_comment(member, hostile_note, "comment", " ".join(PAYLOADS))
-    services.add_comment(member, hostile_note, "sighting", PAYLOADS[2])
+    comments.add_comment(member, hostile_note, "comment", " ".join(PAYLOADS))
+    comments.add_comment(member, hostile_note, "sighting", PAYLOADS[2])
     factories.login(client, coordinator)
     pages = {
         "note page": f"/notes/{hostile_note.uuid}",

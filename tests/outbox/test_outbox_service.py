@@ -11,12 +11,28 @@ from alliance.outbox import services
 from alliance.outbox.models import OutboxMessage
 
 
+@pytest.fixture(autouse=True)
+def handle(app):
+    """register(kind, run, **hooks): a handler for one test, on the app as create_app
+    registers the real ones; gone after the test. "test.record" is always there."""
+    registry = app.extensions["outbox_handlers"]
+    added = []
+
+    def register(kind, run, **hooks):
+        registry[kind] = services.Handler(run, **hooks)
+        added.append(kind)
+
+    register("test.record", lambda message: None)
+    yield register
+    for kind in added:
+        registry.pop(kind, None)
+
+
 @pytest.fixture
-def ran():
+def ran(handle):
     calls = []
-    services.HANDLERS["test.record"] = lambda message: calls.append(message.payload["n"])
-    yield calls
-    services.HANDLERS.pop("test.record", None)
+    handle("test.record", lambda message: calls.append(message.payload["n"]))
+    return calls
 
 
 def test_a_message_runs_once_however_often_it_is_dispatched(ran):
@@ -43,49 +59,55 @@ def test_an_expired_claim_of_a_dead_worker_is_taken_over(ran):
     assert ran == [3]
 
 
-def test_a_handler_error_releases_the_claim_for_a_retry():
+def test_a_handler_error_releases_the_claim_for_a_retry(handle):
     def boom(message):
         raise RuntimeError("bug")
 
-    services.HANDLERS["test.boom"] = boom
-    try:
-        message = services.enqueue("test.boom")
-        db.session.commit()
-        with pytest.raises(services.TemporaryFailure):
-            services.run_message(message.id)
-        db.session.expire_all()
-        row = db.session.get(OutboxMessage, message.id)
-        assert row.claimed_until is None and row.done_at is None and "bug" in row.last_error
-    finally:
-        services.HANDLERS.pop("test.boom")
+    handle("test.boom", boom)
+    message = services.enqueue("test.boom")
+    db.session.commit()
+    with pytest.raises(services.TemporaryFailure):
+        services.run_message(message.id)
+    db.session.expire_all()
+    row = db.session.get(OutboxMessage, message.id)
+    assert row.claimed_until is None and row.done_at is None and "bug" in row.last_error
 
 
-def test_a_message_of_unknown_kind_fails_permanently():
-    message = services.enqueue("test.nobody-handles-this")
+def test_enqueueing_a_kind_no_handler_is_registered_for_fails_at_once():
+    """A typo, or a slice whose HANDLERS create_app does not register: refused in the
+    caller's transaction, naming the kind, instead of failing later in a worker."""
+    with pytest.raises(services.UnknownKind, match="'test.nobody-handles-this'"):
+        services.enqueue("test.nobody-handles-this")
+    db.session.rollback()
+    assert db.session.scalars(select(OutboxMessage).where(
+        OutboxMessage.kind == "test.nobody-handles-this")).all() == []
+
+
+def test_a_stored_message_of_a_kind_no_longer_registered_fails_permanently():
+    """A row written by an older release whose kind this one no longer handles."""
+    message = OutboxMessage(kind="test.nobody-handles-this", payload={})
+    db.session.add(message)
     db.session.commit()
     assert services.run_message(message.id) == "failed"
     db.session.expire_all()
     assert db.session.get(OutboxMessage, message.id).failed_at is not None
 
 
-def test_giving_up_and_its_hook_are_one_transaction():
+def test_giving_up_and_its_hook_are_one_transaction(handle):
     """A give-up hook marks what the message was for (a ledger row) failed: when that write
     fails, the message is not left failed either (before, it was, and the ledger row stayed
     pending for ever: nothing would run the message again)."""
     def hook(payload, error):
         raise RuntimeError("database is locked")
 
-    services.GIVE_UP_HOOKS["test.hooked"] = hook
-    try:
-        message = services.enqueue("test.hooked")
-        db.session.commit()
-        with pytest.raises(RuntimeError):
-            services.give_up(message.id, "SMTP 550")
-        db.session.rollback()
-        db.session.expire_all()
-        assert db.session.get(OutboxMessage, message.id).failed_at is None
-    finally:
-        services.GIVE_UP_HOOKS.pop("test.hooked")
+    handle("test.hooked", lambda message: None, on_give_up=hook)
+    message = services.enqueue("test.hooked")
+    db.session.commit()
+    with pytest.raises(RuntimeError):
+        services.give_up(message.id, "SMTP 550")
+    db.session.rollback()
+    db.session.expire_all()
+    assert db.session.get(OutboxMessage, message.id).failed_at is None
 
 def test_relay_publishes_unpublished_and_stale_rows_and_stops_when_the_broker_fails(
         app, monkeypatch):
@@ -126,15 +148,12 @@ def sent(app, monkeypatch):
     return ids
 
 
-def test_what_a_handler_enqueues_is_published_once_the_handler_has_committed(sent):
-    services.HANDLERS["test.fan_out"] = lambda message: services.enqueue("test.record", n=9)
-    try:
-        message = services.enqueue("test.fan_out")
-        db.session.commit()
+def test_what_a_handler_enqueues_is_published_once_the_handler_has_committed(sent, handle):
+    handle("test.fan_out", lambda message: services.enqueue("test.record", n=9))
+    message = services.enqueue("test.fan_out")
+    db.session.commit()
 
-        assert services.run_message(message.id) == "done"
-    finally:
-        services.HANDLERS.pop("test.fan_out")
+    assert services.run_message(message.id) == "done"
     db.session.expire_all()
     [child] = db.session.scalars(select(OutboxMessage).where(
         OutboxMessage.kind == "test.record")).all()
@@ -142,19 +161,16 @@ def test_what_a_handler_enqueues_is_published_once_the_handler_has_committed(sen
     assert child.published_at is not None
 
 
-def test_what_a_failing_handler_enqueued_is_neither_kept_nor_published(sent):
+def test_what_a_failing_handler_enqueued_is_neither_kept_nor_published(sent, handle):
     def fan_out_then_fail(message):
         services.enqueue("test.record", n=9)
         raise services.TemporaryFailure("SMTP 451")
 
-    services.HANDLERS["test.fan_out"] = fan_out_then_fail
-    try:
-        message = services.enqueue("test.fan_out")
-        db.session.commit()
-        with pytest.raises(services.TemporaryFailure):
-            services.run_message(message.id)
-    finally:
-        services.HANDLERS.pop("test.fan_out")
+    handle("test.fan_out", fan_out_then_fail)
+    message = services.enqueue("test.fan_out")
+    db.session.commit()
+    with pytest.raises(services.TemporaryFailure):
+        services.run_message(message.id)
     db.session.expire_all()
     assert sent == []
     assert db.session.scalars(select(OutboxMessage).where(
@@ -177,20 +193,17 @@ def test_dispatch_is_acknowledged_late_and_ends_before_its_claim_expires(app):
     assert 0 < task.soft_time_limit < task.time_limit < lease
 
 
-def test_a_soft_time_limit_inside_a_handler_releases_the_claim_for_a_retry():
+def test_a_soft_time_limit_inside_a_handler_releases_the_claim_for_a_retry(handle):
     from celery.exceptions import SoftTimeLimitExceeded
 
     def stuck(message):
         raise SoftTimeLimitExceeded()
 
-    services.HANDLERS["test.stuck"] = stuck
-    try:
-        message = services.enqueue("test.stuck")
-        db.session.commit()
-        with pytest.raises(services.TemporaryFailure):
-            services.run_message(message.id)
-    finally:
-        services.HANDLERS.pop("test.stuck")
+    handle("test.stuck", stuck)
+    message = services.enqueue("test.stuck")
+    db.session.commit()
+    with pytest.raises(services.TemporaryFailure):
+        services.run_message(message.id)
     db.session.expire_all()
     row = db.session.get(OutboxMessage, message.id)
     assert row.claimed_until is None and row.done_at is None and row.failed_at is None

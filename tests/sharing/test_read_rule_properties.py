@@ -9,16 +9,21 @@ through post_note, which requires the author's organisation to be an active memb
 time), and memberships are set after the notes exist, so access that changed after posting,
 old notes and states the posting service would refuse are all covered."""
 import uuid
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from alliance.alliances.models import Alliance, Coordinator
 from alliance.core.models import utcnow
+from alliance.dashboard import services as dashboard
+from alliance.dashboard.charts import window
+from alliance.digests.models import WatchTerm
 from alliance.extensions import db
-from alliance.notes import services
+from alliance.notes import comments, export, listing, reading
 from alliance.notes.models import (
     Note,
     NoteAudience,
@@ -36,6 +41,7 @@ from alliance.sharing.policy import (
     readable_notes,
 )
 from alliance.stix import observables
+from alliance.taxii.collections import collect_objects
 from tests import factories
 from tests.sharing.helpers import reset_database
 
@@ -357,7 +363,7 @@ def build(world: World) -> Built:
         db.session.add_all(NoteObject(note_id=note.id, object_id=row.id) for row in held)
         db.session.flush()
         # As posting does: the alliance collections TAXII walks.
-        services.collect_objects(note)
+        collect_objects(note)
         versions[("report", i)] = report.id
         if spec.slot is not None:
             versions[("indicator", i)] = held[1].id
@@ -395,7 +401,7 @@ def _feed_pages(principal, limit, **filters) -> list[int]:
     """Every page of the feed, following the cursor."""
     ids, before = [], None
     for _ in range(50):
-        notes, before = services.feed(principal, limit=limit, before=before, **filters)
+        notes, before = reading.feed(principal, limit=limit, before=before, **filters)
         ids += [n.id for n in notes]
         if before is None:
             return ids
@@ -421,7 +427,7 @@ def check_principal(label, principal, reader, model: Model, built: Built, world:
     # every page, in order, newest first with the id breaking ties, nothing twice.
     order = [note_id[i] for i in sorted(expected_ix, key=lambda i: (world.notes[i].created,
                                                                     note_id[i]), reverse=True)]
-    for limit in (2, services.FEED_PAGE):
+    for limit in (2, reading.FEED_PAGE):
         assert _feed_pages(principal, limit) == order, (label, f"feed limit {limit}")
     # Filters and search (one of each per example keeps it fast; the examples vary them).
     tlp, a, word, v = world.probe
@@ -441,7 +447,7 @@ def check_principal(label, principal, reader, model: Model, built: Built, world:
 
     # "Has anyone I share with seen this?"
     for _kind, value, typed in VALUES:
-        normalised, seen = services.who_has_seen(principal, typed)
+        normalised, seen = reading.who_has_seen(principal, typed)
         assert normalised == value, (label, typed)
         want = set() if value in COMMON else where(
             lambda i, value=value: value in model.values_of(i))
@@ -453,11 +459,38 @@ def check_principal(label, principal, reader, model: Model, built: Built, world:
         mine = model.values_of(i) - COMMON
         want = {note_id[j]: sorted(mine & model.values_of(j)) for j in expected_ix
                 if j != i and mine & model.values_of(j)}
-        got = {other.id: values for other, values in services.correlated(principal, note)}
+        got = {other.id: values for other, values in reading.correlated(principal, note)}
         assert got == want, (label, f"correlated with note {i}")
-        assert {c.id for c in services.comments_of(note)} == built.comments[i], (label, i)
-        assert {row.id for row in services.history(principal, note)} == {
+        assert {c.id for c in comments.comments_of(note)} == built.comments[i], (label, i)
+        assert {row.id for row in reading.history(principal, note)} == {
             built.versions[key] for key in model.history(reader, i)}, (label, f"history {i}")
+
+
+def check_counts_and_exports(label, principal, reader, model: Model, built: Built,
+                             world: World) -> None:
+    """The feed's counts (notes.listing.page_facts), asked about every note: a readable
+    note's own observables and responses, nothing for one the principal may not read. The
+    exports (notes.export): exactly the readable notes' reports and observables, labelled
+    with the strictest TLP among them."""
+    readable = model.readable(reader)
+    facts = listing.page_facts(principal, built.notes)
+    for i, note in enumerate(built.notes):
+        kinds = Counter(RESPONSE_KINDS[(i + k) % 3]
+                        for k in range(len(world.notes[i].commenters)))
+        want = ((len(world.notes[i].values), kinds["comment"] + kinds["opinion"],
+                 kinds["sighting"]) if i in readable else (0, 0, 0))
+        got = facts[note.id]
+        assert (got.observables, got.responses, got.sightings) == want, (label, f"counts {i}")
+    level = max((world.notes[i].tlp for i in readable), key=TLPS.index, default="CLEAR")
+    bundle = export.export(principal, "stix", {})
+    assert bundle.tlp == level, (label, "export label")
+    held = {o["id"] for o in orjson.loads("".join(bundle.chunks)).get("objects", [])
+            if o["type"] == "report"}
+    assert held == {built.notes[i].report_id for i in readable}, (label, "exported bundle")
+    rows = "".join(export.export(principal, "csv", {}).chunks).splitlines()[2:]
+    assert sorted(tuple(row.split(",")[:3]) for row in rows) == sorted(
+        (built.notes[i].report_id, VALUES[v][0], VALUES[v][1])
+        for i in readable for v in world.notes[i].values), (label, "exported observables")
 
 
 def check_world(world: World) -> None:
@@ -472,6 +505,7 @@ def check_world(world: World) -> None:
             assert model.readable(reader) == checked[principal], label
             continue
         check_principal(label, principal, reader, model, built, world)
+        check_counts_and_exports(label, principal, reader, model, built, world)
         checked[principal] = model.readable(reader)
 
 
@@ -545,6 +579,9 @@ def test_pages_answer_exactly_what_the_model_allows(db, app, world, sample):
                  f"/notes/?q={word}": {i for i in readable
                                        if word in (world.notes[i].word, world.notes[i].label)},
                  f"/notes/?q={typed}": {i for i in readable if value in model.values_of(i)}}
+        # The feed's exports hold the readable notes, over HTTP too.
+        pages["/notes/export/bundle.json"] = readable
+        pages[f"/notes/export/bundle.json?q={word}"] = pages[f"/notes/?q={word}"]
         for path, want in pages.items():
             response = client.get(path)
             if model.usable(u):
@@ -564,3 +601,70 @@ def test_pages_answer_exactly_what_the_model_allows(db, app, world, sample):
         response = anonymous.get(path)
         assert response.status_code == 200, path
         assert _markers_on(response.get_data(as_text=True), world) == public, path
+
+
+# --- the dashboards' charts: every figure counts only what the model lets its viewer read ----
+
+DASHBOARD_NOW = BASE_TIME + timedelta(days=1)
+
+
+def _figures(chart) -> dict:
+    """{(category, series): value} of a chart, the zeros left out."""
+    return {(label, s.label): s.values[i] for s in chart.series
+            for i, label in enumerate(chart.labels) if s.values[i]}
+
+
+def check_dashboard(label, principal, reader, model: Model, built: Built, world: World):
+    readable = model.readable(reader)
+    win = window(30, DASHBOARD_NOW)
+    day = BASE_TIME.date().isoformat()
+    assert _figures(dashboard.activity(principal, win)) == dict(
+        Counter((day, world.notes[i].tlp) for i in readable)), (label, "activity")
+    assert _figures(dashboard.top_observables(principal, win)) == dict(Counter(
+        (f"{VALUES[v][1]} ({VALUES[v][0]})", "Notes")
+        for i in readable for v in world.notes[i].values)), (label, "observables")
+    for a, alliance in enumerate(built.alliances):
+        mine = [i for i in readable if a in world.notes[i].audience]
+        assert _figures(dashboard.tlp_mix(principal, alliance, win)) == dict(Counter(
+            (f"TLP:{world.notes[i].tlp}", "Notes") for i in mine)), (label, "tlp mix", a)
+        assert _figures(dashboard.posting_by_organisation(principal, alliance, win)) == dict(
+            Counter((f"World Org {world.users[world.notes[i].author].org}", "Notes")
+                    for i in mine)), (label, "posting", a)
+    if reader is None or not model.usable(reader):
+        assert dashboard.by_alliance(principal, win).labels == [], label
+        return
+    org = world.users[reader].org
+    assert _figures(dashboard.by_alliance(principal, win)) == dict(Counter(
+        (f"World Alliance {a}", world.notes[i].tlp) for i in readable
+        for a in world.notes[i].audience if model.active_in(org, a))), (label, "alliances")
+    own = [i for i in readable if world.users[world.notes[i].author].org == org]
+    want = {}
+    for i in own:
+        kinds = [RESPONSE_KINDS[(i + k) % 3] for k in range(len(world.notes[i].commenters))]
+        title = f"{built.notes[i].title} (TLP:{world.notes[i].tlp})"
+        want[(title, "Responses")] = sum(k != "sighting" for k in kinds)
+        want[(title, "Sightings")] = kinds.count("sighting")
+    assert _figures(dashboard.own_notes(principal, win)) == {
+        k: v for k, v in want.items() if v}, (label, "own notes")
+    _kind, value, _typed = VALUES[world.probe[3]]
+    assert _figures(dashboard.watch_hits(principal, built.users[reader].id, win)) == (
+        {(f"{value} (value)", "Notes"): n} if (n := sum(
+            value in model.values_of(i) for i in readable)) else {}), (label, "watch terms")
+
+
+@settings(SETTINGS, max_examples=25)
+@given(world=worlds())
+@_with_examples
+def test_every_dashboard_chart_counts_exactly_what_the_model_allows(db, app, world):
+    """Activity (in all and per alliance), top observables, the organisation's notes with
+    their responses, watch-term hits, and each alliance's TLP mix and posting per
+    organisation, for every principal."""
+    built = build(world)
+    _kind, value, _typed = VALUES[world.probe[3]]
+    db.session.add_all(WatchTerm(user_id=user.id, kind="value", value=value)
+                       for user in built.users)
+    db.session.commit()
+    model = Model(world)
+    with app.test_request_context():
+        for label, principal, reader in principals(built, model):
+            check_dashboard(label, principal, reader, model, built, world)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from alliance.extensions import db
-from alliance.notes import services
+from alliance.notes import posting, reading
 from alliance.notes.models import Note, StixObject
 from alliance.sharing.policy import Principal, get_readable_note
 from alliance.stix.validation import BundleRejected
@@ -20,8 +20,9 @@ SCO = {"type": "ipv4-addr", "spec_version": "2.1",
 
 
 def _red(member_admin, alliance, coordinator):
-    red = services.post_note(member_admin, title="Secret", tlp="RED", alliance_ids=[alliance.id],
-                             objects=[dict(SCO)], recipient_ids=[coordinator.id])
+    red = posting.post_note(member_admin, posting.NoteDraft(
+        title="Secret", tlp="RED", alliance_ids=[alliance.id], objects=[dict(SCO)],
+        recipient_ids=[coordinator.id]))
     return red
 
 
@@ -35,19 +36,19 @@ def test_a_colleague_posting_a_changed_copy_learns_nothing(alliance, coordinator
     red = _red(member_admin, alliance, coordinator)
     assert get_readable_note(Principal.of(member), red.report_id) is None
     # The same as for a value no one stored: accepted, as a version of its own.
-    note = services.post_note(member, title="Probe", tlp="AMBER", alliance_ids=[alliance.id],
-                              objects=[dict(SCO, x_probe="anything")])
+    note = posting.post_note(member, posting.NoteDraft(
+        title="Probe", tlp="AMBER", alliance_ids=[alliance.id], objects=[dict(SCO, x_probe="anything")]))
     assert _versions() == 2
-    [held] = [o for o in services.note_objects(note) if o.stix_id == SCO["id"]]
+    [held] = [o for o in reading.note_objects(note) if o.stix_id == SCO["id"]]
     assert held.body["x_probe"] == "anything" and held.first_note_id == note.id
 
 
 def test_a_colleague_posting_the_same_copy_stores_its_own(alliance, coordinator, member_admin,
                                                           member):
     red = _red(member_admin, alliance, coordinator)
-    note = services.post_note(member, title="Probe", tlp="AMBER", alliance_ids=[alliance.id],
-                              objects=[dict(SCO)])
-    history = services.history(Principal.of(member), note)
+    note = posting.post_note(member, posting.NoteDraft(
+        title="Probe", tlp="AMBER", alliance_ids=[alliance.id], objects=[dict(SCO)]))
+    history = reading.history(Principal.of(member), note)
     assert all(h.first_note_id != red.id for h in history)
     assert [h.first_note_id for h in history if h.stix_id == SCO["id"]] == [note.id]
     assert _versions() == 2
@@ -57,21 +58,22 @@ def test_the_organisations_shared_versions_are_still_linked(alliance, coordinato
                                                             member_admin, member):
     """Outside TLP:RED nothing changes: an identical repost in the organisation links the
     stored version, and a changed copy with the same modified is still a conflict."""
-    first = services.post_note(member_admin, title="Shared", tlp="AMBER",
-                               alliance_ids=[alliance.id], objects=[dict(SCO)])
-    again = services.post_note(member, title="Again", tlp="GREEN", alliance_ids=[alliance.id],
-                               objects=[dict(SCO)])
+    first = posting.post_note(member_admin, posting.NoteDraft(
+        title="Shared", tlp="AMBER", alliance_ids=[alliance.id], objects=[dict(SCO)]))
+    again = posting.post_note(member, posting.NoteDraft(
+        title="Again", tlp="GREEN", alliance_ids=[alliance.id], objects=[dict(SCO)]))
     assert _versions() == 1
-    [held] = [o for o in services.note_objects(again) if o.stix_id == SCO["id"]]
+    [held] = [o for o in reading.note_objects(again) if o.stix_id == SCO["id"]]
     assert held.first_note_id == first.id
     with pytest.raises(BundleRejected) as refused:
-        services.post_note(member, title="Changed", tlp="GREEN", alliance_ids=[alliance.id],
-                           objects=[dict(SCO, x_other="value")])
+        posting.post_note(member, posting.NoteDraft(
+            title="Changed", tlp="GREEN", alliance_ids=[alliance.id],
+            objects=[dict(SCO, x_other="value")]))
     assert refused.value.status_code == 409
     db.session.rollback()
     # A RED note of the organisation links it too: that reveals nothing new to anyone.
     red = _red(member_admin, alliance, coordinator)
-    assert _versions() == 1 and SCO["id"] in {o.stix_id for o in services.note_objects(red)}
+    assert _versions() == 1 and SCO["id"] in {o.stix_id for o in reading.note_objects(red)}
 
 
 def test_the_red_notes_author_posting_again_stores_another_private_copy(
@@ -89,8 +91,9 @@ def test_a_named_recipient_in_another_organisation_still_cannot_version_the_obje
     may read the RED note still sees its versions, so only the creator adds versions."""
     _red(member_admin, alliance, coordinator)  # coordinator (another organisation) is named
     with pytest.raises(BundleRejected) as refused:
-        services.post_note(coordinator, title="New version", tlp="GREEN",
-                           alliance_ids=[alliance.id], objects=[dict(SCO, x_more="yes")])
+        posting.post_note(coordinator, posting.NoteDraft(
+            title="New version", tlp="GREEN", alliance_ids=[alliance.id],
+            objects=[dict(SCO, x_more="yes")]))
     assert refused.value.status_code == 409  # the same id and modified, another body
     db.session.rollback()
     assert _versions() == 1
@@ -123,25 +126,25 @@ def test_a_linked_version_is_dated_as_the_note_its_reader_may_read(
         third = factories.make_org("Third Org")
         reposter = factories.make_user(third, "lead@third.example", role="org_admin")
         factories.add_member(alliance, third, "active")
-        first = services.post_note(member_admin, title="Secret", tlp="RED",
-                                   alliance_ids=[alliance.id], objects=[dict(SCO)],
-                                   recipient_ids=[reposter.id])
+        first = posting.post_note(member_admin, posting.NoteDraft(
+            title="Secret", tlp="RED", alliance_ids=[alliance.id], objects=[dict(SCO)],
+            recipient_ids=[reposter.id]))
     else:
         pacific = factories.make_alliance(member_admin, slug="pacific", name="Pacific")
         reposter = member
-        first = services.post_note(member_admin, title="Elsewhere", tlp="AMBER",
-                                   alliance_ids=[pacific.id], objects=[dict(SCO)])
+        first = posting.post_note(member_admin, posting.NoteDraft(
+            title="Elsewhere", tlp="AMBER", alliance_ids=[pacific.id], objects=[dict(SCO)]))
     past = _posted_days_ago(first, 5)
-    green = services.post_note(reposter, title="Seen", tlp="GREEN", alliance_ids=[alliance.id],
-                               objects=[dict(SCO)])
-    [linked] = [o for o in services.note_objects(green) if o.stix_id == SCO["id"]]
+    green = posting.post_note(reposter, posting.NoteDraft(
+        title="Seen", tlp="GREEN", alliance_ids=[alliance.id], objects=[dict(SCO)]))
+    [linked] = [o for o in reading.note_objects(green) if o.stix_id == SCO["id"]]
     assert linked.first_note_id == first.id  # linked, not stored again: the case in question
 
-    [shown] = [v for v in services.history(Principal.of(coordinator), green)
+    [shown] = [v for v in reading.history(Principal.of(coordinator), green)
                if v.stix_id == SCO["id"]]
     assert shown.added == green.created_at
     assert past.strftime("%Y-%m-%d") not in _history_dates(client, coordinator, green)
     # Who may read the first note still sees its own date.
-    [own] = [v for v in services.history(Principal.of(member_admin), green)
+    [own] = [v for v in reading.history(Principal.of(member_admin), green)
              if v.stix_id == SCO["id"]]
     assert own.added == past

@@ -9,7 +9,7 @@ and about alliances, to someone the read rule does not let read them.
   id in it) stays on the note, for those who may still read it, and out of the log."""
 from alliance.apikeys.services import create_key
 from alliance.audit.log import list_events
-from alliance.notes import services
+from alliance.notes import audience, posting
 from alliance.taxii.services import alliance_collection_id
 from tests import factories
 from tests.notes.helpers import indicator
@@ -35,18 +35,18 @@ def test_the_compose_form_lists_recipients_only_of_alliances_the_poster_may_post
 def test_the_audience_preview_shows_no_one_of_an_alliance_the_poster_is_not_in(
         alliance, member, outsider):
     factories.make_alliance(outsider, slug="elsewhere", name="Elsewhere")
-    preview = services.audience_preview(outsider, [alliance.id], "AMBER")
+    preview = audience.audience_preview(outsider, [alliance.id], "AMBER")
     assert member.organisation not in preview["organisations"]
     assert [o.id for o in preview["organisations"]] == [outsider.organisation_id]
-    red = services.audience_preview(outsider, [alliance.id], "RED", [member.id])
+    red = audience.audience_preview(outsider, [alliance.id], "RED", [member.id])
     assert member not in red["users"]
 
 
 def test_a_retraction_reason_stays_out_of_the_audit_log(client, make_client, alliance, member,
                                                         platform_admin):
     hidden = indicator("[domain-name:value = 'secret-c2.example']")
-    note = services.post_note(member, title="Secret AMBER", tlp="AMBER",
-                              alliance_ids=[alliance.id], objects=[hidden])
+    note = posting.post_note(member, posting.NoteDraft(
+        title="Secret AMBER", tlp="AMBER", alliance_ids=[alliance.id], objects=[hidden]))
     _row, key = create_key(member, "SIEM")
     deleted = make_client().delete(
         f"/taxii2/api/collections/{alliance_collection_id(alliance.id)}/objects/{hidden['id']}/",

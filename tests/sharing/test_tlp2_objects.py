@@ -5,7 +5,8 @@ import json
 import stix2
 from stix2validator import ValidationOptions, validate_string
 
-from alliance.notes.services import note_bundle, post_note
+from alliance.notes.posting import NoteDraft, post_note
+from alliance.notes.reading import note_bundle
 from alliance.stix.markings import tlp2_extension_definition, tlp2_objects
 from tests.notes.helpers import identity
 
@@ -35,8 +36,8 @@ def test_the_extension_definition_is_valid_stix():
 
 
 def test_every_export_carries_the_marking_and_its_extension(member, alliance):
-    note = post_note(member, title="Export", tlp="AMBER", alliance_ids=[alliance.id],
-                     objects=[identity("Someone")])
+    note = post_note(member, NoteDraft(
+        title="Export", tlp="AMBER", alliance_ids=[alliance.id], objects=[identity("Someone")]))
     bundle = note_bundle(note)
     ids = [o["id"] for o in bundle["objects"]]
     assert OFFICIAL["AMBER"] in ids and EXTENSION in ids

@@ -13,8 +13,8 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from alliance.extensions import db
 from alliance.notes.models import CollectionObject, StixObject
-from alliance.stix.validation import references
-from alliance.taxii.services import rfc3339
+from alliance.stix.references import references
+from alliance.taxii.filters import rfc3339
 from tests.servers import free_port
 
 TAXII = "application/taxii+json;version=2.1"

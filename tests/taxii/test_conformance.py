@@ -22,7 +22,7 @@ from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 from alliance.apikeys.services import create_key, revoke_key
 from alliance.extensions import db
 from alliance.notes.models import Note
-from alliance.notes.services import note_bundle
+from alliance.notes.reading import note_bundle
 from alliance.stix.markings import (
     EXTENSION_ID,
     marking_id,

@@ -15,11 +15,8 @@ from sqlalchemy import func, select
 from alliance.apikeys.services import create_key
 from alliance.extensions import db
 from alliance.notes.models import CollectionObject, StixObject
-from alliance.taxii.services import (
-    alliance_collection_id,
-    organisation_collection_id,
-    rfc3339,
-)
+from alliance.taxii.filters import rfc3339
+from alliance.taxii.services import alliance_collection_id, organisation_collection_id
 from tests import factories
 from tests.notes.helpers import identity, indicator
 from tests.taxii.live import RFC3339, TAXII, posted_only, serving
@@ -116,11 +113,11 @@ def test_a_stored_version_a_new_note_links_is_new_to_the_organisations_own_colle
     """The organisation's own collection dates a version by when a note of the organisation
     first held it: a version another organisation stored long ago, which this organisation
     now posts unchanged (linked, not stored again), is new to it."""
-    from alliance.notes.services import post_note
+    from alliance.notes.posting import NoteDraft, post_note
 
     shared = indicator("[domain-name:value = 'own-collection.example']")
-    post_note(coordinator, title="Coordinator's post", tlp="GREEN", alliance_ids=[alliance.id],
-              objects=[shared])
+    post_note(coordinator, NoteDraft(
+        title="Coordinator's post", tlp="GREEN", alliance_ids=[alliance.id], objects=[shared]))
     own = f"{live}/taxii2/api/collections/{organisation_collection_id(member.organisation_id)}"
     before, _ = manifest(world, own)
     assert shared["id"] not in before  # not a note of the member's organisation (yet)

@@ -17,7 +17,7 @@ import json
 import pytest
 
 from alliance.apikeys.services import create_key
-from alliance.taxii import services
+from alliance.taxii import reading, services
 from alliance.taxii.services import alliance_collection_id
 from tests.notes.helpers import indicator
 from tests.taxii.live import posted_only
@@ -79,9 +79,9 @@ def test_an_empty_result_has_no_objects_or_versions_key(api):
     last = api.get("/objects/").headers["X-TAXII-Date-Added-Last"]
     assert api.get("/objects/", added_after=last).json == {"more": False}
     assert api.get("/manifest/", added_after=last).json == {"more": False}
-    nothing = services.Page(rows=[], added=[], more=False, next=None)
-    assert services.versions(nothing) == {"more": False}
-    assert services.envelope(nothing) == services.manifest(nothing) == {"more": False}
+    nothing = reading.Page(rows=[], added=[], more=False, next=None)
+    assert reading.versions(nothing) == {"more": False}
+    assert reading.envelope(nothing) == reading.manifest(nothing) == {"more": False}
 
 
 def test_a_status_omits_empty_lists(api):

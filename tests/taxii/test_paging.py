@@ -14,12 +14,9 @@ from taxii2client.v21 import Collection, as_pages
 from alliance.apikeys.services import create_key
 from alliance.extensions import db
 from alliance.notes.models import StixObject
-from alliance.taxii.services import (
-    MAX_PAGE,
-    alliance_collection_id,
-    organisation_collection_id,
-    rfc3339,
-)
+from alliance.taxii.filters import rfc3339
+from alliance.taxii.reading import MAX_PAGE
+from alliance.taxii.services import alliance_collection_id, organisation_collection_id
 from tests.notes.helpers import indicator
 from tests.taxii.live import TAXII, posted_only, recording, served_with_ids, serving
 

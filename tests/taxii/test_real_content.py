@@ -17,7 +17,7 @@ from taxii2client.v21 import Collection, as_pages
 from alliance.apikeys.services import create_key
 from alliance.extensions import db
 from alliance.notes.models import Note
-from alliance.notes.services import note_bundle
+from alliance.notes.reading import note_bundle
 from alliance.stix.markings import (
     level_of,
     marking_id,
@@ -116,7 +116,7 @@ def test_an_amber_bundle_comes_back_marked_amber_object_by_object(live, member, 
     """The note's TLP travels with its objects: an AMBER upload whose own objects carry no
     marking is served (TAXII and the download) with each of them marked AMBER or stricter,
     objects created by another identity as posted, and every created_by_ref resolving."""
-    from alliance.notes import services
+    from alliance.notes import posting
 
     vendor = identity("A Vendor")
     theirs = indicator("[domain-name:value = 'vendor.example']", created_by_ref=vendor["id"])
@@ -127,8 +127,9 @@ def test_an_amber_bundle_comes_back_marked_amber_object_by_object(live, member, 
             orjson.loads(stix2.IPv4Address(value="198.51.100.77").serialize()),
             indicator("[ipv4-addr:value = '198.51.100.8']",
                       object_marking_refs=[marking_id("AMBER")])]
-    note = services.post_note(member, title="Amber", tlp="AMBER", alliance_ids=[alliance.id],
-                              objects=[vendor, theirs, *ours], looser_confirmed=False)
+    note = posting.post_note(member, posting.NoteDraft(
+        title="Amber", tlp="AMBER", alliance_ids=[alliance.id], objects=[vendor, theirs, *ours],
+        looser_confirmed=False))
     coll = _collection(live, member, alliance)
     served = {o["id"]: o for o in _served(coll)}
     download = {o["id"]: o for o in note_bundle(note)["objects"]}

@@ -13,7 +13,7 @@ from taxii2client.v21 import Collection, as_pages
 
 from alliance.apikeys.services import create_key
 from alliance.extensions import db
-from alliance.notes import services
+from alliance.notes import editing, posting, reading
 from alliance.notes.models import StixObject
 from alliance.stix.markings import level_of, marking_id, tlp2_extension_definition
 from alliance.stix.tlp import TLP_RANK
@@ -67,8 +67,9 @@ def test_every_reference_the_platform_adds_resolves_in_the_collection(live, memb
     ours = [indicator(), _malware(),
             indicator("[ipv4-addr:value = '198.51.100.8']",
                       object_marking_refs=[marking_id("GREEN")])]
-    services.post_note(member, title="Amber", tlp="AMBER", alliance_ids=[alliance.id],
-                       objects=[vendor, theirs, *ours], looser_confirmed=True)
+    posting.post_note(member, posting.NoteDraft(
+        title="Amber", tlp="AMBER", alliance_ids=[alliance.id], objects=[vendor, theirs, *ours],
+        looser_confirmed=True))
     for collection_id in (alliance_collection_id(alliance.id),
                           organisation_collection_id(member.organisation_id)):
         served = _served(_collection(live, member, collection_id))
@@ -90,12 +91,12 @@ def test_every_reference_the_platform_adds_resolves_in_the_collection(live, memb
 
 
 def test_they_are_not_among_the_notes_objects(member, alliance):
-    note = services.post_note(member, title="One", tlp="GREEN", alliance_ids=[alliance.id],
-                              objects=[indicator()])
-    assert {row.type for row in services.note_objects(note)} == {"report", "indicator"}
+    note = posting.post_note(member, posting.NoteDraft(
+        title="One", tlp="GREEN", alliance_ids=[alliance.id], objects=[indicator()]))
+    assert {row.type for row in reading.note_objects(note)} == {"report", "indicator"}
     # The download carries them (every reference resolves there too), one body per version:
     # the identity as a collection serves it.
-    download = {o["id"]: o for o in services.note_bundle(note)["objects"]}
+    download = {o["id"]: o for o in reading.note_bundle(note)["objects"]}
     served = db.session.scalar(select(StixObject.body).where(
         StixObject.stix_id == member.organisation.stix_id))
     assert download[member.organisation.stix_id] == served
@@ -106,13 +107,13 @@ def test_a_reshared_objects_creator_is_served_where_the_reshare_is(live, member,
     """Another platform organisation's object, re-shared by a member into an alliance where
     its creator posted nothing: the creator's identity is served there with it."""
     other = factories.make_alliance(member_admin, slug="second", name="Second Alliance")
-    theirs = services.post_note(coordinator, title="Theirs", tlp="GREEN",
-                                alliance_ids=[alliance.id], objects=[_malware("Shared")])
-    body = next(r.body for r in services.note_objects(theirs) if r.type == "malware")
+    theirs = posting.post_note(coordinator, posting.NoteDraft(
+        title="Theirs", tlp="GREEN", alliance_ids=[alliance.id], objects=[_malware("Shared")]))
+    body = next(r.body for r in reading.note_objects(theirs) if r.type == "malware")
     # Sent with no creator, as a re-share is: the platform names the one it can see.
     sent = {k: v for k, v in body.items() if k != "created_by_ref"}
-    services.post_note(member, title="Re-shared", tlp="GREEN", alliance_ids=[other.id],
-                       objects=[sent])
+    posting.post_note(member, posting.NoteDraft(
+        title="Re-shared", tlp="GREEN", alliance_ids=[other.id], objects=[sent]))
     served = _served(_collection(live, member, alliance_collection_id(other.id)))
     assert served[body["id"]]["created_by_ref"] == coordinator.organisation.stix_id
     assert served[coordinator.organisation.stix_id]["name"] == coordinator.organisation.name
@@ -125,26 +126,27 @@ def test_only_where_and_to_whom_a_note_that_needs_them_is_served(live, member, a
     note that needed them."""
     other = factories.make_alliance(outsider, slug="elsewhere", name="Elsewhere")
     elsewhere = _collection(live, outsider, alliance_collection_id(other.id))
-    services.post_note(outsider, title="Theirs", tlp="GREEN", alliance_ids=[other.id],
-                       objects=[indicator()])
+    posting.post_note(outsider, posting.NoteDraft(
+        title="Theirs", tlp="GREEN", alliance_ids=[other.id], objects=[indicator()]))
     assert member.organisation.stix_id not in _served(elsewhere)
 
     coll = _collection(live, member, alliance_collection_id(alliance.id))
-    services.post_note(member, title="Red", tlp="RED", alliance_ids=[alliance.id],
-                       recipient_ids=[member.id], objects=[indicator()])
+    posting.post_note(member, posting.NoteDraft(
+        title="Red", tlp="RED", alliance_ids=[alliance.id], recipient_ids=[member.id],
+        objects=[indicator()]))
     assert member.organisation.stix_id not in _served(coll)
-    note = services.post_note(member, title="Green", tlp="GREEN", alliance_ids=[alliance.id],
-                              objects=[indicator()])
+    note = posting.post_note(member, posting.NoteDraft(
+        title="Green", tlp="GREEN", alliance_ids=[alliance.id], objects=[indicator()]))
     assert member.organisation.stix_id in _served(coll)
-    services.retract_note(member, note, "Wrong")
+    editing.retract_note(member, note, "Wrong")
     assert _served(coll) == {}
 
 
 def test_they_cannot_be_deleted_over_taxii(live, member, alliance):
     import requests
 
-    services.post_note(member, title="One", tlp="GREEN", alliance_ids=[alliance.id],
-                       objects=[indicator()])
+    posting.post_note(member, posting.NoteDraft(
+        title="One", tlp="GREEN", alliance_ids=[alliance.id], objects=[indicator()]))
     key = create_key(member, "TIP")[1]
     url = (f"{live}/taxii2/api/collections/{alliance_collection_id(alliance.id)}/objects/"
            f"{member.organisation.stix_id}/")
@@ -158,20 +160,20 @@ def test_they_cannot_be_deleted_over_taxii(live, member, alliance):
 def test_an_organisation_still_posts_its_own_identity(member, alliance):
     """The platform's copy is never compared with what an organisation posts: posting its
     own identity (same version, its own body) is not a conflict with it."""
-    services.post_note(member, title="One", tlp="GREEN", alliance_ids=[alliance.id],
-                       objects=[indicator()])
+    posting.post_note(member, posting.NoteDraft(
+        title="One", tlp="GREEN", alliance_ids=[alliance.id], objects=[indicator()]))
     own = {k: v for k, v in member.organisation.stix_identity.items()
            if k != "object_marking_refs"}
     own["description"] = "About us"
-    services.post_note(member, title="Us", tlp="GREEN", alliance_ids=[alliance.id],
-                       objects=[own])
+    posting.post_note(member, posting.NoteDraft(
+        title="Us", tlp="GREEN", alliance_ids=[alliance.id], objects=[own]))
 
 
 def test_the_migration_serves_them_beside_notes_stored_before(live, app, member, alliance):
     """Notes stored before the migration (c5e1a7d3f9b2) get their organisation's identity
     and TLP definitions served beside them; its downgrade takes them out."""
-    services.post_note(member, title="Before", tlp="GREEN", alliance_ids=[alliance.id],
-                       objects=[indicator()])
+    posting.post_note(member, posting.NoteDraft(
+        title="Before", tlp="GREEN", alliance_ids=[alliance.id], objects=[indicator()]))
     db.session.commit()
     coll = _collection(live, member, alliance_collection_id(alliance.id))
     db.session.commit()

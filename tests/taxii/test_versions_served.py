@@ -77,12 +77,12 @@ def test_the_same_envelope_posted_at_the_same_moment_is_stored_once(app, client,
     """A client retrying an envelope it thinks was lost: the retry lands between the first
     request's versions check and its insert. The first then hit the unique key and answered
     409, though the versions are identical (DESIGN.md: idempotent)."""
-    from alliance.notes import services as notes_services
+    from alliance.notes import posting
     from tests.notes.helpers import counts
 
     key = create_key(member, "SIEM")[1]
     envelope = [indicator("[domain-name:value = 'raced.example']")]
-    real, raced = notes_services._check_versions, []
+    real, raced = posting.check_versions, []
 
     def racing(actor, objects, *args):
         checked = real(actor, objects, *args)  # nothing stored yet
@@ -91,7 +91,7 @@ def test_the_same_envelope_posted_at_the_same_moment_is_stored_once(app, client,
             raced[0] = _post(app.test_client(), key, alliance, envelope)
         return checked
 
-    monkeypatch.setattr(notes_services, "_check_versions", racing)
+    monkeypatch.setattr(posting, "check_versions", racing)
     first = _post(client, key, alliance, envelope)
 
     assert raced[0].status_code == 202

@@ -1,0 +1,63 @@
+"""The notes holding an observable value, as correlation reads them (issue 22): for each
+value, the newest CORRELATION_HOLDERS notes holding it — the highest note ids (ids follow
+posting order) — walked from the top of the (value, note_id) index ix_observables_value_note
+and stopped there. A value ten thousand or a million notes share then costs what one a
+thousand share does: correlation (reading.correlated) and the note page's observables table
+(summary) read the newest holders, and the table says "at least" for a value with more.
+
+These are candidates, readable or not: every caller filters them through the read rule
+(sharing.policy.readable_notes), so nothing here is shown as it is."""
+from sqlalchemy import String, func, literal, select, true, union_all
+
+from alliance.extensions import db
+from alliance.notes.models import Observable
+
+# The holders read per value, newest first. Tests lower it (monkeypatch): read it at call time.
+CORRELATION_HOLDERS = 1000
+# Values per statement (SQLite: one subquery each in a UNION ALL, under its limit of 500).
+CHUNK = 100
+
+
+def chunks(values: list[str], size: int = CHUNK):
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _held(value, other_than: int):
+    """The newest holders of one value (a column or a literal), but note `other_than`."""
+    return (select(Observable.note_id)
+            .where(Observable.value == value, Observable.note_id != other_than)
+            .order_by(Observable.note_id.desc()).limit(CORRELATION_HOLDERS))
+
+
+def newest(values: list[str], other_than: int):
+    """Subquery (value, note_id): for each of `values` (a chunk: at most CHUNK), the newest
+    CORRELATION_HOLDERS notes holding it, note `other_than` (the note being looked at) left
+    out. PostgreSQL: a LATERAL subquery per value; SQLite: a UNION ALL of one subquery per
+    value. Either way an index walk of at most CORRELATION_HOLDERS entries per value."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Imported here: sqlalchemy.dialects.postgresql is heavy, and SQLite never needs it.
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        given = func.unnest(literal(list(values), ARRAY(String))).table_valued(
+            "value").render_derived("given", with_types=False)
+        held = _held(given.c.value, other_than).lateral("held")
+        return (select(given.c.value, held.c.note_id)
+                .select_from(given.join(held, true())).subquery("holders"))
+    parts = []
+    for value in values:
+        held = _held(value, other_than).subquery()
+        parts.append(select(literal(value, String).label("value"), held.c.note_id))
+    return union_all(*parts).subquery("holders")
+
+
+def crowded(values: list[str], other_than: int) -> set[str]:
+    """Those of `values` with CORRELATION_HOLDERS holders or more besides note `other_than`:
+    what correlation says of them is about the newest of their holders only ("at least")."""
+    found: set[str] = set()
+    for chunk in chunks(values):
+        held = newest(chunk, other_than)
+        found.update(db.session.scalars(
+            select(held.c.value).group_by(held.c.value)
+            .having(func.count() >= CORRELATION_HOLDERS)))
+    return found

@@ -1,0 +1,326 @@
+"""Reading notes: the feed and search, correlation, a note's objects, bundle and history.
+Every query starts from the policy's readable set (alliance.sharing.policy)."""
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    and_,
+    any_,
+    func,
+    literal,
+    or_,
+    select,
+)
+
+from alliance.core.queries import walk_index
+from alliance.extensions import db
+from alliance.notes import holders, ranges, search, served_with
+from alliance.notes.models import (
+    SERVED_WITH,
+    Note,
+    NoteAudience,
+    NoteFacet,
+    NoteObject,
+    Observable,
+    StixObject,
+)
+from alliance.notes.versions import links_of
+from alliance.sharing.policy import (
+    Principal,
+    last_public_retraction,
+    readable_notes,
+)
+from alliance.stix import observables
+
+FEED_PAGE = 25
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedFilters:
+    """What the feed is narrowed to (each None: not filtered): an audience alliance, a TLP,
+    facets (a STIX type the note holds, a sector, a country, a policy tag), words or an
+    observable value (`query`), and posting times (`since` inclusive, `until` exclusive)."""
+
+    alliance_id: int | None = None
+    tlp: str | None = None
+    stix_type: str | None = None
+    sector: str | None = None
+    country: str | None = None
+    policy_tag: str | None = None
+    query: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def lookups(self) -> list[tuple]:
+        """Each filter on another table, as (note id column, condition on that table)."""
+        found = []
+        if self.alliance_id:
+            found.append((NoteAudience.note_id, NoteAudience.alliance_id == self.alliance_id))
+        for facet, value in (("type", self.stix_type), ("sector", self.sector),
+                             ("country", self.country), ("policy_tag", self.policy_tag)):
+            if value:
+                found.append((NoteFacet.note_id, and_(NoteFacet.facet == facet,
+                                                      NoteFacet.value == value)))
+        return found
+
+
+def feed(principal: Principal, *, before=None, limit: int = FEED_PAGE, **filters):
+    """Readable notes, newest first, filtered (`filters`: FeedFilters' fields); keyset
+    pagination on (created_at, id) from `before`. Returns (notes, next_cursor)."""
+    filters = FeedFilters(**filters)
+    lookups, query = filters.lookups(), filters.query
+    # Values many notes hold (issue 22: type=indicator, 86% of notes; a search for
+    # "phishing"): walk the feed index newest first and look each note up in the filter's
+    # index, to the page's end — a few dozen lookups however many notes match. Reading every
+    # match and sorting them grows with the data instead. A rare value is the other way
+    # round: its few notes are looked up and sorted, where a walk would pass most notes by.
+    top = _window_top(before) if lookups or query else 0
+    walk = all(_held_by_many(column, condition, top) for column, condition in lookups) and (
+        not query or _text_matches_many(query, top))
+    if walk:
+        probes = [_per_note(column == Note.id, condition) for column, condition in lookups]
+        if query:
+            probes.append(or_(*_text_probes(query)))
+        # First: checked before the read rule on each note walked (readable_notes).
+        stmt = readable_notes(principal, *probes)
+    else:
+        stmt = readable_notes(principal)
+        for column, condition in lookups:
+            stmt = stmt.where(Note.id.in_(select(column).where(condition)))
+        if query:
+            stmt = stmt.where(or_(*_text_match(query)))
+    stmt = _page(_on_notes(stmt, filters), before).limit(limit + 1)
+    rows = (walk_index(stmt, scalars=True) if walk and (lookups or query)
+            else db.session.scalars(stmt).all())
+    cursor = (rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], cursor
+
+
+def _on_notes(stmt, filters: FeedFilters):
+    """The filters on the notes' own columns: the TLP, the posting times."""
+    if filters.tlp:
+        stmt = stmt.where(Note.tlp == filters.tlp)
+    if filters.since:
+        stmt = stmt.where(Note.created_at >= filters.since)
+    if filters.until:
+        stmt = stmt.where(Note.created_at < filters.until)
+    return stmt
+
+
+def _page(stmt, before):
+    """Newest first, from after `before` (created_at, id), the last note of a page before."""
+    if before:
+        created, note_id = before
+        stmt = stmt.where(or_(Note.created_at < created,
+                              and_(Note.created_at == created, Note.id < note_id)))
+    return stmt.order_by(Note.created_at.desc(), Note.id.desc())
+
+
+def feed_updated(notes) -> datetime:
+    """The public feed's <updated>: the last time anything in it changed, which never goes
+    back (RFC 4287 4.2.15). A retraction takes a note out of the feed: when it happened
+    counts too, or the feed would seem older after it (the retracted note was public, so its
+    retraction time reveals nothing)."""
+    retracted = last_public_retraction()
+    times = [n.updated_at for n in notes] + ([retracted] if retracted else [])
+    return max(times) if times else datetime(2000, 1, 1, tzinfo=UTC)
+
+
+# How the feed tells a common filter value from a rare one: among the FEED_WINDOW notes
+# numbered up to where the page starts (ids follow posting order), one note in 100 or more
+# holds it. Common: a walk of the feed index finds a page's notes within some 100 notes per
+# note of the page, however many notes are stored. Rare: its notes are looked up and sorted.
+FEED_WINDOW = 2000
+FEED_COMMON = FEED_WINDOW // 100
+
+
+def _window_top(before) -> int:
+    """The highest note id the page can hold (an estimate: ids follow posting order)."""
+    if before:
+        return before[1]
+    return db.session.scalar(select(func.max(NoteAudience.note_id))) or 0
+
+
+def _held_by_many(column, condition, top: int) -> bool:
+    """Whether FEED_COMMON or more of the FEED_WINDOW notes numbered up to `top` are in a
+    filter's table (audiences, facets, observables; `column` its note id) under `condition`.
+    Reads at most that many index entries of it. Readable or not: it only chooses the plan
+    and tells the reader nothing."""
+    return db.session.scalar(select(func.count()).select_from(
+        select(column).where(condition, column > top - FEED_WINDOW, column <= top)
+        .limit(FEED_COMMON).subquery())) >= FEED_COMMON
+
+
+def _text_matches_many(query: str, top: int) -> bool:
+    """A search many notes match: by their words, or by the observable value it names."""
+    q = query.strip()[:200]
+    hit = observables.detect(q)
+    return search.matches_often(q, top - FEED_WINDOW, top, FEED_COMMON / FEED_WINDOW) or \
+        _held_by_many(Observable.note_id,
+                      Observable.value == (hit[1] if hit else q.lower()), top)
+
+
+def _per_note(*conditions):
+    """EXISTS (SELECT 1 ... WHERE conditions): one index lookup for each note a walk of the
+    feed reaches, the conditions tying it to that note (`NoteFacet.note_id == Note.id`) of
+    a statement from the read rule. On PostgreSQL, OFFSET 0 keeps it a lookup per note
+    instead of a join that reads (or hashes) every matching row first."""
+    subquery = select(literal(1)).where(*conditions)
+    if db.session.get_bind().dialect.name == "postgresql":
+        subquery = subquery.offset(0)
+    return subquery.exists()
+
+
+def _text_probes(query: str):
+    """_text_match for a walk of the feed: each condition looks the walked note up (its
+    observables by note id, its words in the search index)."""
+    q = query.strip()[:200]
+    hit = observables.detect(q)
+    probes = [_per_note(Observable.note_id == Note.id,
+                        Observable.value == (hit[1] if hit else q.lower()))]
+    words = search.match_probe(q)
+    if words is not None:
+        probes.append(words)
+    return probes
+
+
+def _text_match(query: str):
+    """Full-text words in title, description and labels (alliance.notes.search), or the
+    normalised observable value."""
+    q = query.strip()[:200]
+    hit = observables.detect(q)
+    by_value = select(Observable.note_id).where(
+        Observable.value == (hit[1] if hit else q.lower()))
+    if db.session.connection().dialect.name == "postgresql":
+        # `id = ANY(ARRAY(subquery))` rather than `id IN (subquery)`: ORed with the full-text
+        # condition, PostgreSQL then combines the primary key and the search index
+        # (BitmapOr) instead of walking the feed index and computing every note's search
+        # document, which grows with the notes stored (tests/bench/test_query_plans.py).
+        matches = [Note.id == any_(func.array(by_value.scalar_subquery()))]
+    else:
+        matches = [Note.id.in_(by_value)]
+    words = search.match_clause(q)
+    if words is not None:
+        matches.append(words)
+    return matches
+
+
+def correlated(principal: Principal, note: Note, limit: int = 50) -> list[tuple[Note, list]]:
+    """Other readable notes sharing an observable with this one (common and warning-listed
+    values excluded), newest first, at most `limit`, each with the values it shares. Per
+    value, only the newest holders.CORRELATION_HOLDERS notes holding it are candidates (an
+    index walk, issue 22): a value thousands of notes share costs no more than one a
+    thousand do, and the reader sees the latest of them."""
+    mine = select(Observable.value).where(Observable.note_id == note.id,
+                                          Observable.value.not_in(observables.COMMON_VALUES),
+                                          Observable.warning.is_(None))  # warninglists
+    found: dict[int, Note] = {}
+    for chunk in holders.chunks(sorted(set(db.session.scalars(mine)))):
+        held = holders.newest(chunk, note.id)
+        found.update((other.id, other) for other in db.session.scalars(
+            readable_notes(principal, Note.id.in_(select(held.c.note_id)))
+            .order_by(Note.created_at.desc(), Note.id.desc()).limit(limit)))
+    rows = sorted(found.values(), key=lambda n: (n.created_at, n.id), reverse=True)[:limit]
+    # The shared values of every related note, in one query (not one per note).
+    shared_values: dict[int, set[str]] = {}
+    if rows:
+        for note_id, value in db.session.execute(select(Observable.note_id, Observable.value)
+                                                 .where(Observable.note_id.in_(
+                                                     [other.id for other in rows]),
+                                                     Observable.value.in_(mine))):
+            shared_values.setdefault(note_id, set()).add(value)
+    return [(other, sorted(shared_values.get(other.id, ()))) for other in rows]
+
+
+def who_has_seen(principal: Principal, raw_value: str, limit: int = 50) -> tuple[str | None, list]:
+    """"Has anyone I share with seen this?": readable notes carrying the value, and for an
+    address or network those holding one inside or around it (ranges.notes_in_range)."""
+    hit = observables.detect(raw_value or "")
+    if hit is None:
+        return None, []
+    if hit[1] in observables.COMMON_VALUES:
+        return hit[1], []
+    notes = db.session.scalars(
+        readable_notes(principal).where(Note.id.in_(select(Observable.note_id).where(
+            Observable.value == hit[1]))).order_by(Note.created_at.desc()).limit(limit)).all()
+    if hit[0] in ranges.IP_KINDS:
+        by_id = {n.id: n for n in [*notes, *ranges.notes_in_range(principal, *hit, limit)]}
+        notes = sorted(by_id.values(), key=lambda n: (n.created_at, n.id), reverse=True)[:limit]
+    return hit[1], notes
+
+
+def note_objects(note: Note) -> Sequence[StixObject]:
+    """The objects of a note the caller has already read through the policy."""
+    return db.session.scalars(
+        select(StixObject).join(NoteObject, NoteObject.object_id == StixObject.id)
+        .where(NoteObject.note_id == note.id, StixObject.scope != SERVED_WITH)
+        .order_by(StixObject.type, StixObject.stix_id)).all()
+
+
+def note_bundle(note: Note, objects: list[StixObject] | None = None) -> dict:
+    """A STIX 2.1 bundle of the note with what its objects need beside them (served_with):
+    the identities of the platform organisations that created them, the TLP 2.0 marking
+    definitions they use with their extension definition and its creator. `objects`: the
+    note's objects (note_objects), when the caller has them already (the note page), so they
+    are not read twice."""
+    objs = [row.body for row in (note_objects(note) if objects is None else objects)]
+    objs += [body for _owner, body in served_with.needed(db.session, objs, note.tlp)]
+    # A bundle is a wrapper, not an object with a life of its own: a version 4 id each time,
+    # as STIX 2.1 says ids SHOULD be (stix2-validator's strict mode checks it).
+    return {"type": "bundle", "id": f"bundle--{uuid.uuid4()}",
+            "objects": objs}
+
+
+@dataclass(frozen=True)
+class Version:
+    """One stored version of an object (`row`), as a reader's history shows it: `added` is
+    when it became readable to them, not when it was first stored."""
+
+    row: StixObject
+    added: datetime
+
+    def __getattr__(self, name):  # id, stix_id, modified, body, first_note_id: the row's
+        return getattr(self.row, name)
+
+
+def history(principal: Principal, note: Note) -> list[Version]:
+    """Versions of the note's objects, newest first, by the organisations whose versions the
+    note holds — only versions held by notes the principal may read (a version posted in
+    another, unreadable note stays out of sight).
+    A version first stored by a note the principal may not read (a TLP:RED note, a note in
+    another alliance) and linked by a later one is dated as that later note: its own date
+    would tell them when the note they may not read was posted."""
+    held = {(o.stix_id, o.organisation_id) for o in note_objects(note)}
+    ids = sorted({stix_id for stix_id, _ in held})
+    rows = []
+    for chunk in range(0, len(ids), 500):
+        rows += db.session.scalars(select(StixObject).where(
+            StixObject.stix_id.in_(ids[chunk:chunk + 500]))).all()
+    # One organisation's versions of an id are one history: another organisation's copy
+    # of the same id (a third-party object it re-shared) is not this note's.
+    rows = [r for r in rows if (r.stix_id, r.organisation_id) in held]
+    holders: dict[int, list[int]] = {}
+    for object_id, note_id in links_of(r.id for r in rows):
+        holders.setdefault(object_id, []).append(note_id)
+    # The notes the principal may read among those, with when each was posted.
+    posted, order = {}, sorted({n for held in holders.values() for n in held}
+                               | {r.first_note_id for r in rows})
+    for chunk in range(0, len(order), 500):
+        posted.update((note_id, created) for note_id, created in db.session.execute(
+            readable_notes(principal).with_only_columns(Note.id, Note.created_at)
+            .where(Note.id.in_(order[chunk:chunk + 500]))))
+    versions = []
+    for r in rows:
+        # Earlier versions of an edited note's report are held by no note any more; they
+        # belong to the note they were first posted in.
+        if r.first_note_id in posted:
+            added = r.date_added
+        else:
+            seen = [posted[n] for n in holders.get(r.id, ()) if n in posted]
+            if not seen:
+                continue
+            added = max(r.date_added, min(seen))
+        versions.append(Version(r, added))
+    return sorted(versions, key=lambda v: (-v.added.timestamp(), v.stix_id))

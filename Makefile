@@ -33,6 +33,7 @@ run: deps
 # (The scale check is its own target, `make scale`, so CI runs it once.)
 test: deps system-deps node-deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy alliance
 	$(PY) -m pytest --ignore=tests/scale $(PYTEST_ARGS)
 
 ## The same suite on PostgreSQL (a throwaway cluster on loopback is started by the tests).

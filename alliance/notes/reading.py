@@ -69,8 +69,8 @@ class FeedFilters:
 def feed(principal: Principal, *, before=None, limit: int = FEED_PAGE, **filters):
     """Readable notes, newest first, filtered (`filters`: FeedFilters' fields); keyset
     pagination on (created_at, id) from `before`. Returns (notes, next_cursor)."""
-    filters = FeedFilters(**filters)
-    lookups, query = filters.lookups(), filters.query
+    chosen = FeedFilters(**filters)
+    lookups, query = chosen.lookups(), chosen.query
     # Values many notes hold (issue 22: type=indicator, 86% of notes; a search for
     # "phishing"): walk the feed index newest first and look each note up in the filter's
     # index, to the page's end — a few dozen lookups however many notes match. Reading every
@@ -91,7 +91,7 @@ def feed(principal: Principal, *, before=None, limit: int = FEED_PAGE, **filters
             stmt = stmt.where(Note.id.in_(select(column).where(condition)))
         if query:
             stmt = stmt.where(or_(*_text_match(query)))
-    stmt = _page(_on_notes(stmt, filters), before).limit(limit + 1)
+    stmt = _page(_on_notes(stmt, chosen), before).limit(limit + 1)
     rows = (walk_index(stmt, scalars=True) if walk and (lookups or query)
             else db.session.scalars(stmt).all())
     cursor = (rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
@@ -148,9 +148,9 @@ def _held_by_many(column, condition, top: int) -> bool:
     filter's table (audiences, facets, observables; `column` its note id) under `condition`.
     Reads at most that many index entries of it. Readable or not: it only chooses the plan
     and tells the reader nothing."""
-    return db.session.scalar(select(func.count()).select_from(
+    return db.session.scalars(select(func.count()).select_from(
         select(column).where(condition, column > top - FEED_WINDOW, column <= top)
-        .limit(FEED_COMMON).subquery())) >= FEED_COMMON
+        .limit(FEED_COMMON).subquery())).one() >= FEED_COMMON  # COUNT: one row
 
 
 def _text_matches_many(query: str, top: int) -> bool:
@@ -234,7 +234,8 @@ def correlated(principal: Principal, note: Note, limit: int = 50) -> list[tuple[
     return [(other, sorted(shared_values.get(other.id, ()))) for other in rows]
 
 
-def who_has_seen(principal: Principal, raw_value: str, limit: int = 50) -> tuple[str | None, list]:
+def who_has_seen(principal: Principal, raw_value: str,
+                 limit: int = 50) -> tuple[str | None, Sequence[Note]]:
     """"Has anyone I share with seen this?": readable notes carrying the value, and for an
     address or network those holding one inside or around it (ranges.notes_in_range)."""
     hit = observables.detect(raw_value or "")
@@ -294,7 +295,7 @@ def history(principal: Principal, note: Note) -> list[Version]:
     would tell them when the note they may not read was posted."""
     held = {(o.stix_id, o.organisation_id) for o in note_objects(note)}
     ids = sorted({stix_id for stix_id, _ in held})
-    rows = []
+    rows: list[StixObject] = []
     for chunk in range(0, len(ids), 500):
         rows += db.session.scalars(select(StixObject).where(
             StixObject.stix_id.in_(ids[chunk:chunk + 500]))).all()
@@ -305,6 +306,7 @@ def history(principal: Principal, note: Note) -> list[Version]:
     for object_id, note_id in links_of(r.id for r in rows):
         holders.setdefault(object_id, []).append(note_id)
     # The notes the principal may read among those, with when each was posted.
+    posted: dict[int, datetime]
     posted, order = {}, sorted({n for held in holders.values() for n in held}
                                | {r.first_note_id for r in rows})
     for chunk in range(0, len(order), 500):

@@ -74,7 +74,7 @@ def _seen(principal: Principal, note: Note, values: list[str]) -> dict[str, tupl
     the value's newest holders.CORRELATION_HOLDERS holders, this note left out: one grouped
     query through the read rule per holders.CHUNK values, each value an index walk of at
     most that many entries (issue 22)."""
-    found = {}
+    found: dict[str, tuple] = {}
     for chunk in holders.chunks(values):
         held = holders.newest(chunk, note.id)
         stmt = (readable_notes(principal).join(held, held.c.note_id == Note.id)
@@ -89,7 +89,7 @@ def _seen(principal: Principal, note: Note, values: list[str]) -> dict[str, tupl
 def _sightings(principal: Principal, note: Note, values: list[str]) -> dict[str, int]:
     """value -> "we saw this too" responses to the readable notes among the value's newest
     holders (as _seen), this note left out."""
-    found = {}
+    found: dict[str, int] = {}
     for chunk in holders.chunks(values):
         held = holders.newest(chunk, note.id)
         stmt = (readable_notes(principal).join(held, held.c.note_id == Note.id)
@@ -102,8 +102,8 @@ def _sightings(principal: Principal, note: Note, values: list[str]) -> dict[str,
 
 
 def _own_sightings(note: Note) -> int:
-    return db.session.scalar(select(func.count()).select_from(NoteComment).where(
-        NoteComment.note_id == note.id, NoteComment.kind == "sighting"))
+    return db.session.scalars(select(func.count()).select_from(NoteComment).where(
+        NoteComment.note_id == note.id, NoteComment.kind == "sighting")).one()  # COUNT: one row
 
 
 def observable_rows(principal: Principal, note: Note) -> list[ObservableRow]:
@@ -112,7 +112,7 @@ def observable_rows(principal: Principal, note: Note) -> list[ObservableRow]:
     that hold it — of a value many notes hold, this note and the newest
     holders.CORRELATION_HOLDERS others (ObservableRow.capped). `note` was read through the
     policy by the caller."""
-    own = {}
+    own: dict[tuple[str, str], str | None] = {}
     for kind, value, warning in db.session.execute(
             select(Observable.kind, Observable.value, Observable.warning)
             .where(Observable.note_id == note.id).order_by(Observable.id)):

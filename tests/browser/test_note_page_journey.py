@@ -1,7 +1,9 @@
 """Issue 23's note page in a real browser (chromium; axe-core audits every page): a note with
 11 observables opens on its summary, observables table, ATT&CK names and CVEs; its graph is
 drawn (a canvas) and a click on a node opens that object's card; the STIX cards are
-collapsed; the copy button copies. At a phone's width (390 px) and a desktop's (1280 px)."""
+collapsed; the copy button copies. At a phone's width (390 px) and a desktop's (1280 px).
+A note of 100 objects shows every value in its table and draws its graph, with a note that
+names the network its addresses lie in (range correlation) one hop out."""
 import re
 
 import pytest
@@ -132,4 +134,51 @@ def test_without_scripts_the_graph_is_a_table_and_values_are_text(live, browser,
     x = page.locator("#observables-table tr", has_text="45.77.12.9")
     assert not x.locator("button.copy-button").is_visible()
     assert x.locator(".obs-value code").inner_text() == "45.77.12.9"
+    context.close()
+
+
+# A hundred addresses of one /24 and a domain: a note of 100 objects (one indicator each).
+HUNDRED = [f"198.51.100.{i}" for i in range(1, 100)] + ["evil-updates.example"]
+
+
+@pytest.fixture
+def hundred(member, coordinator, alliance):
+    """A member's indicator set of 100 values, and a colleague's note naming the network they
+    lie in (correlated by range, not by an equal value)."""
+    objects = compose.indicator_set(member.organisation, "AMBER",
+                                    observables_text="\n".join(HUNDRED))
+    note = posting.post_note(member, posting.NoteDraft(
+        title="Scanning from one /24", tlp="AMBER", alliance_ids=[alliance.id],
+        objects=objects, kind="indicators"))
+    network = compose.indicator_set(coordinator.organisation, "GREEN",
+                                    observables_text="198.51.100.0/24")
+    related = posting.post_note(coordinator, posting.NoteDraft(
+        title="Hosting range 198.51.100.0/24", tlp="GREEN", alliance_ids=[alliance.id],
+        objects=network, kind="indicators"))
+    return note, related
+
+
+def test_a_note_of_100_objects_shows_its_table_graph_and_a_network_that_holds_them(
+        live, browser, member, hundred):
+    note, related = hundred
+    base = live["url"]
+    context, page = signed_in_page(browser, base, member.email)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    _drawn(page, base, note)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+
+    # Every value once in the table; an address of the /24 is related to the network's note.
+    assert page.locator("#observables-table tbody tr").count() == len(HUNDRED)
+    row = page.locator("#observables-table tr", has_text="198.51.100.23").first
+    assert row.locator(".obs-related").inner_text().strip() == "1 note"
+
+    # The graph draws the note's objects and the related note one hop out.
+    nodes = page.evaluate("""() => {
+        const cy = document.getElementById('graph-canvas').cy;
+        return {all: cy.nodes().length,
+                related: cy.nodes().filter(n => n.data('group') === 'related').map(n => n.id())};
+    }""")
+    assert nodes["all"] >= 100
+    assert nodes["related"] == [f"note--{related.uuid}"]
+    assert not page.eval_on_selector("#objects-details", "d => d.open")
     context.close()

@@ -1,7 +1,6 @@
 """What a mail may show of a note at each TLP level: one rule (alliance.sharing.channels),
 checked against DESIGN.md's table, column "email digest / alert". How digests and alerts
 follow it is tests/digests/test_mail_detail.py."""
-from pathlib import Path
 
 import pytest
 
@@ -28,7 +27,6 @@ MEANS = {
     'a count only ("1 TLP:RED note addressed to you"), never a title': Detail(
         listed=False, summary=False, particulars=False, watch_term=False),
 }
-DESIGN = Path(__file__).resolve().parents[3] / "shared" / "DESIGN.md"
 
 
 @pytest.mark.parametrize("level", TLP_LEVELS)
@@ -51,13 +49,3 @@ def test_a_summary_or_a_term_is_never_shown_without_the_title_and_link():
         detail = mail_detail(level)
         assert detail.listed or not (detail.summary or detail.particulars or detail.watch_term)
         assert detail.watch_term == detail.summary  # the term is content, as the summary is
-
-
-@pytest.mark.skipif(not DESIGN.exists(), reason="DESIGN.md is beside the repository only")
-def test_the_transcribed_column_is_the_design_tables():
-    rows = {}
-    for line in DESIGN.read_text().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 5 and cells[0] in TLP_LEVELS:
-            rows[cells[0]] = cells[2]
-    assert rows == DESIGN_MAIL_COLUMN

@@ -16,7 +16,7 @@ from alliance.core.models import UTCDateTime, utcnow
 from alliance.core.states import JoinPolicy, MembershipState, one_of
 from alliance.extensions import Model
 
-JOIN_POLICIES = ("open", "approval", "invite")
+JOIN_POLICIES = tuple(JoinPolicy)
 
 
 class Alliance(Model):

@@ -11,6 +11,7 @@ from alliance.audit.services import record
 from alliance.auth.models import User
 from alliance.core.errors import Conflict, DomainError, NotAllowed, NotFound
 from alliance.core.models import utcnow
+from alliance.core.states import Frequency
 from alliance.core.states import MembershipState as State
 from alliance.core.text import slugify
 from alliance.core.vocab import policy_tag_choices
@@ -25,7 +26,6 @@ RESERVED_SLUGS = frozenset({"new"})
 SETTINGS_FIELDS = ("name", "description", "charter", "policy_tags", "join_policy",
                    "allowed_tlps", "default_tlp", "publish_clear_allowed", "digest_frequency",
                    "digest_hour")
-DIGEST_FREQUENCIES = ("off", "daily", "weekly")
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ def _clean_settings(data: dict) -> dict:
         if unknown:
             raise DomainError(f"Unknown policy tags: {', '.join(unknown)}.", field="policy_tags")
         clean["policy_tags"] = sorted(set(clean["policy_tags"]))
-    if "digest_frequency" in clean and clean["digest_frequency"] not in DIGEST_FREQUENCIES:
+    if "digest_frequency" in clean and clean["digest_frequency"] not in tuple(Frequency):
         raise DomainError("Choose a daily, weekly or no digest.", field="digest_frequency")
     if "digest_hour" in clean and (isinstance(clean["digest_hour"], bool)
                                    or not isinstance(clean["digest_hour"], int)

@@ -26,12 +26,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-OFF = "off"
-DAILY = "daily"
-WEEKLY = "weekly"
-FREQUENCIES = (OFF, DAILY, WEEKLY)
+from alliance.core.states import Frequency
 
-_STEP = {DAILY: timedelta(days=1), WEEKLY: timedelta(days=7)}
+OFF, DAILY, WEEKLY = Frequency.OFF, Frequency.DAILY, Frequency.WEEKLY
+FREQUENCIES = tuple(Frequency)
+
+_STEP: dict[str, timedelta] = {DAILY: timedelta(days=1), WEEKLY: timedelta(days=7)}
 # More than enough: the period ending on the local day before "now" (or on the chosen weekday
 # before it) has always passed; only a skipped calendar day (Samoa, 2011-12-30) needs a 3rd.
 _MAX_STEPS_BACK = 8

@@ -442,7 +442,9 @@ class _Notes:
                                                                  2))))
             types = sorted({o["type"] for o in objs} | {"report"})
             edits = rng.choice((1, 2)) if rng.random() < 0.08 else 0
-            retracted = at + timedelta(hours=2) if rng.random() < 0.01 else None
+            # bench/paths.py's notes (large, holding the shared value) are never retracted.
+            retracted = at + timedelta(hours=2) if rng.random() < 0.01 and not (
+                i in self.large or i in self.shared) else None
             public = (tlp == "CLEAR" and rng.random() < 0.5 and any(
                 self.world.alliances[self.alliance_ids.index(a)].publish_clear_allowed
                 for a in audience))

@@ -36,6 +36,15 @@ or note — drawn at random from the data of that size, common and rare values a
   note page 1,000 objects      the page of one of the 5 notes of 1,000 objects
   correlation                  the page of a random readable note holding SHARED_VALUE,
                                correlated with the others holding it (capped: 50 shown)
+  dashboard analyst / coordinator / platform
+                               each role's dashboard (a coordinator of the reader's first
+                               alliance, a platform admin), 30 and 90 days in turn
+  dashboard chart data         every chart's JSON endpoint, in turn
+
+Issue 23's goals beside the growth: the dashboards and the note page of 1,000 objects answer
+in p95 < PAGE_P95_MS (200 ms) at the larger size; the exports of everything the reader may
+read (CSV of observables, STIX bundle), streamed, hold a steady memory (peak traced within
+1.5x while the rows grow with the data).
 
 Printed: p50/p95 at each size and the ratio large/small per path. Written:
 bench/results/paths-<timestamp>.json and a chart of the ratios (grouped bars, p50 and p95,
@@ -78,6 +87,12 @@ COMMON_WORDS = ("phishing", "ransomware", "botnet", "espionage", "credential", "
 TLPS = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
 COMMON_TYPES = ("indicator", "relationship", "report")
 RARE_TYPES = ("malware", "vulnerability", "campaign")  # campaign: held by no note
+# Issue 23: the dashboards and the note page of 1,000 objects answer in p95 < PAGE_P95_MS at
+# the larger size, whatever their growth.
+PAGE_P95_MS = 200.0
+PAGE_PATHS = ("dashboard analyst", "dashboard coordinator", "dashboard platform",
+              "dashboard chart data", "note page 1,000 objects")
+EXPORTS = (("csv", "/notes/export/observables.csv"), ("stix", "/notes/export/bundle.json"))
 PAGE = 100
 # Paths whose every request renders a big page: half the rounds (at least 20).
 SLOW = ("note page 1,000 objects",)
@@ -143,7 +158,7 @@ class Size:
     def _clients(self) -> None:
         from sqlalchemy import select
 
-        from alliance.alliances.models import Alliance
+        from alliance.alliances.models import Alliance, Coordinator
         from alliance.apikeys.services import create_key
         from alliance.auth.models import User
         from alliance.extensions import db
@@ -164,6 +179,16 @@ class Size:
             self.api.environ_base.update(HTTP_AUTHORIZATION=f"Bearer {plaintext}",
                                          HTTP_ACCEPT=TAXII)
             self.collections = {a: alliance_collection_id(a) for a in self.alliances}
+            # A coordinator of the reader's first alliance, and a platform admin.
+            coordinator = db.session.scalar(select(User).join(
+                Coordinator, Coordinator.user_id == User.id).where(
+                Coordinator.alliance_id == self.alliances[0]).order_by(User.id).limit(1))
+            self.coordinated = db.session.scalar(select(Alliance.slug).where(
+                Alliance.id == self.alliances[0]))
+            self.coord = self.app.test_client()
+            factories.login(self.coord, coordinator)
+            self.admin = self.app.test_client()
+            factories.login(self.admin, factories.make_admin(f"admin@paths-{self.notes}.example"))
             db.session.remove()
 
     def drop(self, databases) -> None:
@@ -377,13 +402,31 @@ class Size:
             .order_by(func.random()).limit(rounds)).all()
         paths["correlation shared value"] = [("web", f"/notes/{n.uuid}", {})
                                              for n in cycle(holding)]
+
+        # The dashboards, per role, in both windows, and every chart's data endpoint.
+        from alliance.dashboard import services as dashboards
+
+        windows = cycle(["30", "90"])
+        for name, client, url in (("analyst", "web", "/"),
+                                  ("coordinator", "coord", "/dashboard/alliances"),
+                                  ("platform", "admin", "/dashboard/platform")):
+            paths[f"dashboard {name}"] = [(client, url, {"days": d}) for d in windows]
+        charts = ([("web", c, {}) for c in dashboards.ANALYST_CHARTS]
+                  + [("coord", c, {}) for c in dashboards.COORDINATOR_CHARTS]
+                  + [("coord", c, {"alliance": self.coordinated})
+                     for c in dashboards.ALLIANCE_CHARTS]
+                  + [("admin", c, {}) for c in dashboards.PLATFORM_CHARTS])
+        paths["dashboard chart data"] = [
+            (client, f"/dashboard/data/{chart}.json", query | {"days": d})
+            for (client, chart, query), d in zip(cycle(charts), windows, strict=True)]
         self.shared_notes = db.session.scalar(select(func.count(func.distinct(
             Observable.note_id))).where(Observable.value == self.made["shared_value"]))
         return paths
 
     def get(self, client: str, url: str, query: dict) -> float:
         """One request; its time in ms. Every answer must be a 200."""
-        client = self.web if client == "web" else self.api
+        client = {"web": self.web, "api": self.api, "coord": self.coord,
+                  "admin": self.admin}[client]
         start = time.perf_counter()
         response = client.get(url, query_string=query)
         elapsed = (time.perf_counter() - start) * 1000
@@ -420,6 +463,57 @@ def measure(sizes: list[Size], rounds: int) -> dict[str, dict[int, list[float]]]
               + ("" if max(l50 / s50, l95 / s95) <= GOAL_RATIO else "   PAST 1.5x"),
               flush=True)
     return found
+
+
+def measure_exports(sizes: list[Size]) -> list[dict]:
+    """Issue 23: the feed's export of everything the reader may read, streamed as a client
+    reads it, at each size: lines, bytes, seconds and the most memory traced (tracemalloc)
+    while it streams. Memory is steady when it does not follow the rows: the goal is the
+    larger size's peak within GOAL_RATIO of the smaller's."""
+    import gc
+    import tracemalloc
+
+    found = []
+    for fmt, url in EXPORTS:
+        row = {"format": fmt, "url": url}
+        for size in sizes:
+            gc.collect()
+            tracemalloc.start()
+            start = time.perf_counter()
+            try:
+                response = size.web.get(url, buffered=False)
+                if response.status_code != 200:
+                    raise AssertionError(f"{url} at {size.notes:,} notes: "
+                                         f"{response.status_code}")
+                lines = count = 0
+                for chunk in response.iter_encoded():
+                    lines += chunk.count(b"\n")
+                    count += len(chunk)
+                response.close()
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            row[size.notes] = {"lines": lines, "bytes": count, "peak_mb": round(peak / 2**20, 2),
+                               "seconds": round(time.perf_counter() - start, 1)}
+            print(f"paths  export {fmt:4} {size.notes:>9,} notes: {lines:,} lines, "
+                  f"{count / 2**20:,.1f} MB in {row[size.notes]['seconds']} s, peak traced "
+                  f"{row[size.notes]['peak_mb']} MB", flush=True)
+        small, large = row[sizes[0].notes], row[sizes[-1].notes]
+        row["rows_ratio"] = round(large["lines"] / max(1, small["lines"]), 2)
+        row["memory_ratio"] = round(large["peak_mb"] / max(0.01, small["peak_mb"]), 2)
+        row["meets_goal"] = row["memory_ratio"] <= GOAL_RATIO
+        found.append(row)
+    return found
+
+
+def page_goals(found: dict, large: int) -> list[dict]:
+    """Issue 23: the p95 of the dashboards and the note page at the larger size."""
+    rows = []
+    for name in PAGE_PATHS:
+        p95 = round(_percentiles(found[name][large])[1], 2)
+        rows.append({"path": name, "notes": large, "p95_ms": p95, "goal_ms": PAGE_P95_MS,
+                     "meets_goal": p95 < PAGE_P95_MS})
+    return rows
 
 
 def growth(found: dict, small: int, large: int) -> list[dict]:
@@ -490,6 +584,7 @@ def bench_paths(settings: dict) -> dict:
                 print(f"paths  {settings['db']} {notes:,} notes: {size.made['objects']:,} "
                       f"objects in {size.fill_s:,.1f} s; load {_load()}", flush=True)
             found = measure(filled, settings["rounds"])
+            results["exports"] = measure_exports(filled)
             for size in filled:
                 results["runs"].append({
                     "notes": size.notes, "objects": size.made["objects"],
@@ -501,7 +596,12 @@ def bench_paths(settings: dict) -> dict:
             for size in filled:
                 size.drop(databases)
     results["growth"] = growth(found, sizes[0], sizes[-1])
-    results["failed"] = [r["path"] for r in results["growth"] if not r["meets_goal"]]
+    results["pages"] = page_goals(found, sizes[-1])
+    results["failed"] = ([r["path"] for r in results["growth"] if not r["meets_goal"]]
+                         + [f"{r['path']} p95 >= {PAGE_P95_MS:.0f} ms" for r in results["pages"]
+                            if not r["meets_goal"]]
+                         + [f"export {r['format']} memory" for r in results["exports"]
+                            if not r["meets_goal"]])
     results["load_end"] = _load()
     results["seconds"] = round(time.perf_counter() - started)
     _print_table(results)
@@ -519,6 +619,16 @@ def _print_table(results: dict) -> None:
         print(f"{row['path']:28} {a['p50_ms']:9.2f} {a['p95_ms']:9.2f} {b['p50_ms']:9.2f} "
               f"{b['p95_ms']:9.2f}   {row['p50_ratio']:9.2f}x {row['p95_ratio']:5.2f}x"
               + ("" if row["meets_goal"] else f"   (goal <= {GOAL_RATIO}x)"))
+    print(f"\npages at {large['notes']:,} notes: p95 (goal < {PAGE_P95_MS:.0f} ms)")
+    for row in results["pages"]:
+        print(f"{row['path']:28} {row['p95_ms']:9.2f}" + ("" if row["meets_goal"] else "   PAST"))
+    print(f"\nexports of everything the reader may read, streamed: peak traced memory "
+          f"(goal: within {GOAL_RATIO}x while the rows grow)")
+    for row in results["exports"]:
+        a, b = row[small["notes"]], row[large["notes"]]
+        print(f"{row['format']:5} {a['lines']:>9,} lines {a['peak_mb']:7.2f} MB   "
+              f"{b['lines']:>9,} lines {b['peak_mb']:7.2f} MB   rows {row['rows_ratio']}x "
+              f"memory {row['memory_ratio']}x" + ("" if row["meets_goal"] else "   PAST"))
 
 
 def main() -> dict:

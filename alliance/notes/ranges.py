@@ -126,10 +126,13 @@ def related_by_range(principal: Principal, note: Note) -> dict[int, set[str]]:
     return found
 
 
-def correlated(principal: Principal, note: Note, exact: list, limit: int = 50) -> list:
+def correlated(principal: Principal, note: Note, exact: list, by_range: dict | None = None,
+               limit: int = 50) -> list:
     """reading.correlated's answer (`exact`: [(note, shared values)], readable notes only)
-    with the notes related by range added: newest first, at most `limit`."""
-    by_range = related_by_range(principal, note)
+    with the notes related by range (`by_range`: related_by_range's answer, read here when
+    None) added: newest first, at most `limit`."""
+    if by_range is None:
+        by_range = related_by_range(principal, note)
     merged = {other.id: (other, set(values)) for other, values in exact}
     missing = [note_id for note_id in by_range if note_id not in merged]
     for start in range(0, len(missing), 500):

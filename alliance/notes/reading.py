@@ -13,6 +13,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.orm import defer
 
 from alliance.core.queries import walk_index
 from alliance.extensions import db
@@ -216,13 +217,16 @@ def correlated(principal: Principal, note: Note, limit: int = 50) -> list[tuple[
     mine = select(Observable.value).where(Observable.note_id == note.id,
                                           Observable.value.not_in(observables.COMMON_VALUES),
                                           Observable.warning.is_(None))  # warninglists
-    found: dict[int, Note] = {}
+    found: dict[int, datetime] = {}
     for chunk in holders.chunks(sorted(set(db.session.scalars(mine)))):
-        held = holders.newest(chunk, note.id)
-        found.update((other.id, other) for other in db.session.scalars(
+        held, params = holders.newest(chunk, note.id)
+        found.update(db.session.execute(
             readable_notes(principal, Note.id.in_(select(held.c.note_id)))
-            .order_by(Note.created_at.desc(), Note.id.desc()).limit(limit)))
-    rows = sorted(found.values(), key=lambda n: (n.created_at, n.id), reverse=True)[:limit]
+            .with_only_columns(Note.id, Note.created_at)
+            .order_by(Note.created_at.desc(), Note.id.desc()).limit(limit), params).all())
+    newest = sorted(found, key=lambda n: (found[n], n), reverse=True)[:limit]
+    rows = sorted(db.session.scalars(select(Note).where(Note.id.in_(newest))).all(),
+                  key=lambda n: (n.created_at, n.id), reverse=True) if newest else []
     # The shared values of every related note, in one query (not one per note).
     shared_values: dict[int, set[str]] = {}
     if rows:
@@ -286,18 +290,20 @@ class Version:
         return getattr(self.row, name)
 
 
-def history(principal: Principal, note: Note) -> list[Version]:
+def history(principal: Principal, note: Note, objects=None) -> list[Version]:
     """Versions of the note's objects, newest first, by the organisations whose versions the
     note holds — only versions held by notes the principal may read (a version posted in
     another, unreadable note stays out of sight).
     A version first stored by a note the principal may not read (a TLP:RED note, a note in
     another alliance) and linked by a later one is dated as that later note: its own date
-    would tell them when the note they may not read was posted."""
-    held = {(o.stix_id, o.organisation_id) for o in note_objects(note)}
+    would tell them when the note they may not read was posted. `objects`: the note's
+    (note_objects), read here when None. The versions' bodies are not read (deferred)."""
+    held = {(o.stix_id, o.organisation_id) for o in (
+        note_objects(note) if objects is None else objects)}
     ids = sorted({stix_id for stix_id, _ in held})
     rows: list[StixObject] = []
     for chunk in range(0, len(ids), 500):
-        rows += db.session.scalars(select(StixObject).where(
+        rows += db.session.scalars(select(StixObject).options(defer(StixObject.body)).where(
             StixObject.stix_id.in_(ids[chunk:chunk + 500]))).all()
     # One organisation's versions of an id are one history: another organisation's copy
     # of the same id (a third-party object it re-shared) is not this note's.

@@ -76,13 +76,13 @@ def _seen(principal: Principal, note: Note, values: list[str]) -> dict[str, tupl
     most that many entries (issue 22)."""
     found: dict[str, tuple] = {}
     for chunk in holders.chunks(values):
-        held = holders.newest(chunk, note.id)
+        held, params = holders.newest(chunk, note.id)
         stmt = (readable_notes(principal).join(held, held.c.note_id == Note.id)
                 .with_only_columns(held.c.value, func.min(Note.created_at),
                                    func.max(Note.created_at), func.count(Note.id.distinct()))
                 .group_by(held.c.value))
         found.update((value, (first, last, n)) for value, first, last, n
-                     in db.session.execute(stmt))
+                     in db.session.execute(stmt, params))
     return found
 
 
@@ -91,13 +91,13 @@ def _sightings(principal: Principal, note: Note, values: list[str]) -> dict[str,
     holders (as _seen), this note left out."""
     found: dict[str, int] = {}
     for chunk in holders.chunks(values):
-        held = holders.newest(chunk, note.id)
+        held, params = holders.newest(chunk, note.id)
         stmt = (readable_notes(principal).join(held, held.c.note_id == Note.id)
                 .join(NoteComment, NoteComment.note_id == Note.id)
                 .where(NoteComment.kind == "sighting")
                 .with_only_columns(held.c.value, func.count(NoteComment.id.distinct()))
                 .group_by(held.c.value))
-        found.update(db.session.execute(stmt).all())
+        found.update(db.session.execute(stmt, params).all())
     return found
 
 
@@ -106,35 +106,60 @@ def _own_sightings(note: Note) -> int:
         NoteComment.note_id == note.id, NoteComment.kind == "sighting")).one()  # COUNT: one row
 
 
+@dataclass(frozen=True)
+class ObservableTable:
+    """The note's observables table: `rows`, the first `limit` of them (or every one), and
+    `values`, every value of the note in the table's order (for "copy all")."""
+
+    rows: list[ObservableRow]
+    values: list[str]
+
+    @property
+    def partial(self) -> bool:
+        return len(self.rows) < len(self.values)
+
+
 def observable_rows(principal: Principal, note: Note) -> list[ObservableRow]:
+    """Every row of the note's observables table (observable_table)."""
+    return observable_table(principal, note).rows
+
+
+def observable_table(principal: Principal, note: Note, limit: int | None = None,
+                     by_range: dict | None = None) -> ObservableTable:
     """The note's observables (as stored for search and correlation), each once, by kind
     and value, with first and last seen, notes and sightings across the readable notes
     that hold it — of a value many notes hold, this note and the newest
-    holders.CORRELATION_HOLDERS others (ObservableRow.capped). `note` was read through the
-    policy by the caller."""
+    holders.CORRELATION_HOLDERS others (ObservableRow.capped). Only the first `limit` rows
+    (None: all) are correlated and returned, so a note of 1,000 values costs a page of them.
+    `by_range`: ranges.related_by_range's answer, read here when None. `note` was read
+    through the policy by the caller."""
     own: dict[tuple[str, str], str | None] = {}
     for kind, value, warning in db.session.execute(
             select(Observable.kind, Observable.value, Observable.warning)
             .where(Observable.note_id == note.id).order_by(Observable.id)):
         own.setdefault((kind, value), warning)
-    wanted = sorted({value for (_kind, value), warning in own.items()
+    ordered = sorted(own.items(), key=_table_order)
+    shown = ordered if limit is None else ordered[:limit]
+    wanted = sorted({value for (_kind, value), warning in shown
                      if warning is None and value not in observables.COMMON_VALUES})
     seen, sightings = _seen(principal, note, wanted), _sightings(principal, note, wanted)
     crowded = holders.crowded(wanted, note.id)
     mine = _own_sightings(note)
-    by_range: dict[str, int] = {}
-    for values in ranges.related_by_range(principal, note).values():
+    if by_range is None:
+        by_range = ranges.related_by_range(principal, note)
+    counted: dict[str, int] = {}
+    for values in by_range.values():
         for value in values:
-            by_range[value] = by_range.get(value, 0) + 1
+            counted[value] = counted.get(value, 0) + 1
     rows = []
-    for (kind, value), warning in sorted(own.items(), key=_table_order):
+    for (kind, value), warning in shown:
         first, last, notes = _with_this_note(note, seen.get(value) if value in wanted else None)
         rows.append(ObservableRow(
             kind, value, _warning_list(warning), first, last, notes,
             mine + (sightings.get(value, 0) if value in wanted else 0),
-            by_range.get(value, 0) if kind in ranges.IP_KINDS and value in wanted else None,
+            counted.get(value, 0) if kind in ranges.IP_KINDS and value in wanted else None,
             capped=value in crowded))
-    return rows
+    return ObservableTable(rows, [value for (_kind, value), _warning in ordered])
 
 
 def _with_this_note(note: Note, others: tuple | None) -> tuple:

@@ -24,6 +24,7 @@ from alliance.core.errors import DomainError
 from alliance.core.views import flash_error
 from alliance.extensions import db
 from alliance.notes import (
+    cards,
     comments,
     editing,
     graph,
@@ -56,6 +57,11 @@ from alliance.stix import attack
 bp = Blueprint("notes", __name__)
 
 RAW_JSON_MAX_OBJECTS = 300
+# The observables table's rows on the note page (all of them with ?observables=all): each is
+# correlated across the platform, so a note of 1,000 values shows the first 100 at once.
+OBSERVABLES_SHOWN = 100
+# The version history's rows on the note page, newest first.
+HISTORY_SHOWN = 100
 
 
 def _cursor(raw: str | None):
@@ -134,17 +140,23 @@ def _note_page(note, comment_form=None):
     """The note page; `comment_form`: a response form sent with errors, shown beside it."""
     principal = Principal.of(current_user)
     objects = reading.note_objects(note)
-    related = _related(principal, note)
+    by_range = ranges.related_by_range(principal, note)
+    related = _related(principal, note, by_range)
+    everything = request.args.get("observables") == "all"
     return render_template(
         "notes/show.html", note=note, objects=objects,
+        cards=cards.page_of(objects, request.args.get("objects")),
+        cards_asked="objects" in request.args, HISTORY_SHOWN=HISTORY_SHOWN,
         flags=warninglists.flags_of(note, objects),
         techniques={t.id: t for t in attack.techniques(
             i for o in objects for i in attack.technique_ids(o.body))},
-        observables=summary.observable_rows(principal, note), cves=summary.cves(objects),
+        observables=summary.observable_table(
+            principal, note, None if everything else OBSERVABLES_SHOWN, by_range),
+        cves=summary.cves(objects),
         graph=graph.note_graph(note, objects, related),
         comments=comments.comments_of(note),
         related=related,
-        history=reading.history(principal, note),
+        history=reading.history(principal, note, objects),
         can_moderate=can_moderate(current_user, note),
         can_edit=editing.can_edit(current_user, note),
         retract_form=RetractForm(), comment_form=comment_form or CommentForm(),
@@ -169,14 +181,15 @@ def _pretty_json(value) -> str:
 def graph_data(uuid):
     """The note page's graph (static/js/graph.js draws it): the same 404 as the note."""
     note = _note_or_404(uuid)
-    return graph.note_graph(note, reading.note_objects(note),
-                            _related(Principal.of(current_user), note))
+    principal = Principal.of(current_user)
+    return graph.note_graph(note, reading.note_objects(note), _related(
+        principal, note, ranges.related_by_range(principal, note)))
 
 
-def _related(principal, note):
+def _related(principal, note, by_range):
     """The readable notes sharing a value with this one, or an address inside or around
-    one of its networks (ranges), newest first."""
-    return ranges.correlated(principal, note, reading.correlated(principal, note))
+    one of its networks (`by_range`: ranges.related_by_range), newest first."""
+    return ranges.correlated(principal, note, reading.correlated(principal, note), by_range)
 
 
 @bp.route("/<uuid>/bundle.json")

@@ -13,7 +13,7 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import aliased, defer
 
 from alliance.core.queries import walk_index
 from alliance.extensions import db
@@ -225,7 +225,7 @@ def correlated(principal: Principal, note: Note, limit: int = 50) -> list[tuple[
             .with_only_columns(Note.id, Note.created_at)
             .order_by(Note.created_at.desc(), Note.id.desc()).limit(limit), params).all())
     newest = sorted(found, key=lambda n: (found[n], n), reverse=True)[:limit]
-    rows = sorted(db.session.scalars(select(Note).where(Note.id.in_(newest))).all(),
+    rows = sorted(db.session.scalars(readable_notes(principal, Note.id.in_(newest))).all(),
                   key=lambda n: (n.created_at, n.id), reverse=True) if newest else []
     # The shared values of every related note, in one query (not one per note).
     shared_values: dict[int, set[str]] = {}
@@ -290,24 +290,23 @@ class Version:
         return getattr(self.row, name)
 
 
-def history(principal: Principal, note: Note, objects=None) -> list[Version]:
+def history(principal: Principal, note: Note) -> list[Version]:
     """Versions of the note's objects, newest first, by the organisations whose versions the
     note holds — only versions held by notes the principal may read (a version posted in
     another, unreadable note stays out of sight).
     A version first stored by a note the principal may not read (a TLP:RED note, a note in
     another alliance) and linked by a later one is dated as that later note: its own date
-    would tell them when the note they may not read was posted. `objects`: the note's
-    (note_objects), read here when None. The versions' bodies are not read (deferred)."""
-    held = {(o.stix_id, o.organisation_id) for o in (
-        note_objects(note) if objects is None else objects)}
-    ids = sorted({stix_id for stix_id, _ in held})
-    rows: list[StixObject] = []
-    for chunk in range(0, len(ids), 500):
-        rows += db.session.scalars(select(StixObject).options(defer(StixObject.body)).where(
-            StixObject.stix_id.in_(ids[chunk:chunk + 500]))).all()
+    would tell them when the note they may not read was posted. One statement, from the
+    note's links through the (stix_id, ...) index; the versions' bodies are not read."""
     # One organisation's versions of an id are one history: another organisation's copy
     # of the same id (a third-party object it re-shared) is not this note's.
-    rows = [r for r in rows if (r.stix_id, r.organisation_id) in held]
+    held = aliased(StixObject)
+    rows = db.session.scalars(
+        select(StixObject).options(defer(StixObject.body)).distinct()
+        .join(held, and_(held.stix_id == StixObject.stix_id,
+                         held.organisation_id == StixObject.organisation_id))
+        .join(NoteObject, NoteObject.object_id == held.id)
+        .where(NoteObject.note_id == note.id, held.scope != SERVED_WITH)).all()
     holders: dict[int, list[int]] = {}
     for object_id, note_id in links_of(r.id for r in rows):
         holders.setdefault(object_id, []).append(note_id)

@@ -156,7 +156,7 @@ def _note_page(note, comment_form=None):
         graph=graph.note_graph(note, objects, related),
         comments=comments.comments_of(note),
         related=related,
-        history=reading.history(principal, note, objects),
+        history=reading.history(principal, note),
         can_moderate=can_moderate(current_user, note),
         can_edit=editing.can_edit(current_user, note),
         retract_form=RetractForm(), comment_form=comment_form or CommentForm(),

@@ -128,6 +128,30 @@ def test_top_observables_and_techniques_count_readable_notes_only(client, world,
     assert techniques["labels"][0].startswith("T1566.001 Spearphishing Attachment")
 
 
+def test_top_charts_count_over_the_newest_readable_notes_and_say_so(client, world, member,
+                                                                    monkeypatch):
+    """Issue 23 (p95 < 200 ms at 100k notes): the "top" charts count over the newest
+    LATEST readable notes of the window, and say so when it holds more. The member's
+    newest two readable notes are the RED one addressed to them and the Pacific CLEAR one
+    (the retracted note, newer, is not readable; nor the Pacific AMBER one)."""
+    from alliance.dashboard import services
+
+    factories.login(client, member)
+    assert services.LATEST >= 1000
+    monkeypatch.setattr(services, "LATEST", 2)
+    latest = _by_label(_json(client, "observables"))
+    assert latest == {"public.example (domain)": {"Notes": 1},
+                      "red-only.example (domain)": {"Notes": 1}}
+    monkeypatch.setattr(services, "LATEST", 3)  # and the member's own RED note
+    assert _by_label(_json(client, "observables"))["evil.example (domain)"] == {"Notes": 1}
+    assert _by_label(_json(client, "techniques")) == {attack.technique("T1190").label:
+                                                       {"Notes": 1}}
+    page = client.get("/").get_data(as_text=True)
+    assert "Counted over the newest 3 notes you can read from these days." in page
+    monkeypatch.setattr(services, "LATEST", 5)  # every readable note of the window
+    assert "Counted over the newest" not in client.get("/").get_data(as_text=True)
+
+
 def test_own_notes_list_the_responses_and_sightings(client, world, member):
     factories.login(client, member)
     own = _json(client, "own-notes")

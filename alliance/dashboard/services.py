@@ -95,11 +95,14 @@ def by_alliance(principal: Principal, win: Window) -> Chart:
 
 def _latest(principal: Principal, win: Window) -> tuple[list[int], bool]:
     """(the ids of the newest LATEST readable notes of the window, whether the window holds
-    more): the notes the "top" charts count over, read by one bounded index walk."""
-    ids = db.session.scalars(
-        _readable(principal, Note.created_at >= win.start, columns=(Note.id,))
+    more): the notes the "top" charts count over. The walk of the feed's index, newest
+    first, is the same plan whatever the window (with the window in the statement, the
+    planner may read the whole window and sort it); the notes before it are left out here."""
+    rows = db.session.execute(
+        _readable(principal, columns=(Note.id, Note.created_at))
         .order_by(Note.created_at.desc(), Note.id.desc()).limit(LATEST + 1)).all()
-    return list(ids[:LATEST]), len(ids) > LATEST
+    ids = [note_id for note_id, created in rows if created >= win.start]
+    return ids[:LATEST], len(ids) > LATEST
 
 
 def _latest_help(more: bool) -> str:

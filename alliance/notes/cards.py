@@ -1,12 +1,12 @@
 """The note page's STIX cards, a page at a time: the note's objects in the page's order
 (the kinds an analyst reads first, then the rest, then the plumbing: identities, locations,
 relationships, markings), cut into pages of PER_PAGE so that a note of 1,000 objects is a
-page of 100 cards, not 1,000. The kinds index names every kind and the page it starts on."""
+page of 50 cards, not 1,000. The kinds index names every kind and the page it starts on."""
 import math
 from dataclasses import dataclass
 from itertools import groupby
 
-PER_PAGE = 100
+PER_PAGE = 50
 HEAD = ("report", "incident", "indicator", "vulnerability", "attack-pattern", "malware", "tool",
         "threat-actor", "intrusion-set", "campaign", "infrastructure", "course-of-action",
         "malware-analysis", "observed-data", "sighting", "note", "opinion", "grouping")

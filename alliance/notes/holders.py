@@ -16,11 +16,17 @@ from alliance.notes.models import Observable
 
 # The holders read per value, newest first. Tests lower it (monkeypatch): read it at call time.
 CORRELATION_HOLDERS = 1000
-# Values per statement (SQLite: one subquery each in a UNION ALL, under its limit of 500).
+# Values per statement. SQLite: one subquery each in a UNION ALL, under its limit of 500.
+# PostgreSQL: one array parameter, so a note's thousand values are one statement.
 CHUNK = 100
+CHUNK_POSTGRESQL = 1000
 
 
-def chunks(values: list[str], size: int = CHUNK):
+def chunks(values: list[str], size: int | None = None):
+    """`values` in chunks of `size` (by default, what one statement of `newest` takes on
+    this session's database)."""
+    if size is None:
+        size = CHUNK_POSTGRESQL if db.session.get_bind().dialect.name == "postgresql" else CHUNK
     for start in range(0, len(values), size):
         yield values[start:start + size]
 
@@ -58,11 +64,11 @@ def _template(dialect: str, size: int):
 
 def newest(values: list[str], other_than: int) -> tuple:
     """(subquery (value, note_id), its parameters): for each of `values` (a chunk: at most
-    CHUNK), the newest CORRELATION_HOLDERS notes holding it, note `other_than` (the note
-    being looked at) left out. PostgreSQL: a LATERAL subquery per value of an array;
-    SQLite: a UNION ALL of one subquery per value. Either way an index walk of at most
-    CORRELATION_HOLDERS entries per value. Execute a statement using the subquery with the
-    parameters (db.session.execute(stmt, params))."""
+    CHUNK, or CHUNK_POSTGRESQL), the newest CORRELATION_HOLDERS notes holding it, note
+    `other_than` (the note being looked at) left out. PostgreSQL: a LATERAL subquery per
+    value of an array; SQLite: a UNION ALL of one subquery per value. Either way an index
+    walk of at most CORRELATION_HOLDERS entries per value. Execute a statement using the
+    subquery with the parameters (db.session.execute(stmt, params))."""
     dialect = db.session.get_bind().dialect.name
     params = {"holders_other": other_than, "holders_limit": CORRELATION_HOLDERS}
     if dialect == "postgresql":

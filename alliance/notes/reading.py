@@ -290,6 +290,17 @@ class Version:
         return getattr(self.row, name)
 
 
+def _posted(principal: Principal, note_ids: set[int]) -> dict[int, datetime]:
+    """note id -> when it was posted, for those of the notes the principal may read."""
+    posted: dict[int, datetime] = {}
+    order = sorted(note_ids)
+    for chunk in range(0, len(order), 500):
+        posted.update((note_id, created) for note_id, created in db.session.execute(
+            readable_notes(principal).with_only_columns(Note.id, Note.created_at)
+            .where(Note.id.in_(order[chunk:chunk + 500]))))
+    return posted
+
+
 def history(principal: Principal, note: Note) -> list[Version]:
     """Versions of the note's objects, newest first, by the organisations whose versions the
     note holds — only versions held by notes the principal may read (a version posted in
@@ -307,17 +318,14 @@ def history(principal: Principal, note: Note) -> list[Version]:
                          held.organisation_id == StixObject.organisation_id))
         .join(NoteObject, NoteObject.object_id == held.id)
         .where(NoteObject.note_id == note.id, held.scope != SERVED_WITH)).all()
+    # The notes the principal may read among those that first stored them, with when each
+    # was posted; then, for the versions whose first note they may not read only, the other
+    # notes holding them (a note of 1,000 objects it stored itself needs none).
+    posted = _posted(principal, {r.first_note_id for r in rows})
     holders: dict[int, list[int]] = {}
-    for object_id, note_id in links_of(r.id for r in rows):
+    for object_id, note_id in links_of(r.id for r in rows if r.first_note_id not in posted):
         holders.setdefault(object_id, []).append(note_id)
-    # The notes the principal may read among those, with when each was posted.
-    posted: dict[int, datetime]
-    posted, order = {}, sorted({n for held in holders.values() for n in held}
-                               | {r.first_note_id for r in rows})
-    for chunk in range(0, len(order), 500):
-        posted.update((note_id, created) for note_id, created in db.session.execute(
-            readable_notes(principal).with_only_columns(Note.id, Note.created_at)
-            .where(Note.id.in_(order[chunk:chunk + 500]))))
+    posted |= _posted(principal, {n for held in holders.values() for n in held} - set(posted))
     versions = []
     for r in rows:
         # Earlier versions of an edited note's report are held by no note any more; they

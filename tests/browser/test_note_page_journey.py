@@ -181,4 +181,15 @@ def test_a_note_of_100_objects_shows_its_table_graph_and_a_network_that_holds_th
     assert nodes["all"] >= 100
     assert nodes["related"] == [f"note--{related.uuid}"]
     assert not page.eval_on_selector("#objects-details", "d => d.open")
+
+    # The STIX cards, a page at a time (the report, 100 indicators and the organisation's
+    # identity: 50, 50 and 2): the
+    # next page holds the next cards, open where the reader asked for them.
+    page.click("#objects-details > summary")
+    assert page.locator("#objects-details article.obj").count() == 50
+    page.locator("#objects-details a[rel=next]").first.click()
+    page.wait_for_url("**objects=2**")
+    assert page.eval_on_selector("#objects-details", "d => d.open")
+    assert page.locator("#objects-details article.obj").count() == 50
+    assert "Objects 51–100 of 102" in page.inner_text("#objects-details")
     context.close()

@@ -631,7 +631,7 @@ def _print_table(results: dict) -> None:
     for row in results["pages"]:
         print(f"{row['path']:28} {row['p95_ms']:9.2f}" + ("" if row["meets_goal"] else "   PAST"))
     print(f"\nexports of everything the reader may read, streamed: peak traced memory "
-          f"(goal: within {GOAL_RATIO}x while the rows grow)")
+          f"(goal: within {GOAL_RATIO}x while the bytes grow)")
     for row in results["exports"]:
         a, b = row[small["notes"]], row[large["notes"]]
         print(f"{row['format']:5} {a['lines']:>9,} lines {a['peak_mb']:7.2f} MB   "

@@ -13,7 +13,7 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import aliased, defer
+from sqlalchemy.orm import defer
 
 from alliance.core.queries import walk_index
 from alliance.extensions import db
@@ -307,17 +307,20 @@ def history(principal: Principal, note: Note) -> list[Version]:
     another, unreadable note stays out of sight).
     A version first stored by a note the principal may not read (a TLP:RED note, a note in
     another alliance) and linked by a later one is dated as that later note: its own date
-    would tell them when the note they may not read was posted. One statement, from the
-    note's links through the (stix_id, ...) index; the versions' bodies are not read."""
+    would tell them when the note they may not read was posted. The versions' bodies are
+    not read."""
+    held = set(db.session.execute(
+        select(StixObject.stix_id, StixObject.organisation_id)
+        .join(NoteObject, NoteObject.object_id == StixObject.id)
+        .where(NoteObject.note_id == note.id, StixObject.scope != SERVED_WITH)).tuples())
+    ids = sorted({stix_id for stix_id, _ in held})
+    rows: list[StixObject] = []
+    for chunk in range(0, len(ids), 500):
+        rows += db.session.scalars(select(StixObject).options(defer(StixObject.body)).where(
+            StixObject.stix_id.in_(ids[chunk:chunk + 500]))).all()
     # One organisation's versions of an id are one history: another organisation's copy
     # of the same id (a third-party object it re-shared) is not this note's.
-    held = aliased(StixObject)
-    rows = db.session.scalars(
-        select(StixObject).options(defer(StixObject.body)).distinct()
-        .join(held, and_(held.stix_id == StixObject.stix_id,
-                         held.organisation_id == StixObject.organisation_id))
-        .join(NoteObject, NoteObject.object_id == held.id)
-        .where(NoteObject.note_id == note.id, held.scope != SERVED_WITH)).all()
+    rows = [r for r in rows if (r.stix_id, r.organisation_id) in held]
     # The notes the principal may read among those that first stored them, with when each
     # was posted; then, for the versions whose first note they may not read only, the other
     # notes holding them (a note of 1,000 objects it stored itself needs none).

@@ -256,12 +256,16 @@ def who_has_seen(principal: Principal, raw_value: str,
     return hit[1], notes
 
 
+def _objects_of(note: Note):
+    """select(StixObject): the note's own objects (not what is served beside them)."""
+    return (select(StixObject).join(NoteObject, NoteObject.object_id == StixObject.id)
+            .where(NoteObject.note_id == note.id, StixObject.scope != SERVED_WITH))
+
+
 def note_objects(note: Note) -> Sequence[StixObject]:
     """The objects of a note the caller has already read through the policy."""
     return db.session.scalars(
-        select(StixObject).join(NoteObject, NoteObject.object_id == StixObject.id)
-        .where(NoteObject.note_id == note.id, StixObject.scope != SERVED_WITH)
-        .order_by(StixObject.type, StixObject.stix_id)).all()
+        _objects_of(note).order_by(StixObject.type, StixObject.stix_id)).all()
 
 
 def note_bundle(note: Note, objects: list[StixObject] | None = None) -> dict:
@@ -309,10 +313,8 @@ def history(principal: Principal, note: Note) -> list[Version]:
     another alliance) and linked by a later one is dated as that later note: its own date
     would tell them when the note they may not read was posted. The versions' bodies are
     not read."""
-    held = set(db.session.execute(
-        select(StixObject.stix_id, StixObject.organisation_id)
-        .join(NoteObject, NoteObject.object_id == StixObject.id)
-        .where(NoteObject.note_id == note.id, StixObject.scope != SERVED_WITH)).tuples())
+    held = set(db.session.execute(_objects_of(note).with_only_columns(
+        StixObject.stix_id, StixObject.organisation_id)).tuples())
     ids = sorted({stix_id for stix_id, _ in held})
     rows: list[StixObject] = []
     for chunk in range(0, len(ids), 500):

@@ -33,7 +33,6 @@ def create_admin_command(email, password_stdin, name):
     try:
         user = create_admin(email, password, name)
     except DomainError as exc:
-        db.session.rollback()
         raise click.ClickException(exc.message) from exc
     click.echo(f"{user.email} is a platform administrator.")
 
@@ -184,13 +183,11 @@ def _import_bundle(request: _ImportRequest) -> None:
                 looser_confirmed=request.allow_looser_markings),
                 progress=bar.update, alerts=request.alert)
     except BundleRejected as exc:
-        db.session.rollback()
         click.echo(f"Refused, nothing was stored ({len(exc.problems)} problem(s)):", err=True)
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         sys.exit(1)
     except DomainError as exc:
-        db.session.rollback()
         if exc.field == "confirm_looser":
             _echo_looser(looser_than(parsed.objects, tlp), tlp)
             raise click.ClickException(
@@ -242,7 +239,6 @@ def api_key_create(email, name, expires):
     try:
         _key, plaintext = create_key(user, name, expires.replace(tzinfo=UTC) if expires else None)
     except DomainError as exc:
-        db.session.rollback()
         raise click.ClickException(f"{user.email}: {exc.message}") from exc
     click.echo(plaintext)
 

@@ -14,9 +14,11 @@ from alliance.alliances.services import (
 from alliance.audit.services import record
 from alliance.auth.models import User
 from alliance.core.errors import Conflict, NotFound
+from alliance.core.unit import unit_of_work
 from alliance.extensions import db
 
 
+@unit_of_work()
 def appoint_coordinator(actor, alliance: Alliance, user_id: int) -> User:
     lock_alliance(alliance)
     require_coordinator(actor, alliance)
@@ -30,10 +32,10 @@ def appoint_coordinator(actor, alliance: Alliance, user_id: int) -> User:
     db.session.add(Coordinator(alliance=alliance, user=user))
     record("coordinator.appointed", actor, user, alliance=alliance,
            organisation=user.organisation)
-    db.session.commit()
     return user
 
 
+@unit_of_work()
 def remove_coordinator(actor, alliance: Alliance, user_id: int) -> None:
     lock_alliance(alliance)
     require_coordinator(actor, alliance)
@@ -48,7 +50,6 @@ def remove_coordinator(actor, alliance: Alliance, user_id: int) -> None:
     record("coordinator.removed", actor, row.user, alliance=alliance,
            organisation=row.user.organisation)
     db.session.delete(row)
-    db.session.commit()
 
 
 def check_user_can_leave_coordination(user: User) -> None:

@@ -14,6 +14,7 @@ from alliance.core.models import utcnow
 from alliance.core.states import Frequency
 from alliance.core.states import MembershipState as State
 from alliance.core.text import slugify
+from alliance.core.unit import unit_of_work
 from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
 from alliance.orgs.models import Organisation
@@ -210,6 +211,7 @@ def _check_tlp_settings(allowed: list[str], default: str, publish_clear: bool) -
                           field="publish_clear_allowed")
 
 
+@unit_of_work()
 def create_alliance(actor, *, slug: str | None = None, **settings) -> Alliance:
     """An org admin of a vetted organisation founds an alliance: the organisation becomes its
     first active member and the founder its first coordinator."""
@@ -238,10 +240,10 @@ def create_alliance(actor, *, slug: str | None = None, **settings) -> Alliance:
     db.session.flush()
     record("alliance.created", actor, alliance, alliance=alliance, organisation=org)
     record("coordinator.appointed", actor, actor, alliance=alliance, organisation=org)
-    db.session.commit()
     return alliance
 
 
+@unit_of_work()
 def update_settings(actor, alliance: Alliance, **settings) -> list[str]:
     """A coordinator changes the alliance's settings; returns the names of changed fields."""
     require_coordinator(actor, alliance)
@@ -259,7 +261,6 @@ def update_settings(actor, alliance: Alliance, **settings) -> list[str]:
     if changes:
         record("alliance.settings_changed", actor, alliance, alliance=alliance,
                changes=changes)
-    db.session.commit()
     return sorted(changes)
 
 

@@ -31,6 +31,7 @@ from alliance.auth.models import User
 from alliance.core.errors import Conflict, DomainError, NotFound
 from alliance.core.models import utcnow
 from alliance.core.states import MembershipState as State
+from alliance.core.unit import unit_of_work
 from alliance.core.urls import external_url
 from alliance.extensions import db
 from alliance.mail.services import queue_mail
@@ -67,6 +68,7 @@ def _move(membership: Membership, to_state: str) -> str | None:
     return from_state
 
 
+@unit_of_work()
 def request_to_join(actor, alliance: Alliance, *, message: str = "",
                     accept_charter: bool = False) -> Membership:
     """An org admin asks to join. Open alliances admit at once; approval alliances ask their
@@ -101,7 +103,6 @@ def request_to_join(actor, alliance: Alliance, *, message: str = "",
                    f"{org.name} asks to join {alliance.name}", org_name=org.name,
                    alliance_name=alliance.name, message=membership.request_message or "",
                    link=external_url("alliances.members", slug=alliance.slug))
-    db.session.commit()
     return membership
 
 
@@ -120,6 +121,7 @@ def _open_invitation(actor, alliance: Alliance, outcome: str):
     return org, membership
 
 
+@unit_of_work()
 def accept_invitation(actor, alliance: Alliance, *, accept_charter: bool = False) -> Membership:
     org, membership = _open_invitation(actor, alliance, "becomes active by accepting")
     if alliance.charter.strip() and not accept_charter:
@@ -130,10 +132,10 @@ def accept_invitation(actor, alliance: Alliance, *, accept_charter: bool = False
     queue_mail(coordinator_emails(alliance), "member_joined", f"{org.name} joined {alliance.name}",
                org_name=org.name, alliance_name=alliance.name,
                link=external_url("alliances.members", slug=alliance.slug))
-    db.session.commit()
     return membership
 
 
+@unit_of_work()
 def decline_invitation(actor, alliance: Alliance) -> Membership:
     """An org admin declines an invitation to their organisation: the membership becomes
     rejected, from where the organisation may still ask to join or be invited again."""
@@ -141,7 +143,6 @@ def decline_invitation(actor, alliance: Alliance) -> Membership:
     _move(membership, State.REJECTED)
     membership.decision_reason = "Invitation declined by the organisation."
     record("membership.declined", actor, org, alliance=alliance, organisation=org)
-    db.session.commit()
     return membership
 
 
@@ -164,6 +165,7 @@ def _drop_coordinators_of_org(actor, alliance: Alliance, org: Organisation) -> N
         db.session.delete(row)
 
 
+@unit_of_work()
 def leave(actor, alliance: Alliance) -> Membership:
     lock_alliance(alliance)
     org = require_org_admin(actor)
@@ -176,7 +178,6 @@ def leave(actor, alliance: Alliance) -> Membership:
     _move(membership, State.LEFT)
     _drop_coordinators_of_org(actor, alliance, org)
     record("membership.left", actor, org, alliance=alliance, organisation=org)
-    db.session.commit()
     return membership
 
 
@@ -200,6 +201,7 @@ _DECISIONS = {
 DECISION_ACTIONS = tuple(_DECISIONS)
 
 
+@unit_of_work()
 def decide(actor, alliance: Alliance, membership: Membership, action: str,
            reason: str = "") -> Membership:
     """A coordinator approves or rejects a request, suspends, reinstates or removes a member.
@@ -232,10 +234,10 @@ def decide(actor, alliance: Alliance, membership: Membership, action: str,
                subject.format(alliance=alliance.name), org_name=org.name,
                alliance_name=alliance.name, state=to_state, action=action, reason=reason,
                link=external_url("alliances.detail", slug=alliance.slug))
-    db.session.commit()
     return membership
 
 
+@unit_of_work()
 def invite_organisation(actor, alliance: Alliance, org: Organisation) -> Membership:
     lock_alliance(alliance)
     require_coordinator(actor, alliance)
@@ -252,7 +254,6 @@ def invite_organisation(actor, alliance: Alliance, org: Organisation) -> Members
                f"{alliance.name} invites {org.name}", org_name=org.name,
                alliance_name=alliance.name, inviter=actor.name,
                link=external_url("alliances.detail", slug=alliance.slug))
-    db.session.commit()
     return membership
 
 
@@ -260,6 +261,7 @@ def invite_organisation(actor, alliance: Alliance, org: Organisation) -> Members
 REMINDER_INTERVAL = timedelta(days=1)
 
 
+@unit_of_work()
 def remind_invitation(actor, alliance: Alliance, membership: Membership) -> Membership:
     """A coordinator mails the administrators of an invited organisation that has not
     answered yet the invitation again, at most once every REMINDER_INTERVAL."""
@@ -280,7 +282,6 @@ def remind_invitation(actor, alliance: Alliance, membership: Membership) -> Memb
                f"Reminder: {alliance.name} invites {org.name}", org_name=org.name,
                alliance_name=alliance.name, inviter=actor.name,
                link=external_url("alliances.detail", slug=alliance.slug))
-    db.session.commit()
     return membership
 
 

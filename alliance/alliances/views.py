@@ -55,7 +55,6 @@ def create():
             alliance = services.create_alliance(current_user, slug=form.slug.data,
                                                 **_settings_from(form))
         except DomainError as exc:
-            db.session.rollback()
             flash_error(exc, form)
         else:
             flash(f"{alliance.name} is created; you are its first coordinator.", "success")
@@ -91,7 +90,6 @@ def settings(slug):
         try:
             changed = services.update_settings(current_user, alliance, **_settings_from(form))
         except DomainError as exc:
-            db.session.rollback()
             flash_error(exc, form)
         else:
             flash(f"The settings of {alliance.name} were saved: "

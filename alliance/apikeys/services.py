@@ -16,6 +16,7 @@ from alliance.auth.models import User
 from alliance.auth.tokens import secret_digest
 from alliance.core.errors import DomainError, NotAllowed, NotFound
 from alliance.core.models import utcnow
+from alliance.core.unit import unit_of_work
 from alliance.extensions import db
 
 KEY_PREFIX = "cpa"
@@ -25,6 +26,7 @@ MAX_KEYS_PER_USER = 20
 TOUCH_EVERY = timedelta(minutes=1)
 
 
+@unit_of_work()
 def create_key(user, name: str, expires_at: datetime | None = None) -> tuple[ApiKey, str]:
     """A new key for the user; returns the row and the key itself, which is shown once."""
     if not getattr(user, "can_act", False):
@@ -46,7 +48,6 @@ def create_key(user, name: str, expires_at: datetime | None = None) -> tuple[Api
     db.session.flush()
     record("apikey.created", user, ("api_key", key.id, name), organisation=user.organisation,
            prefix=prefix, expires_at=expires_at.isoformat() if expires_at else None)
-    db.session.commit()
     return key, f"{KEY_PREFIX}_{prefix}_{secret}"
 
 
@@ -65,6 +66,7 @@ def organisation_keys(actor) -> Sequence[ApiKey]:
         .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())).all()
 
 
+@unit_of_work()
 def revoke_key(actor, key_id: int) -> ApiKey:
     """The key's user, or an admin of the key's organisation, revokes it."""
     key = db.session.get(ApiKey, key_id)
@@ -77,7 +79,6 @@ def revoke_key(actor, key_id: int) -> ApiKey:
     key.revoked_at, key.revoked_by_id = utcnow(), actor.id
     record("apikey.revoked", actor, ("api_key", key.id, key.name),
            organisation=actor.organisation, prefix=key.prefix, owner_id=key.user_id)
-    db.session.commit()
     return key
 
 
@@ -100,6 +101,7 @@ def authenticate(presented: str | None) -> tuple[ApiKey, User] | None:
         return None
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at >= TOUCH_EVERY:
-        db.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-        db.session.commit()
+        with unit_of_work():
+            db.session.execute(update(ApiKey).where(ApiKey.id == key.id)
+                               .values(last_used_at=now))
     return key, user

@@ -10,7 +10,6 @@ from alliance.apikeys.forms import ApiKeyForm, RevokeKeyForm
 from alliance.auth.access import member_required
 from alliance.core.errors import DomainError
 from alliance.core.views import flash_error, run_and_flash
-from alliance.extensions import db
 
 bp = Blueprint("apikeys", __name__)
 
@@ -39,7 +38,6 @@ def create_key():
     try:
         key, plaintext = services.create_key(current_user, form.name.data, form.expires_at())
     except DomainError as exc:
-        db.session.rollback()
         if exc.field == "expires_at":
             exc.field = "expires"
         flash_error(exc, form)

@@ -21,6 +21,7 @@ from alliance.auth.models import User
 from alliance.auth.tokens import make_token, read_token
 from alliance.core.errors import DomainError
 from alliance.core.models import utcnow
+from alliance.core.unit import unit_of_work
 from alliance.core.urls import external_url
 from alliance.extensions import db, limiter
 from alliance.mail.services import queue_mail
@@ -115,6 +116,7 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
+@unit_of_work()
 def sign_in(user: User) -> None:
     """Start a fresh session for the user: the old session's contents (and id) are dropped
     first, so a session fixed before sign-in is worth nothing after."""
@@ -122,14 +124,13 @@ def sign_in(user: User) -> None:
     login_user(user, remember=False)
     session.permanent = True
     user.last_sign_in_at = utcnow()
-    db.session.commit()
 
 
 def sign_out(user: User | None) -> None:
     """End this session and every other session of the user (the cookie may have been copied)."""
     if user is not None and getattr(user, "id", None):
-        user.session_version += 1
-        db.session.commit()
+        with unit_of_work():
+            user.session_version += 1
     logout_user()
     session.clear()
 
@@ -148,13 +149,14 @@ def load_user(user_id: str) -> User | None:
     return user
 
 
+@unit_of_work()
 def change_password(user: User, current: str, new: str) -> None:
     """Change the password; every other session of the user ends, this one is renewed."""
     if not check_password_hash(user.password_hash, current):
         raise DomainError("Your current password is not correct.", field="current_password")
     set_password(user, new)
     user.session_version += 1
-    sign_in(user)  # one commit for both: a failure leaves the old password and sessions
+    sign_in(user)  # one unit: a failure leaves the old password and sessions
 
 
 # --- e-mail verification -------------------------------------------------------------------
@@ -178,8 +180,8 @@ def verification_user(token: str) -> User:
 def verify_email(token: str) -> User:
     user = verification_user(token)
     if user.email_verified_at is None:
-        user.email_verified_at = utcnow()
-        db.session.commit()
+        with unit_of_work():
+            user.email_verified_at = utcnow()
     return user
 
 
@@ -192,6 +194,7 @@ def _password_fingerprint(user: User) -> str:
                     hashlib.sha256).hexdigest()[:32]
 
 
+@unit_of_work()
 def request_password_reset(email: str) -> None:
     """Ask for a reset link to be mailed to this address; say nothing about whether it has an
     account. The request does the same work either way — it writes one outbox row, relayed
@@ -200,7 +203,6 @@ def request_password_reset(email: str) -> None:
     to write, and to hand to the broker before the response), which tells which addresses
     have accounts as surely as saying so."""
     enqueue(RESET_REQUESTED, email=normalise_email(email)[:254])
-    db.session.commit()
 
 
 def _mailed_user(message, limit: str, scope: str, verified: bool = False) -> User | None:
@@ -228,6 +230,7 @@ def send_password_reset(message) -> None:
                link=external_url("auth.reset_password", token=token))
 
 
+@unit_of_work()
 def reset_password(token: str, new_password: str) -> User:
     data = read_token("reset-password", token, current_app.config["PASSWORD_RESET_MAX_AGE"])
     user = db.session.get(User, data.get("uid"))
@@ -237,7 +240,6 @@ def reset_password(token: str, new_password: str) -> User:
     user.session_version += 1
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()  # the link proved the address
-    db.session.commit()
     return user
 
 
@@ -257,12 +259,12 @@ def _sign_in_fingerprint(user: User) -> str:
                     hashlib.sha256).hexdigest()[:32]
 
 
+@unit_of_work()
 def request_sign_in_link(email: str) -> None:
     """Ask for a one-time sign-in link to be mailed to this address; say nothing about
     whether it has an account. Like request_password_reset, the request does the same work
     for every address (one outbox row) and the worker looks the address up."""
     enqueue(SIGN_IN_LINK_REQUESTED, email=normalise_email(email)[:254])
-    db.session.commit()
 
 
 def send_sign_in_link(message) -> None:
@@ -292,6 +294,7 @@ def read_sign_in_link(token: str) -> User:
     return user
 
 
+@unit_of_work()
 def sign_in_with_link(token: str, *, ip: str | None = None) -> User:
     """Sign in with a one-time link (read_sign_in_link's checks), audited. The link is
     claimed by one conditional UPDATE of the state it was made from: of two requests with
@@ -306,12 +309,11 @@ def sign_in_with_link(token: str, *, ip: str | None = None) -> User:
                            User.password_hash == user.password_hash, last)
         .values(last_sign_in_at=utcnow()).execution_options(synchronize_session=False)))
     if claimed.rowcount != 1:
-        db.session.rollback()
         raise DomainError("This sign-in link has been used or is no longer valid. "
                           "Ask for a new one.")
     record("signin.link", user, ("user", user.id, user.email),
            organisation=user.organisation, ip=ip)
-    sign_in(user)  # commits the claim, the audit event and the session together
+    sign_in(user)  # the claim, the audit event and the session: one unit
     return user
 
 

@@ -28,6 +28,7 @@ from alliance.auth.forms import (
     SignInLinkRequestForm,
 )
 from alliance.core.errors import DomainError
+from alliance.core.unit import unit_of_work
 from alliance.core.urls import is_safe_next
 from alliance.core.views import flash_error
 from alliance.extensions import client_network, db, limiter
@@ -122,10 +123,10 @@ def _record_lockout(kind: str, limit: RequestLimit):
     burst = {"kind": kind, "network": network} if kind == "address" else {"kind": kind}
     if not _lockout_recorded("account", email, limit, **burst):
         user = services.find_user_by_email(email)
-        record("signin.lockout", None, ("account", getattr(user, "id", None), email),
-               organisation=getattr(user, "organisation", None), ip=request.remote_addr,
-               limit=str(limit.limit), **burst)
-        db.session.commit()
+        with unit_of_work():
+            record("signin.lockout", None, ("account", getattr(user, "id", None), email),
+                   organisation=getattr(user, "organisation", None), ip=request.remote_addr,
+                   limit=str(limit.limit), **burst)
     return _locked_page()
 
 
@@ -142,9 +143,9 @@ def _record_ip_lockout(limit: RequestLimit):
     spraying, credential stuffing), which no single account's limit shows."""
     network = client_network() or "unknown"
     if not _lockout_recorded("ip", network, limit):
-        record("signin.lockout", None, ("ip", None, network), ip=request.remote_addr,
-               limit=str(limit.limit))
-        db.session.commit()
+        with unit_of_work():
+            record("signin.lockout", None, ("ip", None, network), ip=request.remote_addr,
+                   limit=str(limit.limit))
     return _locked_page()
 
 
@@ -239,8 +240,8 @@ def verify_email(token):
 @limiter.limit("3 per hour")
 def resend_verification():
     if not current_user.is_verified:
-        services.send_verification(current_user)
-        db.session.commit()
+        with unit_of_work():
+            services.send_verification(current_user)
     flash("We sent a new confirmation link to your e-mail address.", "info")
     return redirect(url_for("core.status"))
 
@@ -277,6 +278,7 @@ def _password_change_key() -> str:
     return f"password-change:{current_user.get_id() or client_network()}"
 
 
+@unit_of_work()
 def _record_password_lockout(limit: RequestLimit):
     """The current password was guessed too often: whoever holds this session is not sure
     of it. Audited once per burst, as a sign-in lockout is."""
@@ -287,7 +289,6 @@ def _record_password_lockout(limit: RequestLimit):
         return None
     record("password.lockout", user, ("user", user.id, user.email),
            organisation=user.organisation, ip=request.remote_addr, limit=str(limit.limit))
-    db.session.commit()
     return None
 
 

@@ -153,15 +153,13 @@ def flash_error(exc: DomainError, form=None) -> None:
 
 
 def run_and_flash(call, success, *, prefix: str = "") -> bool:
-    """Run one service call for a POST button and flash the outcome. A refusal (DomainError)
-    rolls back and is flashed, prefixed; 403 and 404 are re-raised so that they answer as
-    such. success is a message, or a function of the call's result giving one."""
-    from alliance.extensions import db
-
+    """Run one service call for a POST button and flash the outcome. A refusal (DomainError;
+    the service's unit of work rolled back) is flashed, prefixed; 403 and 404 are re-raised
+    so that they answer as such. success is a message, or a function of the call's result
+    giving one."""
     try:
         result = call()
     except DomainError as exc:
-        db.session.rollback()
         if exc.status_code in (403, 404):
             raise
         flash(prefix + exc.message, "error")

@@ -14,6 +14,7 @@ from alliance.alliances.models import Alliance
 from alliance.auth.models import User
 from alliance.auth.services import find_user_by_email, hash_password
 from alliance.core.models import utcnow
+from alliance.core.unit import unit_of_work
 from alliance.extensions import db
 from alliance.orgs.models import Organisation
 from alliance.orgs.services import build_identity, create_admin
@@ -81,6 +82,7 @@ ALLIANCES: list[dict[str, Any]] = [
 ]
 
 
+@unit_of_work()
 def _org(spec) -> Organisation:
     org = db.session.scalar(select(Organisation).where(Organisation.slug == spec["slug"]))
     if org is None:
@@ -97,7 +99,6 @@ def _org(spec) -> Organisation:
             db.session.add(User(email=email, name=name, role=role, organisation=org,
                                 password_hash=hash_password(USER_PASSWORD),
                                 email_verified_at=utcnow()))
-    db.session.commit()
     return org
 
 

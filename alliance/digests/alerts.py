@@ -107,7 +107,6 @@ def send_alert(message) -> None:
                              digests=preferences_of(user).frequency != "off", **links)
     message_id = deterministic_message_id(f"alert-{user.id}-{delivery.note_id}")
     delivery.items, delivery.strictest_tlp, delivery.message_id = 1, note.tlp, message_id
-    db.session.commit()
     send_delivery_mail(delivery, build_delivery_mail(delivery, user, (subject, text, html),
                                                      message_id, links))
 

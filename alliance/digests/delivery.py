@@ -10,33 +10,35 @@ from alliance.digests.preferences import preferences_of
 from alliance.digests.rendering import list_headers, local_day, render_digest
 from alliance.extensions import db
 from alliance.mail.services import build_message, deterministic_message_id, send_message
-from alliance.outbox.services import PermanentFailure, TemporaryFailure
+from alliance.outbox.services import PermanentFailure
 
 
-def finish_delivery(delivery: Delivery, state: str, commit: bool = True, **values) -> None:
-    """Settle a ledger row: its state and the values given, committed unless told not to."""
+def finish_delivery(delivery: Delivery, state: str, **values) -> None:
+    """Settle a ledger row: its state and the values given, stored with the outbox row's
+    mark in the outbox's unit of work."""
     delivery.state = state
     for key, value in values.items():
         setattr(delivery, key, value)
-    if commit:
-        db.session.commit()
 
 
 def send_delivery_mail(delivery: Delivery, msg) -> None:
-    """Send; record a permanent failure on the ledger (then the outbox stops), leave
-    temporary ones to the outbox's retries."""
-    try:
-        send_message(msg)
-    except PermanentFailure as exc:
-        finish_delivery(delivery, "failed", error=str(exc)[:2000])
-        raise
-    except TemporaryFailure as exc:
-        delivery.error = f"temporary: {exc}"[:2000]
-        db.session.commit()
-        raise
-    # Not committed here: run_message commits it in one transaction with the outbox row's
-    # done_at (one commit, and the ledger row and the outbox row can never disagree).
-    finish_delivery(delivery, "sent", commit=False, sent_at=utcnow(), error=None)
+    """Send, and mark the ledger row sent: stored in one unit of work with the outbox row's
+    done mark (the ledger row and the outbox row can never disagree). A failure rolls that
+    back; record_failure, the handlers' on_failure, records it."""
+    send_message(msg)
+    finish_delivery(delivery, "sent", sent_at=utcnow(), error=None)
+
+
+def record_failure(payload: dict, error: str, permanent: bool) -> None:
+    """on_failure of digests and alerts: a permanent failure settles the ledger row as
+    failed (the outbox stops); a temporary one is noted on it while the outbox retries."""
+    delivery = db.session.get(Delivery, payload.get("delivery_id"))
+    if delivery is None or delivery.state != "pending":
+        return
+    if permanent:
+        finish_delivery(delivery, "failed", error=error[:2000])
+    else:
+        delivery.error = f"temporary: {error}"[:2000]
 
 
 def build_delivery_mail(delivery: Delivery, user, mail: tuple[str, str, str],
@@ -48,9 +50,7 @@ def build_delivery_mail(delivery: Delivery, user, mail: tuple[str, str, str],
         return build_message(user.email, subject, text, html, message_id,
                              headers=list_headers(links["unsubscribe_url"]))
     except ValueError as exc:
-        reason = f"cannot build the message: {exc}"[:2000]
-        finish_delivery(delivery, "failed", error=reason)
-        raise PermanentFailure(reason) from exc
+        raise PermanentFailure(f"cannot build the message: {exc}"[:2000]) from exc
 
 
 def _digest_message_id(delivery: Delivery) -> str:
@@ -95,13 +95,9 @@ def send_digest(message) -> None:
         return
     subject, text, html = render_digest(digest, local_day(delivery.window_end, prefs.timezone))
     message_id = _digest_message_id(delivery)
-    if delivery.message_id != message_id:
-        # Not marked with the claim (called other than through run_message): mark it now,
-        # in a transaction of its own, before sending.
-        delivery.message_id = message_id
-        db.session.commit()
-    # Committed with the outcome: "sent" (with the outbox row's done_at), "failed", or the
-    # temporary error.
+    # Marked with the claim when run through run_message (mark_sending); stored with the
+    # outcome: "sent" with the outbox row's done_at, or a failure (record_failure).
+    delivery.message_id = message_id
     delivery.items, delivery.strictest_tlp = digest.count, digest.strictest
     assert digest.links is not None  # render_digest set the links it rendered with
     msg = build_delivery_mail(delivery, user, (subject, text, html), message_id, digest.links)

@@ -13,6 +13,7 @@ from alliance.alliances.services import active_alliances_of
 from alliance.auth.models import User
 from alliance.auth.tokens import make_token, read_token
 from alliance.core.errors import DomainError, NotFound
+from alliance.core.unit import unit_of_work
 from alliance.digests import schedule
 from alliance.digests.models import DigestPreference
 from alliance.extensions import db
@@ -63,6 +64,7 @@ def preferences_of(user) -> Preferences:
     return default_preferences(user)
 
 
+@unit_of_work()
 def save_preferences(user, *, frequency: str, hour: int, timezone: str, weekday: int = 0,
                      alliance_ids=None, alerts: bool = True) -> DigestPreference:
     if frequency not in schedule.FREQUENCIES:
@@ -82,7 +84,6 @@ def save_preferences(user, *, frequency: str, hour: int, timezone: str, weekday:
     row.frequency, row.hour, row.weekday, row.timezone = frequency, hour, weekday, timezone
     row.alliance_ids, row.alerts = alliance_ids, bool(alerts)
     db.session.add(row)
-    db.session.commit()
     return row
 
 
@@ -137,16 +138,15 @@ def unsubscribe(token: str) -> User:
     # row yet: both insert, and the second's insert fails on the key. It then finds the
     # row the first stored and turns that off: the same page for both, not a conflict.
     for last in (False, True):
-        prefs = preferences_of(user)
-        row = db.session.get(DigestPreference, user.id) or DigestPreference(
-            user_id=user.id, hour=prefs.hour, weekday=prefs.weekday, timezone=prefs.timezone,
-            alliance_ids=prefs.alliance_ids)
-        row.frequency, row.alerts = "off", False
-        db.session.add(row)
         try:
-            db.session.commit()
+            with unit_of_work():
+                prefs = preferences_of(user)
+                row = db.session.get(DigestPreference, user.id) or DigestPreference(
+                    user_id=user.id, hour=prefs.hour, weekday=prefs.weekday,
+                    timezone=prefs.timezone, alliance_ids=prefs.alliance_ids)
+                row.frequency, row.alerts = "off", False
+                db.session.add(row)
         except IntegrityError:
-            db.session.rollback()
             if last:
                 raise
         else:

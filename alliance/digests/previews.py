@@ -10,6 +10,7 @@ from alliance.alliances.services import require_coordinator
 from alliance.auth.models import User
 from alliance.core.errors import DomainError, NotFound
 from alliance.core.models import utcnow
+from alliance.core.unit import unit_of_work
 from alliance.core.urls import external_url
 from alliance.digests import schedule
 from alliance.digests.building import build_digest
@@ -62,6 +63,7 @@ def preview_own_digest(user, now: datetime | None = None) -> OwnPreview:
     return preview
 
 
+@unit_of_work()
 def request_test_digest(user) -> None:
     """Queue a test mail of the user's next digest to the user themselves. It goes the way
     a digest goes (outbox, worker, SMTP) and is built in the worker at send time, marked as
@@ -73,7 +75,6 @@ def request_test_digest(user) -> None:
         raise DomainError("You asked for several test mails in the last hour: the next one "
                           "can wait a little.")
     enqueue("digest-test", user_id=user.id)
-    db.session.commit()
 
 
 def send_test_digest(message) -> None:

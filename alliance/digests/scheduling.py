@@ -13,6 +13,7 @@ from sqlalchemy import Table, func, select
 
 from alliance.auth.models import User
 from alliance.core.models import utcnow
+from alliance.core.unit import unit_of_work
 from alliance.digests import schedule
 from alliance.digests.models import Delivery
 from alliance.digests.preferences import Preferences, effective_preferences, preferences_of
@@ -125,9 +126,9 @@ def schedule_due(now: datetime | None = None, publish: bool = True) -> list[int]
                         "window_start": plan.start, "window_end": plan.end,
                         "state": "pending", "items": 0, "created_at": now})
     created = []
-    for start in range(0, len(due), 500):
-        created += _insert_new_deliveries(due[start:start + 500])
-    db.session.commit()
+    with unit_of_work():
+        for start in range(0, len(due), 500):
+            created += _insert_new_deliveries(due[start:start + 500])
     if publish and created:
         while relay_pending():
             pass

@@ -38,7 +38,7 @@ from alliance.digests.forms import (
     WatchTermForm,
 )
 from alliance.digests.models import LEDGER_STATES
-from alliance.extensions import csrf, db
+from alliance.extensions import csrf
 from alliance.sharing.policy import Principal, readable_among
 
 bp = Blueprint("digests", __name__)
@@ -106,7 +106,6 @@ def preferences():
                 hour=form.hour.data, timezone=form.timezone.data,
                 alliance_ids=form.chosen_alliances(), alerts=form.alerts.data)
         except DomainError as exc:
-            db.session.rollback()
             flash_error(exc, form)
         else:
             flash("Your digest preferences are saved.", "success")
@@ -123,7 +122,6 @@ def add_watch_term():
         try:
             term = watch_terms.add_watch_term(current_user, form.kind.data, form.value.data)
         except DomainError as exc:
-            db.session.rollback()
             flash_error(exc, form)
         else:
             flash(f"You watch {term.value} already." if term.id in before else
@@ -202,7 +200,6 @@ def unsubscribe(token):
             return render_template("digests/unsubscribe.html", state="done", user=user)
         user = digest_prefs.unsubscribe_user(token)
     except DomainError as exc:
-        db.session.rollback()
         return _invalid_link(exc)
     prefs = digest_prefs.preferences_of(user)
     return render_template("digests/unsubscribe.html", state="confirm", user=user,

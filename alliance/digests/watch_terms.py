@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import and_, func, select
 
 from alliance.core.errors import DomainError, NotFound
+from alliance.core.unit import unit_of_work
 from alliance.core.vocab import country_choices, policy_tag_choices, sector_choices
 from alliance.digests.models import WatchTerm
 from alliance.extensions import db
@@ -42,6 +43,7 @@ def normalise_term(kind: str, raw: str) -> str:
     return raw
 
 
+@unit_of_work()
 def add_watch_term(user, kind: str, raw: str) -> WatchTerm:
     value = normalise_term(kind, raw)
     count = db.session.scalar(select(func.count()).select_from(WatchTerm)
@@ -55,16 +57,15 @@ def add_watch_term(user, kind: str, raw: str) -> WatchTerm:
         return existing
     term = WatchTerm(user_id=user.id, kind=kind, value=value)
     db.session.add(term)
-    db.session.commit()
     return term
 
 
+@unit_of_work()
 def remove_watch_term(user, term_id: int) -> None:
     term = db.session.get(WatchTerm, term_id)
     if term is None or term.user_id != user.id:
         raise NotFound("No such watch term.")
     db.session.delete(term)
-    db.session.commit()
 
 
 def watch_terms_of(user) -> Sequence[WatchTerm]:

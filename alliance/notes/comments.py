@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from alliance.audit.services import record
 from alliance.core.errors import DomainError
+from alliance.core.unit import unit_of_work
 from alliance.extensions import db
 from alliance.notes.models import (
     Note,
@@ -19,6 +20,7 @@ from alliance.notes.submissions import Sending, check_submission, record_submiss
 from alliance.stix.markings import marking_id
 
 
+@unit_of_work()
 def add_comment(actor, note: Note, kind: str, text: str = "", opinion: str | None = None,
                 submission: Sending | None = None):
     """A comment (STIX note), opinion or sighting on a note the actor has read; it inherits
@@ -58,7 +60,6 @@ def add_comment(actor, note: Note, kind: str, text: str = "", opinion: str | Non
     db.session.flush()
     record_submission(actor, submission, comment_id=comment.id)
     record(f"note.{kind}", actor, audit_target(note), organisation=org)
-    db.session.commit()
     return comment
 
 

@@ -20,7 +20,6 @@ from flask_login import current_user
 
 from alliance.auth.access import member_required
 from alliance.core.errors import DomainError
-from alliance.extensions import db
 from alliance.notes import (
     audience,
     compose,
@@ -258,12 +257,10 @@ def _post_composed(kind: str, form, answer: _ComposeAnswer):
     except submissions.AlreadyPosted as exc:
         return already_posted(exc)
     except BundleRejected as exc:
-        db.session.rollback()
         answer.problems, answer.status = exc.problems, exc.status_code
         _every_error(kind, form, content=False)
         return None
     except DomainError as exc:
-        db.session.rollback()
         _form_error(exc, form)
         answer.status = exc.status_code
         if exc.field == "confirm_looser":

@@ -8,6 +8,7 @@ from sqlalchemy import CursorResult, update
 from alliance.audit.services import record
 from alliance.core.errors import Conflict, DomainError, NotAllowed
 from alliance.core.models import utcnow
+from alliance.core.unit import unit_of_work
 from alliance.extensions import db
 from alliance.notes.models import (
     Note,
@@ -28,6 +29,7 @@ def can_edit(user, note: Note) -> bool:
                 and note.retracted_at is None)
 
 
+@unit_of_work()
 def edit_note(actor, note: Note, *, title: str, description: str) -> Note:
     """Change the title and text: a new version of the note's report (same id, later
     `modified`); the earlier versions stay in the history."""
@@ -55,7 +57,6 @@ def edit_note(actor, note: Note, *, title: str, description: str) -> Note:
     # Cast: an UPDATE's result is a CursorResult (typed as any Result), which has rowcount.
     if cast(CursorResult, db.session.execute(update(Note).where(
             Note.id == note.id, Note.version == seen).values(version=seen + 1))).rowcount != 1:
-        db.session.rollback()
         raise Conflict("Someone else edited this note meanwhile; reload it and edit again.")
     now = utcnow()
     row = StixObject(stix_id=note.report_id, type="report", modified=body["modified"],
@@ -74,13 +75,13 @@ def edit_note(actor, note: Note, *, title: str, description: str) -> Note:
     note.title, note.description, note.updated_at = title, description or "", utcnow()
     record("note.edited", actor, audit_target(note), organisation=note.organisation,
            version=note.version, changed=changed)
-    db.session.commit()
     return note
 
 
-def retract_note(actor, note: Note, reason: str, *, commit: bool = True) -> None:
+@unit_of_work()
+def retract_note(actor, note: Note, reason: str) -> None:
     """Withdraw a note from every path except its organisation and its coordinators.
-    `commit=False`: the caller commits (several notes withdrawn as one action)."""
+    Inside a caller's unit of work (several notes withdrawn as one action), it only flushes."""
     if not can_moderate(actor, note):
         raise NotAllowed("Only the author, their organisation's admins or a coordinator of the "
                          "note's alliances can retract it.")
@@ -96,5 +97,3 @@ def retract_note(actor, note: Note, reason: str, *, commit: bool = True) -> None
     # Not the reason: it is free text about the note (a TAXII deletion names the object),
     # kept on the note for those who may still read it; audit readers may not.
     record("note.retracted", actor, audit_target(note), organisation=note.organisation)
-    if commit:
-        db.session.commit()

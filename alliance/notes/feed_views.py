@@ -18,7 +18,7 @@ from werkzeug.datastructures import MultiDict
 from alliance.alliances.services import active_alliances_of
 from alliance.auth.access import member_required
 from alliance.core.errors import DomainError
-from alliance.extensions import client_network, db, limiter
+from alliance.extensions import client_network, limiter
 from alliance.notes import export, listing, saved
 from alliance.notes.forms import ExportForm, FeedFilterForm, SavedSearchForm
 from alliance.sharing.policy import Principal
@@ -92,7 +92,6 @@ def save_search():
                 raise DomainError("These filters are not valid; correct them first.")
             found, new = saved.save_search(current_user, form.name.data, query)
         except DomainError as exc:
-            db.session.rollback()
             flash(exc.message, "error")
         else:
             flash(f"Saved “{found.name}”." if new else f"“{found.name}” now has these filters.",

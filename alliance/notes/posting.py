@@ -5,7 +5,7 @@ it checks the audience and the TLP, validates every object, checks versions and 
 against what is stored, then stores the note, its report, its objects and their observables
 in one transaction — all or nothing."""
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flask import current_app
@@ -13,6 +13,7 @@ from flask import current_app
 from alliance.audit.services import record
 from alliance.core.errors import DomainError, NotAllowed
 from alliance.core.models import utcnow
+from alliance.core.unit import unit_of_work
 from alliance.core.vocab import policy_tag_choices
 from alliance.extensions import db
 from alliance.notes import warninglists
@@ -85,16 +86,16 @@ class NoteDraft:
     flagged_confirmed: bool = True
 
 
+@unit_of_work()
 def post_note(actor, draft: NoteDraft, *, submission: Sending | None = None, progress=None,
-              alerts: bool = True, also: Callable[[Note], None] | None = None) -> Note:
+              alerts: bool = True) -> Note:
     """Store a new note holding the draft's STIX objects, for its audience. Raises
     DomainError (with .field) for form problems and BundleRejected (with .problems) for STIX
     ones; stores nothing then. `submission`: the compose form's sending (Sending); the same
     one again is AlreadyPosted. `progress`, if given, is called with 1 after each object is
     validated (the CLI import's progress bar). `alerts=False` (bulk imports) sends no watch
-    alerts; the note still reaches digests. `also`, if given, is called with the stored note
-    before the commit, to store what belongs with it in the same transaction (a TAXII
-    status): both or neither."""
+    alerts; the note still reaches digests. Inside a caller's unit of work (the TAXII writer
+    storing the note's status with it) it only flushes: both are stored or neither."""
     if not getattr(actor, "can_act", False):
         raise NotAllowed("Only members of vetted organisations can post.")
     check_submission(actor, submission)
@@ -126,9 +127,6 @@ def post_note(actor, draft: NoteDraft, *, submission: Sending | None = None, pro
     # Not attached to an alliance: its coordinators' log must not count notes they cannot read.
     record("note.posted", actor, audit_target(note), organisation=actor.organisation,
            objects=len(objects), warnings=list(draft.warnings))
-    if also is not None:
-        also(note)
-    db.session.commit()
     return note
 
 

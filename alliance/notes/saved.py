@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy import func, select
 
 from alliance.core.errors import DomainError, NotFound
+from alliance.core.unit import unit_of_work
 from alliance.extensions import db
 from alliance.notes.listing import filter_query
 from alliance.notes.models import SavedSearch
@@ -39,6 +40,7 @@ def clean_query(query: str) -> str:
     return filter_query(first)
 
 
+@unit_of_work()
 def save_search(user, name: str, query: str) -> tuple[SavedSearch, bool]:
     """Save the feed filters in `query` under `name`; saving under a name the user has used
     already replaces that search's filters. Returns (the search, whether it is new). The
@@ -53,7 +55,6 @@ def save_search(user, name: str, query: str) -> tuple[SavedSearch, bool]:
                                                            SavedSearch.name == name))
     if existing is not None:
         existing.query = query
-        db.session.commit()
         return existing, False
     held = db.session.scalars(select(func.count()).select_from(SavedSearch)
                               .where(SavedSearch.user_id == user.id)).one()  # COUNT: one row
@@ -62,13 +63,12 @@ def save_search(user, name: str, query: str) -> tuple[SavedSearch, bool]:
                           "delete one first.", field="name")
     search = SavedSearch(user_id=user.id, name=name, query=query)
     db.session.add(search)
-    db.session.commit()
     return search, True
 
 
+@unit_of_work()
 def delete_saved_search(user, search_id: int) -> SavedSearch:
     """Delete the user's saved search (NotFound for another user's)."""
     search = get_saved_search(user, search_id)
     db.session.delete(search)
-    db.session.commit()
     return search

@@ -22,7 +22,6 @@ from alliance.alliances.services import active_alliances_of
 from alliance.auth.access import member_required
 from alliance.core.errors import DomainError
 from alliance.core.views import flash_error
-from alliance.extensions import db
 from alliance.notes import (
     cards,
     comments,
@@ -213,7 +212,6 @@ def edit(uuid):
             editing.edit_note(current_user, note, title=form.title.data,
                                description=form.description.data or "")
         except DomainError as exc:
-            db.session.rollback()
             flash_error(exc, form)
         else:
             flash(f"Saved as version {note.version}; earlier versions stay in the history.",
@@ -233,7 +231,6 @@ def retract(uuid):
     try:
         editing.retract_note(current_user, note, form.reason.data)
     except DomainError as exc:
-        db.session.rollback()
         if exc.status_code in (403, 404):
             abort(exc.status_code)
         flash(exc.message, "error")
@@ -255,7 +252,6 @@ def respond(uuid):
         except submissions.AlreadyPosted as exc:
             return already_posted(exc, note)
         except DomainError as exc:
-            db.session.rollback()
             if exc.status_code in (403, 404):
                 abort(exc.status_code)
             if exc.field and exc.field in form:

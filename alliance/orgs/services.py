@@ -24,6 +24,7 @@ from alliance.auth.tokens import make_token, read_token, secret_digest
 from alliance.core.errors import Conflict, DomainError, NotAllowed, NotFound
 from alliance.core.models import utcnow
 from alliance.core.text import slugify
+from alliance.core.unit import unit_of_work
 from alliance.core.urls import external_url
 from alliance.extensions import db, limiter
 from alliance.mail.services import queue_mail
@@ -69,6 +70,7 @@ def _may_mail(address: str) -> bool:
     return limiter.limiter.hit(limit, "register-mail", address)
 
 
+@unit_of_work()
 def register_organisation(*, name: str, country: str, sectors: list[str], website: str | None,
                           domain: str | None, user_name: str, email: str,
                           password: str) -> None:
@@ -89,7 +91,6 @@ def register_organisation(*, name: str, country: str, sectors: list[str], websit
         PendingRegistration.created_at < utcnow() - timedelta(seconds=max_age)))
     existing = find_user_by_email(address)
     if not _may_mail(address):  # someone sends this address registration mails in bulk
-        db.session.commit()
         return
     if existing is not None:
         queue_mail(existing.email, "register_existing",
@@ -107,7 +108,6 @@ def register_organisation(*, name: str, country: str, sectors: list[str], websit
         queue_mail(address, "register_confirm", f"Confirm your address to register {name}",
                    name=user_name.strip(), org_name=name, hours=max_age // 3600,
                    link=external_url("orgs.confirm_registration", token=token))
-    db.session.commit()
 
 
 def read_registration(token: str) -> PendingRegistration:
@@ -126,18 +126,29 @@ def read_registration(token: str) -> PendingRegistration:
 def confirm_registration(token: str) -> User:
     """Create the organisation (pending until vetted) and its first user, an org admin whose
     address is confirmed by this very link. Platform admins are told there is an
-    organisation to vet. The link works once, within EMAIL_VERIFY_MAX_AGE."""
-    pending = read_registration(token)
-    details = pending.details
-    db.session.delete(pending)
+    organisation to vet. The link works once, within EMAIL_VERIFY_MAX_AGE: it is used up
+    even when the registration is refused."""
+    with unit_of_work():
+        pending = read_registration(token)
+        db.session.delete(pending)
+        refused = _registration_conflict(pending)
+        if refused is None:
+            return _create_registered(pending)
+    raise refused
+
+
+def _registration_conflict(pending: PendingRegistration) -> Conflict | None:
     if find_user_by_email(pending.email) is not None:
-        db.session.commit()
-        raise Conflict("This address has an account already (its registration was confirmed "
-                       "from another link). Sign in with it.")
-    if _name_taken(details["name"]):
-        db.session.commit()
-        raise Conflict(f"An organisation named {details['name']} was registered in the "
-                       "meantime. Register again with another name.")
+        return Conflict("This address has an account already (its registration was "
+                        "confirmed from another link). Sign in with it.")
+    if _name_taken(pending.details["name"]):
+        return Conflict(f"An organisation named {pending.details['name']} was registered in "
+                        "the meantime. Register again with another name.")
+    return None
+
+
+def _create_registered(pending: PendingRegistration) -> User:
+    details = pending.details
     org = Organisation(name=details["name"], slug=_unique_slug(Organisation, details["name"]),
                        country=details["country"], sectors=details["sectors"],
                        website=details["website"], domain=details["domain"], status="pending",
@@ -155,7 +166,6 @@ def confirm_registration(token: str) -> User:
         queue_mail(list(admins), "org_to_vet", f"New organisation to vet: {org.name}",
                    org_name=org.name, country=org.country,
                    link=external_url("orgs.vetting"))
-    db.session.commit()
     return user
 
 
@@ -180,6 +190,7 @@ def get_organisation_by_slug(slug: str) -> Organisation:
     return org
 
 
+@unit_of_work()
 def vet_organisation(actor: User, org: Organisation, *, approve: bool, reason: str) -> None:
     """A platform admin approves or rejects a pending organisation; its org admins are mailed."""
     if not actor.is_admin:
@@ -199,7 +210,6 @@ def vet_organisation(actor: User, org: Organisation, *, approve: bool, reason: s
                f"{org.name} was {'approved' if approve else 'not approved'}",
                org_name=org.name, approved=approve, reason=org.status_reason or "",
                link=external_url("dashboard.index"))
-    db.session.commit()
 
 
 # --- users of an organisation --------------------------------------------------------------
@@ -217,6 +227,7 @@ def get_org_user(actor: User, user_id: int) -> User:
     return user
 
 
+@unit_of_work()
 def invite_user(actor: User, email: str, role: str = "member") -> str | None:
     """Mail a signed, expiring invitation to join the actor's organisation. Returns the link.
 
@@ -247,7 +258,6 @@ def invite_user(actor: User, email: str, role: str = "member") -> str | None:
                    org_name=org.name, sign_in=external_url("auth.sign_in"))
     # The same record either way: the organisation's own log must not tell them apart.
     record("user.invited", actor, ("invitation", None, email), organisation=org, role=role)
-    db.session.commit()
     return link
 
 
@@ -266,9 +276,10 @@ def read_invitation(token: str) -> dict:
     return {**data, "organisation": org}
 
 
+@unit_of_work()
 def accept_invitation(token: str, *, name: str, password: str) -> User:
     """Create the invited user. The address is verified: the link was mailed to it. The
-    caller commits, with the sign-in (one transaction: a failure leaves the invitation
+    view signs the user in within the same unit of work (a failure leaves the invitation
     unused, to be tried again)."""
     data = read_invitation(token)
     user = User(email=data["email"], name=name.strip(), role=data["role"],
@@ -298,6 +309,7 @@ def _active_org_admins(org_id: int | None) -> int:
         User.deactivated_at.is_(None))).scalar_one()
 
 
+@unit_of_work()
 def change_role(actor: User, user: User, role: str) -> None:
     _require_org_admin(actor, user.organisation)
     _lock_organisation(user.organisation)
@@ -313,9 +325,9 @@ def change_role(actor: User, user: User, role: str) -> None:
     user.role = role
     record("user.role_changed", actor, user, organisation=user.organisation,
            old=old, new=role)
-    db.session.commit()
 
 
+@unit_of_work()
 def deactivate_user(actor: User, user: User, reason: str = "") -> None:
     """Deactivate a user: every session ends now and the account cannot sign in."""
     from alliance.alliances.coordinators import check_user_can_leave_coordination
@@ -333,9 +345,9 @@ def deactivate_user(actor: User, user: User, reason: str = "") -> None:
     user.deactivated_at = utcnow()
     user.session_version += 1
     record("user.deactivated", actor, user, organisation=user.organisation, reason=reason)
-    db.session.commit()
 
 
+@unit_of_work()
 def create_admin(email: str, password: str, name: str = "Platform administrator") -> User:
     """Create (or promote) a platform administrator; used by the CLI."""
     user = find_user_by_email(email)
@@ -348,5 +360,4 @@ def create_admin(email: str, password: str, name: str = "Platform administrator"
     set_password(user, password)
     db.session.flush()
     record("user.made_admin", None, user)
-    db.session.commit()
     return user

@@ -19,6 +19,7 @@ from alliance.auth.access import admin_required, member_required
 from alliance.auth.forms import AcceptInviteForm
 from alliance.auth.services import sign_in
 from alliance.core.errors import DomainError
+from alliance.core.unit import unit_of_work
 from alliance.core.views import flash_error, run_and_flash
 from alliance.extensions import db, limiter
 from alliance.orgs import services
@@ -52,7 +53,6 @@ def register():
                 website=form.website.data, domain=form.domain.data, user_name=form.name.data,
                 email=form.email.data, password=form.password.data)
         except DomainError as exc:
-            db.session.rollback()
             if exc.field == "name":
                 exc.field = "org_name"
             flash_error(exc, form)
@@ -96,7 +96,6 @@ def confirm_registration(token):
     try:
         user = services.confirm_registration(token)
     except DomainError as exc:
-        db.session.rollback()
         return _not_confirmed(exc)
     flash(f"{user.organisation.name} is registered and your address is confirmed. Sign in: "
           "a platform administrator vets the organisation, and you get an e-mail when that "
@@ -135,7 +134,6 @@ def users(slug):
         try:
             services.invite_user(current_user, form.email.data, form.role.data)
         except DomainError as exc:
-            db.session.rollback()
             flash_error(exc, form)
         else:
             flash(f"Invitation sent to {form.email.data}.", "success")
@@ -214,12 +212,13 @@ def accept_invite(token):
     form = AcceptInviteForm()
     if form.validate_on_submit():
         try:
-            user = services.accept_invitation(token, name=form.name.data,
-                                               password=form.password.data)
+            with unit_of_work():
+                user = services.accept_invitation(token, name=form.name.data,
+                                                   password=form.password.data)
+                sign_in(user)
         except DomainError as exc:
             flash_error(exc, form)
         else:
-            sign_in(user)
             flash(f"Welcome to {user.organisation.name}.", "success")
             return redirect(url_for("dashboard.index"))
     return render_template("orgs/accept_invite.html", form=form, invitation=invitation), \

@@ -17,6 +17,7 @@ from flask import current_app, g, has_request_context
 from sqlalchemy import or_, select, update
 
 from alliance.core.models import utcnow
+from alliance.core.unit import unit_of_work
 from alliance.extensions import db
 from alliance.outbox.models import OutboxMessage
 
@@ -56,12 +57,15 @@ def time_limits(claim_seconds: float) -> tuple[float, float]:
 @dataclass(frozen=True)
 class Handler:
     """What runs outbox messages of one kind: run(message); if given, on_give_up(payload,
-    error) for when a message of this kind will not be retried, and on_claim(message), which
+    error) for when a message of this kind will not be retried, on_claim(message), which
     writes what must be committed before the handler runs (a ledger mark, say) in the
-    claim's transaction instead of one of its own."""
+    claim's transaction instead of one of its own, and on_failure(payload, error, permanent),
+    which records a failed run (TemporaryFailure, or PermanentFailure: permanent) in the
+    transaction of the outbox row's failure mark, the handler's own work being rolled back."""
     run: Callable
     on_give_up: Callable | None = None
     on_claim: Callable | None = None
+    on_failure: Callable | None = None
 
 
 def register_handlers(app, *mappings: Mapping[str, Handler]) -> None:
@@ -135,20 +139,24 @@ def _publish(message_ids: list[int], batch: int = 100) -> int:
                 failure = (message_id, exc)
                 break
             sent.append(message_id)
-        if sent:
-            db.session.execute(
-                update(OutboxMessage).where(OutboxMessage.id.in_(sent)).values(
-                    published_at=utcnow(), publish_attempts=OutboxMessage.publish_attempts + 1))
-        if failure is not None:
-            db.session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == failure[0]).values(
-                    publish_attempts=OutboxMessage.publish_attempts + 1,
-                    last_error=f"publish: {failure[1]}"[:2000]))
-        db.session.commit()
+        _mark_published(sent, failure)
         published += len(sent)
         if failure is not None:
             break
     return published
+
+
+@unit_of_work()
+def _mark_published(sent: list[int], failure: tuple[int, Exception] | None) -> None:
+    if sent:
+        db.session.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(sent)).values(
+                published_at=utcnow(), publish_attempts=OutboxMessage.publish_attempts + 1))
+    if failure is not None:
+        db.session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == failure[0]).values(
+                publish_attempts=OutboxMessage.publish_attempts + 1,
+                last_error=f"publish: {failure[1]}"[:2000]))
 
 
 def publish_after_request() -> None:
@@ -191,53 +199,49 @@ class ClaimedMessage:
 
 
 def run_message(message_id: int) -> str:
-    """Run one message's handler unless it already ran or another worker holds it.
+    """Run one message's handler unless it already ran or another worker holds it: the
+    task's boundary. Two units of work: the claim (with the handler's on_claim mark), then
+    the handler's work with the done mark. A failure rolls the handler's work back and
+    stores the failure mark with the handler's on_failure record instead.
     Returns "done", "skipped" or "failed"; raises TemporaryFailure to ask for a retry."""
-    now = utcnow()
-    claimed = db.session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.done_at.is_(None),
-               OutboxMessage.failed_at.is_(None),
-               or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))
-        .values(claimed_until=now + claim_lease(), run_attempts=OutboxMessage.run_attempts + 1)
-        .returning(OutboxMessage.kind, OutboxMessage.payload)
-    ).first()
-    if claimed is None:
-        db.session.rollback()
-        return "skipped"
-    message = ClaimedMessage(message_id, claimed.kind, claimed.payload)
-    spec = registered_handlers().get(message.kind)
-    if spec is not None and spec.on_claim is not None:
-        try:
-            spec.on_claim(message)
-        except Exception:
-            db.session.rollback()  # neither the claim nor the mark: the message stays as it was
-            raise
-    db.session.commit()
+    with unit_of_work():
+        now = utcnow()
+        claimed = db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.done_at.is_(None),
+                   OutboxMessage.failed_at.is_(None),
+                   or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))
+            .values(claimed_until=now + claim_lease(),
+                    run_attempts=OutboxMessage.run_attempts + 1)
+            .returning(OutboxMessage.kind, OutboxMessage.payload)
+        ).first()
+        if claimed is None:
+            return "skipped"
+        message = ClaimedMessage(message_id, claimed.kind, claimed.payload)
+        spec = registered_handlers().get(message.kind)
+        if spec is not None and spec.on_claim is not None:
+            spec.on_claim(message)  # an error rolls back the claim and the mark together
     enqueued: list[int] = []
     collecting = _enqueued_by_handler.set(enqueued)
     try:
-        if spec is None:  # a kind this app no longer registers (a row of an older release)
-            raise PermanentFailure(f"no handler for outbox kind {message.kind!r}")
-        spec.run(message)
+        with unit_of_work():  # the handler's work and the done mark: one commit, atomic
+            if spec is None:  # a kind this app no longer registers (a row of an older release)
+                raise PermanentFailure(f"no handler for outbox kind {message.kind!r}")
+            spec.run(message)
+            _finish(message_id, done_at=utcnow(), claimed_until=None, last_error=None)
     except TemporaryFailure as exc:
-        db.session.rollback()
-        _finish(message_id, claimed_until=None, last_error=str(exc)[:2000])
+        _failed(spec, message, str(exc), permanent=False, claimed_until=None)
         raise
     except PermanentFailure as exc:
-        db.session.rollback()
-        _finish(message_id, failed_at=utcnow(), claimed_until=None, last_error=str(exc)[:2000])
+        _failed(spec, message, str(exc), permanent=True, failed_at=utcnow(),
+                claimed_until=None)
         return "failed"
     except Exception as exc:
         # A bug in a handler: release the claim so a retry (or the relay) can run it again.
-        db.session.rollback()
         _finish(message_id, claimed_until=None, last_error=f"{type(exc).__name__}: {exc}"[:2000])
         raise TemporaryFailure(str(exc)) from exc
     finally:
         _enqueued_by_handler.reset(collecting)
-    # What the handler left uncommitted (a ledger row marked sent, say) and the done mark go
-    # in one commit: one write transaction fewer per message, and atomic.
-    _finish(message_id, done_at=utcnow(), claimed_until=None, last_error=None)
     if enqueued:
         try:
             _publish(sorted(enqueued))
@@ -246,9 +250,18 @@ def run_message(message_id: int) -> str:
     return "done"
 
 
+@unit_of_work()
 def _finish(message_id: int, **values) -> None:
     db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values))
-    db.session.commit()
+
+
+@unit_of_work()
+def _failed(spec: "Handler | None", message: ClaimedMessage, error: str, *, permanent: bool,
+            **values) -> None:
+    """A failed run's mark, with what the handler records of it (on_failure): one unit."""
+    _finish(message.id, last_error=error[:2000], **values)
+    if spec is not None and spec.on_failure is not None:
+        spec.on_failure(message.payload, error, permanent)
 
 
 def retry_delay(attempt: int) -> float:
@@ -267,6 +280,7 @@ def max_attempts() -> int:
     return current_app.config["OUTBOX_MAX_ATTEMPTS"]
 
 
+@unit_of_work()
 def give_up(message_id: int, error: str) -> None:
     """Stop retrying a message: it stays visible with its last error. Its give-up hook (a
     delivery marked failed) is stored in the same transaction: a message never ends failed
@@ -277,4 +291,3 @@ def give_up(message_id: int, error: str) -> None:
     spec = registered_handlers().get(message.kind) if message is not None else None
     if message is not None and spec is not None and spec.on_give_up is not None:
         spec.on_give_up(message.payload, error)
-    db.session.commit()

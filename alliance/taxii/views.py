@@ -228,10 +228,7 @@ def add_objects(collection_id):
         parsed = parse_envelope(request.get_data(cache=False),
                                 StixLimits.from_config(current_app.config))
         status = writing.add_objects(g.api_user, coll, parsed.objects, refs=parsed.refs)
-    except BundleRejected as exc:
-        from alliance.extensions import db
-
-        db.session.rollback()
+    except BundleRejected as exc:  # the posting's unit of work rolled back
         raise TaxiiError(_refusal_status(exc), "The envelope was refused; nothing was stored",
                          exc.message, details={"problems": [
                              {"id": p.object_id, "property": p.property, "reason": p.reason}

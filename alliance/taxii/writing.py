@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from alliance.core.errors import NotAllowed, NotFound
+from alliance.core.unit import unit_of_work
 from alliance.core.validators import one_line
 from alliance.extensions import db
 from alliance.notes.models import SERVED_WITH, CollectionObject, Note, NoteObject, StixObject
@@ -54,15 +55,15 @@ def add_objects(user, collection: Collection, objects: list[dict], refs=None):
     content = hashlib.sha256(orjson.dumps(["taxii", collection.id, objects])).hexdigest()
     sending = Sending(key=f"taxii:{uuid.uuid4().hex}", content=content)
 
-    def record_status(note):
-        # In the note's own transaction: a status is stored with its note or not at all,
-        # and a client that saw an error may send the envelope again without doubling it.
-        _store_status(status, note, objects, alliance.id)
-
     def post(submission):
-        post_note(user, NoteDraft(title=title[:300], tlp=tlp, alliance_ids=[alliance.id],
-                                  objects=objects, kind="bundle", refs=refs),
-                  alerts=False, also=record_status, submission=submission)
+        # One unit of work: a status is stored with its note or not at all, and a client
+        # that saw an error may send the envelope again without doubling it.
+        with unit_of_work():
+            note = post_note(user, NoteDraft(title=title[:300], tlp=tlp,
+                                             alliance_ids=[alliance.id], objects=objects,
+                                             kind="bundle", refs=refs),
+                             alerts=False, submission=submission)
+            _store_status(status, note, objects, alliance.id)
 
     try:
         try:
@@ -71,11 +72,9 @@ def add_objects(user, collection: Collection, objects: list[dict], refs=None):
             # Another request stored one of these versions between this one's versions
             # check and its insert (the same envelope sent again at once, say). Checked
             # again: the same envelope is AlreadyPosted, an identical version is linked, a
-            # different one is a 409.
-            db.session.rollback()
+            # different one is a 409. (The unit rolled the first try back.)
             post(sending)
     except AlreadyPosted as exc:
-        db.session.rollback()
         first = _posted_status(exc.note_id) if exc.note_id else None
         note = submitted_note(user, exc.note_id)
         if first is not None and first.user_id == user.id and note is not None \
@@ -202,6 +201,7 @@ def get_status(user, status_id: str):
     return status
 
 
+@unit_of_work()
 def delete_object(user, collection: Collection, object_id: str,
                   filters: Filters | None = None) -> int:
     """Withdraw an object from the collection: the notes of the key's organisation in this
@@ -229,11 +229,9 @@ def delete_object(user, collection: Collection, object_id: str,
                                                       "would stay. Nothing was deleted.")
     for note in notes:
         _check_holds_only(note, object_id, row_ids)
-    try:  # all of them or none: a refusal part-way must not leave some withdrawn
+    try:  # all of them or none: a refusal part-way rolls back this unit whole
         for note in notes:
-            retract_note(user, note, f"Deleted over TAXII ({object_id}).", commit=False)
+            retract_note(user, note, f"Deleted over TAXII ({object_id}).")
     except (NotAllowed, NotFound) as exc:
-        db.session.rollback()
         raise TaxiiError(403, "Not allowed", f"{exc} Nothing was deleted.") from exc
-    db.session.commit()
     return len(notes)

@@ -250,3 +250,51 @@ def test_retries_back_off_exponentially_with_a_floor(app):
         assert all(step / 2 <= d <= step for d in delays)
     floor = sum(min(cap, base * 2 ** n) / 2 for n in range(max_attempts() - 1))
     assert floor >= 600, f"the retries may all be spent within {floor:.0f} s"
+
+
+def _other_messages(kind):
+    db.session.expire_all()
+    return db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind)).all()
+
+
+def test_a_handlers_work_is_stored_with_the_done_mark(handle):
+    """The handler writes without committing; run_message's unit stores it with done_at."""
+    handle("test.writes", lambda message: db.session.add(
+        OutboxMessage(kind="test.record", payload={"n": 7})))
+    message = services.enqueue("test.writes")
+    db.session.commit()
+    assert services.run_message(message.id) == "done"
+    assert [m.payload for m in _other_messages("test.record")] == [{"n": 7}]
+    assert db.session.get(OutboxMessage, message.id).done_at is not None
+
+
+@pytest.mark.parametrize("failure, permanent", [(services.PermanentFailure, True),
+                                                (services.TemporaryFailure, False)])
+def test_a_failed_run_rolls_back_the_handlers_work_and_stores_its_failure_record(
+        handle, failure, permanent):
+    """on_failure records the failure (a ledger row marked failed, say) in the unit of the
+    outbox row's failure mark; what the handler wrote before failing is not stored."""
+    recorded = []
+
+    def run(message):
+        db.session.add(OutboxMessage(kind="test.record", payload={"n": "half"}))
+        db.session.flush()
+        raise failure("SMTP said no")
+
+    def on_failure(payload, error, is_permanent):
+        recorded.append((payload, error, is_permanent))
+        db.session.add(OutboxMessage(kind="test.record", payload={"n": "failure noted"}))
+
+    handle("test.failing", run, on_failure=on_failure)
+    message = services.enqueue("test.failing", k=1)
+    db.session.commit()
+    if permanent:
+        assert services.run_message(message.id) == "failed"
+    else:
+        with pytest.raises(services.TemporaryFailure):
+            services.run_message(message.id)
+    assert recorded == [({"k": 1}, "SMTP said no", permanent)]
+    assert [m.payload for m in _other_messages("test.record")] == [{"n": "failure noted"}]
+    row = db.session.get(OutboxMessage, message.id)
+    assert row.last_error == "SMTP said no" and row.claimed_until is None and row.done_at is None
+    assert (row.failed_at is not None) is permanent

@@ -33,6 +33,10 @@ from alliance.notes.models import (
 from alliance.stix import observables
 from alliance.taxii.collections import collect_objects
 
+# Rows a bulk write builds and inserts at once (object versions, observables): the JSON text
+# of a 100,000-object import's versions would otherwise be held whole beside its objects.
+ROWS_AT_ONCE = 5000
+
 
 def stix_now() -> str:
     """Now as a STIX timestamp (UTC, to the millisecond)."""
@@ -64,14 +68,20 @@ def store_objects(note: Note, new: list[dict], existing: list[StixObject], objec
     database, not by building one ORM object per row."""
     org_id, note_id = note.organisation_id, note.id
     if new:
-        # Rows as tuples, built once; the body goes through the column's own processor here
-        # (SQLite) and the values the same on every row are processed once (insert_rows).
+        # Rows as tuples, built once, a chunk at a time (the JSON text of a 100,000-object
+        # import would otherwise be held whole beside its objects); the body goes through the
+        # column's own processor here (SQLite) and the values the same on every row are
+        # processed once (insert_rows).
         body = _processor(StixObject.__table__, "body")
-        insert_rows(StixObject.__table__, ("stix_id", "type", "modified", "body", "body_hash"), [
-            (o["id"], o["type"], o.get("modified") or o.get("created") or "", stored,
-             hash_body(o, stored)) for o in new for stored in (body(o),)], processed=("body",),
-            constants={"organisation_id": org_id, "first_note_id": note_id, "date_added": now,
-                       "scope": version_scope(note)})
+        constants = {"organisation_id": org_id, "first_note_id": note_id, "date_added": now,
+                     "scope": version_scope(note)}
+        for start in range(0, len(new), ROWS_AT_ONCE):
+            insert_rows(StixObject.__table__,
+                        ("stix_id", "type", "modified", "body", "body_hash"),
+                        [(o["id"], o["type"], o.get("modified") or o.get("created") or "",
+                          stored, hash_body(o, stored))
+                         for o in new[start:start + ROWS_AT_ONCE] for stored in (body(o),)],
+                        processed=("body",), constants=constants)
     links = cast(Table, NoteObject.__table__)  # a model's __table__ is typed FromClause
     if not existing:
         # Every version the note holds is one it stored just now: link them in the database,
@@ -95,10 +105,11 @@ def store_objects(note: Note, new: list[dict], existing: list[StixObject], objec
         # leave those out (alliance.notes.warninglists); an address or network with its
         # first and last address, for correlation by range (alliance.notes.ranges).
         warning_of, bounds = warninglists.warning_of, ranges.bounds
-        insert_rows(Observable.__table__, ("kind", "value", "warning", "net_lo", "net_hi"),
-                    [(kind, value, warning_of(kind, value), *bounds(kind, value))
-                     for kind, value in found],
-                    constants={"note_id": note_id})
+        for start in range(0, len(found), ROWS_AT_ONCE):
+            insert_rows(Observable.__table__, ("kind", "value", "warning", "net_lo", "net_hi"),
+                        [(kind, value, warning_of(kind, value), *bounds(kind, value))
+                         for kind, value in found[start:start + ROWS_AT_ONCE]],
+                        constants={"note_id": note_id})
     facets = facet_rows(note.id, types=note.types, sectors=note.sectors,
                         countries=note.countries, policy_tags=note.policy_tags)
     if facets:

@@ -98,11 +98,15 @@ def feed():
         return render_template("notes/feed.html", **page, notes=[], facts={}, seen_value=None,
                                seen_in=[], next_url=None, invalid=True), 400
     notes, cursor = reading.feed(principal, **listing.feed_filters(form),
-                                  before=_cursor(request.args.get("before")))
+                                  before=_cursor(request.args.get("before")),
+                                  scan=reading.FEED_SCAN)
     value, seen_in = reading.who_has_seen(principal, form.q.data or "")
+    # A short page that goes on: the walk passed FEED_SCAN notes (reading.feed's `scan`);
+    # the page says how far back it looked and offers to look further.
+    searched_to = cursor[0] if cursor and len(notes) < reading.FEED_PAGE else None
     return render_template("notes/feed.html", **page, notes=notes,
                            facts=listing.page_facts(principal, notes), seen_value=value,
-                           seen_in=seen_in, next_url=url_for(
+                           seen_in=seen_in, searched_to=searched_to, next_url=url_for(
                                "notes.feed", **filters, before=_cursor_text(cursor))
                            if cursor else None)
 

@@ -132,6 +132,82 @@ def test_keyset_pages_hold_every_note_once_newest_first(as_coordinator, member, 
     assert pages == 3
 
 
+def _sparse(member, alliance):
+    """12 notes of sector energy, newest last: the oldest 3 TLP:AMBER, the 9 newer GREEN.
+    Together, sector=energy and tlp=AMBER hold only the oldest three."""
+    return [_post(member, alliance, f"Grid {i:02d}", tlp="AMBER" if i < 3 else "GREEN",
+                  sectors=["energy"]) for i in range(12)]
+
+
+def test_a_bounded_walk_passes_at_most_scan_notes_a_page_and_misses_none(
+        member, alliance, feed_plan):
+    """feed's `scan`: a walk of common filters that hold few notes together stops after
+    `scan` notes; its short page's cursor goes on from there, and the pages together hold
+    every match once, newest first."""
+    from alliance.sharing.policy import Principal
+
+    _sparse(member, alliance)
+    principal, pages, before = Principal.of(member), [], None
+    while True:
+        notes, before = reading.feed(principal, sector="energy", tlp="AMBER", limit=2, scan=4,
+                                     before=before)
+        pages.append([n.title for n in notes])
+        if before is None:
+            break
+    assert [t for page in pages for t in page] == ["Grid 02", "Grid 01", "Grid 00"]
+    if feed_plan == "walked":
+        # 4 notes passed a page: Grid 11-08 and 07-04 hold no match; 03-00 fill a page.
+        assert pages == [[], [], ["Grid 02", "Grid 01"], ["Grid 00"]]
+    else:  # 12 notes of energy are few: looked up and sorted, never walked
+        assert pages == [["Grid 02", "Grid 01"], ["Grid 00"]]
+    # Without `scan` (exports, counts) the walk goes on to the page's end.
+    assert [n.title for n in reading.feed(principal, sector="energy", tlp="AMBER")[0]] == \
+        ["Grid 02", "Grid 01", "Grid 00"]
+
+
+def test_a_bounded_walk_counts_and_names_only_notes_the_reader_may_read(
+        member, alliance, feed_plan):
+    """The page shows the date of the last note its walk passed, and its cursor names that
+    note: it is the scan-th note the reader may read, never a note of an alliance they are
+    not in (whose posting time would otherwise show)."""
+    from alliance.sharing.policy import Principal
+
+    org = factories.make_org("Elsewhere Org")
+    admin = factories.make_user(org, "admin@elsewhere.example", role="org_admin")
+    pacific = factories.make_alliance(admin, slug="pacific", name="Pacific Alliance")
+    mine = []
+    for i in range(12):
+        mine.append(_post(member, alliance, f"Grid {i:02d}", tlp="AMBER" if i < 3 else "GREEN",
+                          sectors=["energy"]))
+        for k in range(2):  # newer than each of the member's notes: hidden from the member
+            _post(admin, pacific, f"Hidden {i:02d}{k}", tlp="AMBER", sectors=["energy"])
+    # 36 notes of energy: common, walked either way.
+    notes, cursor = reading.feed(Principal.of(member), sector="energy", tlp="AMBER", limit=2,
+                                 scan=4)
+    assert notes == [] and cursor == (mine[8].created_at, mine[8].id)
+
+
+def test_the_feed_page_says_how_far_back_it_searched_and_offers_to_go_on(
+        as_member, member, alliance, feed_plan, monkeypatch):
+    monkeypatch.setattr(reading, "FEED_SCAN", 4)
+    notes = _sparse(member, alliance)
+    url, seen, said = "/notes/?sector=energy&tlp=AMBER", [], []
+    while url:
+        html = as_member.get(url).get_data(True)
+        seen += re.findall(r'<a class="note-title" href="[^"]*">([^<]+)</a>', html)
+        said += re.findall(r"No (?:other )?note posted since ([^<]+?) matches", html)
+        found = re.search(r'href="(/notes/\?[^"]*before=[^"]+)"[^>]*id="older-notes"', html)
+        url = found.group(1).replace("&amp;", "&") if found else None
+    assert seen == ["Grid 02", "Grid 01", "Grid 00"]
+    if feed_plan == "walked":
+        # The first page passed Grid 11-08 and the second 07-04, matching none: each says
+        # since when it searched (the oldest note passed) and offers to search further back.
+        oldest_passed = [notes[8].created_at, notes[4].created_at]
+        assert said == [t.strftime("%Y-%m-%d %H:%M UTC") for t in oldest_passed]
+    else:
+        assert said == []
+
+
 @pytest.mark.parametrize(("words", "expected"), [
     ("phishing", {"energy"}),                 # title
     ("PHISHING grid", {"energy"}),            # case-insensitive, every word

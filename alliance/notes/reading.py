@@ -111,10 +111,11 @@ def feed(principal: Principal, *, before=None, limit: int = FEED_PAGE, scan: int
                               or_(Note.created_at > edge[0], Note.id >= edge[1]))
     rows = (walk_index(stmt, scalars=True) if walk and (lookups or query)
             else db.session.scalars(stmt).all())
+    cursor: tuple | None = None
     if len(rows) > limit:
         cursor = (rows[limit - 1].created_at, rows[limit - 1].id)
-    else:
-        cursor = (edge[0], edge[1]) if edge is not None else None
+    elif edge is not None:
+        cursor = (edge[0], edge[1])
     return rows[:limit], cursor
 
 

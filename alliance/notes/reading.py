@@ -30,6 +30,7 @@ from alliance.notes.models import (
 from alliance.notes.versions import links_of
 from alliance.sharing.policy import (
     Principal,
+    feed_position,
     last_public_retraction,
     readable_notes,
 )
@@ -73,8 +74,8 @@ def feed(principal: Principal, *, before=None, limit: int = FEED_PAGE, scan: int
     pagination on (created_at, id) from `before`. Returns (notes, next_cursor).
 
     `scan` (the feed page: FEED_SCAN): where the filters are walked (each value held by many
-    notes, but maybe not all of them together), the walk passes at most this many notes the
-    reader may read, from `before`. A page that ends short of `limit` with a cursor then
+    notes, but maybe not all of them together), the walk passes at most this many notes,
+    readable or not, from `before`. A page that ends short of `limit` with a cursor then
     means "no other match among the notes passed": the cursor goes on from the last of
     them. Without it (exports, counts), the walk goes on to the page's end, however far."""
     chosen = FeedFilters(**filters)
@@ -104,7 +105,7 @@ def feed(principal: Principal, *, before=None, limit: int = FEED_PAGE, scan: int
     if walk and (lookups or query) and scan:
         # Seven common filters together may hold one note in thousands: a walk to the page's
         # end would pass them all, more of them the more notes are stored.
-        edge = _scan_edge(principal, before, scan)
+        edge = _scan_edge(before, scan)
         if edge is not None:
             # created_at >= first: a bound of the index range on SQLite and PostgreSQL alike.
             stmt = stmt.where(Note.created_at >= edge[0],
@@ -115,23 +116,46 @@ def feed(principal: Principal, *, before=None, limit: int = FEED_PAGE, scan: int
     if len(rows) > limit:
         cursor = (rows[limit - 1].created_at, rows[limit - 1].id)
     elif edge is not None:
-        cursor = (edge[0], edge[1])
+        cursor = _readable_cursor(principal, edge)
     return rows[:limit], cursor
 
 
-# The readable notes a walk of the feed page passes at most (see feed's `scan`).
+# The notes a walk of the feed page passes at most (see feed's `scan`).
 FEED_SCAN = 5000
 
 
-def _scan_edge(principal: Principal, before, scan: int):
-    """(created_at, id) of the `scan`-th note the reader may read from `before`, in the
-    feed's order: the oldest a bounded walk reaches. None when the reader may read no note
-    older than that one (the walk then reads to the end, and its page does not offer to go
-    on into nothing). Readable notes only: the page shows this note's date and its cursor
-    names it, and a note the reader may not read must not give its posting time away."""
-    rows = walk_index(_page(readable_notes(principal).with_only_columns(
-        Note.created_at, Note.id), before).offset(scan - 1).limit(2))
+def _scan_edge(before, scan: int):
+    """(created_at, id) of the `scan`-th note from `before` in the feed's order, readable or
+    not: the oldest a bounded walk reaches. None when no note is older than that one (the
+    walk then reads to the end, and its page does not offer to go on into nothing). An
+    index-only read of `scan` + 1 entries of the feed index, never shown (_readable_cursor)."""
+    rows = feed_position(scan - 1, *_keyset(before))
     return rows[0] if len(rows) == 2 else None
+
+
+def _readable_cursor(principal: Principal, edge) -> tuple | None:
+    """The cursor going on after a bounded walk that stopped at `edge`, naming a note the
+    reader may read (the edge may be one they may not: its date and id must not show): the
+    edge itself when readable; else the newest readable note older than it, included in the
+    next page (its id + 1: a cursor takes what is strictly older); None when there is none.
+    The notes between are ones the reader may not read, so no match is skipped."""
+    found = walk_index(readable_notes(principal, or_(
+        Note.created_at < edge[0], and_(Note.created_at == edge[0], Note.id <= edge[1])))
+        .with_only_columns(Note.created_at, Note.id)
+        .order_by(Note.created_at.desc(), Note.id.desc()).limit(1))
+    if not found:
+        return None
+    created, note_id = found[0]
+    return (created, note_id) if (created, note_id) == (edge[0], edge[1]) else \
+        (created, note_id + 1)
+
+
+def _keyset(before) -> list:
+    """The keyset condition of a page after `before` (created_at, id), as a list."""
+    if not before:
+        return []
+    created, note_id = before
+    return [or_(Note.created_at < created, and_(Note.created_at == created, Note.id < note_id))]
 
 
 def _on_notes(stmt, filters: FeedFilters):
@@ -147,11 +171,7 @@ def _on_notes(stmt, filters: FeedFilters):
 
 def _page(stmt, before):
     """Newest first, from after `before` (created_at, id), the last note of a page before."""
-    if before:
-        created, note_id = before
-        stmt = stmt.where(or_(Note.created_at < created,
-                              and_(Note.created_at == created, Note.id < note_id)))
-    return stmt.order_by(Note.created_at.desc(), Note.id.desc())
+    return stmt.where(*_keyset(before)).order_by(Note.created_at.desc(), Note.id.desc())
 
 
 def feed_updated(notes) -> datetime:

@@ -192,6 +192,19 @@ def readable_among(principal: Principal, note_ids) -> set[int]:
     return found
 
 
+def feed_position(offset: int, *conditions):
+    """(created_at, id) of the note `offset` places into the notes under `conditions` (the
+    keyset condition of a walk's start, if any) in the feed's order (newest first),
+    readable or not, and of the one after it: a list of up to two rows. For bounding a walk
+    of the feed index only (notes.reading.feed's `scan`): it is never shown, and what a
+    walk shows is what readable_notes lets through."""
+    from alliance.core.queries import walk_index
+
+    return walk_index(select(Note.created_at, Note.id).where(*conditions)
+                      .order_by(Note.created_at.desc(), Note.id.desc())
+                      .offset(offset).limit(2))
+
+
 def count_readable(principal: Principal, *conditions) -> int:
     return db.session.execute(select(func.count()).select_from(Note).where(
         readable_clause(principal), *conditions)).scalar_one()

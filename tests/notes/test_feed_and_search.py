@@ -167,9 +167,10 @@ def test_a_bounded_walk_passes_at_most_scan_notes_a_page_and_misses_none(
 
 def test_a_bounded_walk_counts_and_names_only_notes_the_reader_may_read(
         member, alliance, feed_plan):
-    """The page shows the date of the last note its walk passed, and its cursor names that
-    note: it is the scan-th note the reader may read, never a note of an alliance they are
-    not in (whose posting time would otherwise show)."""
+    """A walk passes `scan` notes, readable or not; the cursor going on from there (and the
+    date the page shows) names a note the reader may read, never a note of an alliance they
+    are not in, whose posting time would otherwise show: here the walk stops at a hidden
+    note, and the cursor names the member's next older note, included in the next page."""
     from alliance.sharing.policy import Principal
 
     org = factories.make_org("Elsewhere Org")
@@ -184,7 +185,10 @@ def test_a_bounded_walk_counts_and_names_only_notes_the_reader_may_read(
     # 36 notes of energy: common, walked either way.
     notes, cursor = reading.feed(Principal.of(member), sector="energy", tlp="AMBER", limit=2,
                                  scan=4)
-    assert notes == [] and cursor == (mine[8].created_at, mine[8].id)
+    # Passed: Hidden 111, Hidden 110, Grid 11, Hidden 101. Next: Grid 10 and older.
+    assert notes == [] and cursor == (mine[10].created_at, mine[10].id + 1)
+    rest = reading.feed(Principal.of(member), sector="energy", tlp="AMBER", before=cursor)[0]
+    assert [n.title for n in rest] == ["Grid 02", "Grid 01", "Grid 00"]
 
 
 def test_the_feed_page_says_how_far_back_it_searched_and_offers_to_go_on(

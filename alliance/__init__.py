@@ -78,23 +78,14 @@ def configure_config(app: Flask, config) -> None:
 
 
 def _postgresql_options(options: dict) -> dict:
-    """Startup parameters of the app's connections, so every pooled connection has them:
-    - JIT compilation off. A TAXII page's plan walks the keyset index and stops after a
-      page, but its estimated cost (the whole walk) is far above jit_above_cost, so
-      PostgreSQL would spend longer compiling the query than running it (bench/scale.py
-      measures the pages).
-    - Every statement planned for its own values (plan_cache_mode=force_custom_plan).
-      psycopg prepares a statement run five times on a connection, and PostgreSQL may then
-      switch it to one generic plan for any values: a TAXII page planned without its
-      collection, cursor and filters was seen running for minutes on 5,000 objects (CI).
-      Planning a page costs a millisecond or two."""
+    """JIT compilation off for the app's connections (a startup parameter, so every pooled
+    connection has it). A TAXII page's plan walks the keyset index and stops after a page,
+    but its estimated cost (the whole walk) is far above jit_above_cost, so PostgreSQL would
+    spend longer compiling the query than running it (bench/scale.py measures the pages)."""
     connect_args = dict(options.get("connect_args") or {})
     extra = connect_args.get("options", "")
     if "jit=" not in extra:
-        extra = f"{extra} -c jit=off".strip()
-    if "plan_cache_mode=" not in extra:
-        extra = f"{extra} -c plan_cache_mode=force_custom_plan".strip()
-    connect_args["options"] = extra
+        connect_args["options"] = f"{extra} -c jit=off".strip()
     return {**options, "connect_args": connect_args}
 
 

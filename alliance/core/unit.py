@@ -9,8 +9,12 @@ only flushes, and the outer unit commits everything once.
 
 An error leaving any unit rolls the whole transaction back at once and goes on up: nothing is
 half-stored, and a caller that catches the error and carries on starts a fresh transaction
-(which is what SQLAlchemy demands after a failed flush in any case)."""
-from collections.abc import Iterator
+(which is what SQLAlchemy demands after a failed flush in any case).
+
+`after_commit(callback)` runs work that must see the unit's rows committed and must not hold
+the unit's transaction open (refreshing the planner's statistics after a bulk write) once the
+outermost unit has committed; a unit rolled back drops it."""
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy.orm import Session
@@ -18,6 +22,7 @@ from sqlalchemy.orm import Session
 from alliance.extensions import db
 
 _DEPTH = "alliance.unit_depth"
+_AFTER = "alliance.after_commit"
 
 
 @contextmanager
@@ -34,12 +39,25 @@ def unit_of_work() -> Iterator[Session]:
         else:
             session.commit()
     except BaseException:
+        session.info.pop(_AFTER, None)
         session.rollback()
         raise
     finally:
         session.info[_DEPTH] = depth
+    if not depth:
+        for callback in session.info.pop(_AFTER, []):
+            callback()
 
 
 def in_unit() -> bool:
     """Whether a unit is open on this session (an inner unit only flushes)."""
     return bool(db.session().info.get(_DEPTH, 0))
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run `callback` once the outermost unit open now has committed; never when that unit
+    rolls back. Only inside a unit: outside one, nothing says when the rows are stored."""
+    session = db.session()
+    if not session.info.get(_DEPTH, 0):
+        raise RuntimeError("after_commit() is for work inside a unit of work")
+    session.info.setdefault(_AFTER, []).append(callback)

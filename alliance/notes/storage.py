@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 
 from alliance.core.models import utcnow
+from alliance.core.queries import refresh_statistics
 from alliance.extensions import db
 from alliance.notes import ranges, served_with, warninglists
 from alliance.notes.models import (
@@ -36,6 +37,9 @@ from alliance.taxii.collections import collect_objects
 # Rows a bulk write builds and inserts at once (object versions, observables): the JSON text
 # of a 100,000-object import's versions would otherwise be held whole beside its objects.
 ROWS_AT_ONCE = 5000
+# The tables a note's bulk write fills, the largest first (core.queries.refresh_statistics).
+BULK_TABLES = (StixObject.__tablename__, NoteObject.__tablename__, "collection_objects",
+               "organisation_collection_objects", Observable.__tablename__)
 
 
 def stix_now() -> str:
@@ -115,6 +119,7 @@ def store_objects(note: Note, new: list[dict], existing: list[StixObject], objec
     if facets:
         insert_rows(NoteFacet.__table__, ("facet", "value", "note_id"),
                     [(row["facet"], row["value"], row["note_id"]) for row in facets])
+    refresh_statistics(BULK_TABLES, len(new) + len(existing))
 
 
 def _identity(value):

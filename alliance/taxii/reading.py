@@ -112,9 +112,12 @@ def objects_statement(user, collection: Collection, filters: Filters, keys: tupl
     # One version is served once. Two organisations can each hold a row of the same object
     # version (each stored it where the other could not see it; both later shared it here):
     # of such twins the collection serves the first row.
+    # (`twin.id + 0`: twins are found by stix_id alone; planned from default estimates,
+    # PostgreSQL otherwise also read every row id below this one, a range that grows with
+    # the collection.)
     twin = StixObject.__table__.alias("twin")
     return stmt.where(~exists().where(
-        twin.c.stix_id == StixObject.stix_id, twin.c.id < StixObject.id,
+        twin.c.stix_id == StixObject.stix_id, twin.c.id + 0 < StixObject.id,
         _instant(twin.c.modified) == _instant(StixObject.modified),
         held(user, collection, twin.c.id)), _not_a_later_copy(user, collection))
 

@@ -114,9 +114,13 @@ def held(user, collection: Collection, object_id):
     """EXISTS: a note of the collection that the user may read holds this object version.
     Correlated, i.e. checked row by row: a page then walks the (date_added, id) index and
     stops at its end. (`id IN (every visible object)` made SQLite list and sort every object
-    of the collection on every page: not flat in the collection's size.)"""
+    of the collection on every page: not flat in the collection's size.) `OFFSET 0` keeps
+    PostgreSQL from turning the check around into a join: planned from default estimates
+    (no statistics yet, or stale ones) it then gathered every object of the collection's
+    readable notes and compared each row walked with all of them (tests/taxii/
+    test_statistics.py)."""
     return _note_ids(user, collection).where(Note.id == NoteObject.note_id,
-                                             NoteObject.object_id == object_id).exists()
+                                             NoteObject.object_id == object_id).offset(0).exists()
 
 
 def visible(user, collection: Collection):

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select, text
 
 from alliance.core.errors import DomainError
-from alliance.core.unit import in_unit, unit_of_work
+from alliance.core.unit import after_commit, in_unit, unit_of_work
 from alliance.orgs.models import Organisation
 from tests import factories
 
@@ -105,3 +105,29 @@ def test_services_store_nothing_when_called_in_a_unit_that_fails(db, coordinator
     assert "Renamed Alliance" not in names and alliance.name in names
     factories.make_org("Made Later")  # the session works on after the rollback
     assert "Made Later" in _committed_names(db)
+
+
+def test_after_commit_runs_once_the_outermost_unit_has_committed(db):
+    seen = []
+    with unit_of_work():
+        _org("Waiting Org")
+        with unit_of_work():
+            after_commit(lambda: seen.append(_committed_names(db)))
+        assert seen == []  # the inner unit only flushed
+    assert seen == [{"Waiting Org"}]  # it ran after the commit, and saw the committed row
+
+
+def test_after_commit_is_dropped_when_the_unit_rolls_back(db):
+    seen = []
+    with pytest.raises(DomainError):
+        with unit_of_work():
+            after_commit(lambda: seen.append("ran"))
+            raise DomainError("refused")
+    with unit_of_work():
+        _org("Next Org")
+    assert seen == []  # neither at the rollback nor at the next unit's commit
+
+
+def test_after_commit_outside_a_unit_is_refused(db):
+    with pytest.raises(RuntimeError, match="inside a unit"):
+        after_commit(lambda: None)

@@ -23,7 +23,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from flask import abort
-from sqlalchemy import Join, Row, and_, exists, false, func, literal, or_, select
+from sqlalchemy import Join, Row, and_, any_, exists, false, func, literal, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from alliance.alliances.models import Alliance, Coordinator, Membership
@@ -74,19 +74,24 @@ def _per_note(postgresql: bool, *conditions):
     return subquery.exists()
 
 
-def _active_alliances(org_id: int):
-    """The alliances the organisation is an active member of (a few ids: the database
-    works the list out once per statement, not once per note)."""
-    return select(Membership.alliance_id).where(Membership.organisation_id == org_id,
-                                                Membership.is_active)
+def _in_active_alliances(postgresql: bool, org_id: int):
+    """The condition on NoteAudience: its alliance is one the organisation is an active
+    member of. The database works the list (a few ids) out once per statement, when the
+    statement runs: on PostgreSQL as `= ANY(ARRAY(SELECT ...))`, an InitPlan (an `IN
+    (SELECT ...)` inside the per-note subquery was joined anew for every note: at 100,000
+    notes, a 90-day count of 25,000 notes spent 100 ms reading the same memberships 17,000
+    times); SQLite runs an uncorrelated IN list once by itself."""
+    ids = select(Membership.alliance_id).where(Membership.organisation_id == org_id,
+                                               Membership.is_active)
+    if postgresql:
+        return NoteAudience.alliance_id == any_(func.array(ids.scalar_subquery()))
+    return NoteAudience.alliance_id.in_(ids)
 
 
 def _member_of_audience(postgresql: bool, org_id: int):
     """The organisation is an active member of one of the note's audience alliances."""
-    return _per_note(
-        postgresql,
-        NoteAudience.note_id == Note.id,
-        NoteAudience.alliance_id.in_(_active_alliances(org_id)))
+    return _per_note(postgresql, NoteAudience.note_id == Note.id,
+                     _in_active_alliances(postgresql, org_id))
 
 
 def _coordinator_of_audience(postgresql: bool, user_id: int, org_id: int | None):

@@ -180,6 +180,34 @@ def hashed_subplans(conn, statements, table: str = "note_audiences") -> list[str
     return found
 
 
+def memberships_per_note(conn, statements) -> list[str]:
+    """PostgreSQL: per-note subplans of the read rule (over note_audiences) that read the
+    reader's memberships again for every note, instead of once per statement in an InitPlan
+    (policy._in_active_alliances). The coordinators' term for retracted notes joins
+    memberships per note by design: it is asked about retracted notes only."""
+    if conn.dialect.name != "postgresql":
+        return []
+
+    def direct(node):  # the node and its descendants, but not what an InitPlan reads
+        yield node
+        for child in node.get("Plans", []):
+            if child.get("Parent Relationship") != "InitPlan":
+                yield from direct(child)
+
+    found = []
+    for statement, parameters in queries(conn, statements):
+        top = explain(conn, statement, parameters)[0]["Plan"]
+        for node in pg_nodes(top):
+            if node.get("Parent Relationship") != "SubPlan":
+                continue
+            tables = {n.get("Relation Name") for n in direct(node)}
+            if {"note_audiences", "memberships"} <= tables and \
+                    "alliance_coordinators" not in tables:
+                found.append(f"{node.get('Subplan Name')} reads memberships per note: "
+                             f"{' '.join(statement.split())[:200]}")
+    return found
+
+
 def big_sorts(conn, statements, rows: int) -> list[str]:
     """PostgreSQL: sort and grouping steps the planner expects to feed more than `rows` rows
     — every match of a common value read and sorted (or grouped) before a page of a few

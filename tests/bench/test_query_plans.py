@@ -22,6 +22,7 @@ from tests.bench.plans import (
     full_scans,
     hashed_subplans,
     keyset_page,
+    memberships_per_note,
     pg_nodes,
     queries,
     scans_in,
@@ -101,6 +102,19 @@ def test_feed_and_taxii_pages_check_the_rule_note_by_note(signed_in, taxii_clien
         taxii_client, taxii_client.objects, query_string={"limit": "100"})[1]
     with db.engine.connect() as conn:
         problems = hashed_subplans(conn, statements)
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_rule_reads_the_readers_alliances_once_per_statement(signed_in, taxii_client):
+    """PostgreSQL: the rule's list of the reader's alliances is worked out once per statement
+    (an InitPlan), not joined again for every note it checks: a 90-day count on the
+    dashboard at 100,000 notes read the same memberships 17,000 times (133 ms; 45 ms once)."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL planner choice; SQLite runs an uncorrelated IN list once")
+    statements = (_get(signed_in, "/notes/")[1] + _get(signed_in, "/?days=90")[1]
+                  + _get(taxii_client, taxii_client.objects, query_string={"limit": "100"})[1])
+    with db.engine.connect() as conn:
+        problems = memberships_per_note(conn, statements)
     assert problems == [], "\n".join(problems)
 
 

@@ -266,6 +266,28 @@ def test_correlation_reads_the_newest_holders_of_a_value(crowded, member, monkey
     assert (row.notes, row.related, row.sightings, row.capped) == (5, 4, 2, False)
 
 
+def test_correlation_checks_candidates_newest_first_a_batch_at_a_time(crowded, member,
+                                                                      monkeypatch):
+    """Candidates go through the rule newest first, CANDIDATES_AT_ONCE at a time, until
+    `limit` are readable: batches of 2 (R4, U; then R3, R2; then R1) give what one batch
+    gives, and a limit of 2 stops after the second batch with the two newest readable."""
+    from alliance.notes import holders
+
+    monkeypatch.setattr(holders, "CORRELATION_HOLDERS", 1000)
+    principal = Principal.of(member)
+    whole = [note.id for note, _values in reading.correlated(principal, crowded["a"])]
+    assert whole == [crowded[n].id for n in ("r4", "r3", "r2", "r1")]
+    monkeypatch.setattr(reading, "CANDIDATES_AT_ONCE", 2)
+    assert [note.id for note, _v in reading.correlated(principal, crowded["a"])] == whole
+    asked = []
+    among = reading.readable_among
+    monkeypatch.setattr(reading, "readable_among",
+                        lambda p, ids: asked.append(list(ids)) or among(p, ids))
+    assert [note.id for note, _v in reading.correlated(principal, crowded["a"], limit=2)] == [
+        crowded["r4"].id, crowded["r3"].id]
+    assert asked == [[crowded["r4"].id, crowded["u"].id], [crowded["r3"].id, crowded["r2"].id]]
+
+
 def test_the_page_says_at_least_for_a_capped_value(crowded, as_member):
     page = as_member.get(f"/notes/{crowded['a'].uuid}").get_data(as_text=True)
     table = page[page.index('id="observables-table"'):]

@@ -152,6 +152,32 @@ def test_top_charts_count_over_the_newest_readable_notes_and_say_so(client, worl
     assert "Counted over the newest" not in client.get("/").get_data(as_text=True)
 
 
+def test_the_dashboard_reads_the_window_and_the_newest_notes_once_each(client, world, member,
+                                                                      monkeypatch):
+    """Two charts count the window's notes and two the newest of them: the page reads each
+    once, and draws what the charts' own endpoints answer."""
+    from alliance.dashboard import services
+
+    factories.login(client, member)
+    alone = {name: _json(client, name) for name in ("activity", "alliances", "observables")}
+    reads = {"window": 0, "latest": 0}
+
+    def counting(name, read):
+        def counted(*args):
+            reads[name] += 1
+            return read(*args)
+        return counted
+
+    monkeypatch.setattr(services, "window_counts", counting("window", services.window_counts))
+    monkeypatch.setattr(services, "_latest", counting("latest", services._latest))
+    page = client.get("/").get_data(as_text=True)
+    assert reads == {"window": 1, "latest": 1}
+    assert all(label.split(" (")[0] in page for label in alone["observables"]["labels"])
+    for name in ("activity", "alliances"):
+        assert _json(client, name) == alone[name]  # the same figures as before the spies
+        assert sum(sum(s["values"]) for s in alone[name]["series"]) > 0
+
+
 def test_own_notes_list_the_responses_and_sightings(client, world, member):
     factories.login(client, member)
     own = _json(client, "own-notes")

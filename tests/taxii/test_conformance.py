@@ -41,7 +41,6 @@ from tests.taxii.live import (
     posted_only,
     recording,
     served_with_ids,
-    serving,
     stored_dates,
     version_of,
 )
@@ -52,12 +51,6 @@ ATTACK_MOBILE = CORPUS / "valid" / "attack__mobile-attack-17.1.json"
 STIX = "application/stix+json;version=2.1"
 T1, T2, T3 = "2024-05-02T08:00:00.000Z", "2024-06-01T12:00:00.000Z", "2024-07-01T12:00:00.000Z"
 VALIDATION = ValidationOptions(version="2.1")
-
-
-@pytest.fixture(scope="module")
-def live(app):
-    with serving(app) as url:
-        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -19,15 +19,9 @@ from alliance.taxii.filters import rfc3339
 from alliance.taxii.services import alliance_collection_id, organisation_collection_id
 from tests import factories
 from tests.notes.helpers import identity, indicator
-from tests.taxii.live import RFC3339, TAXII, posted_only, serving
+from tests.taxii.live import RFC3339, TAXII, posted_only
 
 STIX = "application/stix+json;version=2.1"
-
-
-@pytest.fixture(scope="module")
-def live(app):
-    with serving(app) as url:
-        yield url
 
 
 @pytest.fixture

@@ -18,16 +18,10 @@ from alliance.taxii.filters import rfc3339
 from alliance.taxii.reading import MAX_PAGE
 from alliance.taxii.services import alliance_collection_id, organisation_collection_id
 from tests.notes.helpers import indicator
-from tests.taxii.live import TAXII, posted_only, recording, served_with_ids, serving
+from tests.taxii.live import TAXII, posted_only, recording, served_with_ids
 
 MANY = 5000
 LIMIT = 97
-
-
-@pytest.fixture(scope="module")
-def live(app):
-    with serving(app) as url:
-        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -31,15 +31,9 @@ from alliance.taxii.services import alliance_collection_id
 from tests import factories
 from tests.notes.helpers import CORPUS, identity, indicator, sid
 from tests.notes.test_corpus import VALIDATOR_FAILS
-from tests.taxii.live import serving, version_of
+from tests.taxii.live import version_of
 
 FILES = sorted(p.name for p in (CORPUS / "valid").glob("*.json") if p.name not in VALIDATOR_FAILS)
-
-
-@pytest.fixture
-def live(app):
-    with serving(app) as url:
-        yield url
 
 
 def _collection(live, user, alliance) -> Collection:

@@ -5,7 +5,6 @@ extension definition's creator too; only where, and to whom, a note that needs t
 served; never as one of the note's objects; never deletable over TAXII."""
 import json
 
-import pytest
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import select
 from stix2validator import ValidationOptions, validate_string
@@ -20,15 +19,8 @@ from alliance.stix.tlp import TLP_RANK
 from alliance.taxii.services import alliance_collection_id, organisation_collection_id
 from tests import factories
 from tests.notes.helpers import identity, indicator, sid
-from tests.taxii.live import serving
 
 TAXII = "application/taxii+json;version=2.1"
-
-
-@pytest.fixture
-def live(app):
-    with serving(app) as url:
-        yield url
 
 
 def _collection(live, user, collection_id: str) -> Collection:

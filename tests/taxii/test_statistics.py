@@ -24,7 +24,7 @@ from alliance.extensions import db
 from alliance.notes.storage import BULK_TABLES
 from alliance.taxii.services import alliance_collection_id
 from tests.bench.plans import captured, keyset_page, pg_nodes
-from tests.taxii.live import TAXII, serving
+from tests.taxii.live import TAXII
 from tests.taxii.test_paging import indicators
 
 pytestmark = pytest.mark.skipif(os.environ.get("ALLIANCE_TEST_DB") != "postgresql",
@@ -32,12 +32,6 @@ pytestmark = pytest.mark.skipif(os.environ.get("ALLIANCE_TEST_DB") != "postgresq
 
 NOTE_OBJECTS = 5000
 PAGE = 1000
-
-
-@pytest.fixture(scope="module")
-def live(app):
-    with serving(app) as url:
-        yield url
 
 
 def _analyzed() -> dict[str, int]:

@@ -159,29 +159,34 @@ def _import_audience(request: _ImportRequest) -> tuple:
 
 
 def _import_bundle(request: _ImportRequest) -> None:
-    """The import command's work: parse, post, and say what happened (see import_command)."""
+    """The import command's work: read, post, and say what happened (see import_command).
+    The file is read a part at a time (alliance.stix.stream), twice: checked whole, then
+    stored, so a bundle of 100,000 objects is never held whole."""
     from pathlib import Path
 
     from alliance.notes.posting import NoteDraft, post_note
     from alliance.stix.limits import StixLimits
     from alliance.stix.markings import looser_than
-    from alliance.stix.validation import BundleRejected, parse_bundle
+    from alliance.stix.stream import BundleFile
+    from alliance.stix.validation import BundleRejected
 
     actor, alliance, recipient_ids = _import_audience(request)
     path, tlp = Path(request.path), request.tlp
     try:
-        parsed = parse_bundle(path.read_bytes(), StixLimits.from_config(current_app.config))
-        # Drawn a couple of hundred times at most: drawing it after every object (on a
-        # terminal) would cost about as much as checking the object.
-        with click.progressbar(length=len(parsed.objects), label="Validating",
+        bundle = BundleFile(path, StixLimits.from_config(current_app.config))
+        # Read twice (checked, then stored); drawn a couple of hundred times at most.
+        with click.progressbar(length=2 * bundle.size, label="Checking and storing",
                                file=sys.stderr,
-                               update_min_steps=max(1, len(parsed.objects) // 200)) as bar:
+                               update_min_steps=max(1, bundle.size // 100)) as bar:
+            bundle.progress = bar.update
+            # As sent, duplicates and all, as the bundle is checked (the first reading).
+            looser: list[dict] = []
+            bundle.watch = lambda part: looser.extend(looser_than(part.objects, tlp))
             note = post_note(actor, NoteDraft(
                 title=one_line(request.title or "") or f"Import of {path.name}", tlp=tlp,
-                alliance_ids=[alliance.id], objects=parsed.objects,
-                recipient_ids=recipient_ids, warnings=parsed.warnings, refs=parsed.refs,
-                looser_confirmed=request.allow_looser_markings),
-                progress=bar.update, alerts=request.alert)
+                alliance_ids=[alliance.id], objects=bundle,
+                recipient_ids=recipient_ids, warnings=bundle.warnings,
+                looser_confirmed=request.allow_looser_markings), alerts=request.alert)
     except BundleRejected as exc:
         click.echo(f"Refused, nothing was stored ({len(exc.problems)} problem(s)):", err=True)
         for problem in exc.problems:
@@ -189,15 +194,15 @@ def _import_bundle(request: _ImportRequest) -> None:
         sys.exit(1)
     except DomainError as exc:
         if exc.field == "confirm_looser":
-            _echo_looser(looser_than(parsed.objects, tlp), tlp)
+            _echo_looser(looser, tlp)
             raise click.ClickException(
                 f"Refused, nothing was stored: {exc.message} Pass --allow-looser-markings to "
                 "share them so, or mark them at least as strictly as the note.") from exc
         raise click.ClickException(exc.message) from exc
-    for warning in parsed.warnings:
+    for warning in bundle.warnings:
         click.echo(f"Note: {warning}.", err=True)
-    _echo_looser(looser_than(parsed.objects, tlp), tlp)
-    click.echo(f"Stored {len(parsed.objects):,} object(s) as a TLP:{tlp} note for "
+    _echo_looser(looser, tlp)
+    click.echo(f"Stored {bundle.count:,} object(s) as a TLP:{tlp} note for "
                f"{alliance.name}.", err=True)
     click.echo(note.report_id)
 

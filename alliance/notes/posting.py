@@ -5,8 +5,9 @@ it checks the audience and the TLP, validates every object, checks versions and 
 against what is stored, then stores the note, its report, its objects and their observables
 in one transaction — all or nothing."""
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from flask import current_app
 
@@ -25,15 +26,18 @@ from alliance.notes.models import (
     NoteAudience,
     NoteRecipient,
 )
-from alliance.notes.storage import stix_now, store_objects
+from alliance.notes.storage import NoteWriter, stix_now
 from alliance.notes.submissions import Sending, check_submission, record_submission
 from alliance.notes.versions import check_versions, stored_versions
 from alliance.stix.limits import StixLimits
 from alliance.stix.markings import looser_than, marking_id, strictest_level
 from alliance.stix.tlp import TLP_RANK
 from alliance.stix.validation import (
+    BundleCheck,
     BundleRejected,
-    check_objects,
+    Parsed,
+    version_digest,
+    version_key,
 )
 
 
@@ -71,7 +75,7 @@ class NoteDraft:
     title: str
     tlp: str
     alliance_ids: Sequence[int]
-    objects: list[dict]
+    objects: "list[dict] | Parts"
     kind: str = "bundle"
     description: str = ""
     recipient_ids: Sequence[int] = ()
@@ -104,62 +108,165 @@ def post_note(actor, draft: NoteDraft, *, submission: Sending | None = None, pro
         raise DomainError("Give the note a title of at most 300 characters.", field="title")
     alliances, recipient_ids = check_audience(actor, draft.tlp, draft.alliance_ids,
                                               draft.recipient_ids, draft.publish_public)
-    objects = _checked_objects(actor, draft, progress)
-    new, existing = check_versions(actor, objects,
-                                   stored_versions(sorted({o["id"] for o in objects})),
-                                   draft.tlp)
+    checked = _check(actor, draft, progress)
     now = utcnow()
-    report = _report(actor.organisation, draft, title, objects)
+    report = _report(actor.organisation, draft, title, checked.ids)
     note = Note(report_id=report["id"], organisation_id=actor.organisation_id,
                 author_id=actor.id, kind=draft.kind, title=title,
                 description=draft.description or "", tlp=draft.tlp,
                 policy_tags=_clean_tags(draft.policy_tags), sectors=sorted(set(draft.sectors)),
                 countries=sorted(set(draft.countries)), labels=sorted(set(draft.labels)),
-                types=sorted({o["type"] for o in objects} | {"report"}),
+                types=sorted(checked.types | {"report"}),
                 publish_public=bool(draft.publish_public), created_at=now, updated_at=now)
     note.audiences = [NoteAudience(alliance_id=a.id) for a in alliances]
     note.recipients = [NoteRecipient(user_id=u) for u in recipient_ids]
     db.session.add(note)
     db.session.flush()
     record_submission(actor, submission, note_id=note.id)
-    store_objects(note, [report] + new, existing, objects, now)
+    writer = NoteWriter(note, now)
+    writer.add([report], [], [report])
+    for part in _as_stored(actor, draft, checked):
+        writer.add(*part)
+        del part  # not held while the next part is read
+    writer.finish()
     note_posted.send(note, alerts=alerts)  # the digests slice queues a watch scan
     # Not attached to an alliance: its coordinators' log must not count notes they cannot read.
     record("note.posted", actor, audit_target(note), organisation=actor.organisation,
-           objects=len(objects), warnings=list(draft.warnings))
+           objects=checked.count, warnings=list(draft.warnings))
     return note
 
 
-def _checked_objects(actor, draft: NoteDraft, progress) -> list[dict]:
+class Parts(Protocol):
+    """A draft's objects given a part at a time (alliance.stix.stream.BundleFile): each call
+    of parts() gives them all again."""
+
+    def parts(self) -> Iterator[Parsed]: ...
+
+
+def _parts(draft: NoteDraft) -> Iterator[Parsed]:
+    if isinstance(draft.objects, list):
+        return iter([Parsed(objects=draft.objects, refs=draft.refs)])
+    return draft.objects.parts()
+
+
+@dataclass
+class _Checked:
+    """What checking a draft's objects found: how many distinct objects, their ids and types;
+    the stored versions of their ids (by id, in row order); and, for a draft of one part,
+    its objects as stored (new versions, stored versions to link, every object), which are
+    then not worked out again."""
+
+    count: int = 0
+    ids: set[str] = field(default_factory=set)
+    types: set[str] = field(default_factory=set)
+    rows: dict[str, list] = field(default_factory=dict)
+    asked: set[str] = field(default_factory=set)  # the ids whose stored versions were read
+    versions: list[tuple[list, list, list]] = field(default_factory=list)
+
+
+def _check(actor, draft: NoteDraft, progress) -> _Checked:
     """The draft's objects as checked (alliance.stix.validation) and by the platform's
     authorship rules, every problem in one BundleRejected; then their markings against the
-    note's TLP and, unless confirmed, looser markings and values on warning lists."""
-    tlp = draft.tlp
-    objects, problems, _unresolved = check_objects(
-        draft.objects, progress=progress, refs=draft.refs,
-        limits=StixLimits.from_config(current_app.config))
-    # Every problem in one answer: the platform's authorship rules too, on the objects that
-    # are valid STIX.
-    problems += check_authorship(actor.organisation, objects)
-    if problems:
-        raise BundleRejected(problems)
-    strictest = strictest_level(objects)
+    note's TLP and, unless confirmed, looser markings and values on warning lists; then their
+    versions against what is stored (check_versions: 409 for a conflict). A draft read in
+    parts is checked whole before anything is stored: nothing is stored unless every part
+    passes."""
+    tlp, checked = draft.tlp, _Checked()
+    check = BundleCheck(StixLimits.from_config(current_app.config), progress)
+    authorship: list = []
+    strictest: str | None = None
+    looser: list[dict] = []
+    flagged: list = []
+    seen: set = set()  # values looked up in the warning lists
+    versions: list = []  # problems of check_versions
+    conflict, parts = False, 0
+    for parsed in _parts(draft):
+        objects = check.add(parsed.objects, parsed.refs)
+        # Every problem in one answer: the platform's authorship rules too, on the objects
+        # that are valid STIX.
+        authorship += check_authorship(actor.organisation, objects)
+        checked.count += len(objects)
+        checked.types.update(o["type"] for o in objects)
+        level = strictest_level(objects)
+        if level and (strictest is None or TLP_RANK[level] > TLP_RANK[strictest]):
+            strictest = level
+        if not draft.looser_confirmed:
+            looser += looser_than(objects, tlp)
+        if not draft.flagged_confirmed:
+            flagged += warninglists.flagged_in(objects, seen)
+        if check.problems or authorship:
+            continue  # refused below: no need to ask what is stored
+        rows = _stored_rows(checked, sorted({o["id"] for o in objects}))
+        try:
+            new, existing = check_versions(actor, objects, rows, tlp)
+        except BundleRejected as exc:
+            versions += exc.problems
+            conflict = conflict or exc.status_code == 409
+        else:
+            parts += 1  # only one part is held: the rest are worked out again (_as_stored)
+            checked.versions = [(new, existing, objects)] if parts == 1 else []
+        del parsed, objects  # not held while the next part is read
+    checked.ids = check.ids
+    if check.problems or authorship:
+        raise BundleRejected(check.problems + authorship)
+    _refuse_markings(tlp, strictest, looser, flagged)
+    if versions:
+        raise BundleRejected(versions, status_code=409 if conflict else 422)
+    return checked
+
+
+def _stored_rows(checked: _Checked, ids: list[str]) -> list:
+    """The stored versions of these ids (versions.stored_versions), by id in row order: read
+    once for an id, into `checked`, and taken from there for a later part."""
+    wanted = [stix_id for stix_id in ids if stix_id not in checked.asked]
+    checked.asked.update(wanted)
+    for row in stored_versions(wanted):
+        checked.rows.setdefault(row.stix_id, []).append(row)
+    return [row for stix_id in ids for row in checked.rows.get(stix_id, ())]
+
+
+def _refuse_markings(tlp: str, strictest: str | None, looser: list[dict], flagged: list) -> None:
+    """DomainError for an object marked stricter than the note, and for objects marked
+    looser (markings.looser_than) and values on warning lists the poster has not confirmed
+    (those given)."""
     if strictest and TLP_RANK[strictest] > TLP_RANK[tlp]:
         raise DomainError(f"An object in this note is marked TLP:{strictest}; the note cannot "
                           f"be shared more widely (TLP:{tlp}).", field="tlp")
-    if not draft.looser_confirmed and (looser := looser_than(objects, tlp)):
+    if looser:
         raise DomainError(f"{len(looser)} object(s) are marked looser than the note's TLP:{tlp}; "
                           "confirm that they are shared at their own looser marking.",
                           field="confirm_looser")
-    if not draft.flagged_confirmed and (flagged := warninglists.flagged_in(objects)):
+    if flagged:
         more = f" And {len(flagged) - 1} more value(s) on warning lists." \
             if len(flagged) > 1 else ""
         raise DomainError(f"{flagged[0].message}: share anyway?{more}",
                           field="confirm_flagged")
-    return objects
 
 
-def _report(org, draft: NoteDraft, title: str, objects: list[dict]) -> dict:
+def _as_stored(actor, draft: NoteDraft, checked: _Checked) -> Iterator[tuple[list, list, list]]:
+    """The draft's objects as the note stores them, a part at a time: (new versions to
+    store, stored versions to link, every object of the part as stored). A draft of more
+    than one part is read again, its duplicates folded as the check folded them, and each
+    part's versions worked out against the stored versions the check read (rows stored by
+    this very note since must not count)."""
+    if checked.versions:  # a draft of one part
+        yield from checked.versions
+        return
+    seen: set[bytes] = set()
+    for parsed in _parts(draft):
+        objects = []
+        for obj in parsed.objects:
+            key = version_digest(obj["id"], version_key(obj.get("modified")
+                                                        or obj.get("created") or ""))
+            if key not in seen:
+                seen.add(key)
+                objects.append(obj)
+        rows = _stored_rows(checked, sorted({o["id"] for o in objects}))
+        yield (*check_versions(actor, objects, rows, draft.tlp), objects)
+        del parsed, objects  # not held while the next part is read
+
+
+def _report(org, draft: NoteDraft, title: str, ids: set[str]) -> dict:
     """The note's STIX report, checked: it refers to every object of the note (to the
     poster's identity when there are none)."""
     stamp = stix_now()
@@ -169,7 +276,7 @@ def _report(org, draft: NoteDraft, title: str, objects: list[dict]) -> dict:
         "description": draft.description or None, "published": stamp,
         "report_types": [{"incident": "threat-report", "indicators": "indicator",
                           "analysis": "threat-report"}.get(draft.kind, "threat-report")],
-        "object_refs": sorted({o["id"] for o in objects}) or [org.stix_id],
+        "object_refs": sorted(ids) or [org.stix_id],
         "created_by_ref": org.stix_id, "object_marking_refs": [marking_id(draft.tlp)],
         "labels": sorted(set(draft.labels)) or None,
     }

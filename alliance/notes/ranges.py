@@ -14,7 +14,6 @@ found, which of a note's values each relates to. Values on a warning list and th
 common values stay out, as in exact correlation.
 
 Every read goes through the read rule (sharing.policy.readable_notes)."""
-import ipaddress
 from collections.abc import Sequence
 from typing import Any
 from typing import cast as type_cast
@@ -40,14 +39,12 @@ def _key(version: int, address: int) -> str:
 def bounds(kind: str, value: str) -> tuple[str | None, str | None]:
     """(net_lo, net_hi) stored for an observable: its first and last address for an
     address or network kind, (None, None) for any other."""
-    if kind not in IP_KINDS:
+    found = observables.network_of(kind, value) if kind in IP_KINDS else None
+    if found is None:
         return None, None
-    try:
-        net = ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return None, None
-    return (_key(net.version, int(net.network_address)),
-            _key(net.version, int(net.broadcast_address)))
+    version, first, prefix = found
+    last = first | ((1 << ((32 if version == 4 else 128) - prefix)) - 1)
+    return _key(version, first), _key(version, last)
 
 
 # PostgreSQL: the value as inet for address and network kinds, NULL for the rest, as the

@@ -15,6 +15,7 @@ An organisation's identity goes out marked TLP:AMBER+STRICT (TLP:RED with a TLP:
 one body for a version wherever it is served, at least as strict as every note it is served
 with (TAXII never serves TLP:RED notes)."""
 import hashlib
+from dataclasses import dataclass, field
 from typing import cast
 
 import orjson
@@ -39,26 +40,50 @@ def marked_identity(identity: dict, tlp: str) -> dict:
     return {**identity, "object_marking_refs": [marking_id(identity_marking(tlp))]}
 
 
-def needed(session, objects: list[dict], tlp: str) -> list[tuple[int | None, dict]]:
+@dataclass
+class Needs:
+    """What objects name that may need serving beside them: their creators and markings, and
+    which of those they hold themselves (ids of identities and definitions). Gathered a part
+    at a time for a note read from a file in parts (storage.NoteWriter)."""
+
+    held: set[str] = field(default_factory=set)
+    creators: set[str] = field(default_factory=set)
+    markings: set[str] = field(default_factory=set)
+
+    def add(self, objects: list[dict]) -> "Needs":
+        for obj in objects:
+            if obj.get("type") in _HELD_TYPES:
+                self.held.add(obj["id"])
+            creator = obj.get("created_by_ref")
+            if isinstance(creator, str):
+                self.creators.add(creator)
+            self.markings.update(ref for ref in (obj.get("object_marking_refs") or ())
+                                 if isinstance(ref, str))
+        return self
+
+
+# The types of what needed() may add: a note that holds one itself needs none beside it.
+_HELD_TYPES = frozenset({"identity", "marking-definition", "extension-definition"})
+
+
+def needed(session, objects: list[dict] | Needs, tlp: str) -> list[tuple[int | None, dict]]:
     """(organisation id of a platform organisation's identity, else None; the object) for what
     these objects of a note of `tlp` need beside them and do not hold themselves."""
     from alliance.orgs.models import Organisation
 
-    present = {o["id"] for o in objects}
-    creators = sorted({o["created_by_ref"] for o in objects
-                       if isinstance(o.get("created_by_ref"), str)} - present)
+    needs = objects if isinstance(objects, Needs) else Needs().add(objects)
+    creators = sorted(needs.creators - needs.held)
     found = [(org_id, marked_identity(identity, tlp)) for org_id, identity in session.execute(
         select(Organisation.id, Organisation.stix_identity).where(
             Organisation.stix_id.in_(creators))).all()] if creators else []
-    used = {ref for o in [*objects, *(body for _, body in found)]
-            for ref in (o.get("object_marking_refs") or ()) if isinstance(ref, str)}
+    used = needs.markings | {ref for _, body in found for ref in body["object_marking_refs"]}
     shipped = [m for m in tlp2_objects().values() if m["id"] in used]
     if shipped:
         shipped += [tlp2_extension_definition(), tlp2_extension_creator()]
-    return found + [(None, m) for m in shipped if m["id"] not in present]
+    return found + [(None, m) for m in shipped if m["id"] not in needs.held]
 
 
-def rows(session, objects: list[dict], tlp: str, organisation_id: int, note_id: int,
+def rows(session, objects: list[dict] | Needs, tlp: str, organisation_id: int, note_id: int,
          now) -> list[int]:
     """The rows (ids) of what `objects`, of a note of `tlp` by `organisation_id`, need beside
     them, stored where missing (`note_id`: the first note that needed them). `session`: the
@@ -87,7 +112,7 @@ def rows(session, objects: list[dict], tlp: str, organisation_id: int, note_id: 
     return found
 
 
-def link(note, objects: list[dict], now) -> None:
+def link(note, objects: list[dict] | Needs, now) -> None:
     """Store (once) what the note's `objects` need beside them and link it to the note."""
     from alliance.extensions import db
 

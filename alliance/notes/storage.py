@@ -1,5 +1,5 @@
 """How a post's rows are written: the hash and scope of a stored object version, the bulk
-writes of one note (store_objects), and the one bulk writer (insert_rows: an executemany
+writes of one note (NoteWriter), and the one bulk writer (insert_rows: an executemany
 straight to the driver on SQLite, COPY on PostgreSQL) that bench data writes with too."""
 import hashlib
 import json
@@ -65,61 +65,81 @@ def version_scope(note: Note) -> int:
     return note.id if note.tlp == "RED" else 0
 
 
-def store_objects(note: Note, new: list[dict], existing: list[StixObject], objects: list[dict],
-                  now) -> None:
-    """Bulk inserts (executemany) of the note's new object versions, its links to new and
-    already stored versions, its observables and its facets: a bulk import is bounded by the
-    database, not by building one ORM object per row."""
-    org_id, note_id = note.organisation_id, note.id
-    if new:
-        # Rows as tuples, built once, a chunk at a time (the JSON text of a 100,000-object
-        # import would otherwise be held whole beside its objects); the body goes through the
-        # column's own processor here (SQLite) and the values the same on every row are
-        # processed once (insert_rows).
-        body = _processor(StixObject.__table__, "body")
-        constants = {"organisation_id": org_id, "first_note_id": note_id, "date_added": now,
-                     "scope": version_scope(note)}
-        for start in range(0, len(new), ROWS_AT_ONCE):
-            insert_rows(StixObject.__table__,
-                        ("stix_id", "type", "modified", "body", "body_hash"),
-                        [(o["id"], o["type"], o.get("modified") or o.get("created") or "",
-                          stored, hash_body(o, stored))
-                         for o in new[start:start + ROWS_AT_ONCE] for stored in (body(o),)],
-                        processed=("body",), constants=constants)
-    links = cast(Table, NoteObject.__table__)  # a model's __table__ is typed FromClause
-    if not existing:
-        # Every version the note holds is one it stored just now: link them in the database,
-        # in row order (as sorted() below would), without a round trip for their ids.
-        db.session.execute(links.insert().from_select(
-            ["note_id", "object_id", "note_version"],
-            select(literal(note_id), StixObject.id, literal(1))
-            .where(StixObject.first_note_id == note_id).order_by(StixObject.id)))
-    else:
-        stored = db.session.scalars(select(StixObject.id).where(
-            StixObject.first_note_id == note_id)).all()
-        insert_rows(links, ("object_id",), [
-            (object_id,) for object_id in sorted(set(stored) | {r.id for r in existing})],
-            constants={"note_id": note_id, "note_version": 1})
-    served_with.link(note, [new[0], *objects], now)  # its creators' identities, markings
-    collect_objects(note)
-    extract = observables.extract
-    found = sorted({hit for obj in objects for hit in extract(obj)})
-    if found:
-        # Each stored with the warning list it is on, if any: correlation and watch alerts
-        # leave those out (alliance.notes.warninglists); an address or network with its
-        # first and last address, for correlation by range (alliance.notes.ranges).
-        warning_of, bounds = warninglists.warning_of, ranges.bounds
-        for start in range(0, len(found), ROWS_AT_ONCE):
-            insert_rows(Observable.__table__, ("kind", "value", "warning", "net_lo", "net_hi"),
-                        [(kind, value, warning_of(kind, value), *bounds(kind, value))
-                         for kind, value in found[start:start + ROWS_AT_ONCE]],
-                        constants={"note_id": note_id})
-    facets = facet_rows(note.id, types=note.types, sectors=note.sectors,
-                        countries=note.countries, policy_tags=note.policy_tags)
-    if facets:
-        insert_rows(NoteFacet.__table__, ("facet", "value", "note_id"),
-                    [(row["facet"], row["value"], row["note_id"]) for row in facets])
-    refresh_statistics(BULK_TABLES, len(new) + len(existing))
+class NoteWriter:
+    """A note's rows written as its objects are given, a part at a time (`add`, in order:
+    the note's report first), then what depends on all of them (`finish`): a note read from
+    a file in parts (alliance import) is never held whole."""
+
+    def __init__(self, note: Note, now) -> None:
+        self.note, self.now = note, now
+        self.existing: set[int] = set()  # the rows of stored versions the note links
+        self.stored = 0  # versions stored by the note
+        self.needs = served_with.Needs()
+        self.found: set[tuple[str, str]] = set()  # observables
+
+    def add(self, new: list[dict], existing: list, objects: list[dict]) -> None:
+        """Store the new versions `new`, to link with the stored `existing` (rows), of
+        `objects` (the part's objects as stored: their observables and needs)."""
+        note = self.note
+        if new:
+            # Rows as tuples, built a chunk at a time (the JSON text of a 100,000-object
+            # import would otherwise be held whole beside its objects); the body goes
+            # through the column's own processor here (SQLite) and the values the same on
+            # every row are processed once (insert_rows).
+            body = _processor(StixObject.__table__, "body")
+            constants = {"organisation_id": note.organisation_id, "first_note_id": note.id,
+                         "date_added": self.now, "scope": version_scope(note)}
+            for start in range(0, len(new), ROWS_AT_ONCE):
+                insert_rows(StixObject.__table__,
+                            ("stix_id", "type", "modified", "body", "body_hash"),
+                            [(o["id"], o["type"], o.get("modified") or o.get("created") or "",
+                              stored, hash_body(o, stored))
+                             for o in new[start:start + ROWS_AT_ONCE] for stored in (body(o),)],
+                            processed=("body",), constants=constants)
+        self.stored += len(new)
+        self.existing.update(row.id for row in existing)
+        self.needs.add(objects)  # its creators' identities, markings
+        extract = observables.extract
+        self.found.update(hit for obj in objects for hit in extract(obj))
+
+    def finish(self) -> None:
+        note, note_id = self.note, self.note.id
+        links = cast(Table, NoteObject.__table__)  # a model's __table__ is typed FromClause
+        if not self.existing:
+            # Every version the note holds is one it stored just now: link them in the
+            # database, in row order (as sorted() below would), without a round trip for
+            # their ids.
+            db.session.execute(links.insert().from_select(
+                ["note_id", "object_id", "note_version"],
+                select(literal(note_id), StixObject.id, literal(1))
+                .where(StixObject.first_note_id == note_id).order_by(StixObject.id)))
+        else:
+            stored = db.session.scalars(select(StixObject.id).where(
+                StixObject.first_note_id == note_id)).all()
+            insert_rows(links, ("object_id",), [
+                (object_id,) for object_id in sorted(set(stored) | self.existing)],
+                constants={"note_id": note_id, "note_version": 1})
+        served_with.link(note, self.needs, self.now)
+        collect_objects(note)
+        found = sorted(self.found)
+        if found:
+            # Each stored with the warning list it is on, if any: correlation and watch
+            # alerts leave those out (alliance.notes.warninglists); an address or network
+            # with its first and last address, for correlation by range
+            # (alliance.notes.ranges).
+            warning_of, bounds = warninglists.warning_of, ranges.bounds
+            for start in range(0, len(found), ROWS_AT_ONCE):
+                insert_rows(Observable.__table__,
+                            ("kind", "value", "warning", "net_lo", "net_hi"),
+                            [(kind, value, warning_of(kind, value), *bounds(kind, value))
+                             for kind, value in found[start:start + ROWS_AT_ONCE]],
+                            constants={"note_id": note_id})
+        facets = facet_rows(note.id, types=note.types, sectors=note.sectors,
+                            countries=note.countries, policy_tags=note.policy_tags)
+        if facets:
+            insert_rows(NoteFacet.__table__, ("facet", "value", "note_id"),
+                        [(row["facet"], row["value"], row["note_id"]) for row in facets])
+        refresh_statistics(BULK_TABLES, self.stored + len(self.existing))
 
 
 def _identity(value):

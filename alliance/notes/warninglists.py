@@ -39,7 +39,7 @@ from sqlalchemy import select
 
 from alliance.extensions import db
 from alliance.notes.models import Observable
-from alliance.stix.observables import extract
+from alliance.stix.observables import extract, network_of
 
 
 @dataclass(frozen=True)
@@ -168,12 +168,13 @@ def _lookup() -> _Lookup:
 _ORDER = {w.id: n for n, w in enumerate(LISTS)}
 
 
-def _network_hits(lookup: _Lookup, net) -> set[str]:
-    """The lists holding a network (an address is a /32 or /128) inside one of theirs."""
-    address, found = int(net.network_address), set()
-    width = net.max_prefixlen
-    for prefix, table in lookup.networks[net.version]:
-        if prefix > net.prefixlen:
+def _network_hits(lookup: _Lookup, version: int, address: int, prefixlen: int) -> set[str]:
+    """The lists holding a network (its version, first address and prefix length; an
+    address is a /32 or /128) inside one of theirs."""
+    found: set[str] = set()
+    width = 32 if version == 4 else 128
+    for prefix, table in lookup.networks[version]:
+        if prefix > prefixlen:
             break
         ids = table.get(address >> (width - prefix) << (width - prefix))
         if ids:
@@ -193,13 +194,14 @@ def hits(kind: str, value: str) -> list[WarningList]:
     on, most specific first; [] for none."""
     lookup = _lookup()
     found: set[str] = set()
-    net = None
+    net: tuple[int, int, int] | None = None
     if kind in ("ipv4", "ipv6", "cidr4", "cidr6"):
-        net = ipaddress.ip_network(value, strict=False)
+        net = network_of(kind, value)
     elif kind == "url":
         host = _host(value)
         try:
-            net = ipaddress.ip_network(host.strip("[]"))
+            parsed = ipaddress.ip_network(host.strip("[]"))
+            net = parsed.version, int(parsed.network_address), parsed.prefixlen
         except ValueError:
             found.update(lookup.strings.get(host, ()))
     else:
@@ -207,7 +209,7 @@ def hits(kind: str, value: str) -> list[WarningList]:
         if kind == "domain" and value.startswith("www."):
             found.update(lookup.strings.get(value[4:].lower(), ()))
     if net is not None:
-        found.update(_network_hits(lookup, net))
+        found.update(_network_hits(lookup, *net))
     return sorted((BY_ID[i] for i in found if kind in BY_ID[i].kinds),
                   key=lambda w: _ORDER[w.id])
 
@@ -224,10 +226,12 @@ def warning_of(kind: str, value: str) -> str | None:
     return flag.list.id if flag else None
 
 
-def flagged_in(objects: list[dict]) -> list[Flag]:
+def flagged_in(objects: list[dict], seen: set | None = None) -> list[Flag]:
     """The flagged observables these STIX objects carry (observables.extract), each once,
-    in the order found."""
-    seen, flags = set(), []
+    in the order found. `seen`: the values looked up before (of earlier parts of a bundle),
+    not flagged again; those of these objects are added to it."""
+    seen = set() if seen is None else seen
+    flags = []
     for obj in objects:
         for kind, value in extract(obj):
             if (kind, value) in seen:

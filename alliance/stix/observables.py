@@ -39,6 +39,26 @@ def _fits(value: str) -> bool:
         len(value) <= MAX_VALUE and len(value.encode("utf-8", "surrogatepass")) <= MAX_VALUE)
 
 
+_NETWORK_KINDS = frozenset({"ipv4", "ipv6", "cidr4", "cidr6"})
+
+
+def network_of(kind: str, value: str) -> tuple[int, int, int] | None:
+    """(IP version, first address as an integer, prefix length) of an address or network as
+    detect() gives it (kinds ipv4, ipv6, cidr4, cidr6; an address is a /32 or /128); None for
+    any other kind or value. An IPv4 address, the commonest value of a bulk import, is read
+    without ipaddress (ten times slower)."""
+    if kind == "ipv4" and _CANONICAL_IPV4.fullmatch(value):
+        a, b, c, d = value.split(".")
+        return 4, (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d), 32
+    if kind not in _NETWORK_KINDS:
+        return None
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return None
+    return net.version, int(net.network_address), net.prefixlen
+
+
 def detect(raw: str) -> tuple[str, str] | None:
     """(kind, normalised value) for one pasted line, or None if it is not an observable.
     Kinds: ipv4, ipv6, cidr4, cidr6, domain, url, email, md5, sha1, sha256, cve."""

@@ -13,6 +13,7 @@ The jobs around these entry points, one module each: problems.py (Problem, Bundl
 shape.py (the limits walk, which also gathers references), properties.py (timestamps,
 numbers, empty lists, JSON kinds), references.py (an object's references), fallback.py
 (stix2's own verdict); fastcheck.py and fastpattern.py are the fast path."""
+import hashlib
 import json
 import re
 import uuid
@@ -34,8 +35,9 @@ from alliance.stix.properties import (
 from alliance.stix.references import _collect_refs
 from alliance.stix.shape import _check_shape, _refuse_nul
 
-__all__ = ["UNVERSIONED", "BundleRejected", "Parsed", "Problem", "check_object",
-           "check_objects", "is_sco", "parse_bundle", "parse_envelope", "version_key"]
+__all__ = ["UNVERSIONED", "BundleCheck", "BundleRejected", "Parsed", "Problem", "check_object",
+           "check_objects", "is_sco", "parse_bundle", "parse_envelope", "version_digest",
+           "version_key"]
 
 ID_RE = re.compile(r"^([a-z0-9][a-z0-9-]*[a-z0-9])--([0-9a-fA-F-]{36})$")
 # The common spelling of an id: the object's type (one ID_RE accepts, with no "--" in it),
@@ -270,30 +272,80 @@ def check_objects(objects: list, progress=None, refs: set[str] | None = None,
     `progress`, if given, is called with 1 after each object is checked (a CLI progress bar).
     `refs`, if given, are all the references these very objects hold (Parsed.refs).
     `limits.max_slow_patterns` bounds the pattern text stix2's own parser reads for them."""
-    problems: list[Problem] = []
-    distinct: dict[tuple, dict] = {}
-    budget = PatternBudget(limits.max_slow_patterns)
-    for obj in objects:
-        found = check_object(obj, budget)
-        if progress is not None:
-            progress(1)
-        problems.extend(found)
-        if found:
-            continue
-        key = (obj["id"], version_key(obj.get("modified") or obj.get("created") or ""))
-        if key in distinct and distinct[key] != obj:
-            problems.append(Problem(obj["id"], "modified", "the same id and modified appear twice "
-                                                           "with different content"))
-        distinct.setdefault(key, obj)
-    if refs is not None and not problems:
-        outside = set(refs)  # every object is valid and distinct: the same set
-    else:
-        outside = set()
-        for obj in distinct.values():
-            _collect_refs(obj, outside)  # references(obj), for every object at once
-    outside -= {key[0] for key in distinct}
-    outside -= known_marking_ids()
-    # A value that is no STIX id is data, not a reference: stix2 refuses such a value where
-    # STIX 2.1 defines the property as a reference; a custom property that is a reference by
-    # name (ATT&CK's x_mitre_data_source_ref: "") keeps what it holds.
-    return list(distinct.values()), problems, {ref for ref in outside if ID_RE.match(ref)}
+    check = BundleCheck(limits, progress)
+    distinct = check.add(objects, refs)
+    return distinct, check.problems, check.unresolved()
+
+
+class BundleCheck:
+    """check_objects over a bundle given a part at a time (a file too large to hold whole,
+    read by alliance.stix.stream): `add` checks a part and returns its distinct objects, the
+    duplicates of earlier parts folded too; `problems` are every part's so far and
+    `unresolved()` the references that point outside the whole bundle."""
+
+    def __init__(self, limits: StixLimits = DEFAULT_LIMITS, progress=None) -> None:
+        self.problems: list[Problem] = []
+        self.ids: set[str] = set()
+        self._progress = progress
+        self._budget = PatternBudget(limits.max_slow_patterns)
+        self._refs: set[str] = set()
+        self._part: dict[tuple, dict] = {}  # (id, version) -> object, of the last part
+        # The same of earlier parts, short: version_digest -> _digest.
+        self._digests: dict[bytes, bytes] = {}
+
+    def add(self, objects: list, refs: set[str] | None = None) -> list[dict]:
+        """Check one part; its distinct objects not seen in an earlier part."""
+        for key, obj in self._part.items():  # a part is held only while it is checked
+            self._digests[version_digest(*key)] = _digest(obj)
+        distinct: dict[tuple, dict] = {}
+        self._part = distinct
+        problems: list[Problem] = []
+        budget, progress, earlier = self._budget, self._progress, self._digests
+        for obj in objects:
+            found = check_object(obj, budget)
+            if progress is not None:
+                progress(1)
+            problems.extend(found)
+            if found:
+                continue
+            key = (obj["id"], version_key(obj.get("modified") or obj.get("created") or ""))
+            if earlier and (seen := earlier.get(version_digest(*key))) is not None:
+                if seen != _digest(obj):
+                    problems.append(_twice(obj))
+                continue
+            if key in distinct and distinct[key] != obj:
+                problems.append(_twice(obj))
+            distinct.setdefault(key, obj)
+        if refs is not None and not problems:
+            self._refs |= refs  # every object is valid and distinct: the same set
+        else:
+            for obj in distinct.values():
+                _collect_refs(obj, self._refs)  # references(obj), for every object at once
+        self.ids.update(key[0] for key in distinct)
+        self.problems += problems
+        return list(distinct.values())
+
+    def unresolved(self) -> set[str]:
+        """The references of the objects checked so far that point outside them."""
+        outside = self._refs - self.ids - known_marking_ids()
+        # A value that is no STIX id is data, not a reference: stix2 refuses such a value
+        # where STIX 2.1 defines the property as a reference; a custom property that is a
+        # reference by name (ATT&CK's x_mitre_data_source_ref: "") keeps what it holds.
+        return {ref for ref in outside if ID_RE.match(ref)}
+
+
+def _twice(obj: dict) -> Problem:
+    return Problem(obj["id"], "modified", "the same id and modified appear twice with "
+                                          "different content")
+
+
+def version_digest(stix_id: str, version: str) -> bytes:
+    """A version of an id (its id and version_key), short: a bundle read in parts keeps one
+    for each of its objects."""
+    return hashlib.blake2b(f"{stix_id} {version}".encode(), digest_size=16).digest()
+
+
+def _digest(obj: dict) -> bytes:
+    """What tells a checked object from another (its properties in one order), short."""
+    return hashlib.blake2b(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS),
+                           digest_size=16).digest()

@@ -11,6 +11,7 @@ from alliance.extensions import db
 from alliance.notes import graph, posting, ranges, reading, summary
 from alliance.notes.models import Observable
 from alliance.sharing.policy import Principal
+from alliance.stix import observables
 from tests import factories
 from tests.notes.helpers import indicator
 
@@ -51,6 +52,33 @@ def test_bounds_sort_as_the_addresses_do():
     assert ranges.bounds("cidr4", "198.51.100.0/24") == (
         "4" + f"{0xC6336400:032x}", "4" + f"{0xC63364FF:032x}")
     assert ranges.bounds("domain", "evil.example") == (None, None)
+
+
+def test_network_of_reads_every_address_and_network_as_ipaddress_does():
+    """observables.network_of (an IPv4 address read without ipaddress, for bulk imports)
+    against ipaddress itself, on values as detect() normalises them: random addresses and
+    networks of both versions, edges included."""
+    rng = random.Random(5)
+    values = ["0.0.0.0", "255.255.255.255",  # noqa: S104 (an address, not a binding) "10.0.0.1", "0.0.0.0/0", "::", "::/0",
+              "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"]
+    for _ in range(2000):
+        four, six = ipaddress.IPv4Address(rng.getrandbits(32)), ipaddress.IPv6Address(
+            rng.getrandbits(128))
+        values += [str(four), f"{four}/{rng.randint(0, 32)}", str(six),
+                   f"{six}/{rng.randint(0, 128)}"]
+    checked = 0
+    for value in values:
+        kind, normal = observables.detect(value)
+        net = ipaddress.ip_network(normal, strict=False)
+        assert observables.network_of(kind, normal) == (
+            net.version, int(net.network_address), net.prefixlen), value
+        assert ranges.bounds(kind, normal) == (
+            ranges._key(net.version, int(net.network_address)),
+            ranges._key(net.version, int(net.broadcast_address))), value
+        checked += 1
+    assert checked == len(values) == 8007
+    assert observables.network_of("domain", "evil.example") is None
+    assert observables.network_of("ipv4", "300.1.1.1") is None
 
 
 def test_an_address_inside_a_shared_network_correlates_both_ways(world, member, coordinator):

@@ -174,9 +174,10 @@ def _import_bundle(request: _ImportRequest) -> None:
     path, tlp = Path(request.path), request.tlp
     try:
         bundle = BundleFile(path, StixLimits.from_config(current_app.config))
-        # Read twice (checked, then stored); drawn a couple of hundred times at most.
-        with click.progressbar(length=2 * bundle.size, label="Checking and storing",
-                               file=sys.stderr,
+        # Drawn a couple of hundred times at most: drawing it after every object (on a
+        # terminal) would cost about as much as checking the object.
+        with click.progressbar(length=bundle.readings * bundle.size,
+                               label="Checking and storing", file=sys.stderr,
                                update_min_steps=max(1, bundle.size // 100)) as bar:
             bundle.progress = bar.update
             # As sent, duplicates and all, as the bundle is checked (the first reading).
@@ -186,7 +187,8 @@ def _import_bundle(request: _ImportRequest) -> None:
                 title=one_line(request.title or "") or f"Import of {path.name}", tlp=tlp,
                 alliance_ids=[alliance.id], objects=bundle,
                 recipient_ids=recipient_ids, warnings=bundle.warnings,
-                looser_confirmed=request.allow_looser_markings), alerts=request.alert)
+                looser_confirmed=request.allow_looser_markings),
+                progress=bundle.checked, alerts=request.alert)
     except BundleRejected as exc:
         click.echo(f"Refused, nothing was stored ({len(exc.problems)} problem(s)):", err=True)
         for problem in exc.problems:

@@ -94,8 +94,10 @@ class BundleFile:
     """A STIX bundle file, its objects given a part at a time by `parts()` (as often as it is
     called: each call reads the file again). `warnings`: what reading it noted, complete once
     `parts()` has been read to the end. `progress`, if set, is called with the characters read
-    as each part is given (a CLI progress bar of `size`); `watch`, if set, with each part the
-    next reading gives (only that one)."""
+    (a CLI progress bar of `readings * size`): in the first reading a part's share as each
+    of its objects is checked (`checked`, post_note's progress), in a later one as each part
+    is given. `watch`, if set, is called with each part the next reading gives (only that
+    one)."""
 
     def __init__(self, path: Path, limits: StixLimits, part_objects: int | None = None):
         self.path, self.limits = path, limits
@@ -110,6 +112,9 @@ class BundleFile:
         self.progress: Callable[[int], object] | None = None
         self.watch: Callable[[Parsed], object] | None = None
         self.count = 0  # the objects the last complete reading found
+        # Read twice (checked, then stored) unless it is one part (kept between the two).
+        self.readings = 1 if self.part_objects >= limits.max_objects else 2
+        self._share, self._owed = 0.0, 0.0  # characters per object checked, not yet told
         # Each part is checked against the limits of an object, not of the file (above) and
         # the count of the whole (_objects).
         self._part_limits = replace(limits, max_bytes=1 << 62, max_objects=1 << 62)
@@ -134,6 +139,7 @@ class BundleFile:
                 self._whole = parse_bundle(self.path.read_bytes(), self.limits)
                 self.warnings[:] = self._whole.warnings
         self.count = len(self._whole.objects)
+        self._share = self.size / max(1, self.count)
         yield self._whole
 
     def _streamed(self) -> Iterator[Parsed]:
@@ -196,17 +202,17 @@ class BundleFile:
                                      status_code=413)
             if len(pieces) == self.part_objects:
                 part, pieces = self._part(pieces, digests), []
+                last = self._give(text, last, len(part.objects))
                 yield part
                 del part
-                last = self._advance(text, last)
         text.pos += 1
         if not count:
             raise _NotStreamed  # an empty list: parse_bundle's answer
         if pieces:
             part, pieces = self._part(pieces, digests), []
+            self._give(text, last, len(part.objects))
             yield part
             del part
-            self._advance(text, last)
         if self._checked is not None and len(digests) != len(self._checked):
             raise _changed()
         self.count, self._read = count, digests
@@ -224,11 +230,23 @@ class BundleFile:
             raise _changed()
         return Parsed(objects=orjson.loads(text)["objects"])
 
-    def _advance(self, text: _Text, last: int) -> int:
+    def _give(self, text: _Text, last: int, objects: int) -> int:
+        """The progress of a part about to be given, which ends where `text` is: in the first
+        reading shared among its objects as they are checked, in a later one told at once."""
         now = text.read + text.pos
-        if self.progress is not None:
+        if self._checked is None:
+            self._share = (now - last) / max(1, objects)
+        elif self.progress is not None:
             self.progress(now - last)
         return now
+
+    def checked(self, count: int) -> None:
+        """`count` objects of the part given last are checked (post_note's `progress`)."""
+        self._owed += count * self._share
+        if self._owed >= 1 and self.progress is not None:
+            told = int(self._owed)
+            self._owed -= told
+            self.progress(told)
 
     def _check_header(self, header: dict) -> None:
         """parse_bundle's checks of the bundle itself (its objects were streamed)."""

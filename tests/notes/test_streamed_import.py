@@ -52,14 +52,22 @@ def test_the_parts_hold_what_orjson_reads_whatever_the_blocks(tmp_path, monkeypa
     seen: list[int] = []
     bundle = stream.BundleFile(path, LIMITS, part_objects=4)
     bundle.progress = seen.append
-    parts = [part.objects for part in bundle.parts()]
+    parts = []
+    for part in bundle.parts():  # checked an object at a time, as post_note does
+        parts.append(part.objects)
+        for _ in part.objects:
+            bundle.checked(1)
 
     assert [len(p) for p in parts] == [4, 4, 4, 4, 4, 3]
     assert [o for p in parts for o in p] == orjson.loads(path.read_bytes())["objects"]
-    assert bundle.count == 23 and bundle.warnings == []
-    assert len(seen) == 6 and 0 < sum(seen) <= len(path.read_text(encoding="utf-8"))
-    # Read again (as the import stores it): the same objects.
+    assert bundle.count == 23 and bundle.warnings == [] and bundle.readings == 2
+    text = path.read_text(encoding="utf-8")
+    objects_text = text.index("]", text.rindex("}", 0, len(text) - 1)) - text.index("[")
+    assert len(seen) >= 23 and objects_text - 6 <= sum(seen) <= objects_text
+    # Read again (as the import stores it): the same objects, told a part at a time.
+    seen.clear()
     assert [o for p in bundle.parts() for o in p.objects] == objects
+    assert len(seen) == 6 and objects_text - 1 <= sum(seen) <= objects_text
 
 
 def _write(tmp_path, raw: str | bytes):

@@ -48,15 +48,29 @@ class _Text:
     def __init__(self, handle) -> None:
         self.handle, self.text, self.pos, self.done = handle, "", 0, False
         self.read = 0  # characters of the file before `text`
+        self._digest: hashlib.blake2b | None = None  # of the text read since `_mark`
+        self._mark = 0
 
     def _more(self) -> bool:
         block = self.handle.read(max(_BLOCK, len(self.text) - self.pos))
         if not block:
             self.done = True
             return False
+        if self._digest is not None:
+            self._digest.update(self.text[self._mark:self.pos].encode())
+            self._mark = 0
         self.read += self.pos
         self.text, self.pos = self.text[self.pos:] + block, 0
         return True
+
+    def span(self) -> bytes | None:
+        """The digest of the text read since the last call (None the first time)."""
+        done = None
+        if self._digest is not None:
+            self._digest.update(self.text[self._mark:self.pos].encode())
+            done = self._digest.digest()
+        self._digest, self._mark = hashlib.blake2b(digest_size=32), self.pos
+        return done
 
     def peek(self) -> str:
         """The next character that is not white space ('' at the end)."""
@@ -119,9 +133,10 @@ class BundleFile:
         # the count of the whole (_objects).
         self._part_limits = replace(limits, max_bytes=1 << 62, max_objects=1 << 62)
         self._whole: Parsed | None = None
-        # The digests of the parts of the last reading, and of the last one read to the end.
-        self._read: list[bytes] = []
-        self._checked: list[bytes] | None = None
+        # Where each part's text is (characters of the file) and its digest: of the reading
+        # under way, and of the first one read to the end (checked).
+        self._read: list[tuple[int, int, bytes]] = []
+        self._checked: list[tuple[int, int, bytes]] | None = None
 
     def parts(self) -> Iterator[Parsed]:
         watch, self.watch = self.watch, None
@@ -131,6 +146,9 @@ class BundleFile:
             yield part
 
     def _parts(self) -> Iterator[Parsed]:
+        if self._checked is not None:
+            yield from self._again(self._checked)
+            return
         if self._whole is None:
             try:
                 yield from self._streamed()
@@ -183,14 +201,15 @@ class BundleFile:
             raise BundleRejected([Problem("", "", "not valid JSON (text after the bundle, at "
                                                   f"character {text.read + text.pos:,})")])
         self._check_header(header)
-        # Read to the end and checked: a later reading parses parts of the same text only.
+        # Read to the end and checked: a later reading parses the same text only.
         self._checked = self._read
 
     def _objects(self, text: _Text) -> Iterator[Parsed]:
         text.expect("[")
         pieces: list[str] = []
-        digests: list[bytes] = []
+        self._read = []
         count, last = 0, text.read + text.pos
+        text.span()
         while text.peek() != "]":
             if count:
                 text.expect(",")
@@ -201,43 +220,61 @@ class BundleFile:
                                                              f"of {self.limits.max_objects:,}")],
                                      status_code=413)
             if len(pieces) == self.part_objects:
-                part, pieces = self._part(pieces, digests), []
+                part, pieces = self._part(pieces), []
                 last = self._give(text, last, len(part.objects))
                 yield part
                 del part
-        text.pos += 1
         if not count:
             raise _NotStreamed  # an empty list: parse_bundle's answer
         if pieces:
-            part, pieces = self._part(pieces, digests), []
+            part, pieces = self._part(pieces), []
             self._give(text, last, len(part.objects))
             yield part
             del part
-        if self._checked is not None and len(digests) != len(self._checked):
-            raise _changed()
-        self.count, self._read = count, digests
+        text.pos += 1
+        self.count = count
 
-    def _part(self, pieces: list[str], digests: list[bytes]) -> Parsed:
-        """The objects of one part. Checked against the limits as a posted envelope is, the
-        first time; a later reading of the same text (by its digest) is parsed only."""
-        text = ('{"objects":[' + ",".join(pieces) + "]}").encode()
-        digest = hashlib.blake2b(text, digest_size=32).digest()
-        checked, index = self._checked, len(digests)
-        digests.append(digest)
-        if checked is None:
-            return parse_envelope(text, self._part_limits)
-        if index >= len(checked) or checked[index] != digest:
-            raise _changed()
-        return Parsed(objects=orjson.loads(text)["objects"])
+    def _part(self, pieces: list[str]) -> Parsed:
+        """The objects of one part, checked against the limits as a posted envelope is."""
+        return parse_envelope('{"objects":[' + ",".join(pieces) + "]}", self._part_limits)
+
+    def _again(self, checked: list[tuple[int, int, bytes]]) -> Iterator[Parsed]:
+        """A reading after the first complete one: each part's text read where the first
+        reading found it and, if it is the text checked then (its digest), parsed only."""
+        try:
+            with open(self.path, encoding="utf-8", newline="") as handle:
+                at = 0
+                for start, end, digest in checked:
+                    while at < start:  # the bundle's properties before its objects
+                        skipped = handle.read(min(start - at, _BLOCK))
+                        if not skipped:
+                            raise _changed()
+                        at += len(skipped)
+                    text, at = handle.read(end - start), end
+                    if hashlib.blake2b(text.encode(), digest_size=32).digest() != digest:
+                        raise _changed()
+                    if self.progress is not None:
+                        self.progress(end - start)
+                    # Its text from the end of the part before: a comma before its first object.
+                    yield Parsed(objects=orjson.loads(
+                        "[" + text.lstrip(" \t\n\r").removeprefix(",") + "]"))
+                    del text
+                while rest := handle.read(_BLOCK):  # and no object after them
+                    if rest.strip(" \t\n\r"):
+                        if not rest.lstrip(" \t\n\r").startswith("]"):
+                            raise _changed()
+                        break
+                else:
+                    raise _changed()
+        except UnicodeDecodeError:
+            raise _changed() from None
 
     def _give(self, text: _Text, last: int, objects: int) -> int:
-        """The progress of a part about to be given, which ends where `text` is: in the first
-        reading shared among its objects as they are checked, in a later one told at once."""
+        """Note where a part about to be given ends (`text`'s position) and its digest; its
+        progress is shared among its objects as they are checked."""
         now = text.read + text.pos
-        if self._checked is None:
-            self._share = (now - last) / max(1, objects)
-        elif self.progress is not None:
-            self.progress(now - last)
+        self._read.append((last, now, text.span() or b""))
+        self._share = (now - last) / max(1, objects)
         return now
 
     def checked(self, count: int) -> None:

@@ -153,7 +153,7 @@ def test_the_bundles_spec_version_is_noted_after_its_objects_too(tmp_path):
     assert bundle.warnings == parse_bundle(path.read_bytes(), LIMITS).warnings != []
 
 
-@pytest.mark.parametrize("change", ["edited", "cut", "grown"])
+@pytest.mark.parametrize("change", ["edited", "cut", "grown", "moved"])
 def test_a_file_changed_between_the_readings_is_refused(tmp_path, change):
     """The second reading (the one that stores) parses without the limits walk only text
     the first reading checked: an edited file is refused, nothing stored."""
@@ -162,7 +162,9 @@ def test_a_file_changed_between_the_readings_is_refused(tmp_path, change):
     assert sum(len(p.objects) for p in bundle.parts()) == 6
     text = {"edited": _bundle_text(",".join(OK).replace("C2 address", "C2 adresse", 1)),
             "cut": _bundle_text(",".join(OK[:4])),
-            "grown": _bundle_text(",".join(OK + OK[:1]))}[change]
+            "grown": _bundle_text(",".join(OK + OK[:1])),
+            "moved": _bundle_text(",".join(OK), before='"type": "bundle", "x": 1, "id": '
+                                  '"bundle--8e2e2d2b-17d4-4cbe-8a4f-0e3f1f2c2a3b"')}[change]
     path.write_text(text)
     with pytest.raises(BundleRejected) as exc:
         list(bundle.parts())

@@ -59,7 +59,8 @@ def test_network_of_reads_every_address_and_network_as_ipaddress_does():
     against ipaddress itself, on values as detect() normalises them: random addresses and
     networks of both versions, edges included."""
     rng = random.Random(5)
-    values = ["0.0.0.0", "255.255.255.255",  # noqa: S104 (an address, not a binding) "10.0.0.1", "0.0.0.0/0", "::", "::/0",
+    values = ["0.0.0.0",  # noqa: S104 (an address, not a binding)
+              "255.255.255.255", "10.0.0.1", "0.0.0.0/0", "::", "::/0",
               "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"]
     for _ in range(2000):
         four, six = ipaddress.IPv4Address(rng.getrandbits(32)), ipaddress.IPv6Address(

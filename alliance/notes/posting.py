@@ -37,7 +37,7 @@ from alliance.stix.validation import (
     BundleRejected,
     Parsed,
     version_digest,
-    version_key,
+    version_of,
 )
 
 
@@ -256,8 +256,7 @@ def _as_stored(actor, draft: NoteDraft, checked: _Checked) -> Iterator[tuple[lis
     for parsed in _parts(draft):
         objects = []
         for obj in parsed.objects:
-            key = version_digest(obj["id"], version_key(obj.get("modified")
-                                                        or obj.get("created") or ""))
+            key = version_digest(*version_of(obj))
             if key not in seen:
                 seen.add(key)
                 objects.append(obj)

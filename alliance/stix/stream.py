@@ -46,7 +46,7 @@ class _Text:
     last block (and a value that does not fit in it) is held."""
 
     def __init__(self, handle) -> None:
-        self.handle, self.text, self.pos, self.done = handle, "", 0, False
+        self.handle, self.text, self.pos = handle, "", 0
         self.read = 0  # characters of the file before `text`
         self._digest: hashlib.blake2b | None = None  # of the text read since `_mark`
         self._mark = 0
@@ -54,7 +54,6 @@ class _Text:
     def _more(self) -> bool:
         block = self.handle.read(max(_BLOCK, len(self.text) - self.pos))
         if not block:
-            self.done = True
             return False
         if self._digest is not None:
             self._digest.update(self.text[self._mark:self.pos].encode())

@@ -37,7 +37,7 @@ from alliance.stix.shape import _check_shape, _refuse_nul
 
 __all__ = ["UNVERSIONED", "BundleCheck", "BundleRejected", "Parsed", "Problem", "check_object",
            "check_objects", "is_sco", "parse_bundle", "parse_envelope", "version_digest",
-           "version_key"]
+           "version_key", "version_of"]
 
 ID_RE = re.compile(r"^([a-z0-9][a-z0-9-]*[a-z0-9])--([0-9a-fA-F-]{36})$")
 # The common spelling of an id: the object's type (one ID_RE accepts, with no "--" in it),
@@ -308,7 +308,7 @@ class BundleCheck:
             problems.extend(found)
             if found:
                 continue
-            key = (obj["id"], version_key(obj.get("modified") or obj.get("created") or ""))
+            key = version_of(obj)
             if earlier and (seen := earlier.get(version_digest(*key))) is not None:
                 if seen != _digest(obj):
                     problems.append(_twice(obj))
@@ -337,6 +337,11 @@ class BundleCheck:
 def _twice(obj: dict) -> Problem:
     return Problem(obj["id"], "modified", "the same id and modified appear twice with "
                                           "different content")
+
+
+def version_of(obj: dict) -> tuple[str, str]:
+    """A checked object's id and version (version_key): what tells its duplicates."""
+    return obj["id"], version_key(obj.get("modified") or obj.get("created") or "")
 
 
 def version_digest(stix_id: str, version: str) -> bytes:

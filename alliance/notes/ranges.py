@@ -18,8 +18,19 @@ from collections.abc import Sequence
 from typing import Any
 from typing import cast as type_cast
 
-from sqlalchemy import ColumnClause, Row, and_, cast, literal, literal_column, or_, select
+from sqlalchemy import (
+    ColumnClause,
+    Integer,
+    Row,
+    and_,
+    cast,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
 
+from alliance.core.queries import one_of
 from alliance.extensions import db
 from alliance.notes import warninglists
 from alliance.notes.models import Note, Observable
@@ -132,9 +143,9 @@ def correlated(principal: Principal, note: Note, exact: list, by_range: dict | N
         by_range = related_by_range(principal, note)
     merged = {other.id: (other, set(values)) for other, values in exact}
     missing = [note_id for note_id in by_range if note_id not in merged]
-    for start in range(0, len(missing), 500):
+    if missing:
         for other in db.session.scalars(readable_notes(principal).where(
-                Note.id.in_(missing[start:start + 500]))):
+                one_of(Note.id, missing, Integer))):
             merged[other.id] = (other, set())
     for note_id, values in by_range.items():
         if note_id in merged:

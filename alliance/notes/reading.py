@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Integer,
+    Row,
     and_,
     any_,
     func,
@@ -15,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import selectinload
 
-from alliance.core.queries import walk_index
+from alliance.core.queries import one_of, walk_index
 from alliance.extensions import db
 from alliance.notes import holders, ranges, search, served_with
 from alliance.notes.models import (
@@ -333,13 +335,15 @@ def _objects_of(note: Note):
             .where(NoteObject.note_id == note.id, StixObject.scope != SERVED_WITH))
 
 
-def note_objects(note: Note) -> Sequence[StixObject]:
-    """The objects of a note the caller has already read through the policy."""
-    return db.session.scalars(
-        _objects_of(note).order_by(StixObject.type, StixObject.stix_id)).all()
+def note_objects(note: Note) -> Sequence[Row]:
+    """The objects of a note the caller has already read through the policy, as rows with
+    StixObject's columns as attributes (o.id, o.stix_id, o.type, o.body, ...), read only:
+    a note of 1,000 objects loads in less than half the time of 1,000 StixObjects."""
+    return db.session.execute(_objects_of(note).with_only_columns(
+        *StixObject.__table__.columns).order_by(StixObject.type, StixObject.stix_id)).all()
 
 
-def note_bundle(note: Note, objects: list[StixObject] | None = None) -> dict:
+def note_bundle(note: Note, objects: Sequence[Row] | None = None) -> dict:
     """A STIX 2.1 bundle of the note with what its objects need beside them (served_with):
     the identities of the platform organisations that created them, the TLP 2.0 marking
     definitions they use with their extension definition and its creator. `objects`: the
@@ -372,13 +376,10 @@ class Version:
 
 def _posted(principal: Principal, note_ids: set[int]) -> dict[int, datetime]:
     """note id -> when it was posted, for those of the notes the principal may read."""
-    posted: dict[int, datetime] = {}
-    order = sorted(note_ids)
-    for chunk in range(0, len(order), 500):
-        posted.update((note_id, created) for note_id, created in db.session.execute(
-            readable_notes(principal).with_only_columns(Note.id, Note.created_at)
-            .where(Note.id.in_(order[chunk:chunk + 500]))))
-    return posted
+    if not note_ids:
+        return {}
+    return dict(db.session.execute(readable_notes(principal).with_only_columns(
+        Note.id, Note.created_at).where(one_of(Note.id, note_ids, Integer))).tuples().all())
 
 
 def history(principal: Principal, note: Note) -> list[Version]:
@@ -391,13 +392,13 @@ def history(principal: Principal, note: Note) -> list[Version]:
     not read."""
     held = {(stix_id, org_id) for stix_id, org_id in db.session.execute(
         _objects_of(note).with_only_columns(StixObject.stix_id, StixObject.organisation_id))}
-    ids = sorted({stix_id for stix_id, _ in held})
-    rows: list = []  # plain rows, not StixObjects: a note of 1,000 objects loads 1,000 or more
-    for chunk in range(0, len(ids), 500):
-        rows += db.session.execute(select(
-            StixObject.id, StixObject.stix_id, StixObject.modified, StixObject.organisation_id,
-            StixObject.first_note_id, StixObject.date_added).where(
-            StixObject.stix_id.in_(ids[chunk:chunk + 500]))).all()
+    # Plain rows, not StixObjects: a note of 1,000 objects loads 1,000 or more. One
+    # statement, the ids as one parameter (queries.one_of), each looked up in the
+    # (stix_id, ...) index.
+    rows = db.session.execute(select(
+        StixObject.id, StixObject.stix_id, StixObject.modified, StixObject.organisation_id,
+        StixObject.first_note_id, StixObject.date_added).where(
+        one_of(StixObject.stix_id, {stix_id for stix_id, _ in held}))).all()
     # One organisation's versions of an id are one history: another organisation's copy
     # of the same id (a third-party object it re-shared) is not this note's.
     rows = [r for r in rows if (r.stix_id, r.organisation_id) in held]

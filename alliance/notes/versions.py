@@ -4,16 +4,13 @@ check (check_versions) by the authorship rules, asking only of versions the post
 from collections.abc import Sequence
 from typing import Any, cast
 
-import orjson
 from sqlalchemy import (
+    Integer,
     Row,
-    String,
-    any_,
-    bindparam,
-    func,
     select,
 )
 
+from alliance.core.queries import one_of
 from alliance.extensions import db
 from alliance.notes.authorship import (
     as_sent_with,
@@ -199,35 +196,16 @@ def stored_versions(ids: list[str]) -> Sequence[Row[*tuple[Any, ...]]]:
     if not ids:
         return []
     posted = StixObject.scope != SERVED_WITH  # not the platform's own (served_with)
-    if db.session.connection().dialect.name == "sqlite":
-        # One statement, the ids as one JSON array that SQLite walks itself: a bundle of
-        # 10,000 objects is one lookup, not twenty queries of 500 bound values.
-        wanted = func.json_each(bindparam("stix_ids")).table_valued("value")
-        return db.session.execute(
-            select(*columns).where(StixObject.stix_id.in_(select(wanted.c.value)), posted)
-            .order_by(StixObject.id), {"stix_ids": orjson.dumps(ids).decode()}).all()
-    if db.session.connection().dialect.name == "postgresql":  # the same, as one array
-        from sqlalchemy.dialects import postgresql
-
-        wanted_ids = bindparam("stix_ids", ids, type_=postgresql.ARRAY(String))
-        return db.session.execute(select(*columns).where(StixObject.stix_id == any_(wanted_ids),
-                                                         posted)
-                                  .order_by(StixObject.id)).all()
-    rows: list[Row[*tuple[Any, ...]]] = []
-    for chunk in range(0, len(ids), 500):
-        rows += db.session.execute(select(*columns).where(
-            StixObject.stix_id.in_(ids[chunk:chunk + 500]), posted).order_by(StixObject.id)).all()
-    return sorted(rows, key=lambda row: row.id)
+    # One statement, the ids as one parameter (queries.one_of): a bundle of 10,000 objects
+    # is one lookup, not twenty queries of 500 bound values.
+    return db.session.execute(select(*columns).where(one_of(StixObject.stix_id, ids), posted)
+                              .order_by(StixObject.id)).all()
 
 
 def links_of(object_ids) -> list[Row[int, int]]:
     """(object row id, note id) for every note holding one of these stored versions."""
-    links: list[Row[int, int]] = []
-    wanted = sorted(set(object_ids))
-    for chunk in range(0, len(wanted), 500):
-        links += db.session.execute(select(NoteObject.object_id, NoteObject.note_id).where(
-            NoteObject.object_id.in_(wanted[chunk:chunk + 500]))).all()
-    return links
+    return list(db.session.execute(select(NoteObject.object_id, NoteObject.note_id).where(
+        one_of(NoteObject.object_id, set(object_ids), Integer))).all())
 
 
 def _visible_object_ids(principal: Principal, object_ids) -> set[int]:

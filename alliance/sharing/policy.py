@@ -23,7 +23,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from flask import abort
-from sqlalchemy import Join, Row, and_, any_, exists, false, func, literal, or_, select
+from sqlalchemy import Integer, Join, Row, and_, any_, exists, false, func, literal, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from alliance.alliances.models import Alliance, Coordinator, Membership
@@ -189,12 +189,13 @@ def readable_among(principal: Principal, note_ids) -> set[int]:
     """Which of these note ids the principal may read. Looks the ids up by primary key, so
     its cost follows the number of ids asked about, not the number of notes stored (an
     uncorrelated `IN (readable_note_ids(...))` makes SQLite evaluate the rule on every note)."""
-    wanted = sorted(set(note_ids))
-    found: set[int] = set()
-    for start in range(0, len(wanted), 500):
-        found.update(db.session.scalars(readable_note_ids(principal).where(
-            Note.id.in_(wanted[start:start + 500]))))
-    return found
+    from alliance.core.queries import one_of
+
+    wanted = set(note_ids)
+    if not wanted:
+        return set()
+    return set(db.session.scalars(readable_note_ids(principal).where(
+        one_of(Note.id, wanted, Integer))))
 
 
 def feed_position(offset: int, *conditions):

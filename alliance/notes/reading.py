@@ -379,7 +379,7 @@ def _posted(principal: Principal, note_ids: set[int]) -> dict[int, datetime]:
     if not note_ids:
         return {}
     return dict(db.session.execute(readable_notes(principal).with_only_columns(
-        Note.id, Note.created_at).where(one_of(Note.id, note_ids, Integer))).tuples().all())
+        Note.id, Note.created_at).where(one_of(Note.id, note_ids, Integer))).all())
 
 
 def history(principal: Principal, note: Note) -> list[Version]:
